@@ -1,0 +1,167 @@
+/**
+ * The immutable snapshot that nft and DNS read, and the pure function that builds one service's
+ * entry from its Service and endpoint sets.
+ * @module
+ */
+
+import { canonicalIp, ipFamilyOf } from "./ip.ts";
+import type {
+  Endpoint,
+  EndpointSet,
+  IpFamily,
+  Protocol,
+  Service,
+  ServiceKey,
+  ServicePort,
+} from "./types.ts";
+import { SERVICE_PROXY_NAME_LABEL } from "./types.ts";
+
+/** One endpoint, resolved to the port number a given service port targets. */
+export interface Backend {
+  readonly address: string;
+  readonly family: IpFamily;
+  readonly port: number;
+  readonly ready: boolean;
+  readonly serving: boolean;
+  readonly terminating: boolean;
+  readonly nodeName?: string;
+  readonly zone?: string;
+}
+
+/** A service port with every backend it resolves to (ready or not; callers choose). */
+export interface ResolvedPort {
+  readonly servicePort: ServicePort;
+  readonly backends: readonly Backend[];
+}
+
+/** Everything known about one service, resolved and ready for readers. */
+export interface ServiceEntry {
+  readonly key: ServiceKey;
+  readonly service: Service;
+  readonly ports: readonly ResolvedPort[];
+  /** Endpoints across all sets, one per address (first wins), sorted by address. */
+  readonly endpoints: readonly Endpoint[];
+  /** True when a `service-proxy-name` label hands the service to another proxy. */
+  readonly ownedByOtherProxy: boolean;
+  /** Stable text of everything above; equal fingerprints mean nothing changed. */
+  readonly fingerprint: string;
+}
+
+/** An immutable view of every service, indexed for the dataplane and DNS. */
+export interface Snapshot {
+  /** Increases by one with every snapshot a store commits. */
+  readonly version: number;
+  readonly services: ReadonlyMap<ServiceKey, ServiceEntry>;
+  /** Namespaces known to exist (DNS answers NXDOMAIN below unknown ones). */
+  readonly namespaces: ReadonlySet<string>;
+  /** `ip|PROTO|port` -> the entry and its port, for every ClusterIP port. */
+  readonly byVip: ReadonlyMap<string, { entry: ServiceEntry; port: ResolvedPort }>;
+}
+
+/** Index key of {@link Snapshot.byVip}. */
+export function vipKey(ip: string, protocol: Protocol, port: number): string {
+  return `${ip}|${protocol}|${port}`;
+}
+
+/** An empty snapshot, version 0. */
+export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
+  version: 0,
+  services: new Map(),
+  namespaces: new Set<string>(),
+  byVip: new Map(),
+});
+
+function resolveTargetPort(
+  servicePort: ServicePort,
+  set: EndpointSet,
+): number | null {
+  // As kube-proxy does: the slice's port with the service port's name carries the resolved number.
+  const byName = set.ports.find((p) =>
+    p.name === servicePort.name && p.protocol === servicePort.protocol
+  );
+  if (byName) return byName.port;
+  if (typeof servicePort.targetPort === "string") {
+    const named = set.ports.find((p) =>
+      p.name === servicePort.targetPort && p.protocol === servicePort.protocol
+    );
+    return named ? named.port : null;
+  }
+  // Endpoints written by hand may list no ports: the numeric targetPort applies.
+  return set.ports.length === 0 ? servicePort.targetPort : null;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Builds one service's entry from the service and all its endpoint sets. Pure.
+ *
+ * @example
+ * ```ts
+ * const entry = buildServiceEntry(service, [slice]);
+ * entry.ports[0].backends.map((b) => `${b.address}:${b.port}`);
+ * ```
+ */
+export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]): ServiceEntry {
+  const key = `${service.namespace}/${service.name}`;
+  const orderedSets = [...sets].sort((a, b) => compareText(a.id, b.id));
+  const ports: ResolvedPort[] = service.ports.map((servicePort) => {
+    const seen = new Set<string>();
+    const backends: Backend[] = [];
+    for (const set of orderedSets) {
+      const port = resolveTargetPort(servicePort, set);
+      if (port === null) continue;
+      for (const ep of set.endpoints) {
+        const address = canonicalIp(ep.address);
+        const family = address ? ipFamilyOf(address) : null;
+        if (!address || !family) continue;
+        const id = `${address}|${port}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        backends.push({
+          address,
+          family,
+          port,
+          ready: ep.ready,
+          serving: ep.serving,
+          terminating: ep.terminating,
+          ...(ep.nodeName !== undefined ? { nodeName: ep.nodeName } : {}),
+          ...(ep.zone !== undefined ? { zone: ep.zone } : {}),
+        });
+      }
+    }
+    backends.sort((a, b) => compareText(a.address, b.address) || a.port - b.port);
+    return { servicePort, backends };
+  });
+  const byAddress = new Map<string, Endpoint>();
+  for (const set of orderedSets) {
+    for (const ep of set.endpoints) {
+      const address = canonicalIp(ep.address);
+      if (address && !byAddress.has(address)) byAddress.set(address, { ...ep, address });
+    }
+  }
+  const endpoints = [...byAddress.values()].sort((a, b) => compareText(a.address, b.address));
+  const ownedByOtherProxy = SERVICE_PROXY_NAME_LABEL in service.labels;
+  const fingerprint = JSON.stringify([service, ports, endpoints]);
+  return { key, service, ports, endpoints, ownedByOtherProxy, fingerprint };
+}
+
+/**
+ * The backends traffic should go to, as kube-proxy chooses them: the ready ones; when none is
+ * ready, the serving-and-terminating ones (so draining pods finish their work).
+ */
+export function usableBackends(backends: readonly Backend[]): readonly Backend[] {
+  const ready = backends.filter((b) => b.ready);
+  if (ready.length > 0) return ready;
+  return backends.filter((b) => b.serving && b.terminating);
+}
+
+/**
+ * Endpoints DNS publishes for a headless service: ready ones, or all of them when the service
+ * sets publishNotReadyAddresses.
+ */
+export function publishedEndpoints(entry: ServiceEntry): readonly Endpoint[] {
+  if (entry.service.publishNotReadyAddresses) return entry.endpoints;
+  return entry.endpoints.filter((e) => e.ready);
+}

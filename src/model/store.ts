@@ -1,0 +1,227 @@
+/**
+ * The mutable model that sources write into, and the change tracking that turns it into a new
+ * immutable snapshot, rebuilding only the services that changed. Pure: no I/O, no clock.
+ * @module
+ */
+
+import {
+  buildServiceEntry,
+  EMPTY_SNAPSHOT,
+  type ResolvedPort,
+  type ServiceEntry,
+  type Snapshot,
+  vipKey,
+} from "./snapshot.ts";
+import type { EndpointSet, Service, ServiceKey } from "./types.ts";
+import { serviceKey } from "./types.ts";
+
+/** Which services a commit added, removed or changed. */
+export interface ChangeSet {
+  readonly added: readonly ServiceKey[];
+  readonly removed: readonly ServiceKey[];
+  readonly changed: readonly ServiceKey[];
+}
+
+/** The result of {@link ModelStore.commit}. */
+export interface Commit {
+  readonly snapshot: Snapshot;
+  readonly changes: ChangeSet;
+}
+
+/** Everything a source knows at one moment, for {@link ModelStore.replaceAll}. */
+export interface ModelState {
+  readonly services: Iterable<Service>;
+  readonly endpointSets: Iterable<EndpointSet>;
+  /** Namespaces known to exist; when omitted, those of the services and sets. */
+  readonly namespaces?: Iterable<string>;
+}
+
+/**
+ * Holds services and endpoint sets as sources report them and commits them into snapshots.
+ *
+ * @example
+ * ```ts
+ * const store = new ModelStore();
+ * store.setService(service);
+ * store.setEndpointSet(slice);
+ * const { snapshot, changes } = store.commit();
+ * ```
+ */
+export class ModelStore {
+  #services = new Map<ServiceKey, Service>();
+  #sets = new Map<ServiceKey, Map<string, EndpointSet>>();
+  #explicitNamespaces: Set<string> | null = null;
+  #dirty = new Set<ServiceKey>();
+  #namespacesDirty = false;
+  #snapshot: Snapshot = EMPTY_SNAPSHOT;
+
+  /** The last committed snapshot. */
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  /** True when something changed since the last commit. */
+  get hasChanges(): boolean {
+    return this.#dirty.size > 0 || this.#namespacesDirty;
+  }
+
+  /** Adds or replaces a service. */
+  setService(service: Service): void {
+    const key = serviceKey(service.namespace, service.name);
+    this.#services.set(key, service);
+    this.#dirty.add(key);
+  }
+
+  /** Removes a service (its endpoint sets stay, as in Kubernetes, until they are removed). */
+  deleteService(namespace: string, name: string): void {
+    const key = serviceKey(namespace, name);
+    if (this.#services.delete(key)) this.#dirty.add(key);
+  }
+
+  /** Adds or replaces an endpoint set. */
+  setEndpointSet(set: EndpointSet): void {
+    const key = serviceKey(set.namespace, set.serviceName);
+    let sets = this.#sets.get(key);
+    if (!sets) this.#sets.set(key, sets = new Map());
+    sets.set(set.id, set);
+    this.#dirty.add(key);
+  }
+
+  /** Removes an endpoint set by its identity. */
+  deleteEndpointSet(namespace: string, serviceName: string, id: string): void {
+    const key = serviceKey(namespace, serviceName);
+    const sets = this.#sets.get(key);
+    if (!sets?.delete(id)) return;
+    if (sets.size === 0) this.#sets.delete(key);
+    this.#dirty.add(key);
+  }
+
+  /** Sets the namespaces known to exist; null derives them from services and sets. */
+  setNamespaces(namespaces: Iterable<string> | null): void {
+    this.#explicitNamespaces = namespaces ? new Set(namespaces) : null;
+    this.#namespacesDirty = true;
+  }
+
+  /**
+   * Replaces everything with a full state (a relist or a reload). Only what differs is marked
+   * changed, so the next commit carries the difference and never a flush.
+   */
+  replaceAll(state: ModelState): void {
+    const services = new Map<ServiceKey, Service>();
+    for (const s of state.services) services.set(serviceKey(s.namespace, s.name), s);
+    const sets = new Map<ServiceKey, Map<string, EndpointSet>>();
+    for (const set of state.endpointSets) {
+      const key = serviceKey(set.namespace, set.serviceName);
+      let m = sets.get(key);
+      if (!m) sets.set(key, m = new Map());
+      m.set(set.id, set);
+    }
+    for (const key of new Set([...this.#services.keys(), ...services.keys()])) {
+      if (this.#services.get(key) !== services.get(key)) this.#dirty.add(key);
+    }
+    for (const key of new Set([...this.#sets.keys(), ...sets.keys()])) {
+      const before = this.#sets.get(key), after = sets.get(key);
+      if (before?.size !== after?.size) {
+        this.#dirty.add(key);
+        continue;
+      }
+      for (const [id, set] of after ?? []) {
+        if (before?.get(id) !== set) {
+          this.#dirty.add(key);
+          break;
+        }
+      }
+    }
+    this.#services = services;
+    this.#sets = sets;
+    this.setNamespaces(state.namespaces ?? null);
+  }
+
+  /**
+   * Builds the next snapshot, rebuilding only services marked dirty, and reports what changed
+   * (by fingerprint: a write that changes nothing reports nothing).
+   */
+  commit(): Commit {
+    const prev = this.#snapshot;
+    const services = new Map(prev.services);
+    const added: ServiceKey[] = [], removed: ServiceKey[] = [], changed: ServiceKey[] = [];
+    for (const key of this.#dirty) {
+      const service = this.#services.get(key);
+      const before = prev.services.get(key);
+      if (!service) {
+        if (before) {
+          services.delete(key);
+          removed.push(key);
+        }
+        continue;
+      }
+      const entry = buildServiceEntry(service, [...(this.#sets.get(key)?.values() ?? [])]);
+      if (before?.fingerprint === entry.fingerprint) continue;
+      services.set(key, entry);
+      (before ? changed : added).push(key);
+    }
+    this.#dirty.clear();
+    const anyChange = added.length + removed.length + changed.length > 0;
+    if (!anyChange && !this.#namespacesDirty && prev !== EMPTY_SNAPSHOT) {
+      return { snapshot: prev, changes: { added, removed, changed } };
+    }
+    this.#namespacesDirty = false;
+    const byVip = anyChange
+      ? updateVipIndex(prev, services, [...removed, ...changed], [
+        ...added,
+        ...changed,
+      ])
+      : prev.byVip;
+    const namespaces = this.#explicitNamespaces ?? derivedNamespaces(this.#services, this.#sets);
+    const snapshot: Snapshot = Object.freeze({
+      version: prev.version + 1,
+      services,
+      namespaces,
+      byVip,
+    });
+    this.#snapshot = snapshot;
+    const sort = (a: string[]) => a.sort();
+    return {
+      snapshot,
+      changes: { added: sort(added), removed: sort(removed), changed: sort(changed) },
+    };
+  }
+}
+
+function derivedNamespaces(
+  services: Map<ServiceKey, Service>,
+  sets: Map<ServiceKey, Map<string, EndpointSet>>,
+): Set<string> {
+  const out = new Set<string>(["default"]);
+  for (const s of services.values()) out.add(s.namespace);
+  for (const key of sets.keys()) out.add(key.slice(0, key.indexOf("/")));
+  return out;
+}
+
+function updateVipIndex(
+  prev: Snapshot,
+  services: Map<ServiceKey, ServiceEntry>,
+  removedKeys: ServiceKey[],
+  upsertedKeys: ServiceKey[],
+): Map<string, { entry: ServiceEntry; port: ResolvedPort }> {
+  const index = new Map(prev.byVip);
+  for (const key of removedKeys) {
+    const old = prev.services.get(key);
+    if (!old) continue;
+    for (const ip of old.service.clusterIPs) {
+      for (const p of old.ports) {
+        const k = vipKey(ip, p.servicePort.protocol, p.servicePort.port);
+        if (index.get(k)?.entry.key === key) index.delete(k);
+      }
+    }
+  }
+  for (const key of upsertedKeys) {
+    const entry = services.get(key)!;
+    for (const ip of entry.service.clusterIPs) {
+      for (const port of entry.ports) {
+        index.set(vipKey(ip, port.servicePort.protocol, port.servicePort.port), { entry, port });
+      }
+    }
+  }
+  return index;
+}

@@ -1,0 +1,112 @@
+/**
+ * The typed model every source produces and every consumer (nft, DNS) reads.
+ *
+ * Objects are plain, immutable data: sources build them, the snapshot indexes them.
+ * @module
+ */
+
+/** Transport protocols a Service port may use. */
+export type Protocol = "TCP" | "UDP" | "SCTP";
+
+/** IP family of an address: 4 or 6. */
+export type IpFamily = 4 | 6;
+
+/** Kubernetes Service types. */
+export type ServiceType = "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName";
+
+/** Traffic policy for internal or external traffic. */
+export type TrafficPolicy = "Cluster" | "Local";
+
+/** Label whose presence means another proxy owns the service (as in kube-proxy). */
+export const SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name";
+
+/** Label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+
+/** One port of a Service. */
+export interface ServicePort {
+  /** Port name; "" when the service has a single unnamed port. */
+  readonly name: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+  /** Number, or the name of a port on the endpoints. */
+  readonly targetPort: number | string;
+  /** Node port, when type is NodePort or LoadBalancer. */
+  readonly nodePort?: number;
+}
+
+/** A Service, as read from the API or a manifest. */
+export interface Service {
+  readonly namespace: string;
+  readonly name: string;
+  readonly type: ServiceType;
+  /** Virtual IPs, canonical text form, at most one per family. Empty when not yet allocated. */
+  readonly clusterIPs: readonly string[];
+  /** True for `clusterIP: None`. */
+  readonly headless: boolean;
+  readonly ports: readonly ServicePort[];
+  readonly externalIPs: readonly string[];
+  readonly loadBalancerIPs: readonly string[];
+  /** CIDRs allowed to reach load-balancer IPs; empty means everyone. */
+  readonly loadBalancerSourceRanges: readonly string[];
+  readonly sessionAffinity: "None" | "ClientIP";
+  /** Seconds; Kubernetes' default is 10800. */
+  readonly sessionAffinityTimeoutSeconds: number;
+  readonly internalTrafficPolicy: TrafficPolicy;
+  readonly externalTrafficPolicy: TrafficPolicy;
+  readonly publishNotReadyAddresses: boolean;
+  /** Target of an ExternalName service, without trailing dot. */
+  readonly externalName?: string;
+  /** Families requested when no clusterIP is given (standalone allocation). */
+  readonly ipFamilies: readonly IpFamily[];
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/** A reference to the object behind an endpoint, usually a Pod. */
+export interface TargetRef {
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+/** One backend address of a service. */
+export interface Endpoint {
+  /** One IP address, canonical text form. */
+  readonly address: string;
+  readonly ready: boolean;
+  readonly serving: boolean;
+  readonly terminating: boolean;
+  readonly nodeName?: string;
+  readonly zone?: string;
+  readonly hostname?: string;
+  readonly targetRef?: TargetRef;
+}
+
+/** A named port on a set of endpoints. */
+export interface EndpointPort {
+  readonly name: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+}
+
+/**
+ * A group of endpoints sharing one port list: one EndpointSlice, or one subset of a v1 Endpoints
+ * object. Several sets may belong to one service; they are merged in the snapshot.
+ */
+export interface EndpointSet {
+  readonly namespace: string;
+  readonly serviceName: string;
+  /** Identity within the service: the slice name, or `endpoints/<name>#<subset>`. */
+  readonly id: string;
+  readonly ports: readonly EndpointPort[];
+  readonly endpoints: readonly Endpoint[];
+}
+
+/** `namespace/name`, the key of a service everywhere in the model. */
+export type ServiceKey = string;
+
+/** Builds the key of a service. */
+export function serviceKey(namespace: string, name: string): ServiceKey {
+  return `${namespace}/${name}`;
+}

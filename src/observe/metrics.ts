@@ -1,0 +1,152 @@
+/**
+ * A small metrics registry: counters, gauges and histograms with labels, exposed in the
+ * Prometheus text format. Pure: callers pass the values, nothing reads the clock.
+ * @module
+ */
+
+type Labels = Record<string, string>;
+
+function labelKey(labels: Labels | undefined): string {
+  if (!labels) return "";
+  const keys = Object.keys(labels).sort();
+  return keys.map((k) => `${k}="${labels[k].replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`)
+    .join(",");
+}
+
+/** A monotonically increasing count. */
+export class Counter {
+  readonly values = new Map<string, number>();
+  constructor(readonly name: string, readonly help: string) {}
+  /** Adds `by` (default 1) to the series with these labels. */
+  inc(labels?: Labels, by = 1): void {
+    const k = labelKey(labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + by);
+  }
+  /** Current value of one series. */
+  get(labels?: Labels): number {
+    return this.values.get(labelKey(labels)) ?? 0;
+  }
+}
+
+/** A value that goes up and down. */
+export class Gauge {
+  readonly values = new Map<string, number>();
+  constructor(readonly name: string, readonly help: string) {}
+  /** Sets the series with these labels. */
+  set(value: number, labels?: Labels): void {
+    this.values.set(labelKey(labels), value);
+  }
+  /** Current value of one series. */
+  get(labels?: Labels): number {
+    return this.values.get(labelKey(labels)) ?? 0;
+  }
+}
+
+/** Observations bucketed by upper bound, with sum and count. */
+export class Histogram {
+  readonly series = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  constructor(readonly name: string, readonly help: string, readonly bounds: readonly number[]) {}
+  /** Records one observation. */
+  observe(value: number, labels?: Labels): void {
+    const k = labelKey(labels);
+    let s = this.series.get(k);
+    if (!s) this.series.set(k, s = { buckets: this.bounds.map(() => 0), sum: 0, count: 0 });
+    for (let i = 0; i < this.bounds.length; i++) if (value <= this.bounds[i]) s.buckets[i]++;
+    s.sum += value;
+    s.count++;
+  }
+}
+
+/** Seconds buckets from 100 µs to 60 s, for latencies. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+];
+
+/**
+ * Holds every metric of a process, by name; asking twice for one name returns the same metric.
+ *
+ * @example
+ * ```ts
+ * const registry = new MetricsRegistry();
+ * registry.counter("svcgate_sync_failures_total", "Failed syncs").inc({ component: "nft" });
+ * registry.render();
+ * ```
+ */
+export class MetricsRegistry {
+  #metrics = new Map<string, Counter | Gauge | Histogram>();
+
+  /** The counter with this name, created on first use. */
+  counter(name: string, help: string): Counter {
+    return this.#get(name, () => new Counter(name, help), Counter);
+  }
+
+  /** The gauge with this name, created on first use. */
+  gauge(name: string, help: string): Gauge {
+    return this.#get(name, () => new Gauge(name, help), Gauge);
+  }
+
+  /** The histogram with this name, created on first use. */
+  histogram(name: string, help: string, bounds: readonly number[] = LATENCY_BUCKETS): Histogram {
+    return this.#get(name, () => new Histogram(name, help, bounds), Histogram);
+  }
+
+  #get<T extends Counter | Gauge | Histogram>(
+    name: string,
+    make: () => T,
+    // deno-lint-ignore no-explicit-any
+    kind: new (...args: any[]) => T,
+  ): T {
+    const existing = this.#metrics.get(name);
+    if (existing) {
+      if (!(existing instanceof kind)) {
+        throw new Error(`Cannot register metric "${name}": it exists with another type`);
+      }
+      return existing;
+    }
+    const m = make();
+    this.#metrics.set(name, m);
+    return m;
+  }
+
+  /** All metrics in the Prometheus text exposition format. */
+  render(): string {
+    const lines: string[] = [];
+    const wrap = (k: string) => (k ? `{${k}}` : "");
+    for (const m of [...this.#metrics.values()].sort((a, b) => a.name < b.name ? -1 : 1)) {
+      lines.push(`# HELP ${m.name} ${m.help}`);
+      if (m instanceof Histogram) {
+        lines.push(`# TYPE ${m.name} histogram`);
+        for (const [k, s] of m.series) {
+          const sep = k ? "," : "";
+          m.bounds.forEach((b, i) =>
+            lines.push(`${m.name}_bucket{${k}${sep}le="${b}"} ${s.buckets[i]}`)
+          );
+          lines.push(`${m.name}_bucket{${k}${sep}le="+Inf"} ${s.count}`);
+          lines.push(`${m.name}_sum${wrap(k)} ${s.sum}`);
+          lines.push(`${m.name}_count${wrap(k)} ${s.count}`);
+        }
+        continue;
+      }
+      lines.push(`# TYPE ${m.name} ${m instanceof Counter ? "counter" : "gauge"}`);
+      for (const [k, v] of m.values) lines.push(`${m.name}${wrap(k)} ${v}`);
+    }
+    return lines.join("\n") + "\n";
+  }
+}
