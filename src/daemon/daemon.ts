@@ -1,0 +1,208 @@
+/**
+ * The daemon: starts the parts in a safe order, runs the sync loop, repairs drift, serves
+ * /healthz /readyz /metrics, and stops cleanly. Publish order is the product's promise: DNS
+ * answers from a snapshot only after the dataplane committed it.
+ * @module
+ */
+
+import type { Snapshot } from "../model/snapshot.ts";
+import { ModelStore } from "../model/store.ts";
+import type { Logger } from "../observe/log.ts";
+import type { MetricsRegistry } from "../observe/metrics.ts";
+import type { Source, SourceStatus } from "../sources/source.ts";
+import type { HostPort } from "../config/flags.ts";
+import { handleHttp } from "./http.ts";
+import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
+
+/** The dataplane as the daemon drives it. */
+export interface DaemonDataplane extends SnapshotApplier {
+  /** Reads existing kernel state once so a restart rewrites only the difference. */
+  adopt(): Promise<void>;
+  /** Compares the kernel with what was applied and repairs any difference; true if it did. */
+  checkDrift(): Promise<boolean>;
+}
+
+/** The DNS server as the daemon drives it. */
+export interface DaemonDns {
+  start(): Promise<void>;
+  publish(snapshot: Snapshot): void;
+  stop(): Promise<void>;
+}
+
+/** The parts a daemon is made of; built from the config by `buildDaemon`. */
+export interface DaemonParts {
+  readonly log: Logger;
+  readonly metrics: MetricsRegistry;
+  readonly source: Source;
+  readonly dataplane: DaemonDataplane;
+  readonly dns: DaemonDns | null;
+  readonly minSyncPeriodMs: number;
+  readonly syncPeriodMs: number;
+  readonly initialSyncTimeoutMs: number;
+  readonly healthzBind: HostPort | null;
+  readonly metricsBind: HostPort | null;
+  /** Called on SIGHUP (standalone: re-read the manifests). */
+  readonly reload?: () => Promise<void>;
+  /** Extra parts to stop on shutdown (health checkers). */
+  readonly onStop?: readonly (() => Promise<void>)[];
+  /** A store to use; a new one by default. */
+  readonly store?: ModelStore;
+}
+
+/**
+ * Runs svcgate.
+ *
+ * @example
+ * ```ts
+ * const daemon = new Daemon(parts);
+ * await daemon.start();
+ * // ... later, on SIGTERM:
+ * await daemon.stop();
+ * ```
+ */
+export class Daemon {
+  readonly store: ModelStore;
+  readonly loop: SyncLoop;
+  #parts: DaemonParts;
+  #servers: Deno.HttpServer[] = [];
+  #driftTimer: number | null = null;
+  #sourceSynced = false;
+  #stopped = false;
+  #driftRunning = false;
+
+  constructor(parts: DaemonParts) {
+    this.#parts = parts;
+    this.store = parts.store ?? new ModelStore();
+    this.loop = new SyncLoop({
+      store: this.store,
+      dataplane: parts.dataplane,
+      publish: (snapshot) => parts.dns?.publish(snapshot),
+      minSyncPeriodMs: parts.minSyncPeriodMs,
+      log: parts.log.child("sync"),
+      metrics: parts.metrics,
+    });
+  }
+
+  /** Everything /readyz reports. */
+  readiness(): { ready: boolean; [k: string]: unknown } {
+    const source: SourceStatus = this.#parts.source.status();
+    const applied = this.loop.applied;
+    const ready = this.#sourceSynced && source.synced && applied !== null;
+    return {
+      ready,
+      source,
+      dataplane: {
+        appliedVersion: applied?.version ?? null,
+        services: applied?.services.size ?? 0,
+        converged: this.loop.converged,
+        ...(this.loop.lastError ? { lastError: this.loop.lastError } : {}),
+      },
+      dns: this.#parts.dns ? { serving: applied !== null } : { enabled: false },
+    };
+  }
+
+  /** Starts every part; resolves once listeners are up and the source is started. */
+  async start(): Promise<void> {
+    const { log, metrics } = this.#parts;
+    const state = { readiness: () => this.readiness(), metrics };
+    for (const bind of [this.#parts.healthzBind, this.#parts.metricsBind]) {
+      if (!bind) continue;
+      if (
+        this.#servers.length > 0 && bind === this.#parts.metricsBind &&
+        sameBind(bind, this.#parts.healthzBind)
+      ) continue;
+      this.#servers.push(Deno.serve({
+        hostname: bind.hostname,
+        port: bind.port,
+        onListen: () => log.info("http listening", { address: `${bind.hostname}:${bind.port}` }),
+      }, (req) => handleHttp(req, state)));
+    }
+    // DNS listens first: until the first publish it answers SERVFAIL for cluster names.
+    await this.#parts.dns?.start();
+    await this.#parts.dataplane.adopt();
+    const sink = { store: this.store, requestSync: () => this.#onSourceChange() };
+    const started = this.#parts.source.start(sink).then(() => {
+      this.#sourceSynced = true;
+      log.info("source synced; programming");
+      this.loop.requestSync();
+    });
+    const timeout = new Promise<"timeout">((resolve) => {
+      const id = setTimeout(() => resolve("timeout"), this.#parts.initialSyncTimeoutMs);
+      started.finally(() => clearTimeout(id));
+    });
+    started.catch((e) => {
+      log.error("source failed to start; nothing is programmed", { error: e });
+      metrics.counter("svcgate_source_errors_total", "Source failures").inc();
+    });
+    if (
+      await Promise.race([started.then(() => "synced" as const, () => "failed"), timeout]) ===
+        "timeout"
+    ) {
+      log.warn("source has not synced yet; DNS answers SERVFAIL and nothing is programmed", {
+        waitedMs: this.#parts.initialSyncTimeoutMs,
+      });
+    }
+    this.#scheduleDriftCheck();
+  }
+
+  #onSourceChange(): void {
+    // Nothing is written before the initial state is complete (as kube-proxy).
+    if (this.#sourceSynced) this.loop.requestSync();
+  }
+
+  #scheduleDriftCheck(): void {
+    if (this.#stopped || this.#parts.syncPeriodMs <= 0) return;
+    this.#driftTimer = setTimeout(async () => {
+      this.#driftTimer = null;
+      await this.checkDrift();
+      this.#scheduleDriftCheck();
+    }, this.#parts.syncPeriodMs);
+  }
+
+  /** Runs one drift check now (also used by the periodic timer). Never throws. */
+  async checkDrift(): Promise<boolean> {
+    if (this.#driftRunning || this.loop.applied === null) return false;
+    this.#driftRunning = true;
+    const { log, metrics } = this.#parts;
+    try {
+      const repaired = await this.#parts.dataplane.checkDrift();
+      if (repaired) {
+        metrics.counter("svcgate_drift_repairs_total", "Kernel drift found and repaired").inc();
+        log.warn("kernel ruleset drifted from the applied state; repaired");
+      }
+      return repaired;
+    } catch (e) {
+      metrics.counter("svcgate_drift_check_failures_total", "Drift checks that failed").inc();
+      log.error("drift check failed; will retry", { error: e });
+      return false;
+    } finally {
+      this.#driftRunning = false;
+    }
+  }
+
+  /** SIGHUP: re-read the configuration where the source supports it. */
+  async reload(): Promise<void> {
+    if (!this.#parts.reload) return;
+    try {
+      await this.#parts.reload();
+    } catch (e) {
+      this.#parts.log.error("reload failed; the last good state keeps serving", { error: e });
+    }
+  }
+
+  /** Stops everything; the kernel ruleset stays so traffic keeps flowing across a restart. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#driftTimer !== null) clearTimeout(this.#driftTimer);
+    await this.#parts.source.stop();
+    for (const stop of this.#parts.onStop ?? []) await stop();
+    await this.loop.stop();
+    await this.#parts.dns?.stop();
+    await Promise.all(this.#servers.map((s) => s.shutdown()));
+  }
+}
+
+function sameBind(a: HostPort, b: HostPort | null): boolean {
+  return b !== null && a.hostname === b.hostname && a.port === b.port;
+}
