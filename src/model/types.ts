@@ -59,6 +59,8 @@ export interface Service {
   readonly externalName?: string;
   /** Families requested when no clusterIP is given (standalone allocation). */
   readonly ipFamilies: readonly IpFamily[];
+  /** How strictly ipFamilies apply; PreferDualStack takes what the service CIDRs offer. */
+  readonly ipFamilyPolicy?: "SingleStack" | "PreferDualStack" | "RequireDualStack";
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
 }

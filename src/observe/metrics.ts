@@ -40,6 +40,10 @@ export class Gauge {
   get(labels?: Labels): number {
     return this.values.get(labelKey(labels)) ?? 0;
   }
+  /** Removes one series (for example that of a deleted service). */
+  delete(labels?: Labels): void {
+    this.values.delete(labelKey(labels));
+  }
 }
 
 /** Observations bucketed by upper bound, with sum and count. */
