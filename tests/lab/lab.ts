@@ -39,6 +39,12 @@ export interface LabOptions {
   readonly clientHost?: boolean;
 }
 
+/**
+ * `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf for the
+ * command it runs: that is how a lab namespace gets its own resolver without touching the host's.
+ */
+const NETNS_ETC = "/etc/netns";
+
 const liveLabs = new Set<Lab>();
 
 async function run(cmd: string[], stdin?: string): Promise<ExecResult> {
@@ -84,6 +90,7 @@ export async function sweepStaleLabs(): Promise<string[]> {
     const m = ns.match(new RegExp(`^${NAME_PREFIX}-(\\d+)-`));
     if (!m || processAlive(Number(m[1]))) continue;
     await run(["ip", "netns", "del", ns]);
+    await Deno.remove(`${NETNS_ETC}/${ns}`, { recursive: true }).catch(() => {});
     removed.push(ns);
   }
   return removed;
@@ -233,6 +240,20 @@ export class Lab {
     }
   }
 
+  /**
+   * Gives a namespace its own resolv.conf (seen by commands run through {@link exec} and
+   * {@link spawn}); removed at teardown.
+   */
+  async setResolvConf(ns: string, text: string): Promise<void> {
+    await Deno.mkdir(`${NETNS_ETC}/${ns}`, { recursive: true });
+    await Deno.writeTextFile(`${NETNS_ETC}/${ns}/resolv.conf`, text);
+  }
+
+  /** Adds an address to the node's loopback (for example the node-local DNS 169.254.20.10). */
+  async addNodeAddress(cidr: string): Promise<void> {
+    await must(["ip", "-n", this.node.ns, "addr", "add", cidr, "dev", "lo"]);
+  }
+
   /** Runs a command inside a namespace and collects its output. */
   exec(ns: string, cmd: string[], options: { stdin?: string } = {}): Promise<ExecResult> {
     return run(["ip", "netns", "exec", ns, ...cmd], options.stdin);
@@ -310,6 +331,7 @@ export class Lab {
     }
     await Promise.allSettled([...this.#children].map((c) => c.status));
     for (const ns of this.#namespaces.reverse()) {
+      await Deno.remove(`${NETNS_ETC}/${ns}`, { recursive: true }).catch(() => {});
       // `ip netns exec` children may still hold the namespace briefly; retry a few times.
       for (let attempt = 0; attempt < 5; attempt++) {
         const r = await run(["ip", "netns", "del", ns]);
@@ -324,6 +346,9 @@ function destroyAllSync(): void {
   for (const lab of liveLabs) {
     for (const ns of [lab.node.ns, ...lab.pods.map((p) => p.ns), lab.client?.ns]) {
       if (!ns) continue;
+      try {
+        Deno.removeSync(`${NETNS_ETC}/${ns}`, { recursive: true });
+      } catch { /* none was made */ }
       try {
         new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).outputSync();
       } catch { /* best effort at exit */ }
