@@ -98,8 +98,13 @@ export class ModelStore {
 
   /** Sets the namespaces known to exist; null derives them from services and sets. */
   setNamespaces(namespaces: Iterable<string> | null): void {
-    this.#explicitNamespaces = namespaces ? new Set(namespaces) : null;
-    this.#namespacesDirty = true;
+    const next = namespaces ? new Set(namespaces) : null;
+    const prev = this.#explicitNamespaces;
+    const same = next === null
+      ? prev === null
+      : prev !== null && prev.size === next.size && [...next].every((n) => prev.has(n));
+    this.#explicitNamespaces = next;
+    if (!same) this.#namespacesDirty = true;
   }
 
   /**
@@ -160,9 +165,18 @@ export class ModelStore {
       services.set(key, entry);
       (before ? changed : added).push(key);
     }
+    // Namespaces can only have moved when they were set, or (derived) when anything was written.
+    const recompute = this.#namespacesDirty ||
+      (this.#explicitNamespaces === null && this.#dirty.size > 0);
     this.#dirty.clear();
     const anyChange = added.length + removed.length + changed.length > 0;
-    if (!anyChange && !this.#namespacesDirty && prev !== EMPTY_SNAPSHOT) {
+    const namespaces = recompute
+      ? this.#explicitNamespaces ?? derivedNamespaces(this.#services, this.#sets)
+      : prev.namespaces;
+    const namespacesChanged = namespaces.size !== prev.namespaces.size ||
+      [...namespaces].some((n) => !prev.namespaces.has(n));
+    if (!anyChange && !namespacesChanged && prev !== EMPTY_SNAPSHOT) {
+      this.#namespacesDirty = false;
       return { snapshot: prev, changes: { added, removed, changed } };
     }
     this.#namespacesDirty = false;
@@ -172,7 +186,6 @@ export class ModelStore {
         ...changed,
       ])
       : prev.byVip;
-    const namespaces = this.#explicitNamespaces ?? derivedNamespaces(this.#services, this.#sets);
     const snapshot: Snapshot = Object.freeze({
       version: prev.version + 1,
       services,

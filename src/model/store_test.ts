@@ -1,0 +1,261 @@
+import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
+import { vipKey } from "./snapshot.ts";
+import { type Commit, ModelStore } from "./store.ts";
+import type { EndpointSet, Service } from "./types.ts";
+
+function svc(name: string, vip: string, port = 80, namespace = "default"): Service {
+  return {
+    namespace,
+    name,
+    type: "ClusterIP",
+    clusterIPs: [vip],
+    headless: false,
+    ports: [{ name: "", protocol: "TCP", port, targetPort: 8080 }],
+    externalIPs: [],
+    loadBalancerIPs: [],
+    loadBalancerSourceRanges: [],
+    sessionAffinity: "None",
+    sessionAffinityTimeoutSeconds: 10800,
+    internalTrafficPolicy: "Cluster",
+    externalTrafficPolicy: "Cluster",
+    publishNotReadyAddresses: false,
+    ipFamilies: [4],
+    labels: {},
+    annotations: {},
+  };
+}
+
+function set(
+  serviceName: string,
+  id: string,
+  addresses: string[],
+  namespace = "default",
+): EndpointSet {
+  return {
+    namespace,
+    serviceName,
+    id,
+    ports: [{ name: "", protocol: "TCP", port: 8080 }],
+    endpoints: addresses.map((address) => ({
+      address,
+      ready: true,
+      serving: true,
+      terminating: false,
+    })),
+  };
+}
+
+function changes(c: Commit): string[] {
+  return [
+    ...c.changes.added.map((k) => `+${k}`),
+    ...c.changes.removed.map((k) => `-${k}`),
+    ...c.changes.changed.map((k) => `~${k}`),
+  ];
+}
+
+function backends(store: ModelStore, key: string): string[] {
+  return store.snapshot.services.get(key)?.ports[0].backends.map((b) => `${b.address}:${b.port}`) ??
+    [];
+}
+
+Deno.test("ModelStore: a sequence of writes and the changes each commit reports", async (t) => {
+  const store = new ModelStore();
+  const steps: { name: string; write: () => void; want: string[]; version: number }[] = [
+    {
+      name: "first commit of an empty store is version 1",
+      write: () => {},
+      want: [],
+      version: 1,
+    },
+    {
+      name: "services added",
+      write: () => {
+        store.setService(svc("web", "198.19.0.10"));
+        store.setService(svc("api", "198.19.0.11", 80, "prod"));
+      },
+      want: ["+default/web", "+prod/api"],
+      version: 2,
+    },
+    {
+      name: "nothing written: no change, same version",
+      write: () => {},
+      want: [],
+      version: 2,
+    },
+    {
+      name: "a write of equal content: no change",
+      write: () => store.setService(svc("web", "198.19.0.10")),
+      want: [],
+      version: 2,
+    },
+    {
+      name: "an endpoint set changes its service",
+      write: () => store.setEndpointSet(set("web", "s1", ["198.18.0.1"])),
+      want: ["~default/web"],
+      version: 3,
+    },
+    {
+      name: "an endpoint set for an unknown service changes nothing yet",
+      write: () => store.setEndpointSet(set("db", "s1", ["198.18.0.5"])),
+      want: [],
+      version: 3,
+    },
+    {
+      name: "the service arrives and picks its endpoints up",
+      write: () => store.setService(svc("db", "198.19.0.12")),
+      want: ["+default/db"],
+      version: 4,
+    },
+    {
+      name: "deleting a missing endpoint set changes nothing",
+      write: () => store.deleteEndpointSet("default", "web", "nope"),
+      want: [],
+      version: 4,
+    },
+    {
+      name: "a service port change",
+      write: () => store.setService(svc("web", "198.19.0.10", 81)),
+      want: ["~default/web"],
+      version: 5,
+    },
+    {
+      name: "a service removed (its sets stay) and an endpoint set removed",
+      write: () => {
+        store.deleteService("default", "db");
+        store.deleteEndpointSet("default", "web", "s1");
+      },
+      want: ["-default/db", "~default/web"],
+      version: 6,
+    },
+    {
+      name: "deleting a missing service changes nothing",
+      write: () => store.deleteService("default", "nope"),
+      want: [],
+      version: 6,
+    },
+    {
+      name: "the removed service comes back with its endpoint set",
+      write: () => store.setService(svc("db", "198.19.0.12")),
+      want: ["+default/db"],
+      version: 7,
+    },
+  ];
+  for (const s of steps) {
+    await t.step(s.name, () => {
+      const before = store.snapshot;
+      s.write();
+      const c = store.commit();
+      assertEquals(changes(c), s.want);
+      strictEqual(c.snapshot.version, s.version);
+      strictEqual(store.snapshot, c.snapshot);
+      // A commit without changes hands back the very same snapshot.
+      if (s.want.length === 0 && s.version > 1) strictEqual(c.snapshot, before);
+      strictEqual(store.hasChanges, false);
+    });
+  }
+  await t.step("backends reflect the last writes", () => {
+    assertEquals(backends(store, "default/db"), ["198.18.0.5:8080"]);
+    assertEquals(backends(store, "default/web"), []);
+  });
+});
+
+Deno.test("ModelStore: unchanged services keep their entry objects across commits", () => {
+  const store = new ModelStore();
+  store.setService(svc("a", "198.19.0.10"));
+  store.setService(svc("b", "198.19.0.11"));
+  const first = store.commit().snapshot;
+  store.setService(svc("b", "198.19.0.11", 81));
+  const second = store.commit().snapshot;
+  strictEqual(second.services.get("default/a"), first.services.get("default/a"));
+  strictEqual(second.services.get("default/b") === first.services.get("default/b"), false);
+  // The previous snapshot is immutable: it still shows the old port.
+  strictEqual(first.services.get("default/b")!.service.ports[0].port, 80);
+});
+
+Deno.test("ModelStore: the VIP index follows adds, changes and removals", () => {
+  const store = new ModelStore();
+  store.setService(svc("web", "198.19.0.10", 80));
+  store.commit();
+  const keys = () => [...store.snapshot.byVip.keys()].sort();
+  assertEquals(keys(), [vipKey("198.19.0.10", "TCP", 80)]);
+  store.setService({
+    ...svc("web", "198.19.0.20", 443),
+    clusterIPs: ["198.19.0.20", "2001:db8::20"],
+  });
+  store.commit();
+  assertEquals(keys(), ["198.19.0.20|TCP|443", "2001:db8::20|TCP|443"]);
+  strictEqual(store.snapshot.byVip.get("198.19.0.20|TCP|443")!.entry.key, "default/web");
+  strictEqual(store.snapshot.byVip.get("198.19.0.20|TCP|443")!.port.servicePort.port, 443);
+  store.deleteService("default", "web");
+  store.commit();
+  assertEquals(keys(), []);
+});
+
+Deno.test("ModelStore: replaceAll marks only the real differences", () => {
+  const store = new ModelStore();
+  const a = svc("a", "198.19.0.10"), b = svc("b", "198.19.0.11"), c = svc("c", "198.19.0.12");
+  const sa = set("a", "s1", ["198.18.0.1"]);
+  store.replaceAll({ services: [a, b, c], endpointSets: [sa] });
+  assertEquals(changes(store.commit()), ["+default/a", "+default/b", "+default/c"]);
+  // b removed, c changed, d added, a untouched (same objects), a set for b dropped with it.
+  const c2 = svc("c", "198.19.0.12", 8080), d = svc("d", "198.19.0.13");
+  store.replaceAll({ services: [a, c2, d], endpointSets: [sa] });
+  assertEquals(changes(store.commit()), ["+default/d", "-default/b", "~default/c"]);
+  // New objects with equal content: nothing to report.
+  store.replaceAll({
+    services: [svc("a", "198.19.0.10"), svc("c", "198.19.0.12", 8080), svc("d", "198.19.0.13")],
+    endpointSets: [set("a", "s1", ["198.18.0.1"])],
+  });
+  assertEquals(changes(store.commit()), []);
+  // An endpoint set change alone.
+  store.replaceAll({
+    services: [a, c2, d],
+    endpointSets: [set("a", "s1", ["198.18.0.1", "198.18.0.2"])],
+  });
+  assertEquals(changes(store.commit()), ["~default/a"]);
+  assertEquals(backends(store, "default/a"), ["198.18.0.1:8080", "198.18.0.2:8080"]);
+});
+
+Deno.test("ModelStore: namespaces, derived or explicit", () => {
+  const store = new ModelStore();
+  store.setService(svc("a", "198.19.0.10", 80, "prod"));
+  store.commit();
+  assertEquals([...store.snapshot.namespaces].sort(), ["default", "prod"]);
+  store.setNamespaces(["default", "prod", "staging"]);
+  const c = store.commit();
+  assertEquals(changes(c), []);
+  assertEquals([...c.snapshot.namespaces].sort(), ["default", "prod", "staging"]);
+  store.setNamespaces(null);
+  store.commit();
+  assertEquals([...store.snapshot.namespaces].sort(), ["default", "prod"]);
+  store.replaceAll({ services: [svc("b", "198.19.0.11", 80, "dev")], endpointSets: [] });
+  store.commit();
+  assertEquals([...store.snapshot.namespaces].sort(), ["default", "dev"]);
+});
+
+Deno.test({
+  name: "ModelStore: replaceAll with the same state commits nothing",
+  fn() {
+    const store = new ModelStore();
+    const state = {
+      services: [svc("a", "198.19.0.10")],
+      endpointSets: [],
+      namespaces: ["default"],
+    };
+    store.replaceAll(state);
+    const first = store.commit().snapshot;
+    store.replaceAll(state);
+    strictEqual(store.hasChanges, false);
+    strictEqual(store.commit().snapshot, first);
+  },
+});
+
+Deno.test({
+  name: "ModelStore: a namespace holding only endpoint sets appears at once",
+  fn() {
+    const store = new ModelStore();
+    store.commit();
+    store.setEndpointSet(set("db", "s1", ["198.18.0.5"], "data"));
+    assertEquals([...store.commit().snapshot.namespaces].sort(), ["data", "default"]);
+  },
+});
