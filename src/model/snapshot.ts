@@ -43,7 +43,7 @@ export interface ServiceEntry {
   readonly endpoints: readonly Endpoint[];
   /** True when a `service-proxy-name` label hands the service to another proxy. */
   readonly ownedByOtherProxy: boolean;
-  /** Stable text of everything above; equal fingerprints mean nothing changed. */
+  /** Hash of everything above; equal fingerprints mean nothing changed. */
   readonly fingerprint: string;
 }
 
@@ -88,6 +88,21 @@ function resolveTargetPort(
   }
   // Endpoints written by hand may list no ports: the numeric targetPort applies.
   return set.ports.length === 0 ? servicePort.targetPort : null;
+}
+
+/**
+ * A 64-bit hash of a text, as 16 hex digits (two independent 32-bit FNV-1a variants). Keeping the
+ * hash instead of the text saves ~34 MB at 10k services x 10 endpoints.
+ */
+export function hashText(text: string): string {
+  let h1 = 0x811c9dc5, h2 = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  return (h1 >>> 0).toString(16).padStart(8, "0") + (h2 >>> 0).toString(16).padStart(8, "0");
 }
 
 function compareText(a: string, b: string): number {
@@ -143,7 +158,7 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
   }
   const endpoints = [...byAddress.values()].sort((a, b) => compareText(a.address, b.address));
   const ownedByOtherProxy = SERVICE_PROXY_NAME_LABEL in service.labels;
-  const fingerprint = JSON.stringify([service, ports, endpoints]);
+  const fingerprint = hashText(JSON.stringify([service, ports, endpoints]));
   return { key, service, ports, endpoints, ownedByOtherProxy, fingerprint };
 }
 

@@ -25,7 +25,7 @@ export interface SourceSink {
 
 /** A producer of services and endpoint sets. Long-running: it never throws after start. */
 export interface Source {
-  /** Starts the source; resolves once the initial state is in the store (or rejects on timeout). */
+  /** Starts the source; resolves once the initial state is in the store; rejects on bad config or stop. */
   start(sink: SourceSink): Promise<void>;
   /** Stops watching; idempotent. */
   stop(): Promise<void>;

@@ -1,0 +1,188 @@
+/**
+ * Where the Kubernetes API is and how to authenticate to it: a kubeconfig file (`--kubeconfig`
+ * or KUBECONFIG), else the in-cluster service account, with `--master` overriding the server.
+ * @kubernetes/client-node's KubeConfig does TLS and auth (token, token file, client
+ * certificates, exec plugins); this module chooses what to load and explains failures.
+ * @module
+ */
+
+import { type Cluster, KubeConfig, type User } from "@kubernetes/client-node";
+
+/** Default folder of the in-cluster service-account token, CA bundle and namespace. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** Inputs of {@link loadKubeConfig}; everything the environment would give is injectable. */
+export interface KubeConnectionOptions {
+  /** `--kubeconfig`; wins over KUBECONFIG. */
+  readonly kubeconfigPath?: string;
+  /** `--master`: replaces the server of the selected cluster (or is the server when alone). */
+  readonly master?: string;
+  /** Environment to read KUBECONFIG and KUBERNETES_SERVICE_HOST/PORT from; default Deno.env. */
+  readonly env?: (name: string) => string | undefined;
+  /** Where the service-account files are; default {@link SERVICE_ACCOUNT_DIR}. */
+  readonly serviceAccountDir?: string;
+}
+
+/** How the connection was configured, for logs and readiness detail. */
+export interface KubeConnection {
+  readonly config: KubeConfig;
+  /** API server URL. */
+  readonly server: string;
+  /** Where the settings came from. */
+  readonly origin: "kubeconfig" | "in-cluster" | "master";
+  /** The kubeconfig path(s) read, when origin is "kubeconfig". */
+  readonly path?: string;
+  /** Kind of credentials presented. */
+  readonly auth: "token" | "token-file" | "client-certificate" | "exec" | "basic" | "none";
+  /** False when the kubeconfig sets insecure-skip-tls-verify. */
+  readonly verifyTls: boolean;
+}
+
+function fileExists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function authKind(user: User | null): KubeConnection["auth"] {
+  if (!user) return "none";
+  if (user.token) return "token";
+  if (user.authProvider?.config?.tokenFile) return "token-file";
+  if (user.certData || user.certFile) return "client-certificate";
+  if (user.exec) return "exec";
+  if (user.username) return "basic";
+  return "none";
+}
+
+function checkServerUrl(server: string, what: string): void {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new Error(`Cannot use ${what} "${server}": it is not a URL`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new Error(`Cannot use ${what} "${server}": the scheme must be https or http`);
+  }
+}
+
+/**
+ * Loads the connection settings. Throws an Error saying what was attempted and why it failed
+ * (missing file, no current context, a plain-HTTP server without insecure-skip-tls-verify, which
+ * client-node would refuse on every request).
+ *
+ * @example
+ * ```ts
+ * const conn = loadKubeConfig({ kubeconfigPath: "/etc/svcgate/kubeconfig" });
+ * console.log(conn.server, conn.auth);
+ * ```
+ */
+export function loadKubeConfig(opts: KubeConnectionOptions = {}): KubeConnection {
+  const env = opts.env ?? ((name: string) => Deno.env.get(name));
+  const kc = new KubeConfig();
+  let origin: KubeConnection["origin"];
+  let path: string | undefined;
+  const fromEnv = env("KUBECONFIG");
+  const paths = opts.kubeconfigPath !== undefined
+    ? [opts.kubeconfigPath]
+    : (fromEnv ?? "").split(":").filter((p) => p !== "");
+  const host = env("KUBERNETES_SERVICE_HOST");
+  const port = env("KUBERNETES_SERVICE_PORT");
+  if (paths.length > 0) {
+    origin = "kubeconfig";
+    path = paths.join(":");
+    const flag = opts.kubeconfigPath !== undefined ? "--kubeconfig" : "KUBECONFIG";
+    paths.forEach((p, i) => {
+      const one = i === 0 ? kc : new KubeConfig();
+      try {
+        one.loadFromFile(p);
+      } catch (e) {
+        throw new Error(`Cannot load ${flag} "${p}": ${(e as Error).message}`);
+      }
+      if (one !== kc) kc.mergeConfig(one, true);
+    });
+    if (!kc.getCurrentContext()) {
+      throw new Error(`Cannot use ${flag} "${path}": it sets no current-context`);
+    }
+    if (!kc.getCurrentCluster() && opts.master === undefined) {
+      throw new Error(
+        `Cannot use ${flag} "${path}": current-context "${kc.getCurrentContext()}" names no known cluster`,
+      );
+    }
+  } else if (host && port) {
+    origin = "in-cluster";
+    const dir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
+    const tokenFile = `${dir}/token`, caFile = `${dir}/ca.crt`;
+    for (const f of [tokenFile, caFile]) {
+      if (!fileExists(f)) {
+        throw new Error(
+          `Cannot use the in-cluster service account (KUBERNETES_SERVICE_HOST="${host}"): "${f}" does not exist`,
+        );
+      }
+    }
+    const h = host.includes(":") ? `[${host}]` : host;
+    // Always https: an API server reached through the kubernetes Service serves TLS. The token
+    // file is re-read by client-node as bound service-account tokens rotate.
+    kc.loadFromOptions({
+      clusters: [{
+        name: "in-cluster",
+        server: `https://${h}:${port}`,
+        caFile,
+        skipTLSVerify: false,
+      }],
+      users: [{
+        name: "in-cluster",
+        authProvider: { name: "tokenFile", config: { tokenFile } },
+      }],
+      contexts: [{ name: "in-cluster", cluster: "in-cluster", user: "in-cluster" }],
+      currentContext: "in-cluster",
+    });
+  } else if (opts.master !== undefined) {
+    origin = "master";
+    kc.loadFromOptions({
+      clusters: [{ name: "master", server: opts.master, skipTLSVerify: false }],
+      users: [{ name: "anonymous" }],
+      contexts: [{ name: "master", cluster: "master", user: "anonymous" }],
+      currentContext: "master",
+    });
+  } else {
+    throw new Error(
+      "Cannot connect to Kubernetes: no --kubeconfig, KUBECONFIG is unset, and this is not a pod " +
+        "(KUBERNETES_SERVICE_HOST is unset); pass --kubeconfig or --master",
+    );
+  }
+  if (opts.master !== undefined) {
+    checkServerUrl(opts.master, "--master");
+    const current = kc.getCurrentCluster();
+    if (current) {
+      const replaced: Cluster = { ...current, server: opts.master.replace(/\/+$/, "") };
+      kc.clusters = kc.clusters.map((c) => c.name === current.name ? replaced : c);
+    } else {
+      // The context names a cluster the kubeconfig lacks: --master supplies it.
+      const ctx = kc.getContextObject(kc.getCurrentContext());
+      kc.clusters = [...kc.clusters, {
+        name: ctx?.cluster ?? "master",
+        server: opts.master,
+        skipTLSVerify: false,
+      }];
+    }
+  }
+  const cluster = kc.getCurrentCluster()!;
+  checkServerUrl(cluster.server, origin === "master" ? "--master" : "API server");
+  if (cluster.server.startsWith("http:") && !cluster.skipTLSVerify) {
+    throw new Error(
+      `Cannot use API server "${cluster.server}": plain HTTP is refused unless the kubeconfig ` +
+        `cluster sets insecure-skip-tls-verify: true`,
+    );
+  }
+  return {
+    config: kc,
+    server: cluster.server,
+    origin,
+    path,
+    auth: authKind(kc.getCurrentUser()),
+    verifyTls: !cluster.skipTLSVerify,
+  };
+}

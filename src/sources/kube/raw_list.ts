@@ -1,0 +1,86 @@
+/**
+ * One list page as raw JSON: client-node's KubeConfig supplies the TLS agent and the auth
+ * headers (token, token file, client certificate, exec plugin), node:https carries the request
+ * (as client-node's own fetch does), and the JSON is handed on as parsed, without the generated
+ * client's typed deserialization, which costs ~40% of a list's CPU and doubles its garbage
+ * (measured: 190 ms for 10,000 EndpointSlices; see tests/bench/kube_bench.ts).
+ * @module
+ */
+
+import * as http from "node:http";
+import * as https from "node:https";
+import { Buffer } from "node:buffer";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { ListPage } from "./reflector.ts";
+
+/** An HTTP error from the API server, shaped like client-node's (`code` = status). */
+export class ApiStatusError extends Error {
+  constructor(readonly code: number, readonly body: string, url: string) {
+    let message = "";
+    try {
+      message = JSON.parse(body)?.message ?? "";
+    } catch {
+      message = body.slice(0, 200);
+    }
+    super(`GET ${url}: HTTP ${code}${message ? `: ${message}` : ""}`);
+    this.name = "ApiStatusError";
+  }
+}
+
+/**
+ * GETs `path` with `query` and returns the list's items and metadata.
+ *
+ * @example
+ * ```ts
+ * const page = await listRaw(kc, "/api/v1/services", { limit: 500 }, AbortSignal.timeout(60_000));
+ * ```
+ */
+export async function listRaw(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string | number | undefined>,
+  signal: AbortSignal,
+): Promise<ListPage> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error("Cannot list: the kubeconfig has no current cluster");
+  const url = new URL(cluster.server.replace(/\/+$/, "") + path);
+  for (const [k, v] of Object.entries(query)) {
+    if (v !== undefined && v !== "") url.searchParams.set(k, String(v));
+  }
+  const init = await kc.applyToFetchOptions({});
+  const headers: Record<string, string> = { accept: "application/json" };
+  (init.headers as unknown as Headers | undefined)?.forEach((v, k) => headers[k] = v);
+  const mod = url.protocol === "https:" ? https : http;
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = mod.request(url, {
+      method: "GET",
+      agent: init.agent as http.Agent,
+      headers,
+      signal,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const body = Buffer.concat(chunks).toString("utf8");
+        if (res.statusCode !== 200) reject(new ApiStatusError(res.statusCode ?? 0, body, url.href));
+        else resolve(body);
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+  let list: { items?: unknown[]; metadata?: { resourceVersion?: string; continue?: string } };
+  try {
+    list = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`Cannot parse the list from "${url.href}": ${(e as Error).message}`);
+  }
+  return {
+    items: Array.isArray(list.items) ? list.items : [],
+    metadata: {
+      resourceVersion: list.metadata?.resourceVersion,
+      _continue: list.metadata?.continue,
+    },
+  };
+}
