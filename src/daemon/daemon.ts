@@ -65,7 +65,7 @@ export class Daemon {
   readonly loop: SyncLoop;
   #parts: DaemonParts;
   #servers: Deno.HttpServer[] = [];
-  #driftTimer: number | null = null;
+  #driftTimer: ReturnType<typeof setTimeout> | null = null;
   #sourceSynced = false;
   #stopped = false;
   #driftRunning = false;

@@ -12,7 +12,7 @@ import type { MetricsRegistry } from "../observe/metrics.ts";
 
 /** The dataplane as the loop sees it: apply a snapshot atomically, or throw and change nothing. */
 export interface SnapshotApplier {
-  apply(snapshot: Snapshot): Promise<void>;
+  apply(snapshot: Snapshot): Promise<unknown>;
 }
 
 /** Timers and clock, injected so tests can drive them. */

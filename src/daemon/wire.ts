@@ -1,0 +1,212 @@
+/**
+ * Builds what each command needs from the configuration: the daemon's parts (source, dataplane,
+ * DNS), the rendered ruleset for `render`, the clean-up for `cleanup` and the lock for `ipam pin`.
+ * @module
+ */
+
+import type { Config } from "../config/flags.ts";
+import { ModelStore } from "../model/store.ts";
+import type { Logger } from "../observe/log.ts";
+import { MetricsRegistry } from "../observe/metrics.ts";
+import { type RenderOptions, renderRuleset } from "../nft/render.ts";
+import { formatRuleset } from "../nft/ruleset.ts";
+import { NftDataplane } from "../nft/dataplane.ts";
+import { ConntrackCommand, NftCommandExecutor } from "../nft/executor.ts";
+import { DnsServer } from "../dns/server.ts";
+import { KubeSource } from "../sources/kube/kube_source.ts";
+import { loadKubeConfig } from "../sources/kube/config.ts";
+import { readManifests } from "../sources/manifests/read.ts";
+import { formatLoadErrors } from "../sources/manifests/load.ts";
+import { VipAllocator } from "../ipam/allocator.ts";
+import { pinVips, vipLockPath } from "../ipam/lock.ts";
+import { loadIpamState, readVipLock, writeFileAtomic } from "../ipam/state_file.ts";
+import { Daemon } from "./daemon.ts";
+import { createStandalone } from "./standalone.ts";
+
+/** The nft render options the configuration implies. */
+export function renderOptionsFor(config: Config): RenderOptions {
+  return {
+    clusterCidrs: config.clusterCidrs,
+    nodeName: config.hostname,
+    nodePortAddresses: config.nodePortAddresses,
+    serviceCidrs: config.serviceCidrs,
+    ...(config.dnsBind
+      ? { dnsNotrack: [{ address: config.dnsBind.hostname, port: config.dnsBind.port }] }
+      : {}),
+  };
+}
+
+function requireSource(config: Config): "manifests" | "kube" {
+  if (config.manifests) return "manifests";
+  if (config.kubeconfig || config.master) return "kube";
+  if (Deno.env.get("KUBECONFIG") || Deno.env.get("KUBERNETES_SERVICE_HOST")) return "kube";
+  throw new Error(
+    "No source of services: give --manifests PATH (standalone) or --kubeconfig PATH " +
+      "(or run in a cluster, or set KUBECONFIG)",
+  );
+}
+
+/**
+ * Builds the daemon for `svcgate run`.
+ *
+ * @example
+ * ```ts
+ * const daemon = await buildDaemon(config, log, new MetricsRegistry());
+ * await daemon.start();
+ * ```
+ */
+export async function buildDaemon(
+  config: Config,
+  log: Logger,
+  metrics: MetricsRegistry,
+): Promise<Daemon> {
+  const kind = requireSource(config);
+  const dataplane = new NftDataplane({
+    executor: new NftCommandExecutor(),
+    conntrack: new ConntrackCommand(),
+    renderOptions: renderOptionsFor(config),
+    log: log.child("nft"),
+    metrics,
+  });
+  const dns = config.dnsBind
+    ? new DnsServer({
+      bind: config.dnsBind,
+      clusterDomain: config.clusterDomain,
+      ttl: config.dnsTtl,
+      reverseCidrs: [...config.serviceCidrs, ...config.clusterCidrs],
+      ...(config.upstreams ? { upstreams: config.upstreams } : {}),
+      allowRecursion: config.dnsAllowRecursion,
+      log: log.child("dns"),
+      metrics,
+    })
+    : null;
+  const common = {
+    log,
+    metrics,
+    dataplane,
+    dns,
+    minSyncPeriodMs: config.minSyncPeriodMs,
+    syncPeriodMs: config.syncPeriodMs,
+    initialSyncTimeoutMs: config.initialSyncTimeoutMs,
+    healthzBind: config.healthzBind,
+    metricsBind: config.metricsBind,
+  };
+  if (kind === "kube") {
+    // Bad connection settings are a configuration error, reported before anything starts.
+    loadKubeConfig({
+      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+      ...(config.master ? { master: config.master } : {}),
+    });
+    const source = new KubeSource({
+      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+      ...(config.master ? { master: config.master } : {}),
+      useEndpoints: config.useEndpoints,
+      syncTimeoutMs: config.initialSyncTimeoutMs,
+      log: log.child("kube"),
+      metrics,
+    });
+    return new Daemon({ ...common, source });
+  }
+  const standalone = await createStandalone({
+    manifests: config.manifests!,
+    serviceCidrs: config.serviceCidrs,
+    stateDir: config.stateDir,
+    liveVips: {}, // FIXME(lead): read from the kernel table once nft records VIP owners
+    log,
+    metrics,
+  });
+  return new Daemon({
+    ...common,
+    source: standalone.source,
+    reload: () => standalone.reload(),
+    onStop: [() => standalone.stop()],
+  });
+}
+
+/** Loads the manifests and allocates VIPs the way `run` would, without writing anything. */
+async function loadStandalone(config: Config, log: Logger) {
+  const load = await readManifests(config.manifests!);
+  const errors = formatLoadErrors(load).filter((e) => !e.startsWith("warning: "));
+  for (const w of formatLoadErrors(load).filter((e) => e.startsWith("warning: "))) log.warn(w);
+  const loaded = await loadIpamState(config.stateDir, {}, { readOnly: true });
+  const isDir = (await Deno.stat(config.manifests!)).isDirectory;
+  const lock = await readVipLock(vipLockPath(config.manifests!, isDir));
+  if (typeof lock === "string") errors.push(lock);
+  return { load, errors, state: loaded.state, lock: typeof lock === "string" ? null : lock, isDir };
+}
+
+/**
+ * `svcgate render`: the exact ruleset for the source, as nft text, computed without root.
+ * In standalone mode VIPs are allocated as `run` would (reading, never writing, --state-dir).
+ */
+export async function renderForConfig(
+  config: Config,
+  log: Logger,
+): Promise<{ text: string; errors: string[] }> {
+  const store = new ModelStore();
+  const errors: string[] = [];
+  if (requireSource(config) === "manifests") {
+    const { load, errors: loadErrors, state, lock } = await loadStandalone(config, log);
+    errors.push(...loadErrors);
+    const allocator = new VipAllocator(state, {
+      cidrs: config.serviceCidrs,
+      ...(lock ? { pins: lock.services } : {}),
+    });
+    const result = allocator.allocate(load.services, Date.now());
+    errors.push(...result.errors.map((e) => e.message));
+    store.replaceAll({
+      services: result.services,
+      endpointSets: load.endpointSets,
+      namespaces: load.namespaces,
+    });
+  } else {
+    const source = new KubeSource({
+      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+      ...(config.master ? { master: config.master } : {}),
+      useEndpoints: config.useEndpoints,
+      syncTimeoutMs: config.initialSyncTimeoutMs,
+      log: log.child("kube"),
+      metrics: new MetricsRegistry(),
+    });
+    await source.start({ store, requestSync: () => {} });
+    await source.stop();
+  }
+  const ruleset = renderRuleset(store.commit().snapshot, renderOptionsFor(config));
+  for (const w of ruleset.warnings) log.warn(w);
+  return { text: formatRuleset(ruleset), errors };
+}
+
+/** `svcgate cleanup`: deletes the svcgate tables (both families). */
+export async function cleanupDataplane(log: Logger): Promise<void> {
+  const dataplane = new NftDataplane({
+    executor: new NftCommandExecutor(),
+    renderOptions: { clusterCidrs: [], nodeName: "", nodePortAddresses: [] },
+    log: log.child("nft"),
+  });
+  await dataplane.cleanup();
+  log.info("removed the svcgate nftables tables");
+}
+
+/**
+ * `svcgate ipam pin`: writes the VIPs every service gets into a lock file beside the manifests,
+ * so every node given the same files uses the same VIPs.
+ */
+export async function pinVipsForConfig(
+  config: Config,
+  log: Logger,
+): Promise<{ summary: string; errors: string[] }> {
+  if (!config.manifests) throw new Error("ipam pin needs --manifests PATH");
+  const { load, errors, state, lock, isDir } = await loadStandalone(config, log);
+  const result = pinVips({
+    services: load.services,
+    state,
+    cidrs: config.serviceCidrs,
+    now: Date.now(),
+    ...(lock ? { previous: lock } : {}),
+  });
+  errors.push(...result.allocation.errors.map((e) => e.message));
+  const path = vipLockPath(config.manifests, isDir);
+  await writeFileAtomic(path, result.text);
+  const count = Object.keys(result.lock.services).length;
+  return { summary: `pinned ${count} services in ${path}`, errors };
+}

@@ -1,0 +1,72 @@
+/**
+ * The single-file artifact: built here with deno bundle (deno compile cannot fetch its runtime
+ * offline), then run with exactly the permission flags of the compile task.
+ */
+
+const root = new URL("..", import.meta.url).pathname;
+const deno = Deno.execPath();
+
+function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(message);
+}
+
+/** The permission flags of `deno task compile`, read from deno.json so the two never drift. */
+async function compileFlags(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
+  const task: string = config.tasks.compile;
+  return task.split(/\s+/).filter((w) => /^--(allow|unstable)-/.test(w));
+}
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const start = performance.now();
+  const r = await new Deno.Command(deno, { args, cwd: root, stdout: "piped", stderr: "piped" })
+    .output();
+  const dec = new TextDecoder();
+  return {
+    code: r.code,
+    stdout: dec.decode(r.stdout),
+    stderr: dec.decode(r.stderr),
+    ms: performance.now() - start,
+  };
+}
+
+Deno.test("bundle: one file runs version and render under the compile task's permissions", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "svcgate-bundle-" });
+  try {
+    const out = `${dir}/svcgate.js`;
+    const built = await run(["run", "-A", "deploy/bundle.ts", out]);
+    assert(built.code === 0, `bundle failed: ${built.stderr}`);
+    const flags = await compileFlags();
+    assert(flags.length > 0, "compile task has no permission flags");
+    // No -A here: the bundle must work with the narrow flags the binary is built with.
+    const version = await run(["run", ...flags, out, "version"]);
+    assert(version.code === 0, `version failed: ${version.stderr}`);
+    assert(/^svcgate \d+\.\d+\.\d+/.test(version.stdout), `unexpected version: ${version.stdout}`);
+    const render = await run([
+      "run",
+      ...flags,
+      out,
+      "render",
+      "--manifests",
+      "deploy/examples",
+      "--service-cidr",
+      "198.19.0.0/16,2001:db8:ffff::/112",
+    ]);
+    assert(render.code === 0, `render failed (${render.code}): ${render.stderr}`);
+    assert(render.stdout.includes("table ip svcgate"), `render printed no ruleset:\n${render.stdout}`);
+    const direct = await run([
+      "run",
+      "-A",
+      "main.ts",
+      "render",
+      "--manifests",
+      "deploy/examples",
+      "--service-cidr",
+      "198.19.0.0/16,2001:db8:ffff::/112",
+    ]);
+    assert(direct.stdout === render.stdout, "bundle and main.ts render differently");
+    console.log(`startup: bundle version ${version.ms.toFixed(0)} ms`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,128 @@
+/**
+ * Runs the real svcgate daemon (`main.ts run`) inside a lab's node namespace, with its log
+ * captured, and small probes (dig, curl) run in the same namespace.
+ * @module
+ */
+
+import type { Lab } from "../lab/lab.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A daemon process in a lab. */
+export interface DaemonProcess {
+  readonly child: Deno.ChildProcess;
+  readonly log: string[];
+  /** Waits until /readyz answers 200. */
+  waitReady(timeoutMs?: number): Promise<void>;
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+/** Options of {@link startDaemon}. */
+export interface StartOptions {
+  readonly args: readonly string[];
+  /** Directories put first on PATH (for example a failing `nft` wrapper). */
+  readonly pathPrefix?: string;
+  /** healthz port inside the node namespace (default 10256). */
+  readonly healthzPort?: number;
+}
+
+/** Polls until `check` is true, or throws naming `what` (with the daemon log when given). */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 10_000,
+  log?: readonly string[],
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(
+    `Timed out after ${timeoutMs} ms waiting for ${what}` +
+      (log ? `\n--- svcgate log ---\n${log.slice(-40).join("\n")}` : ""),
+  );
+}
+
+/** Starts `svcgate run` in the lab's node namespace. */
+export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
+  const port = options.healthzPort ?? 10256;
+  const env = options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : [];
+  const child = lab.spawn(lab.node.ns, [
+    "env",
+    ...env,
+    Deno.execPath(),
+    "run",
+    "-A",
+    MAIN,
+    "run",
+    "--healthz-bind-address",
+    `127.0.0.1:${port}`,
+    "--metrics-bind-address",
+    `127.0.0.1:${port}`,
+    ...options.args,
+  ], { stdout: "null", stderr: "piped" });
+  const log: string[] = [];
+  (async () => {
+    let rest = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      const lines = (rest + chunk).split("\n");
+      rest = lines.pop() ?? "";
+      log.push(...lines);
+    }
+  })();
+  return {
+    child,
+    log,
+    async waitReady(timeoutMs = 15_000) {
+      await waitFor("svcgate /readyz to answer 200", async () => {
+        const r = await lab.exec(lab.node.ns, [
+          ...["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"],
+          `http://127.0.0.1:${port}/readyz`,
+        ]);
+        return r.stdout === "200";
+      }, timeoutMs, log);
+    },
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch { /* already exited */ }
+      return (await child.status).code;
+    },
+  };
+}
+
+/** `dig +short` of a name and type against an address, inside the node namespace. */
+export async function dig(
+  lab: Lab,
+  server: string,
+  name: string,
+  type = "A",
+  extra: string[] = [],
+): Promise<{ status: string; answers: string[] }> {
+  const r = await lab.exec(lab.node.ns, [
+    ...["dig", `@${server}`, name, type, "+tries=1", "+time=2", "+nocookie"],
+    ...extra,
+  ]);
+  const status = r.stdout.match(/status: (\w+)/)?.[1] ?? `no answer (${r.stderr.trim()})`;
+  const answerSection = r.stdout.split(";; ANSWER SECTION:\n")[1]?.split("\n\n")[0] ?? "";
+  const answers = answerSection.split("\n").filter(Boolean).map((l) => l.split(/\s+/).pop()!);
+  return { status, answers };
+}
+
+/** One HTTP GET from the node namespace; returns the body (the pod name) or "" on failure. */
+export async function httpGet(lab: Lab, url: string, ns = lab.node.ns): Promise<string> {
+  const r = await lab.exec(ns, ["curl", "-s", "-m", "2", url]);
+  return r.code === 0 ? r.stdout.trim() : "";
+}
+
+/** Counts which pods answered n requests. */
+export async function spread(lab: Lab, url: string, n: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const body = (await httpGet(lab, url)) || "(failed)";
+    out[body] = (out[body] ?? 0) + 1;
+  }
+  return out;
+}
