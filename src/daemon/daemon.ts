@@ -128,9 +128,11 @@ export class Daemon {
     });
     const timeout = new Promise<"timeout">((resolve) => {
       const id = setTimeout(() => resolve("timeout"), this.#parts.initialSyncTimeoutMs);
-      started.finally(() => clearTimeout(id));
+      const clear = () => clearTimeout(id);
+      started.then(clear, clear);
     });
     started.catch((e) => {
+      if (this.#stopped) return;
       log.error("source failed to start; nothing is programmed", { error: e });
       metrics.counter("svcgate_source_errors_total", "Source failures").inc();
     });

@@ -76,13 +76,18 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     child,
     log,
     async waitReady(timeoutMs = 15_000) {
-      await waitFor("svcgate /readyz to answer 200", async () => {
-        const r = await lab.exec(lab.node.ns, [
-          ...["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"],
-          `http://127.0.0.1:${port}/readyz`,
-        ]);
-        return r.stdout === "200";
-      }, timeoutMs, log);
+      await waitFor(
+        "svcgate /readyz to answer 200",
+        async () => {
+          const r = await lab.exec(lab.node.ns, [
+            ...["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"],
+            `http://127.0.0.1:${port}/readyz`,
+          ]);
+          return r.stdout === "200";
+        },
+        timeoutMs,
+        log,
+      );
     },
     async stop(signal: Deno.Signal = "SIGTERM") {
       try {

@@ -1,0 +1,316 @@
+/**
+ * The whole daemon (`main.ts run`) in a lab node, on manifest files: DNS and traffic, live reload
+ * (valid, invalid, rapid edits), publish order under a failing nft, restart under load, SIGTERM.
+ */
+
+import { Lab, labTest } from "../lab/lab.ts";
+import { dig, httpGet, spread, startDaemon, waitFor } from "./harness.ts";
+
+function assertEquals(actual: unknown, expected: unknown, what: string): void {
+  const a = JSON.stringify(actual), e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}
+
+function assert(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new Error(what);
+}
+
+const DNS = "198.18.0.1";
+const BASE_ARGS = [
+  "--service-cidr",
+  "198.19.0.0/16",
+  "--cluster-cidr",
+  "198.18.0.0/24",
+  "--dns-bind-address",
+  `${DNS}:53`,
+  "--upstream",
+  "127.0.0.1:1",
+  "--min-sync-period",
+  "5ms",
+];
+
+function service(name: string, clusterIP: string | null, ips: string[], port = 80): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: default }
+spec:
+  ${clusterIP ? `clusterIP: ${clusterIP}` : "type: ClusterIP"}
+  ports: [{ name: http, port: ${port}, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: { name: ${name}, namespace: default }
+subsets:
+  - addresses: [${ips.map((ip) => `{ ip: "${ip}" }`).join(", ")}]
+    ports: [{ name: http, port: 8080 }]
+`;
+}
+
+/** Writes through a temporary file and a rename, as editors and config management do. */
+async function writeManifest(dir: string, name: string, text: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/.${name}.tmp`, text);
+  await Deno.rename(`${dir}/.${name}.tmp`, `${dir}/${name}`);
+}
+
+async function withLab(
+  pods: number,
+  fn: (lab: Lab, dir: string) => Promise<void>,
+): Promise<void> {
+  const lab = await Lab.create({ pods });
+  const dir = await Deno.makeTempDir({ prefix: "svcgate-e2e-" });
+  try {
+    await lab.startPodServers();
+    await fn(lab, dir);
+  } finally {
+    await lab.destroy();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+labTest(
+  "daemon: DNS and traffic from manifests; reload applies valid edits and keeps the last good state",
+  async () => {
+    await withLab(3, async (lab, dir) => {
+      const manifests = `${dir}/manifests`;
+      await Deno.mkdir(manifests);
+      await writeManifest(manifests, "web.yaml", service("web", null, lab.pods.map((p) => p.ip)));
+      const daemon = startDaemon(lab, {
+        args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
+      });
+      await daemon.waitReady();
+      const web = await dig(lab, DNS, "web.default.svc.cluster.local");
+      assertEquals(web.status, "NOERROR", "web A status");
+      const vip = web.answers[0];
+      assert(/^198\.19\.\d+\.\d+$/.test(vip), `web VIP ${vip} is in --service-cidr`);
+      const seen = await spread(lab, `http://${vip}/`, 30);
+      assertEquals(
+        Object.keys(seen).sort(),
+        ["pod-0", "pod-1", "pod-2"],
+        `spread ${JSON.stringify(seen)}`,
+      );
+
+      // A new file: a service with an explicit VIP appears in DNS and routes.
+      await writeManifest(manifests, "api.yaml", service("api", "198.19.0.200", [lab.pods[0].ip]));
+      await waitFor(
+        "api to resolve",
+        async () =>
+          (await dig(lab, DNS, "api.default.svc.cluster.local")).answers[0] === "198.19.0.200",
+        10_000,
+        daemon.log,
+      );
+      assertEquals(
+        await httpGet(lab, "http://198.19.0.200/"),
+        "pod-0",
+        "api routes right after it resolves",
+      );
+
+      // An invalid edit: the last good version keeps serving, and readiness detail says why.
+      await writeManifest(
+        manifests,
+        "api.yaml",
+        service("api", "198.19.0.201", [lab.pods[0].ip], 70000),
+      );
+      await waitFor(
+        "the reload error to be reported",
+        () => daemon.log.some((l) => l.includes("70000 is not a port")),
+        10_000,
+        daemon.log,
+      );
+      assertEquals(
+        await httpGet(lab, "http://198.19.0.200/"),
+        "pod-0",
+        "api keeps its last good VIP",
+      );
+      assertEquals(
+        await httpGet(lab, "http://198.19.0.201/"),
+        "",
+        "the invalid edit's VIP is not programmed",
+      );
+      assertEquals(
+        (await dig(lab, DNS, "api.default.svc.cluster.local")).answers,
+        ["198.19.0.200"],
+        "api still resolves",
+      );
+
+      // Rapid successive edits converge on the final file.
+      for (const pod of [lab.pods[1], lab.pods[2], lab.pods[0], lab.pods[2]]) {
+        await writeManifest(manifests, "api.yaml", service("api", "198.19.0.200", [pod.ip]));
+        await new Promise((r) => setTimeout(r, 15));
+      }
+      await waitFor(
+        "api to settle on pod-2",
+        async () => (await httpGet(lab, "http://198.19.0.200/")) === "pod-2",
+        10_000,
+        daemon.log,
+      );
+      const after = await spread(lab, "http://198.19.0.200/", 10);
+      assertEquals(after, { "pod-2": 10 }, "every request reaches the final backend");
+
+      // Removing the file removes the service from DNS and from the dataplane.
+      await Deno.remove(`${manifests}/api.yaml`);
+      await waitFor(
+        "api to disappear from DNS",
+        async () => (await dig(lab, DNS, "api.default.svc.cluster.local")).status === "NXDOMAIN",
+        10_000,
+        daemon.log,
+      );
+      assertEquals(
+        await daemon.stop(),
+        0,
+        `exit code after SIGTERM; log:\n${daemon.log.join("\n")}`,
+      );
+    });
+  },
+);
+
+labTest(
+  "daemon: DNS publishes a snapshot only after nft committed it; a failing nft keeps the old state serving",
+  async () => {
+    await withLab(2, async (lab, dir) => {
+      // A real nft behind a switch: while the flag file exists, every nft call fails.
+      const bin = `${dir}/bin`;
+      const flag = `${dir}/nft-fails`;
+      await Deno.mkdir(bin);
+      const real = (await lab.exec(lab.node.ns, ["sh", "-c", "command -v nft"])).stdout.trim();
+      await Deno.writeTextFile(
+        `${bin}/nft`,
+        `#!/bin/sh\nif [ -e ${flag} ]; then echo "nft: injected failure" >&2; exit 1; fi\nexec ${real} "$@"\n`,
+      );
+      await Deno.chmod(`${bin}/nft`, 0o755);
+      const manifests = `${dir}/manifests`;
+      await Deno.mkdir(manifests);
+      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
+      const daemon = startDaemon(lab, {
+        args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
+        pathPrefix: bin,
+      });
+      await daemon.waitReady();
+      assertEquals(await httpGet(lab, "http://198.19.0.10/"), "pod-0", "web before the failure");
+
+      await Deno.writeTextFile(flag, "");
+      await writeManifest(manifests, "new.yaml", service("new", "198.19.0.11", [lab.pods[1].ip]));
+      await waitFor(
+        "a failed sync to be logged",
+        () => daemon.log.some((l) => l.includes("injected failure")),
+        10_000,
+        daemon.log,
+      );
+      // Several retries fail meanwhile; DNS must never show the name whose rules are not live.
+      for (let i = 0; i < 5; i++) {
+        const r = await dig(lab, DNS, "new.default.svc.cluster.local");
+        assertEquals(r.status, "NXDOMAIN", "an unprogrammed service does not resolve");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assertEquals(
+        (await dig(lab, DNS, "web.default.svc.cluster.local")).answers,
+        ["198.19.0.10"],
+        "web still resolves",
+      );
+      assertEquals(await httpGet(lab, "http://198.19.0.10/"), "pod-0", "web still routes");
+
+      await Deno.remove(flag);
+      await waitFor(
+        "new to resolve after nft recovers",
+        async () =>
+          (await dig(lab, DNS, "new.default.svc.cluster.local")).answers[0] === "198.19.0.11",
+        40_000,
+        daemon.log,
+      );
+      // The moment it resolves, it routes.
+      assertEquals(
+        await httpGet(lab, "http://198.19.0.11/"),
+        "pod-1",
+        "new routes once it resolves",
+      );
+      assertEquals(
+        await daemon.stop(),
+        0,
+        `exit code after SIGTERM; log:\n${daemon.log.join("\n")}`,
+      );
+    });
+  },
+);
+
+labTest(
+  "daemon: restarted under continuous load, no connection fails; SIGTERM leaves the rules in place",
+  async () => {
+    await withLab(3, async (lab, dir) => {
+      const manifests = `${dir}/manifests`;
+      await Deno.mkdir(manifests);
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        service("web", "198.19.0.10", lab.pods.map((p) => p.ip)),
+      );
+      const args = [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`];
+      const first = startDaemon(lab, { args });
+      await first.waitReady();
+      // A client loop in the node: a fresh connection every few milliseconds for ~4 s.
+      const load = lab.spawn(lab.node.ns, [
+        "bash",
+        "-c",
+        "ok=0; bad=0; end=$((SECONDS+4)); while [ $SECONDS -lt $end ]; do " +
+        "if curl -s -m 1 -o /dev/null http://198.19.0.10/; then ok=$((ok+1)); else bad=$((bad+1)); fi; " +
+        'done; echo "$ok $bad"',
+      ]);
+      await new Promise((r) => setTimeout(r, 500));
+      assertEquals(await first.stop(), 0, "first daemon exits 0 on SIGTERM");
+      const table = await lab.exec(lab.node.ns, ["nft", "list", "table", "ip", "svcgate"]);
+      assertEquals(table.code, 0, "the ruleset outlives the process");
+      const second = startDaemon(lab, { args });
+      await second.waitReady();
+      const out = new TextDecoder().decode((await load.output()).stdout).trim();
+      const [ok, bad] = out.split(" ").map(Number);
+      assert(ok > 50, `the load loop made enough connections (${out})`);
+      assertEquals(bad, 0, `failed connections across the restart (ok ${ok})`);
+      assert(
+        second.log.some((l) => l.includes("adopted nftables state") && l.includes("ip svcgate")),
+        "the second daemon adopted the existing table",
+      );
+      assertEquals(await second.stop(), 0, "second daemon exits 0");
+    });
+  },
+);
+
+labTest(
+  "daemon: before the source has synced, DNS answers SERVFAIL and nothing is programmed",
+  async () => {
+    await withLab(1, async (lab, dir) => {
+      // An API server that never answers: the Kubernetes source cannot sync.
+      const kubeconfig = `${dir}/kubeconfig`;
+      await Deno.writeTextFile(
+        kubeconfig,
+        `apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { server: "https://127.0.0.1:9", insecure-skip-tls-verify: true } }]
+users: [{ name: u, user: { token: t } }]
+contexts: [{ name: x, context: { cluster: c, user: u } }]
+current-context: x
+`,
+      );
+      const daemon = startDaemon(lab, {
+        args: [...BASE_ARGS, "--kubeconfig", kubeconfig, "--initial-sync-timeout", "500ms"],
+      });
+      await waitFor(
+        "DNS to listen",
+        () => daemon.log.some((l) => l.includes("DNS listening")),
+        10_000,
+        daemon.log,
+      );
+      const r = await dig(lab, DNS, "web.default.svc.cluster.local");
+      assertEquals(r.status, "SERVFAIL", "cluster names before the first sync");
+      const ready = await lab.exec(lab.node.ns, [
+        ...["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"],
+        "http://127.0.0.1:10256/readyz",
+      ]);
+      assertEquals(ready.stdout, "503", "/readyz before sync");
+      const table = await lab.exec(lab.node.ns, ["nft", "list", "table", "ip", "svcgate"]);
+      assert(table.code !== 0, "no svcgate table is written before sync");
+      assertEquals(
+        await daemon.stop(),
+        0,
+        `exit code after SIGTERM; log:\n${daemon.log.join("\n")}`,
+      );
+    });
+  },
+);
