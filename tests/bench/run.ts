@@ -1,0 +1,38 @@
+/**
+ * `deno task bench`: runs every benchmark in turn and prints their tables. Each benchmark builds
+ * and deletes its own network namespaces and sends traffic only inside them or on loopback.
+ *
+ * Usage: deno task bench [NAME...]   (names: startup, nft, dns, kube, kube-daemon)
+ * @module
+ */
+
+const BENCHES: Record<string, string[]> = {
+  startup: ["tests/bench/startup_bench.ts"],
+  nft: ["tests/bench/nft_bench.ts"],
+  dns: ["tests/bench/dns_bench.ts"],
+  kube: ["tests/bench/kube_bench.ts"],
+  "kube-daemon": ["tests/bench/kube_daemon_bench.ts"],
+};
+
+const root = new URL("../..", import.meta.url).pathname;
+const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
+let failed = 0;
+for (const name of wanted) {
+  const script = BENCHES[name];
+  if (!script) {
+    console.error(`Unknown benchmark "${name}"; known: ${Object.keys(BENCHES).join(", ")}`);
+    Deno.exit(2);
+  }
+  console.log(`\n=== bench: ${name}`);
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...script],
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (r.code !== 0) {
+    console.error(`bench ${name} exited ${r.code}`);
+    failed++;
+  }
+}
+Deno.exit(failed > 0 ? 1 : 0);
