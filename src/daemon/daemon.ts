@@ -45,6 +45,8 @@ export interface DaemonParts {
   readonly reload?: () => Promise<void>;
   /** Extra parts to stop on shutdown (health checkers). */
   readonly onStop?: readonly (() => Promise<void>)[];
+  /** Extra readiness detail (allocation problems, health verdicts). */
+  readonly details?: () => Record<string, unknown>;
   /** A store to use; a new one by default. */
   readonly store?: ModelStore;
 }
@@ -98,6 +100,7 @@ export class Daemon {
         ...(this.loop.lastError ? { lastError: this.loop.lastError } : {}),
       },
       dns: this.#parts.dns ? { serving: applied !== null } : { enabled: false },
+      ...this.#parts.details?.(),
     };
   }
 

@@ -121,6 +121,13 @@ export async function buildDaemon(
     source: standalone.source,
     reload: () => standalone.reload(),
     onStop: [() => standalone.stop()],
+    details: () => ({
+      ipam: { problems: standalone.problems() },
+      health: {
+        unhealthy: standalone.health.status().filter((e) => e.verdict === "unhealthy")
+          .map((e) => `${e.service} ${e.address}:${e.port}`),
+      },
+    }),
   });
 }
 
