@@ -19,7 +19,9 @@ const bundled = await new Deno.Command(Deno.execPath(), {
   stderr: "inherit",
 }).output();
 if (bundled.code !== 0) {
-  console.error(`Cannot bundle main.ts into ${JSON.stringify(out)}: deno bundle exited ${bundled.code}`);
+  console.error(
+    `Cannot bundle main.ts into ${JSON.stringify(out)}: deno bundle exited ${bundled.code}`,
+  );
   Deno.exit(1);
 }
 const path = out.startsWith("/") ? out : `${root}${out}`;

@@ -17,7 +17,9 @@ async function compileFlags(): Promise<string[]> {
   return task.split(/\s+/).filter((w) => /^--(allow|unstable)-/.test(w));
 }
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+async function run(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const start = performance.now();
   const r = await new Deno.Command(deno, { args, cwd: root, stdout: "piped", stderr: "piped" })
     .output();
@@ -53,7 +55,10 @@ Deno.test("bundle: one file runs version and render under the compile task's per
       "198.19.0.0/16,2001:db8:ffff::/112",
     ]);
     assert(render.code === 0, `render failed (${render.code}): ${render.stderr}`);
-    assert(render.stdout.includes("table ip svcgate"), `render printed no ruleset:\n${render.stdout}`);
+    assert(
+      render.stdout.includes("table ip svcgate"),
+      `render printed no ruleset:\n${render.stdout}`,
+    );
     const direct = await run([
       "run",
       "-A",

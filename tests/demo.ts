@@ -75,19 +75,27 @@ try {
     }
     throw new Error(`Timed out waiting for ${what}. svcgate log:\n${daemonLog.join("\n")}`);
   };
-  await waitFor("svcgate to be ready", async () =>
-    (await exec("curl -sf -o /dev/null -w '%{http_code}' http://127.0.0.1:10256/readyz")) ===
-      "200");
-  show("curl -s 127.0.0.1:10256/readyz | head -3", await exec("curl -s 127.0.0.1:10256/readyz | head -3"));
+  await waitFor(
+    "svcgate to be ready",
+    async () =>
+      (await exec("curl -sf -o /dev/null -w '%{http_code}' http://127.0.0.1:10256/readyz")) ===
+        "200",
+  );
+  show(
+    "curl -s 127.0.0.1:10256/readyz | head -3",
+    await exec("curl -s 127.0.0.1:10256/readyz | head -3"),
+  );
 
   say("DNS: names resolve to the VIPs svcgate allocated (and only once nftables routes them)");
-  for (const q of [
-    "web.default.svc.cluster.local",
-    "api.default.svc.cluster.local AAAA",
-    "db.default.svc.cluster.local",
-    "_http._tcp.web.default.svc.cluster.local SRV",
-    "search.default.svc.cluster.local CNAME",
-  ]) {
+  for (
+    const q of [
+      "web.default.svc.cluster.local",
+      "api.default.svc.cluster.local AAAA",
+      "db.default.svc.cluster.local",
+      "_http._tcp.web.default.svc.cluster.local SRV",
+      "search.default.svc.cluster.local CNAME",
+    ]
+  ) {
     const cmd = `dig +short ${q}`;
     show(cmd, await exec(cmd));
   }
@@ -102,28 +110,56 @@ try {
     return [...counts].sort().map(([k, v]) => `${k}: ${v}`).join(", ");
   };
   say("Ten requests to http://web.default.svc.cluster.local spread over the pods");
-  show("for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c", await spread(10));
+  show(
+    "for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c",
+    await spread(10),
+  );
 
   say("Killing pod-1's server: the health check (1s interval, 2 failures) takes it out");
   const marker = daemonLog.length;
   await lab.stopPodServer(1);
   const versionNow = async () =>
-    Number((await exec("curl -s 127.0.0.1:10249/metrics")).match(/svcgate_snapshot_version (\d+)/)?.[1] ?? 0);
+    Number(
+      (await exec("curl -s 127.0.0.1:10249/metrics")).match(/svcgate_snapshot_version (\d+)/)
+        ?.[1] ?? 0,
+    );
   const before = await versionNow();
-  await waitFor("pod-1 to be marked unhealthy", () =>
-    Promise.resolve(daemonLog.slice(marker).some((l) => l.includes("endpoint unhealthy") && l.includes("198.18.0.11"))));
+  await waitFor(
+    "pod-1 to be marked unhealthy",
+    () =>
+      Promise.resolve(
+        daemonLog.slice(marker).some((l) =>
+          l.includes("endpoint unhealthy") && l.includes("198.18.0.11")
+        ),
+      ),
+  );
   await waitFor("the change to be programmed", async () => (await versionNow()) > before);
-  for (const line of daemonLog.slice(marker).filter((l) => l.includes("198.18.0.11"))) console.log(`  svcgate: ${line}`);
-  show("for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c", await spread(10));
+  for (const line of daemonLog.slice(marker).filter((l) => l.includes("198.18.0.11"))) {
+    console.log(`  svcgate: ${line}`);
+  }
+  show(
+    "for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c",
+    await spread(10),
+  );
 
   say("pod-1's server is back: the health check brings it in again");
   const marker2 = daemonLog.length;
   await lab.startPodServer(1);
   const before2 = await versionNow();
-  await waitFor("pod-1 to be marked healthy", () =>
-    Promise.resolve(daemonLog.slice(marker2).some((l) => l.includes("endpoint healthy") && l.includes("198.18.0.11"))));
+  await waitFor(
+    "pod-1 to be marked healthy",
+    () =>
+      Promise.resolve(
+        daemonLog.slice(marker2).some((l) =>
+          l.includes("endpoint healthy") && l.includes("198.18.0.11")
+        ),
+      ),
+  );
   await waitFor("the change to be programmed", async () => (await versionNow()) > before2);
-  show("for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c", await spread(10));
+  show(
+    "for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c",
+    await spread(10),
+  );
 
   say("The ruleset svcgate wrote (ip family)");
   show("nft list table ip svcgate", await exec("nft list table ip svcgate"));
