@@ -91,6 +91,8 @@ step("tests");
 const filter = Deno.args;
 const child = new Deno.Command(deno, {
   args: ["test", "-A", "--no-check", ...filter],
+  // Plain text, so the closing summary can be read back.
+  env: { NO_COLOR: "1" },
   stdout: "piped",
   stderr: "inherit",
 }).spawn();
@@ -102,9 +104,7 @@ for await (const chunk of child.stdout) {
 }
 const status = await child.status;
 // deno prints "ok | 12 passed (3 steps) | 0 failed | 1 ignored"; restate it plainly.
-const m = tail.replace(/\x1b\[[0-9;]*m/g, "").match(
-  /(\d+) passed[^|]*\| (\d+) failed(?: \| (\d+) ignored)?/,
-);
+const m = tail.match(/(\d+) passed[^|]*\| (\d+) failed(?: \| (\d+) ignored)?/);
 const passed = m ? Number(m[1]) : 0;
 const failed = m ? Number(m[2]) : (status.code === 0 ? 0 : 1);
 const ignored = m?.[3] ? `, ${m[3]} skipped` : "";
