@@ -11,7 +11,7 @@
  * - Headless services (`clusterIP: None`) and ExternalName services get no VIP.
  * - Families follow `service.ipFamilies` (one VIP per family; empty means the family of the first
  *   CIDR, as Kubernetes' primary family). A family without a CIDR is an error for that service,
- *   except under `ipFamilyPolicy: PreferDualStack` (once the model carries it), which settles for
+ *   except under `ipFamilyPolicy: PreferDualStack`, which settles for
  *   the families configured.
  *
  * Choice of new addresses: a hash of the service key (FNV-1a) picks the starting point, then the
@@ -147,14 +147,6 @@ function sameList(a: readonly unknown[], b: readonly unknown[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-/**
- * The model's Service does not carry spec.ipFamilyPolicy yet (the manifest parser folds it into
- * ipFamilies); when it does, PreferDualStack stops being an error on a single-stack node.
- */
-type ServiceWithPolicy = Service & {
-  readonly ipFamilyPolicy?: "SingleStack" | "PreferDualStack" | "RequireDualStack";
-};
-
 /** How a service gets its VIPs. */
 type Plan =
   | { kind: "none" }
@@ -217,7 +209,7 @@ export function allocateVips(
     if (service.clusterIPs.length > 0) {
       return fixedPlan(key, service.clusterIPs, "spec", []);
     }
-    if ((service as ServiceWithPolicy).ipFamilyPolicy === "PreferDualStack") {
+    if (service.ipFamilyPolicy === "PreferDualStack") {
       // As in Kubernetes: "prefer" settles for the families this node has ranges for.
       const available = families.filter((f) => poolsOf(f).length > 0);
       if (available.length > 0) families.splice(0, families.length, ...available);

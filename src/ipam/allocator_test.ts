@@ -528,14 +528,14 @@ Deno.test("allocateVips: large IPv6 ranges allocate without scanning", () => {
   assertEquals(new Set(r.services.map((s) => s.clusterIPs[0])).size, 200);
 });
 
-Deno.test("allocateVips: PreferDualStack (when the model carries it) settles for the configured family", () => {
+Deno.test("allocateVips: PreferDualStack settles for the configured family", () => {
   const prefer = {
     ...svc("default/web", { ipFamilies: [4, 6] }),
-    ipFamilyPolicy: "PreferDualStack",
+    ipFamilyPolicy: "PreferDualStack" as const,
   };
   const require = {
     ...svc("default/api", { ipFamilies: [4, 6] }),
-    ipFamilyPolicy: "RequireDualStack",
+    ipFamilyPolicy: "RequireDualStack" as const,
   };
   const r = allocateVips(EMPTY_IPAM_STATE, [prefer, require], { cidrs: [V4], now: T0 });
   assertEquals(messages(r), [
