@@ -188,7 +188,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "sync-period",
     kind: "duration",
     default: "30s",
-    help: "How often the kernel ruleset is checked for drift and repaired",
+    help:
+      "How often the kernel ruleset is checked for drift and repaired (every element each 10th time)",
     commands: DAEMON,
   },
   {

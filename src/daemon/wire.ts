@@ -10,7 +10,7 @@ import type { Logger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type RenderOptions, renderRuleset } from "../nft/render.ts";
 import { formatRuleset } from "../nft/ruleset.ts";
-import { NftDataplane } from "../nft/dataplane.ts";
+import { NftDataplane, readLiveVips } from "../nft/dataplane.ts";
 import { ConntrackCommand, NftCommandExecutor } from "../nft/executor.ts";
 import { DnsServer } from "../dns/server.ts";
 import { readManifests } from "../sources/manifests/read.ts";
@@ -59,8 +59,9 @@ export async function buildDaemon(
   metrics: MetricsRegistry,
 ): Promise<Daemon> {
   const kind = requireSource(config);
+  const executor = new NftCommandExecutor();
   const dataplane = new NftDataplane({
-    executor: new NftCommandExecutor(),
+    executor,
     conntrack: new ConntrackCommand(),
     renderOptions: renderOptionsFor(config),
     log: log.child("nft"),
@@ -112,7 +113,7 @@ export async function buildDaemon(
     manifests: config.manifests!,
     serviceCidrs: config.serviceCidrs,
     stateDir: config.stateDir,
-    liveVips: {}, // FIXME(lead): read from the kernel table once nft records VIP owners
+    liveVips: await readLiveVips(executor),
     log,
     metrics,
   });
@@ -187,8 +188,9 @@ export async function renderForConfig(
 
 /** `svcgate cleanup`: deletes the svcgate tables (both families). */
 export async function cleanupDataplane(log: Logger): Promise<void> {
+  const executor = new NftCommandExecutor();
   const dataplane = new NftDataplane({
-    executor: new NftCommandExecutor(),
+    executor,
     renderOptions: { clusterCidrs: [], nodeName: "", nodePortAddresses: [] },
     log: log.child("nft"),
   });

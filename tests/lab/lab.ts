@@ -193,6 +193,9 @@ export class Lab {
     await must(["ip", "netns", "add", ns]);
     this.#namespaces.push(ns);
     await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    // Without its own resolv.conf a namespace would send lookups to the host's resolvers, which
+    // are not lab addresses; loopback keeps any stray lookup inside the namespace.
+    await this.setResolvConf(ns, "nameserver 127.0.0.1\n");
   }
 
   async #build(): Promise<void> {
@@ -216,6 +219,21 @@ export class Lab {
         ...["peer", "name", "eth0", "netns", pod.ns],
       ]);
       await must(["ip", "-n", n, "link", "set", `veth${i}`, "master", "br0", "up"]);
+      // As CNI bridge plugins' hairpinMode: a pod reaching its own service through the node
+      // gets its packets back out of the port they came in on.
+      await must([
+        "ip",
+        "netns",
+        "exec",
+        n,
+        "bridge",
+        "link",
+        "set",
+        "dev",
+        `veth${i}`,
+        "hairpin",
+        "on",
+      ]);
       await must(["ip", "-n", pod.ns, "addr", "add", `${pod.ip}/24`, "dev", "eth0"]);
       await must(["ip", "-n", pod.ns, "addr", "add", `${pod.ip6}/64`, "dev", "eth0", "nodad"]);
       await must(["ip", "-n", pod.ns, "link", "set", "eth0", "up"]);

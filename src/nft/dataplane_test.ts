@@ -1,0 +1,276 @@
+import { endpointSet, ep, LAB_OPTIONS, port, service } from "./test_fixtures.ts";
+import { assert, assertEquals, assertRejects } from "./test_assert.ts";
+import { NftDataplane, NftSyncError, readLiveVips } from "./dataplane.ts";
+import { FakeConntrack, FakeNftExecutor } from "./fake_executor.ts";
+import { renderRuleset } from "./render.ts";
+import { parseTable } from "./parse.ts";
+import { opText, planFull } from "./diff.ts";
+import { ModelStore } from "../model/store.ts";
+import { MetricsRegistry } from "../observe/metrics.ts";
+import type { Snapshot } from "../model/snapshot.ts";
+import type { Service } from "../model/types.ts";
+
+const web = service("web", ["198.19.0.10", "2001:db8:ffff::10"], [port(80, 8080)]);
+const dns = service("dns", ["198.19.0.53"], [
+  port(53, 5353, "UDP", "dns"),
+  port(53, 5353, "TCP", "tcp"),
+]);
+
+function storeWith(entries: [Service, string[]][]): ModelStore {
+  const store = new ModelStore();
+  for (const [s, addrs] of entries) {
+    store.setService(s);
+    store.setEndpointSet(endpointSet(s, addrs.map((a) => ep(a))));
+  }
+  store.commit();
+  return store;
+}
+
+function setEndpoints(store: ModelStore, s: Service, addrs: string[]): Snapshot {
+  store.setEndpointSet(endpointSet(s, addrs.map((a) => ep(a))));
+  return store.commit().snapshot;
+}
+
+/** The kernel (fake) holds exactly the ruleset of the snapshot. */
+async function assertKernelHolds(nft: FakeNftExecutor, snapshot: Snapshot, what: string) {
+  for (const t of renderRuleset(snapshot, LAB_OPTIONS).tables) {
+    const json = await nft.listTable(t.family);
+    assert(json !== null, `${what}: ${t.family} table exists`);
+    assertEquals(
+      planFull(parseTable(json, t), t).map(opText),
+      [],
+      `${what}: ${t.family} difference`,
+    );
+  }
+}
+
+function setup(metrics?: MetricsRegistry) {
+  const nft = new FakeNftExecutor();
+  const conntrack = new FakeConntrack();
+  const dataplane = new NftDataplane({
+    executor: nft,
+    conntrack,
+    renderOptions: LAB_OPTIONS,
+    ...(metrics ? { metrics } : {}),
+  });
+  return { nft, conntrack, dataplane };
+}
+
+Deno.test("dataplane: first apply creates; later applies send only the difference, without reading the kernel", async () => {
+  const { nft, dataplane } = setup();
+  const store = storeWith([[web, ["198.18.0.10", "198.18.0.11"]]]);
+  const first = await dataplane.apply(store.snapshot);
+  assertEquals([first.mode, first.replaced], ["full", true], "created");
+  assertEquals(nft.listCalls, 2, "read both families once (absent)");
+  await assertKernelHolds(nft, store.snapshot, "after create");
+
+  const snap = setEndpoints(store, web, ["198.18.0.10", "198.18.0.12"]);
+  const lists = nft.listCalls;
+  const second = await dataplane.apply(snap);
+  assertEquals(second.mode, "incremental", "incremental");
+  assertEquals(nft.listCalls, lists, "no kernel read on the steady path");
+  assertEquals(
+    nft.applied.at(-1),
+    [
+      "delete element ip svcgate hairpin { 198.18.0.11 . 198.18.0.11 }",
+      "delete element ip svcgate vip-backends-tcp { 198.19.0.10 . 80 . 1 }",
+      "add element ip svcgate hairpin { 198.18.0.12 . 198.18.0.12 }",
+      "add element ip svcgate vip-backends-tcp { 198.19.0.10 . 80 . 1 : 198.18.0.12 . 8080 }",
+      "",
+    ].join("\n"),
+    "the whole transaction",
+  );
+  await assertKernelHolds(nft, snap, "after update");
+  const again = await dataplane.apply(snap);
+  assertEquals(again.mode, "none", "same snapshot: nothing to do");
+});
+
+Deno.test("dataplane: a failed apply changes nothing, throws a clear error, and the retry reconciles in full", async () => {
+  const metrics = new MetricsRegistry();
+  const { nft, dataplane } = setup(metrics);
+  const store = storeWith([[web, ["198.18.0.10"]]]);
+  await dataplane.apply(store.snapshot);
+  const before = nft.applied.length;
+  const snap = setEndpoints(store, web, ["198.18.0.11"]);
+  nft.failNextApply("Could not process rule: Cannot allocate memory");
+  const err = await assertRejects(
+    () => dataplane.apply(snap),
+    /Cannot apply snapshot version 2 to nftables \(incremental sync; the previous ruleset keeps serving\):.*Cannot allocate memory/,
+    "apply",
+  );
+  assert(err instanceof NftSyncError, "an NftSyncError");
+  assertEquals(nft.applied.length, before, "nothing applied");
+  assertEquals(
+    nft.elements("ip", "vip-backends-tcp")?.get("198.19.0.10 . 80 . 0"),
+    "198.18.0.10 . 8080",
+    "old ruleset still there",
+  );
+  assertEquals(
+    metrics.counter("svcgate_nft_sync_failures_total", "").get({ stage: "apply" }),
+    1,
+    "counted",
+  );
+
+  const lists = nft.listCalls;
+  const retry = await dataplane.apply(snap);
+  assertEquals(retry.mode, "full", "retry is a full reconcile");
+  assertEquals(nft.listCalls, lists + 2, "it read the kernel");
+  assertEquals(retry.replaced, false, "without replacing the table");
+  await assertKernelHolds(nft, snap, "after retry");
+  const next = await dataplane.apply(setEndpoints(store, web, ["198.18.0.12"]));
+  assertEquals(next.mode, "incremental", "then back to incremental");
+});
+
+Deno.test("dataplane: a restarted instance adopts the table and writes only the difference", async () => {
+  const { nft, dataplane } = setup();
+  const store = storeWith([[web, ["198.18.0.10"]], [dns, ["198.18.0.20"]]]);
+  await dataplane.apply(store.snapshot);
+  const applies = nft.applyCalls;
+
+  const restarted = new NftDataplane({ executor: nft, renderOptions: LAB_OPTIONS });
+  await restarted.adopt();
+  const same = await restarted.apply(store.snapshot);
+  assertEquals(same.mode, "none", "same state: no transaction at all");
+  assertEquals(nft.applyCalls, applies, "nft not called");
+
+  const again = new NftDataplane({ executor: nft, renderOptions: LAB_OPTIONS });
+  await again.adopt();
+  const snap = setEndpoints(store, web, ["198.18.0.10", "198.18.0.11"]);
+  const report = await again.apply(snap);
+  assertEquals([report.mode, report.replaced], ["full", false], "patched, not replaced");
+  assert(!nft.applied.at(-1)!.includes("delete table"), "no table delete");
+  assertEquals(report.elementsDeleted, 1, "one element replaced (dispatch verdict)");
+  await assertKernelHolds(nft, snap, "after adoption");
+});
+
+Deno.test("dataplane: checkDrift repairs a deleted element and a deleted table, and reports a clean kernel", async () => {
+  const metrics = new MetricsRegistry();
+  const { nft, dataplane } = setup(metrics);
+  const store = storeWith([[web, ["198.18.0.10", "198.18.0.11"]]]);
+  await dataplane.apply(store.snapshot);
+  assertEquals(await dataplane.checkDrift(), false, "no drift");
+  nft.dropElement("ip", "vip-backends-tcp", "198.19.0.10 . 80 . 1");
+  assertEquals(await dataplane.checkDrift(), true, "element drift repaired");
+  assertEquals(
+    nft.applied.at(-1),
+    "add element ip svcgate vip-backends-tcp { 198.19.0.10 . 80 . 1 : 198.18.0.11 . 8080 }\n",
+    "only the element",
+  );
+  nft.dropElement("ip", "vip-backends-tcp", "198.19.0.10 . 80 . 1");
+  assertEquals(
+    await dataplane.checkDrift({ elements: false }),
+    false,
+    "the cheap check does not see elements",
+  );
+  const lists = nft.listCalls;
+  nft.dropTable("ip6");
+  assertEquals(
+    await dataplane.checkDrift({ elements: false }),
+    true,
+    "the cheap check finds a missing table",
+  );
+  assertEquals(nft.listCalls, lists + 2, "and then checks in full (repairing the element too)");
+  await assertKernelHolds(nft, store.snapshot, "after repairs");
+  assertEquals(metrics.counter("svcgate_nft_drift_repairs_total", "").get(), 2, "counted");
+  assertEquals(await dataplane.checkDrift({ elements: false }), false, "clean outline");
+});
+
+Deno.test("dataplane: cleanup deletes both tables, and is safe to repeat", async () => {
+  const { nft, dataplane } = setup();
+  await dataplane.apply(storeWith([[web, ["198.18.0.10"]]]).snapshot);
+  await dataplane.cleanup();
+  assertEquals([nft.hasTable("ip"), nft.hasTable("ip6")], [false, false], "gone");
+  await dataplane.cleanup();
+  const fresh = new NftDataplane({ executor: nft, renderOptions: LAB_OPTIONS });
+  await fresh.cleanup();
+  assertEquals([nft.hasTable("ip"), nft.hasTable("ip6")], [false, false], "still gone");
+});
+
+Deno.test("dataplane: UDP conntrack cleanup for removed endpoints and new UDP services, not for TCP", async () => {
+  const { conntrack, dataplane } = setup();
+  const store = storeWith([[dns, ["198.18.0.20", "198.18.0.21"]]]);
+  await dataplane.apply(store.snapshot);
+  assertEquals(conntrack.calls, [], "cold create: nothing to clean");
+  await dataplane.apply(setEndpoints(store, dns, ["198.18.0.20", "198.18.0.22"]));
+  assertEquals(conntrack.calls, [
+    { family: "ip", origDst: "198.19.0.53", origPortDst: 53, replySrc: "198.18.0.21" },
+  ], "flows pinned to the removed endpoint (UDP only)");
+  conntrack.calls.length = 0;
+  const udp = service("syslog", ["198.19.0.54"], [port(514, 514, "UDP")]);
+  store.setService(udp);
+  store.setEndpointSet(endpointSet(udp, [ep("198.18.0.30")]));
+  await dataplane.apply(store.commit().snapshot);
+  assertEquals(
+    conntrack.calls,
+    [{ family: "ip", origDst: "198.19.0.54", origPortDst: 514 }],
+    "new UDP service",
+  );
+  conntrack.calls.length = 0;
+  conntrack.failWith = "conntrack: Operation not permitted";
+  const report = await dataplane.apply(setEndpoints(store, udp, ["198.18.0.31"]));
+  assertEquals(report.mode, "incremental", "a conntrack failure does not fail the sync");
+  assertEquals(conntrack.calls.length, 1, "it was tried");
+});
+
+Deno.test("dataplane: affinity entries pointing at a removed endpoint are deleted, others kept", async () => {
+  const aff = service("aff", ["198.19.0.60", "2001:db8:ffff::60"], [port(80, 8080)], {
+    sessionAffinity: "ClientIP",
+    sessionAffinityTimeoutSeconds: 60,
+  });
+  const { nft, dataplane } = setup();
+  const store = storeWith([[aff, ["198.18.0.10", "198.18.0.11", "2001:db8::a", "2001:db8::b"]]]);
+  await dataplane.apply(store.snapshot);
+  nft.setDynamicElements("ip", "affinity-tcp", [
+    ["198.18.0.20 . 198.19.0.60 . 80", "198.18.0.11 . 8080"],
+    ["198.18.0.21 . 198.19.0.60 . 80", "198.18.0.10 . 8080"],
+  ]);
+  nft.setDynamicElements("ip6", "affinity", [["1 . 2", "2001:db8::b"], ["3 . 4", "2001:db8::a"]]);
+  await dataplane.apply(setEndpoints(store, aff, ["198.18.0.10", "2001:db8::a"]));
+  assertEquals(
+    [...nft.elements("ip", "affinity-tcp")!.keys()],
+    ["198.18.0.21 . 198.19.0.60 . 80"],
+    "ip",
+  );
+  assertEquals([...nft.elements("ip6", "affinity")!.keys()], ["3 . 4"], "ip6");
+});
+
+Deno.test("dataplane: concurrent calls are serialized; the last snapshot wins", async () => {
+  const { nft, dataplane } = setup();
+  const store = storeWith([[web, ["198.18.0.10"]]]);
+  const s1 = store.snapshot;
+  const s2 = setEndpoints(store, web, ["198.18.0.11"]);
+  const s3 = setEndpoints(store, web, ["198.18.0.12", "198.18.0.13"]);
+  await Promise.all([
+    dataplane.apply(s1),
+    dataplane.apply(s2),
+    dataplane.checkDrift(),
+    dataplane.apply(s3),
+  ]);
+  await assertKernelHolds(nft, s3, "after concurrent calls");
+});
+
+Deno.test("dataplane: metrics for duration, elements and rules", async () => {
+  const metrics = new MetricsRegistry();
+  const { dataplane } = setup(metrics);
+  await dataplane.apply(storeWith([[web, ["198.18.0.10"]]]).snapshot);
+  const text = metrics.render();
+  for (
+    const name of [
+      'svcgate_nft_sync_duration_seconds_count{mode="full"} 1',
+      'svcgate_nft_elements{family="ip"}',
+      'svcgate_nft_rules{family="ip6"}',
+      'svcgate_nft_syncs_total{mode="full"} 1',
+    ]
+  ) assert(text.includes(name), `metrics include ${name}:\n${text}`);
+});
+
+Deno.test("dataplane: readLiveVips reads which service owns which VIP from the kernel", async () => {
+  const { nft, dataplane } = setup();
+  assertEquals(await readLiveVips(nft), {}, "no table yet");
+  const store = storeWith([[web, ["198.18.0.10"]], [dns, ["198.18.0.20"]]]);
+  await dataplane.apply(store.snapshot);
+  assertEquals(await readLiveVips(nft), {
+    "default/dns": ["198.19.0.53"],
+    "default/web": ["198.19.0.10", "2001:db8:ffff::10"],
+  }, "owners");
+});

@@ -1,0 +1,100 @@
+/**
+ * Builders of services, endpoint sets and snapshots for the nft tests and benchmarks. Pure.
+ * @module
+ */
+
+import { type Cidr, parseCidr } from "../model/ip.ts";
+import type { Snapshot } from "../model/snapshot.ts";
+import { ModelStore } from "../model/store.ts";
+import type { Endpoint, EndpointSet, Protocol, Service, ServicePort } from "../model/types.ts";
+import type { RenderOptions } from "./render.ts";
+
+/** Parses a CIDR or throws (test input is trusted). */
+export function cidr(text: string): Cidr {
+  const c = parseCidr(text);
+  if (typeof c === "string") throw new Error(c);
+  return c;
+}
+
+/** A port: `port(80, 8080)`, `port(53, 53, "UDP", "dns")`. */
+export function port(
+  p: number,
+  targetPort: number | string = p,
+  protocol: Protocol = "TCP",
+  name = "",
+  nodePort?: number,
+): ServicePort {
+  return { name, protocol, port: p, targetPort, ...(nodePort ? { nodePort } : {}) };
+}
+
+/** A ClusterIP service with defaults; override anything. */
+export function service(
+  name: string,
+  clusterIPs: string[],
+  ports: ServicePort[],
+  extra: Partial<Service> = {},
+): Service {
+  return {
+    namespace: "default",
+    name,
+    type: "ClusterIP",
+    clusterIPs,
+    headless: false,
+    ports,
+    externalIPs: [],
+    loadBalancerIPs: [],
+    loadBalancerSourceRanges: [],
+    sessionAffinity: "None",
+    sessionAffinityTimeoutSeconds: 10800,
+    internalTrafficPolicy: "Cluster",
+    externalTrafficPolicy: "Cluster",
+    publishNotReadyAddresses: false,
+    ipFamilies: [],
+    labels: {},
+    annotations: {},
+    ...extra,
+  };
+}
+
+/** A ready endpoint on a node. */
+export function ep(address: string, extra: Partial<Endpoint> = {}): Endpoint {
+  return { address, ready: true, serving: true, terminating: false, nodeName: "node-a", ...extra };
+}
+
+/**
+ * An endpoint set for a service; its ports mirror the service ports by name and protocol, with
+ * the given target port numbers (default: the service's numeric targetPort).
+ */
+export function endpointSet(
+  svc: Service,
+  endpoints: Endpoint[],
+  targetPorts?: number[],
+  id = `${svc.name}-1`,
+): EndpointSet {
+  return {
+    namespace: svc.namespace,
+    serviceName: svc.name,
+    id,
+    ports: svc.ports.map((p, i) => ({
+      name: p.name,
+      protocol: p.protocol,
+      port: targetPorts?.[i] ?? (typeof p.targetPort === "number" ? p.targetPort : p.port),
+    })),
+    endpoints,
+  };
+}
+
+/** Commits services and endpoint sets into a snapshot. */
+export function snapshotOf(services: Service[], sets: EndpointSet[]): Snapshot {
+  const store = new ModelStore();
+  for (const s of services) store.setService(s);
+  for (const e of sets) store.setEndpointSet(e);
+  return store.commit().snapshot;
+}
+
+/** Render options of the lab: pods in 198.18.0.0/24 and 2001:db8::/64, node "node-a". */
+export const LAB_OPTIONS: RenderOptions = {
+  clusterCidrs: [cidr("198.18.0.0/24"), cidr("2001:db8::/64")],
+  nodeName: "node-a",
+  nodePortAddresses: [],
+};
