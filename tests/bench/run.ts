@@ -8,7 +8,7 @@
 
 const BENCHES: Record<string, string[]> = {
   startup: ["tests/bench/startup_bench.ts"],
-  nft: ["tests/bench/nft_bench.ts"],
+  nft: ["--v8-flags=--expose-gc", "tests/bench/nft_bench.ts"],
   dns: ["tests/bench/dns_bench.ts"],
   kube: ["tests/bench/kube_bench.ts"],
   "kube-daemon": ["tests/bench/kube_daemon_bench.ts"],
