@@ -100,6 +100,7 @@ try {
     show(cmd, await exec(cmd));
   }
 
+  const SPREAD = "10 x curl -s http://web.default.svc.cluster.local/   (answers per pod)";
   const spread = async (n: number) => {
     const counts = new Map<string, number>();
     for (let i = 0; i < n; i++) {
@@ -111,7 +112,7 @@ try {
   };
   say("Ten requests to http://web.default.svc.cluster.local spread over the pods");
   show(
-    "for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c",
+    SPREAD,
     await spread(10),
   );
 
@@ -138,7 +139,7 @@ try {
     console.log(`  svcgate: ${line}`);
   }
   show(
-    "for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c",
+    SPREAD,
     await spread(10),
   );
 
@@ -157,12 +158,17 @@ try {
   );
   await waitFor("the change to be programmed", async () => (await versionNow()) > before2);
   show(
-    "for i in $(seq 10); do curl -s http://web.default.svc.cluster.local/; done | sort | uniq -c",
+    SPREAD,
     await spread(10),
   );
 
-  say("The ruleset svcgate wrote (ip family)");
-  show("nft list table ip svcgate", await exec("nft list table ip svcgate"));
+  say("The ruleset svcgate wrote: a handful of fixed chains; services live in maps");
+  for (const map of ["vip-dispatch", "vip-backends-tcp"]) {
+    const cmd = `nft list map ip svcgate ${map}`;
+    show(cmd, await exec(cmd));
+  }
+  const lines = (await exec("nft list table ip svcgate")).split("\n").length;
+  console.log(`  (the whole table: nft list table ip svcgate, ${lines} lines)`);
   say(`Done in ${elapsed()}; cleaning up`);
 } catch (e) {
   console.error(`demo failed: ${e instanceof Error ? e.message : e}`);
