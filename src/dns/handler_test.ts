@@ -1,0 +1,252 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { buildAnswerTable } from "./fast.ts";
+import { AllowList, QueryHandler } from "./handler.ts";
+import { DnsStats } from "./stats.ts";
+import {
+  DnsCache,
+  Forwarder,
+  parseUpstream,
+  type Upstream,
+  type UpstreamTransport,
+} from "./upstream.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  formatRecord,
+  type Message,
+  rcodeName,
+  RRClass,
+  RRType,
+} from "./wire.ts";
+import { buildZone } from "./zone.ts";
+import { cidr, FIXTURE_REVERSE_CIDRS, fixtureSnapshot } from "./testdata/fixture.ts";
+import { MetricsRegistry } from "../observe/metrics.ts";
+import { applyStats } from "./stats.ts";
+
+Deno.test("AllowList: text, sockaddr_in, sockaddr_in6 and v4-mapped addresses", () => {
+  const allow = new AllowList([
+    cidr("127.0.0.0/8"),
+    cidr("198.18.0.0/16"),
+    cidr("2001:db8::/33"),
+    cidr("::1/128"),
+  ]);
+  assert(allow.allowsAddress("127.0.0.1"));
+  assert(allow.allowsAddress("198.18.255.1"));
+  assert(!allow.allowsAddress("198.19.0.1"));
+  assert(allow.allowsAddress("2001:db8::1"));
+  assert(allow.allowsAddress("2001:db8:7fff::1"));
+  assert(!allow.allowsAddress("2001:db8:8000::1"));
+  assert(allow.allowsAddress("::1"));
+  assert(allow.allowsAddress("::ffff:198.18.0.9"));
+  assert(!allow.allowsAddress("::ffff:198.19.0.9"));
+  assert(!allow.allowsAddress("garbage"));
+  const sin = new Uint8Array(16);
+  sin[0] = 2;
+  sin.set([198, 18, 3, 4], 4);
+  assert(allow.allowsSockaddr(sin, 0));
+  sin.set([8, 8, 8, 8], 4);
+  assert(!allow.allowsSockaddr(sin, 0));
+  const sin6 = new Uint8Array(28);
+  sin6[0] = 10;
+  sin6.set([0x20, 0x01, 0x0d, 0xb8], 8);
+  assert(allow.allowsSockaddr(sin6, 0));
+  assert(!new AllowList([]).allowsAddress("127.0.0.1"));
+  assert(new AllowList([cidr("0.0.0.0/0")]).allowsAddress("203.0.113.1"));
+});
+
+class EchoUpstream implements UpstreamTransport {
+  exchange(_s: Upstream, packet: Uint8Array): Promise<Uint8Array> {
+    const d = decodeMessage(packet);
+    if (!d.ok) throw new Error(d.error);
+    const q = d.message.questions[0];
+    const m: Message = {
+      ...d.message,
+      qr: true,
+      ra: true,
+      answers: [{
+        name: q.name,
+        type: RRType.A,
+        class: RRClass.IN,
+        ttl: 60,
+        data: { address: "198.18.9.9" },
+      }],
+      edns: undefined,
+    };
+    return Promise.resolve(encodeMessage(m));
+  }
+  close(): void {}
+}
+
+function handler(withZone = true) {
+  const stats = new DnsStats();
+  const forwarder = new Forwarder({
+    upstreams: [parseUpstream("198.18.0.53") as Upstream],
+    transport: new EchoUpstream(),
+    cache: new DnsCache({ now: () => 0 }),
+  });
+  const h = new QueryHandler({
+    clusterDomain: "cluster.local",
+    reverseCidrs: FIXTURE_REVERSE_CIDRS,
+    forwarder,
+    stats,
+  });
+  if (withZone) {
+    const zone = buildZone(fixtureSnapshot(), {
+      clusterDomain: "cluster.local",
+      ttl: 30,
+      reverseCidrs: FIXTURE_REVERSE_CIDRS,
+      serial: 1,
+    });
+    h.setZone(zone, buildAnswerTable(zone));
+  }
+  return { h, stats };
+}
+
+function q(name: string, type: number = RRType.A, id = 7): Uint8Array {
+  return encodeMessage({
+    id,
+    qr: false,
+    opcode: 0,
+    aa: false,
+    tc: false,
+    rd: true,
+    ra: false,
+    ad: false,
+    cd: false,
+    rcode: 0,
+    questions: [{ name, type, class: RRClass.IN }],
+    answers: [],
+    authority: [],
+    additional: [],
+  });
+}
+
+async function ask(h: QueryHandler, packet: Uint8Array, allowed: boolean, udp = true) {
+  const out = await h.handle(packet, allowed, udp);
+  if (!out) return null;
+  const d = decodeMessage(out);
+  if (!d.ok) throw new Error(d.error);
+  return {
+    rcode: rcodeName(d.message.rcode),
+    ra: d.message.ra,
+    answer: d.message.answers.map(formatRecord),
+    bytes: out.length,
+  };
+}
+
+interface Case {
+  name: string;
+  packet: Uint8Array;
+  allowed: boolean;
+  expect: { rcode: string; ra?: boolean; answer?: string[] } | null;
+}
+
+const CASES: Case[] = [
+  {
+    name: "cluster name for any client, RA only for allowed ones",
+    packet: q("web.default.svc.cluster.local"),
+    allowed: false,
+    expect: {
+      rcode: "NOERROR",
+      ra: false,
+      answer: ["web.default.svc.cluster.local. 30 IN A 198.19.0.10"],
+    },
+  },
+  {
+    name: "outside name from a client outside allowRecursion: REFUSED (never an open resolver)",
+    packet: q("www.example.org"),
+    allowed: false,
+    expect: { rcode: "REFUSED", ra: false, answer: [] },
+  },
+  {
+    name: "outside name from an allowed client is forwarded",
+    packet: q("www.example.org"),
+    allowed: true,
+    expect: { rcode: "NOERROR", ra: true, answer: ["www.example.org. 60 IN A 198.18.9.9"] },
+  },
+  {
+    name: "ExternalName chased upstream for an allowed client",
+    packet: q("ext.default.svc.cluster.local"),
+    allowed: true,
+    expect: {
+      rcode: "NOERROR",
+      answer: [
+        "ext.default.svc.cluster.local. 30 IN CNAME example.org.",
+        "example.org. 60 IN A 198.18.9.9",
+      ],
+    },
+  },
+  {
+    name: "garbage with a readable header: FORMERR, header only",
+    packet: Uint8Array.from([0, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0]),
+    allowed: true,
+    expect: { rcode: "FORMERR", answer: [] },
+  },
+  {
+    name: "unknown opcode with a broken body: NOTIMP",
+    packet: Uint8Array.from([0, 9, 0x70, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0]),
+    allowed: true,
+    expect: { rcode: "NOTIMP", answer: [] },
+  },
+  {
+    name: "shorter than a header: dropped",
+    packet: Uint8Array.from([1, 2, 3]),
+    allowed: true,
+    expect: null,
+  },
+  {
+    name: "a response packet: dropped (no reflection loops)",
+    packet: (() => {
+      const p = q("web.default.svc.cluster.local");
+      p[2] |= 0x80;
+      return p;
+    })(),
+    allowed: true,
+    expect: null,
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`QueryHandler: ${c.name}`, async () => {
+    const { h } = handler();
+    const got = await ask(h, c.packet, c.allowed);
+    if (c.expect === null) {
+      assertEquals(got, null);
+      return;
+    }
+    assert(got);
+    assertEquals(got.rcode, c.expect.rcode);
+    if (c.expect.ra !== undefined) assertEquals(got.ra, c.expect.ra);
+    if (c.expect.answer) assertEquals(got.answer, c.expect.answer);
+    if (c.expect.rcode === "FORMERR" || c.expect.rcode === "NOTIMP") {
+      assert(got.bytes <= c.packet.length);
+    }
+  });
+}
+
+Deno.test("QueryHandler: before the first zone, cluster names SERVFAIL and others still forward", async () => {
+  const { h } = handler(false);
+  assertEquals((await ask(h, q("web.default.svc.cluster.local"), true))?.rcode, "SERVFAIL");
+  assertEquals((await ask(h, q("99.0.19.198.in-addr.arpa", RRType.PTR), true))?.rcode, "SERVFAIL");
+  assertEquals((await ask(h, q("www.example.org"), true))?.rcode, "NOERROR");
+});
+
+Deno.test("QueryHandler: stats count types and rcodes, and reach the metrics registry", async () => {
+  const { h, stats } = handler();
+  await ask(h, q("web.default.svc.cluster.local"), true);
+  await ask(h, q("nosuch.default.svc.cluster.local"), true);
+  await ask(h, q("www.example.org"), true);
+  await ask(h, q("www.example.org"), true);
+  await ask(h, Uint8Array.from([1, 2]), true);
+  stats.latency(0.0003, 4);
+  const registry = new MetricsRegistry();
+  const d = stats.drain();
+  applyStats(registry, { ...d, cacheHits: 1 });
+  const text = registry.render();
+  assert(text.includes('svcgate_dns_requests_total{rcode="NOERROR",type="A"} 3'), text);
+  assert(text.includes('svcgate_dns_requests_total{rcode="NXDOMAIN",type="A"} 1'), text);
+  assert(text.includes("svcgate_dns_dropped_total 1"), text);
+  assert(text.includes("svcgate_dns_fast_path_total 1"), text);
+  assert(text.includes("svcgate_dns_cache_hits_total 1"), text);
+  assert(text.includes('svcgate_dns_request_duration_seconds_bucket{le="0.0005"} 4'), text);
+});

@@ -1,0 +1,199 @@
+/**
+ * Test fixtures for DNS: services and endpoint sets covering every record kind, built into a
+ * real snapshot through the real ModelStore. Used by unit tests beside the code and by the
+ * cross-process tests in tests/dns.
+ * @module
+ */
+
+import { type Cidr, parseCidr } from "../../model/ip.ts";
+import type { Snapshot } from "../../model/snapshot.ts";
+import { ModelStore } from "../../model/store.ts";
+import type { Endpoint, EndpointSet, Service, ServicePort } from "../../model/types.ts";
+
+/** A Service with Kubernetes' defaults, overridden by `over`. */
+export function makeService(over: Partial<Service> & Pick<Service, "namespace" | "name">): Service {
+  return {
+    type: "ClusterIP",
+    clusterIPs: [],
+    headless: false,
+    ports: [],
+    externalIPs: [],
+    loadBalancerIPs: [],
+    loadBalancerSourceRanges: [],
+    sessionAffinity: "None",
+    sessionAffinityTimeoutSeconds: 10800,
+    internalTrafficPolicy: "Cluster",
+    externalTrafficPolicy: "Cluster",
+    publishNotReadyAddresses: false,
+    ipFamilies: [],
+    labels: {},
+    annotations: {},
+    ...over,
+  };
+}
+
+/** A service port. */
+export function port(
+  name: string,
+  protocol: ServicePort["protocol"],
+  p: number,
+  target: number = p,
+): ServicePort {
+  return { name, protocol, port: p, targetPort: target };
+}
+
+/** A ready endpoint. */
+export function ep(address: string, over: Partial<Endpoint> = {}): Endpoint {
+  return { address, ready: true, serving: true, terminating: false, ...over };
+}
+
+/** An endpoint set. */
+export function endpointSet(
+  namespace: string,
+  serviceName: string,
+  ports: EndpointSet["ports"],
+  endpoints: Endpoint[],
+  id = `${serviceName}-slice`,
+): EndpointSet {
+  return { namespace, serviceName, id, ports, endpoints };
+}
+
+/** Parses a CIDR or throws. */
+export function cidr(text: string): Cidr {
+  const c = parseCidr(text);
+  if (typeof c === "string") throw new Error(c);
+  return c;
+}
+
+/** Reverse zones of the fixture: service CIDRs (v4 and a v6 /112) and the pod CIDR. */
+export const FIXTURE_REVERSE_CIDRS: readonly Cidr[] = [
+  cidr("198.19.0.0/16"),
+  cidr("198.18.0.0/16"),
+  cidr("2001:db8:ffff::/112"),
+];
+
+/**
+ * The fixture cluster:
+ * - web.default: dual-stack ClusterIP, named ports http/TCP 80 and dns/UDP 53, one unnamed-free
+ * - api.prod: ClusterIP with port grpc
+ * - plain.default: ClusterIP with one unnamed port (no SRV)
+ * - db.default: headless; db-0 (v4 + v6), db-1, one without hostname, one not ready
+ * - db-alt.default: headless selecting db-0's IPv4 too (two PTRs)
+ * - empty.default: headless, no ready endpoint (NXDOMAIN)
+ * - early.default: headless with publishNotReadyAddresses
+ * - ext.default: ExternalName example.org; alias.default: ExternalName to web.default
+ * - pending.default: ClusterIP without an allocated IP (NODATA)
+ */
+export function fixtureSnapshot(): Snapshot {
+  const store = new ModelStore();
+  store.setService(makeService({
+    namespace: "default",
+    name: "web",
+    clusterIPs: ["198.19.0.10", "2001:db8:ffff::10"],
+    ports: [port("http", "TCP", 80, 8080), port("dns", "UDP", 53)],
+  }));
+  store.setEndpointSet(
+    endpointSet("default", "web", [{ name: "http", protocol: "TCP", port: 8080 }, {
+      name: "dns",
+      protocol: "UDP",
+      port: 53,
+    }], [ep("198.18.0.50")]),
+  );
+  store.setService(makeService({
+    namespace: "prod",
+    name: "api",
+    clusterIPs: ["198.19.0.20"],
+    ports: [port("grpc", "TCP", 9000)],
+  }));
+  store.setService(makeService({
+    namespace: "default",
+    name: "plain",
+    clusterIPs: ["198.19.0.30"],
+    ports: [port("", "TCP", 8000)],
+  }));
+  store.setService(makeService({
+    namespace: "default",
+    name: "db",
+    headless: true,
+    ports: [port("pg", "TCP", 5432)],
+  }));
+  store.setEndpointSet(endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
+    ep("198.18.0.101", { hostname: "db-0" }),
+    ep("198.18.0.102", { hostname: "db-1" }),
+    ep("198.18.0.103"),
+    ep("198.18.0.104", { hostname: "db-3", ready: false }),
+  ], "db-v4"));
+  store.setEndpointSet(endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
+    ep("2001:db8::a1", { hostname: "db-0" }),
+  ], "db-v6"));
+  store.setService(makeService({
+    namespace: "default",
+    name: "db-alt",
+    headless: true,
+    ports: [port("pg", "TCP", 5432)],
+  }));
+  store.setEndpointSet(
+    endpointSet("default", "db-alt", [{ name: "pg", protocol: "TCP", port: 5432 }], [
+      ep("198.18.0.101", { hostname: "db-0" }),
+    ]),
+  );
+  store.setService(makeService({ namespace: "default", name: "empty", headless: true }));
+  store.setEndpointSet(endpointSet("default", "empty", [], [ep("198.18.0.120", { ready: false })]));
+  store.setService(makeService({
+    namespace: "default",
+    name: "early",
+    headless: true,
+    publishNotReadyAddresses: true,
+  }));
+  store.setEndpointSet(endpointSet("default", "early", [], [ep("198.18.0.110", { ready: false })]));
+  store.setService(makeService({
+    namespace: "default",
+    name: "ext",
+    type: "ExternalName",
+    externalName: "example.org",
+  }));
+  store.setService(makeService({
+    namespace: "default",
+    name: "alias",
+    type: "ExternalName",
+    externalName: "web.default.svc.cluster.local.",
+  }));
+  store.setService(
+    makeService({ namespace: "default", name: "pending", ports: [port("http", "TCP", 80)] }),
+  );
+  store.setNamespaces(["default", "prod", "kube-system"]);
+  return store.commit().snapshot;
+}
+
+/** A snapshot with `count` ClusterIP services `svc<i>.bench` (for benchmarks and load tests). */
+export function manyServicesSnapshot(count: number, namespace = "bench"): Snapshot {
+  const store = new ModelStore();
+  for (let i = 0; i < count; i++) {
+    store.setService(makeService({
+      namespace,
+      name: `svc${i}`,
+      clusterIPs: [`198.19.${(i >> 8) & 0xff}.${i & 0xff}`],
+      ports: [port("http", "TCP", 80)],
+    }));
+  }
+  store.setNamespaces([namespace, "default"]);
+  return store.commit().snapshot;
+}
+
+/** A headless service `big.default` with `count` ready endpoints (for truncation tests). */
+export function bigHeadlessSnapshot(count: number): Snapshot {
+  const store = new ModelStore();
+  store.setService(makeService({
+    namespace: "default",
+    name: "big",
+    headless: true,
+    ports: [port("http", "TCP", 80)],
+  }));
+  const eps: Endpoint[] = [];
+  for (let i = 0; i < count; i++) eps.push(ep(`198.18.${1 + (i >> 8)}.${i & 0xff}`));
+  store.setEndpointSet(
+    endpointSet("default", "big", [{ name: "http", protocol: "TCP", port: 80 }], eps),
+  );
+  store.setNamespaces(["default"]);
+  return store.commit().snapshot;
+}

@@ -1,0 +1,426 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  decodeMessage,
+  encodeHeaderOnlyReply,
+  encodeMessage,
+  formatRecord,
+  type Message,
+  nameToLabels,
+  newQueryScan,
+  type ResourceRecord,
+  RRClass,
+  RRType,
+  scanQuery,
+} from "./wire.ts";
+
+const rr = (
+  name: string,
+  type: number,
+  data: ResourceRecord["data"],
+  ttl = 30,
+): ResourceRecord => ({
+  name,
+  type,
+  class: RRClass.IN,
+  ttl,
+  data,
+});
+
+function message(over: Partial<Message> = {}): Message {
+  return {
+    id: 0x1234,
+    qr: true,
+    opcode: 0,
+    aa: true,
+    tc: false,
+    rd: true,
+    ra: true,
+    ad: false,
+    cd: false,
+    rcode: 0,
+    questions: [{ name: "web.default.svc.cluster.local", type: RRType.A, class: RRClass.IN }],
+    answers: [],
+    authority: [],
+    additional: [],
+    ...over,
+  };
+}
+
+/** Builds a query packet by hand. */
+function packet(parts: number[][]): Uint8Array {
+  return Uint8Array.from(parts.flat());
+}
+const HEADER_1Q = [0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+const QNAME = [3, 0x77, 0x65, 0x62, 5, 0x6c, 0x6f, 0x63, 0x61, 0x6c, 0]; // web.local
+const A_IN = [0, 1, 0, 1];
+
+Deno.test("wire: every record kind survives an encode/decode round trip", () => {
+  const answers: ResourceRecord[] = [
+    rr("web.default.svc.cluster.local", RRType.A, { address: "198.19.0.10" }),
+    rr("web.default.svc.cluster.local", RRType.AAAA, { address: "2001:db8:ffff::10" }),
+    rr("x.cluster.local", RRType.CNAME, { target: "example.org" }),
+    rr("10.0.19.198.in-addr.arpa", RRType.PTR, { target: "web.default.svc.cluster.local" }),
+    rr("cluster.local", RRType.NS, { target: "ns.dns.cluster.local" }),
+    rr("_http._tcp.web.default.svc.cluster.local", RRType.SRV, {
+      priority: 0,
+      weight: 100,
+      port: 80,
+      target: "web.default.svc.cluster.local",
+    }),
+    rr("dns-version.cluster.local", RRType.TXT, { texts: ["1.1.0", 'with "quote"', ""] }),
+    rr("cluster.local", RRType.SOA, {
+      mname: "ns.dns.cluster.local",
+      rname: "hostmaster.cluster.local",
+      serial: 4294967295,
+      refresh: 7200,
+      retry: 1800,
+      expire: 86400,
+      minimum: 30,
+    }),
+    rr("mx.example", RRType.MX, { preference: 10, exchange: "mail.example" }),
+    rr("raw.example", 65280, { raw: Uint8Array.from([1, 2, 3]) }),
+  ];
+  const msg = message({
+    answers,
+    edns: { udpSize: 1232, version: 0, dnssecOk: true, options: [] },
+  });
+  const bytes = encodeMessage(msg);
+  const back = decodeMessage(bytes);
+  assert(back.ok, back.ok ? "" : back.error);
+  assertEquals(back.message.answers.map(formatRecord), answers.map(formatRecord));
+  assertEquals(back.message.edns, { udpSize: 1232, version: 0, dnssecOk: true, options: [] });
+  assertEquals(back.message.id, 0x1234);
+  assertEquals(back.message.rd, true);
+  assertEquals(answers.map(formatRecord), [
+    "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+    "web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10",
+    "x.cluster.local. 30 IN CNAME example.org.",
+    "10.0.19.198.in-addr.arpa. 30 IN PTR web.default.svc.cluster.local.",
+    "cluster.local. 30 IN NS ns.dns.cluster.local.",
+    "_http._tcp.web.default.svc.cluster.local. 30 IN SRV 0 100 80 web.default.svc.cluster.local.",
+    'dns-version.cluster.local. 30 IN TXT "1.1.0" "with \\"quote\\"" ""',
+    "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 4294967295 7200 1800 86400 30",
+    "mx.example. 30 IN MX 10 mail.example.",
+    "raw.example. 30 IN TYPE65280 \\# 3 010203",
+  ]);
+});
+
+Deno.test("wire: names are compressed against the question", () => {
+  const answers = [rr("web.default.svc.cluster.local", RRType.A, { address: "198.19.0.10" })];
+  const bytes = encodeMessage(message({ answers }));
+  // header 12 + question (31 + 4) + answer (pointer 2 + 10 + 4)
+  assertEquals(bytes.length, 12 + 35 + 16);
+  assertEquals([bytes[47], bytes[48]], [0xc0, 12]);
+});
+
+Deno.test("wire: escaped labels survive a round trip", () => {
+  const name = "a\\.b.c\\\\d.\\000x";
+  const labels = nameToLabels(name);
+  assert(Array.isArray(labels));
+  assertEquals(labels.map((l) => [...l]), [[0x61, 0x2e, 0x62], [0x63, 0x5c, 0x64], [0, 0x78]]);
+  const bytes = encodeMessage(message({ questions: [{ name, type: 1, class: 1 }] }));
+  const back = decodeMessage(bytes);
+  assert(back.ok);
+  assertEquals(back.message.questions[0].name, name);
+});
+
+Deno.test("wire: bad names are refused with the name quoted", () => {
+  assertEquals(nameToLabels("a..b"), 'Cannot encode name "a..b": it has an empty label');
+  assertEquals(
+    nameToLabels("x".repeat(64) + ".example"),
+    `Cannot encode name "${"x".repeat(64)}.example": a label is longer than 63 bytes`,
+  );
+  const long = Array.from({ length: 60 }, () => "abcd").join(".");
+  assertEquals(nameToLabels(long), `Cannot encode name "${long}": it is longer than 255 bytes`);
+});
+
+interface BadCase {
+  name: string;
+  bytes: Uint8Array;
+  error: RegExp;
+  header: boolean;
+}
+
+const BAD: BadCase[] = [
+  {
+    name: "empty",
+    bytes: new Uint8Array(0),
+    error: /shorter than a 12-byte header/,
+    header: false,
+  },
+  {
+    name: "11 bytes",
+    bytes: new Uint8Array(11),
+    error: /shorter than a 12-byte header/,
+    header: false,
+  },
+  {
+    name: "counts larger than the packet",
+    bytes: packet([[0, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]]),
+    error: /header counts .* need at least/,
+    header: true,
+  },
+  {
+    name: "pointer to itself",
+    bytes: packet([HEADER_1Q, [0xc0, 12], A_IN]),
+    error: /does not point backwards \(loop\)/,
+    header: true,
+  },
+  {
+    name: "forward pointer",
+    bytes: packet([HEADER_1Q, [0xc0, 20], A_IN, [0, 0]]),
+    error: /does not point backwards/,
+    header: true,
+  },
+  {
+    name: "two pointers pointing at each other",
+    bytes: packet([[0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0], QNAME, A_IN, [0xc0, 29, 0xc0, 27], [
+      0,
+      1,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+    ]]),
+    error: /pointer to 29 does not point backwards/,
+    header: true,
+  },
+  {
+    name: "extended label type",
+    bytes: packet([HEADER_1Q, [0x41, 0], A_IN]),
+    error: /label type 0x40 is unknown/,
+    header: true,
+  },
+  {
+    name: "label past the end",
+    bytes: packet([HEADER_1Q, [20, 0x61, 0x62]]),
+    error: /(past the end|need at least)/,
+    header: true,
+  },
+  {
+    name: "question without type",
+    bytes: packet([HEADER_1Q, QNAME, [0]]),
+    error: /question 1 type at offset \d+: needs 2 bytes/,
+    header: true,
+  },
+  {
+    name: "trailing garbage",
+    bytes: packet([HEADER_1Q, QNAME, A_IN, [1, 2, 3]]),
+    error: /3 trailing bytes/,
+    header: true,
+  },
+  {
+    name: "two OPT records",
+    bytes: packet([
+      [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 2],
+      QNAME,
+      A_IN,
+      [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0],
+      [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0],
+    ]),
+    error: /more than one OPT record/,
+    header: true,
+  },
+  {
+    name: "OPT with a non-root owner",
+    bytes: packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+      0xc0,
+      12,
+      0,
+      41,
+      4,
+      0xd0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+    ]]),
+    error: /OPT owner is "web.local", not the root/,
+    header: true,
+  },
+  {
+    name: "A record with 5 data bytes",
+    bytes: packet([
+      [0, 1, 0x81, 0, 0, 1, 0, 1, 0, 0, 0, 0],
+      QNAME,
+      A_IN,
+      [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 5, 1, 2, 3, 4, 5],
+    ]),
+    error: /A data is 5 bytes, not 4/,
+    header: true,
+  },
+  {
+    name: "name longer than 255 bytes through pointers",
+    bytes: (() => {
+      // 5 labels of 63 bytes, written once, each later name points to the previous one.
+      const parts: number[] = [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+      for (let i = 0; i < 5; i++) parts.push(63, ...new Array(63).fill(0x61));
+      parts.push(0, 0, 1, 0, 1);
+      return Uint8Array.from(parts);
+    })(),
+    error: /longer than 255 bytes/,
+    header: true,
+  },
+];
+
+for (const c of BAD) {
+  Deno.test(`wire: decode rejects ${c.name}`, () => {
+    const r = decodeMessage(c.bytes);
+    assert(!r.ok);
+    if (r.ok) return;
+    assert(c.error.test(r.error), `error "${r.error}" does not match ${c.error}`);
+    assertEquals(r.header !== undefined, c.header);
+  });
+}
+
+Deno.test("wire: truncation keeps whole answers that fit, sets TC and never exceeds the limit", () => {
+  const answers: ResourceRecord[] = [];
+  for (let i = 0; i < 100; i++) {
+    answers.push(rr("web.default.svc.cluster.local", RRType.A, { address: `198.18.0.${i}` }));
+  }
+  for (const limit of [512, 600, 1232]) {
+    const bytes = encodeMessage(
+      message({ answers, edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [] } }),
+      limit,
+    );
+    assert(bytes.length <= limit, `${bytes.length} > ${limit}`);
+    const back = decodeMessage(bytes);
+    assert(back.ok);
+    assertEquals(back.message.tc, true);
+    assert(back.message.answers.length > 0 && back.message.answers.length < 100);
+    assertEquals(back.message.edns?.udpSize, 1232);
+    // 12 header + 35 question + 11 OPT, 16 bytes per compressed A record.
+    assertEquals(back.message.answers.length, Math.floor((limit - 12 - 35 - 11) / 16));
+  }
+  const all = decodeMessage(encodeMessage(message({ answers })));
+  assert(all.ok);
+  assertEquals(all.message.tc, false);
+  assertEquals(all.message.answers.length, 100);
+});
+
+Deno.test("wire: additional records that do not fit are dropped without TC", () => {
+  const additional: ResourceRecord[] = [];
+  for (let i = 0; i < 60; i++) {
+    additional.push(rr(`host${i}.example`, RRType.A, { address: `198.18.0.${i}` }));
+  }
+  const bytes = encodeMessage(message({ additional }), 512);
+  const back = decodeMessage(bytes);
+  assert(back.ok);
+  assertEquals(back.message.tc, false);
+  assert(back.message.additional.length < 60);
+});
+
+Deno.test("wire: header-only FORMERR echoes ID, opcode and RD only", () => {
+  const bytes = encodeHeaderOnlyReply(
+    {
+      id: 0xbeef,
+      qr: false,
+      opcode: 0,
+      rd: true,
+      cd: false,
+      qdcount: 9,
+      ancount: 9,
+      nscount: 0,
+      arcount: 0,
+    },
+    1,
+  );
+  assertEquals([...bytes], [0xbe, 0xef, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
+});
+
+Deno.test("wire: scanQuery accepts the common shapes and declines the rest", () => {
+  const scan = newQueryScan();
+  const plain = packet([HEADER_1Q, QNAME, A_IN]);
+  assert(scanQuery(plain, plain.length, scan));
+  assertEquals(scan, {
+    qnameEnd: 23,
+    qtype: 1,
+    qclass: 1,
+    hasEdns: false,
+    ednsSize: 0,
+    dnssecOk: false,
+  });
+  const edns = packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+    0,
+    0,
+    41,
+    0x10,
+    0,
+    0,
+    0,
+    0x80,
+    0,
+    0,
+    8,
+    0,
+    10,
+    0,
+    4,
+    1,
+    2,
+    3,
+    4,
+  ]]);
+  assert(scanQuery(edns, edns.length, scan));
+  assertEquals(scan, {
+    qnameEnd: 23,
+    qtype: 1,
+    qclass: 1,
+    hasEdns: true,
+    ednsSize: 4096,
+    dnssecOk: true,
+  });
+  const declined: [string, Uint8Array][] = [
+    ["compressed question", packet([HEADER_1Q, [0xc0, 12], A_IN])],
+    ["two questions", packet([[0, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0], QNAME, A_IN, QNAME, A_IN])],
+    ["a response", packet([[0, 1, 0x81, 0, 0, 1, 0, 0, 0, 0, 0, 0], QNAME, A_IN])],
+    ["opcode 2", packet([[0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0, 0, 0], QNAME, A_IN])],
+    ["trailing byte", packet([HEADER_1Q, QNAME, A_IN, [0]])],
+    [
+      "EDNS version 1",
+      packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+        0,
+        0,
+        41,
+        4,
+        0xd0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+      ]]),
+    ],
+    [
+      "OPT option overrun",
+      packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+        0,
+        0,
+        41,
+        4,
+        0xd0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        4,
+        0,
+        10,
+        0,
+        9,
+      ]]),
+    ],
+    ["truncated", packet([HEADER_1Q, QNAME, [0, 1]])],
+  ];
+  for (const [what, bytes] of declined) {
+    assertEquals(scanQuery(bytes, bytes.length, scan), false, what);
+  }
+});
