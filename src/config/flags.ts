@@ -189,7 +189,7 @@ export const FLAGS: readonly FlagSpec[] = [
     kind: "duration",
     default: "30s",
     help:
-      "How often the kernel ruleset is checked for drift and repaired (every element each 10th time)",
+      "How often the kernel ruleset is checked for drift and repaired (every element each 120th time)",
     commands: DAEMON,
   },
   {

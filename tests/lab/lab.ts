@@ -337,16 +337,21 @@ export class Lab {
     await child.status;
   }
 
-  /** Kills every process the lab started and deletes its namespaces. Idempotent. */
-  async destroy(): Promise<void> {
-    if (this.#destroyed) return;
-    this.#destroyed = true;
-    liveLabs.delete(this);
+  /** Kills every process the lab started (SIGKILL), without waiting: for exit handlers. */
+  killChildrenSync(): void {
     for (const child of this.#children) {
       try {
         child.kill("SIGKILL");
       } catch { /* already gone */ }
     }
+  }
+
+  /** Kills every process the lab started and deletes its namespaces. Idempotent. */
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    liveLabs.delete(this);
+    this.killChildrenSync();
     await Promise.allSettled([...this.#children].map((c) => c.status));
     for (const ns of this.#namespaces.reverse()) {
       await Deno.remove(`${NETNS_ETC}/${ns}`, { recursive: true }).catch(() => {});
@@ -362,6 +367,7 @@ export class Lab {
 
 function destroyAllSync(): void {
   for (const lab of liveLabs) {
+    lab.killChildrenSync();
     for (const ns of [lab.node.ns, ...lab.pods.map((p) => p.ns), lab.client?.ns]) {
       if (!ns) continue;
       try {

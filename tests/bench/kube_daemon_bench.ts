@@ -1,0 +1,436 @@
+/**
+ * Daemon-level Kubernetes benchmark: the real daemon (`main.ts run --kubeconfig`) in a lab node,
+ * against the fake API server running as a process in the same namespace, with 10,000 services
+ * and 100,000 endpoints present (default size).
+ *
+ * Measured:
+ * - initial sync: from spawning the daemon to a probe VIP (created last in the API) answering a
+ *   real TCP connection, and to its DNS name answering;
+ * - network programming latency over N changes: from the API server sending the watch event (its
+ *   clock, right after the write) to
+ *   (a) the rule being live: a probe in the node namespace opens a fresh TCP connection through
+ *       the VIP of a probe service in a tight loop; each change moves that service's only
+ *       endpoint to another real pod, and the first connection answered by the new pod marks it;
+ *   (b) the DNS answer changing: a probe queries a headless probe service's A record over UDP in
+ *       a tight loop; each change moves its only endpoint to another address;
+ * - the daemon's RSS (VmRSS and peak VmHWM of the deno process) after the initial sync and after
+ *   the changes.
+ *
+ * Changes are sent one at a time: each waits until it is observed (or 10 s), then `--gap-ms`.
+ * `--churn=N` adds N background slice updates per second to the scale services meanwhile (a
+ * cluster is never idle); `--daemon-args` passes extra daemon flags (e.g. `--sync-period 0s` to
+ * turn the periodic drift check off, `--dns=false`). The machine's other load shows in the
+ * figures: run it on an otherwise idle host.
+ *
+ * Everything runs inside network namespaces the benchmark creates and deletes (tests/lab).
+ *
+ * Run: `deno run -A tests/bench/kube_daemon_bench.ts [--services=10000] [--endpoints=10]
+ *   [--changes=1000] [--max-seconds=900] [--gap-ms=10] [--churn=0]
+ *   [--daemon-args="--sync-period 0s"]`
+ * @module
+ */
+
+import { Lab } from "../lab/lab.ts";
+import { type DaemonProcess, startDaemon } from "../daemon/harness.ts";
+import { makeEndpointSlice, makeNamespace, makeService } from "../fake_apiserver/fixtures.ts";
+import { ApiServerProcess } from "../kube/apiserver_proc.ts";
+import { epochMs } from "./kube_daemon_probe.ts";
+import { sliceOf } from "./kube_scale.ts";
+
+const PROBE = new URL("./kube_daemon_probe.ts", import.meta.url).pathname;
+const DNS = "198.18.0.1";
+const PROBE_VIP = "198.19.200.10";
+const PROBE_DNS_NAME = "probe-dns.default.svc.cluster.local";
+const MiB = 2 ** 20;
+
+function intFlag(name: string, def: number): number {
+  const raw = Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`Cannot parse --${name} "${raw}": expected a whole number`);
+  }
+  return n;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A probe line. */
+interface Observation {
+  readonly kind: "tcp" | "dns";
+  readonly value: string;
+  readonly at: number;
+  readonly rounds: number;
+}
+
+/** The probe process's reports, queued per kind. */
+class ProbeReader {
+  readonly #queues = { tcp: [] as Observation[], dns: [] as Observation[] };
+  #waiter: (() => void) | null = null;
+  #ended = false;
+  /** Every observation, for the round rate. */
+  readonly all: Observation[] = [];
+
+  constructor(child: Deno.ChildProcess) {
+    (async () => {
+      let buf = "";
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const o = JSON.parse(buf.slice(0, nl)) as Observation;
+          buf = buf.slice(nl + 1);
+          this.#queues[o.kind].push(o);
+          this.all.push(o);
+          this.#waiter?.();
+        }
+      }
+      this.#ended = true;
+      this.#waiter?.();
+    })();
+  }
+
+  /** Drops what is queued for a kind; returns it. */
+  drain(kind: "tcp" | "dns"): Observation[] {
+    return this.#queues[kind].splice(0);
+  }
+
+  /**
+   * Waits for the next observation of `kind` whose value is `value`; the ones before it are
+   * returned as `skipped`. Null on timeout.
+   */
+  async waitFor(
+    kind: "tcp" | "dns",
+    value: string,
+    timeoutMs: number,
+  ): Promise<{ hit: Observation; skipped: Observation[] } | null> {
+    const deadline = performance.now() + timeoutMs;
+    const skipped: Observation[] = [];
+    for (;;) {
+      const q = this.#queues[kind];
+      while (q.length > 0) {
+        const o = q.shift()!;
+        if (o.value === value) return { hit: o, skipped };
+        skipped.push(o);
+      }
+      const left = deadline - performance.now();
+      if (left <= 0 || this.#ended) {
+        q.unshift(...skipped);
+        return null;
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiter = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#waiter = null;
+    }
+  }
+}
+
+/** VmRSS and VmHWM of a process, in bytes. */
+async function memoryOf(pid: number): Promise<{ rss: number; hwm: number; exe: string }> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = (field: string) =>
+    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"))?.[1]) * 1024;
+  const exe = await Deno.readLink(`/proc/${pid}/exe`).catch(() => "?");
+  return { rss: kb("VmRSS"), hwm: kb("VmHWM"), exe };
+}
+
+/** The daemon's JSON log lines, parsed (non-JSON lines skipped). */
+function parsedLog(log: readonly string[]): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const l of log) {
+    if (!l.startsWith("{")) continue;
+    try {
+      out.push(JSON.parse(l));
+    } catch { /* a partial line */ }
+  }
+  return out;
+}
+
+async function metricsText(lab: Lab): Promise<string> {
+  const r = await lab.exec(lab.node.ns, [
+    "curl",
+    "-s",
+    "-m",
+    "5",
+    "http://127.0.0.1:10256/metrics",
+  ]);
+  return r.stdout;
+}
+
+function metricValue(text: string, name: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? NaN : Number(line.split(" ").pop());
+}
+
+function fmtMs(ms: number): string {
+  return Number.isNaN(ms) ? "n/a" : ms < 10 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(1)} ms`;
+}
+
+function summary(xs: readonly number[]): { p50: number; p90: number; p99: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  return {
+    p50: percentile(s, 50),
+    p90: percentile(s, 90),
+    p99: percentile(s, 99),
+    max: s.length ? s[s.length - 1] : NaN,
+  };
+}
+
+async function main(): Promise<void> {
+  const services = intFlag("services", 10_000);
+  const perService = intFlag("endpoints", 10);
+  const changes = intFlag("changes", 1000);
+  const maxSeconds = intFlag("max-seconds", 900);
+  const gapMs = intFlag("gap-ms", 10);
+  // Background endpoint updates of the scale services per second during the changes (0: none).
+  const churn = intFlag("churn", 0);
+  // Extra daemon flags, space separated, e.g. --daemon-args="--sync-period 0s --dns=false".
+  const daemonArgs = (Deno.args.find((a) => a.startsWith("--daemon-args="))
+    ?.slice("--daemon-args=".length) ?? "").split(" ").filter(Boolean);
+  const withDns = !daemonArgs.includes("--dns=false");
+  const namespaces = Math.max(1, Math.min(100, services));
+  const lab = await Lab.create({ pods: 3 });
+  let api: ApiServerProcess | null = null;
+  let daemon: DaemonProcess | null = null;
+  try {
+    await lab.startPodServers();
+    api = await ApiServerProcess.spawn(lab, lab.node.ns);
+    const t0 = performance.now();
+    const loaded = await api.loadScale({ services, endpointsPerService: perService, namespaces });
+    console.log(
+      `fake API server loaded ${loaded.result.services} services, ` +
+        `${loaded.result.endpointslices} slices (${perService} endpoints each) in ` +
+        `${Math.round(performance.now() - t0)} ms`,
+    );
+    const pods = lab.pods;
+    // The probe services, created last.
+    await api.create("namespaces", makeNamespace("default"));
+    let dnsIp = "198.18.201.1";
+    await api.create("services", makeService("default", "probe-dns", "None"));
+    await api.create(
+      "endpointslices",
+      makeEndpointSlice("default", "probe-dns", "probe-dns-1", [{ ip: dnsIp }]),
+    );
+    let podIndex = 0;
+    await api.create("services", makeService("default", "probe-vip", PROBE_VIP));
+    await api.create(
+      "endpointslices",
+      makeEndpointSlice("default", "probe-vip", "probe-vip-1", [{ ip: pods[podIndex].ip }]),
+    );
+
+    const probeChild = lab.spawn(lab.node.ns, [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      PROBE,
+      ...["tcp", PROBE_VIP, "80"],
+      ...(withDns ? ["dns", DNS, "53", PROBE_DNS_NAME] : []),
+    ], { stdout: "piped", stderr: "inherit" });
+    const probe = new ProbeReader(probeChild);
+
+    // ---- initial sync ----
+    const spawnedAt = epochMs();
+    daemon = startDaemon(lab, {
+      args: [
+        ...["--service-cidr", "198.19.0.0/16", "--cluster-cidr", "198.18.0.0/24"],
+        ...["--dns-bind-address", `${DNS}:53`, "--upstream", "127.0.0.1:1"],
+        ...["--kubeconfig", api.kubeconfig, "--log-format", "json"],
+        ...daemonArgs,
+      ],
+    });
+    const initialTimeoutMs = 600_000;
+    const tcpLive = await probe.waitFor("tcp", pods[podIndex].name, initialTimeoutMs);
+    if (!tcpLive) throw new Error(`the probe VIP did not answer within ${initialTimeoutMs} ms`);
+    const dnsLive = withDns ? await probe.waitFor("dns", dnsIp, initialTimeoutMs) : null;
+    if (withDns && !dnsLive) {
+      throw new Error(`the probe DNS name did not answer within ${initialTimeoutMs} ms`);
+    }
+    console.error(
+      `probe VIP live ${fmtMs(tcpLive.hit.at - spawnedAt)} after the daemon was spawned`,
+    );
+    const syncLog = parsedLog(daemon.log);
+    const firstLogAt = Date.parse(String(syncLog[0]?.ts ?? "")) || NaN;
+    const listed = syncLog.filter((l) => l.msg === "listed");
+    const firstNft = syncLog.find((l) => l.msg === "nftables synced");
+    await sleep(2000);
+    const memSync = await memoryOf(daemon.child.pid);
+
+    // ---- changes ----
+    const tcpLat: number[] = [], dnsLat: number[] = [];
+    let tcpTimeouts = 0, dnsTimeouts = 0, tcpFailedRounds = 0;
+    const phaseStart = performance.now();
+    const metricsBefore = await metricsText(lab);
+    console.error(`daemon RSS ${(memSync.rss / MiB).toFixed(1)} MiB; starting ${changes} changes`);
+    const logMark = daemon.log.length;
+    let churnStop = false, churned = 0;
+    const churnLoop = async (): Promise<void> => {
+      const spec = { services, endpointsPerService: perService, namespaces };
+      const version = new Map<number, number>();
+      let next = performance.now();
+      for (let i = 0; !churnStop; i++) {
+        const n = (i * 7919) % services; // spread over the whole set
+        const v = (version.get(n) ?? 0) + 1;
+        version.set(n, v);
+        await api!.update("endpointslices", sliceOf(spec, n, v));
+        churned++;
+        next += 1000 / churn;
+        await sleep(Math.max(0, next - performance.now()));
+      }
+    };
+    const churnDone = churn > 0 ? churnLoop() : Promise.resolve();
+    let done = 0;
+    for (; done < changes; done++) {
+      if (performance.now() - phaseStart > maxSeconds * 1000) break;
+      if (done > 0 && done % 100 === 0) console.error(`${done} changes done`);
+      // (a) move the probe VIP's only endpoint to the next pod.
+      podIndex = (podIndex + 1) % pods.length;
+      probe.drain("tcp");
+      const a = await api.update(
+        "endpointslices",
+        makeEndpointSlice("default", "probe-vip", "probe-vip-1", [{ ip: pods[podIndex].ip }]),
+      );
+      const hitA = await probe.waitFor("tcp", pods[podIndex].name, 10_000);
+      if (hitA) {
+        tcpLat.push(hitA.hit.at - a.at);
+        tcpFailedRounds += hitA.skipped.filter((o) => o.value === "").length;
+      } else tcpTimeouts++;
+      await sleep(gapMs);
+      // (b) move the headless probe's only endpoint to another address.
+      if (!withDns) continue;
+      dnsIp = `198.18.201.${((done + 1) % 250) + 1}`;
+      probe.drain("dns");
+      const b = await api.update(
+        "endpointslices",
+        makeEndpointSlice("default", "probe-dns", "probe-dns-1", [{ ip: dnsIp }]),
+      );
+      const hitB = await probe.waitFor("dns", dnsIp, 10_000);
+      if (hitB) dnsLat.push(hitB.hit.at - b.at);
+      else dnsTimeouts++;
+      await sleep(gapMs);
+    }
+    churnStop = true;
+    await churnDone;
+    const phaseSeconds = (performance.now() - phaseStart) / 1000;
+    const metricsAfter = await metricsText(lab);
+    const memAfter = await memoryOf(daemon.child.pid);
+    const changeLog = parsedLog(daemon.log.slice(logMark));
+    const nftMs = changeLog.filter((l) => l.msg === "nftables synced").map((l) =>
+      Number(l.durationMs)
+    );
+    const progName = "svcgate_network_programming_duration_seconds";
+    const progCount = metricValue(metricsAfter, `${progName}_count`) -
+      metricValue(metricsBefore, `${progName}_count`);
+    const progSum = metricValue(metricsAfter, `${progName}_sum`) -
+      metricValue(metricsBefore, `${progName}_sum`);
+    // Probe resolution: mean time between rounds of each loop.
+    const rate = (kind: "tcp" | "dns") => {
+      const xs = probe.all.filter((o) => o.kind === kind);
+      if (xs.length < 2) return NaN;
+      return (xs[xs.length - 1].at - xs[0].at) / (xs[xs.length - 1].rounds - xs[0].rounds);
+    };
+
+    // ---- report ----
+    const tcp = summary(tcpLat), dns = summary(dnsLat), nft = summary(nftMs);
+    const rows: [string, string][] = [
+      ["daemon flags added", daemonArgs.join(" ") || "(none: defaults)"],
+      [
+        "data set",
+        `${services} services x ${perService} endpoints = ${
+          services * perService
+        } endpoints (+2 probe services), ${namespaces} namespaces`,
+      ],
+      ["initial sync: daemon spawn -> probe VIP live (TCP)", fmtMs(tcpLive.hit.at - spawnedAt)],
+      [
+        "initial sync: daemon spawn -> probe DNS answer",
+        dnsLive ? fmtMs(dnsLive.hit.at - spawnedAt) : "n/a (--dns=false)",
+      ],
+      ["  of which process start -> first log line", fmtMs(firstLogAt - spawnedAt)],
+      [
+        "  lists (per resource, s)",
+        listed.map((l) => `${l.resource} ${l.items} in ${l.seconds}`).join("; "),
+      ],
+      [
+        "  first nft apply",
+        firstNft
+          ? `${fmtMs(Number(firstNft.durationMs))}, ${
+            Math.round(Number(firstNft.scriptBytes) / 1024)
+          } KiB script`
+          : "n/a",
+      ],
+      [
+        "daemon RSS after initial sync (VmRSS / peak VmHWM)",
+        `${(memSync.rss / MiB).toFixed(1)} MiB / ${(memSync.hwm / MiB).toFixed(1)} MiB`,
+      ],
+      [
+        "daemon RSS after the changes (VmRSS / peak VmHWM)",
+        `${(memAfter.rss / MiB).toFixed(1)} MiB / ${(memAfter.hwm / MiB).toFixed(1)} MiB`,
+      ],
+      [
+        `changes measured (of ${changes} asked; ${phaseSeconds.toFixed(0)} s)`,
+        `${tcpLat.length} rule, ${dnsLat.length} DNS; timeouts ${tcpTimeouts} rule, ${dnsTimeouts} DNS`,
+      ],
+      [
+        "background churn (scale slices updated)",
+        churn > 0 ? `${churned} updates at ${churn}/s` : "none",
+      ],
+      [
+        "event -> rule live (TCP via VIP)",
+        `p50 ${fmtMs(tcp.p50)}, p90 ${fmtMs(tcp.p90)}, p99 ${fmtMs(tcp.p99)}, max ${
+          fmtMs(tcp.max)
+        }`,
+      ],
+      [
+        "event -> DNS answer changed",
+        `p50 ${fmtMs(dns.p50)}, p90 ${fmtMs(dns.p90)}, p99 ${fmtMs(dns.p99)}, max ${
+          fmtMs(dns.max)
+        }`,
+      ],
+      [
+        "  nft apply during changes (daemon log)",
+        `${nftMs.length} applies: p50 ${fmtMs(nft.p50)}, p99 ${fmtMs(nft.p99)}, max ${
+          fmtMs(nft.max)
+        }`,
+      ],
+      [
+        `  ${progName} (daemon, model -> published)`,
+        `${progCount} syncs, mean ${fmtMs((progSum / progCount) * 1000)}`,
+      ],
+      ["  failed probe connections during changes", String(tcpFailedRounds)],
+      [
+        "  probe resolution (mean time per round)",
+        `TCP ${fmtMs(rate("tcp"))}, DNS ${fmtMs(rate("dns"))}`,
+      ],
+      ["  daemon process", `pid ${daemon.child.pid} (${memAfter.exe})`],
+    ];
+    const width = Math.max(...rows.map(([k]) => k.length));
+    console.log("");
+    console.log("svcgate daemon, Kubernetes mode (fake API server over TLS in the node namespace)");
+    for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+    const verdict = (ok: boolean | null) => ok === null ? "not measured" : ok ? "met" : "MISSED";
+    const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
+    console.log(
+      `targets: event->rule p99 <= 50 ms: ${verdict(tcpLat.length ? tcp.p99 <= 50 : null)}; ` +
+        `event->DNS p99 <= 50 ms: ${verdict(dnsLat.length ? dns.p99 <= 50 : null)}; ` +
+        `RSS <= 150 MB: ${verdict(memAfter.rss <= 150e6 && memAfter.hwm <= 150e6)} ` +
+        `(now ${mb(memAfter.rss)}, peak ${mb(memAfter.hwm)})`,
+    );
+  } finally {
+    if (daemon) await daemon.stop();
+    await api?.close();
+    await lab.destroy();
+  }
+}
+
+if (import.meta.main) await main();
