@@ -242,9 +242,24 @@ labTest(
         "web.yaml",
         service("web", "198.19.0.10", lab.pods.map((p) => p.ip)),
       );
+      // A service whose VIP is allocated: it must keep it across a restart that finds the
+      // state file corrupt (recovered from the live ruleset). The state starts with an address
+      // the key's hash would not pick, so only the recovery can bring it back.
+      await writeManifest(manifests, "auto.yaml", service("auto", null, [lab.pods[0].ip]));
+      await Deno.mkdir(`${dir}/state`);
+      await Deno.writeTextFile(
+        `${dir}/state/ipam.json`,
+        JSON.stringify({
+          version: 1,
+          allocations: { "default/auto": { ips: ["198.19.200.77"] } },
+          released: [],
+        }),
+      );
       const args = [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`];
       const first = startDaemon(lab, { args });
       await first.waitReady();
+      const autoVip = (await dig(lab, DNS, "auto.default.svc.cluster.local")).answers[0];
+      assertEquals(autoVip, "198.19.200.77", "auto keeps the VIP of the state file");
       // A client loop in the node: a fresh connection every few milliseconds for ~4 s.
       const load = lab.spawn(lab.node.ns, [
         "bash",
@@ -257,8 +272,19 @@ labTest(
       assertEquals(await first.stop(), 0, "first daemon exits 0 on SIGTERM");
       const table = await lab.exec(lab.node.ns, ["nft", "list", "table", "ip", "svcgate"]);
       assertEquals(table.code, 0, "the ruleset outlives the process");
+      await Deno.writeTextFile(`${dir}/state/ipam.json`, "{ not json");
       const second = startDaemon(lab, { args });
       await second.waitReady();
+      assert(
+        second.log.some((l) => l.includes("ipam.json") && l.includes("WARN")),
+        "the corrupt state file is reported",
+      );
+      assertEquals(
+        (await dig(lab, DNS, "auto.default.svc.cluster.local")).answers,
+        [autoVip],
+        "the allocated VIP survives a corrupt state file",
+      );
+      assertEquals(await httpGet(lab, `http://${autoVip}/`), "pod-0", "and still routes");
       const out = new TextDecoder().decode((await load.output()).stdout).trim();
       const [ok, bad] = out.split(" ").map(Number);
       assert(ok > 50, `the load loop made enough connections (${out})`);
@@ -311,6 +337,67 @@ current-context: x
         0,
         `exit code after SIGTERM; log:\n${daemon.log.join("\n")}`,
       );
+    });
+  },
+);
+
+labTest(
+  "daemon: a health-checked endpoint whose server dies is avoided, and used again when it returns",
+  async () => {
+    await withLab(3, async (lab, dir) => {
+      const manifests = `${dir}/manifests`;
+      await Deno.mkdir(manifests);
+      const checked = service("web", "198.19.0.10", lab.pods.map((p) => p.ip)).replace(
+        "metadata: { name: web, namespace: default }\nspec:",
+        `metadata:
+  name: web
+  namespace: default
+  annotations:
+    svcgate.io/health-check: "http:/"
+    svcgate.io/health-check-interval: "300ms"
+    svcgate.io/health-check-timeout: "200ms"
+    svcgate.io/health-check-healthy-threshold: "1"
+    svcgate.io/health-check-unhealthy-threshold: "2"
+spec:`,
+      );
+      assert(checked.includes("svcgate.io/health-check"), "the manifest carries the annotations");
+      await writeManifest(manifests, "web.yaml", checked);
+      const daemon = startDaemon(lab, {
+        args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
+      });
+      await daemon.waitReady();
+      assertEquals(
+        Object.keys(await spread(lab, "http://198.19.0.10/", 30)).sort(),
+        ["pod-0", "pod-1", "pod-2"],
+        "all pods serve before the failure",
+      );
+      await lab.stopPodServer(1);
+      const killedAt = performance.now();
+      await waitFor(
+        "pod-1 to be taken out",
+        () => daemon.log.some((l) => l.includes("endpoint unhealthy") && l.includes("198.18.0.11")),
+        5_000,
+        daemon.log,
+      );
+      const outAfter = performance.now() - killedAt;
+      // interval x unhealthy threshold = 600 ms, plus one probe timeout and scheduling slack.
+      assert(outAfter < 1_500, `taken out after ${outAfter.toFixed(0)} ms (bound 1500 ms)`);
+      await new Promise((r) => setTimeout(r, 100)); // the sync after the verdict
+      const during = await spread(lab, "http://198.19.0.10/", 30);
+      assertEquals(
+        during["pod-1"] ?? 0,
+        0,
+        `no request reaches the dead pod ${JSON.stringify(during)}`,
+      );
+      assertEquals(during["(failed)"] ?? 0, 0, `no request fails ${JSON.stringify(during)}`);
+      await lab.startPodServer(1);
+      await waitFor(
+        "pod-1 to serve again",
+        async () => (await spread(lab, "http://198.19.0.10/", 10))["pod-1"] !== undefined,
+        5_000,
+        daemon.log,
+      );
+      assertEquals(await daemon.stop(), 0, "exit code after SIGTERM");
     });
   },
 );
