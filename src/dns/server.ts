@@ -2,21 +2,31 @@
  * svcgate's DNS server: authoritative for the cluster domain and its reverse zones, forwarding
  * the rest for allowed clients, over UDP and TCP.
  *
- * Design (measured on the 2-core lab machine with dnsperf on loopback, tests/bench/dns_bench.ts):
+ * Design, chosen by measurement (2-core machine, dnsperf on loopback, tests/bench/dns_bench.ts):
  * - Socket I/O, not JavaScript, limits a Deno DNS server: node:dgram / Deno.listenDatagram cost
- *   one syscall and one event-loop turn per packet (20-30k qps, p99 7-10 ms at 5k qps).
- *   The UDP transport therefore calls libc through FFI (udp_ffi.ts): a non-blocking socket,
- *   `recvmmsg`/`sendmmsg` moving up to 64 packets per syscall, and `poll` run on FFI's blocking
- *   thread (a `nonblocking: true` symbol) to wait without blocking the event loop. A
- *   trivial responder on this loop measured ~150k qps; the full server measures in the bench.
+ *   one syscall and one event-loop turn per packet (node:dgram measured 45-62k qps here, p99
+ *   ~3 ms at 5k qps). The UDP transport therefore calls libc through FFI (udp_ffi.ts): a
+ *   non-blocking socket, `recvmmsg`/`sendmmsg` moving up to 64 packets per syscall, and `poll`
+ *   run on FFI's thread pool (a `nonblocking: true` symbol) to wait without blocking the event
+ *   loop. Measured: 135-176k qps (1.0-1.24x dnsmasq in the same runs, on a par with knot), p99
+ *   0.1-0.4 ms at 5k qps on a quiet machine. A blocking `poll` in-thread between batches was
+ *   tried and measured slower (70-97k qps). A blocking recvmmsg loop (prototype) had a somewhat
+ *   better tail (p99 0.1-0.2 vs 0.2-0.7 ms) but would hold TCP, forwarding and zone updates
+ *   behind it, so it was not taken.
  * - Answers are precomputed as wire bytes per (name, type) when a snapshot is published
  *   (fast.ts); per query the hot path hashes the question, copies the bytes and patches ID,
  *   flags, question case and OPT, without allocating. Everything else (NXDOMAIN, pods, forwarded
  *   names, malformed input) takes the general codec path (wire.ts + answer.ts).
  * - The engine runs in a Worker by default, so the daemon's main thread (kube relists, nft
  *   transactions, JSON parsing) never delays an answer. `workers: N` starts N engines sharing
- *   the port with SO_REUSEPORT (on 2 cores with the load generator, one worker measured best);
- *   `workers: 0` runs the engine in-process (for bundles that cannot spawn workers).
+ *   the port with SO_REUSEPORT (2 measured ~8% more qps here; default 1 leaves a core to the
+ *   rest of the node); `workers: 0` runs the engine in-process (bundles that cannot spawn).
+ * - Publishing: only services whose DNS-visible content changed (zone.ts dnsFingerprint) cross
+ *   to the workers, in chunks; a snapshot that changes nothing DNS shows (endpoint readiness
+ *   behind a ClusterIP, labels) costs no rebuild. A rebuild runs in 1 ms slices, answering
+ *   queued UDP queries between slices, while the previous zone keeps serving. Known limit: a
+ *   10k-service zone rebuilt every second still costs p99 ~8-16 ms at 5k qps (scavenges of the
+ *   new zone's objects); updating the zone in place per changed service would remove that.
  * - Without `--allow-ffi` (or off Linux) UDP falls back to node:dgram, which works without
  *   unstable flags; it is several times slower and logged at start. TCP uses Deno.listen.
  *
@@ -33,7 +43,7 @@ import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine
 import { applyStats, DNS_METRICS } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
-import { validateZoneOptions } from "./zone.ts";
+import { dnsFingerprint, validateZoneOptions } from "./zone.ts";
 
 /** Options of {@link DnsServer}. */
 export interface DnsServerOptions {
@@ -351,11 +361,47 @@ export class DnsServer {
    * snapshot. Workers switch within milliseconds; {@link settled} waits for that.
    */
   publish(snapshot: Snapshot): void {
-    const serial = Math.max(this.#lastSerial + 1, Math.floor(Date.now() / 1000)) >>> 0;
-    this.#lastSerial = serial;
     this.#lastSnapshot = snapshot;
+    if (!this.#dnsChanged(snapshot)) {
+      // Nothing DNS shows changed (endpoint readiness behind a ClusterIP, labels...): the zone
+      // being served is already this snapshot's zone, so skip the rebuild.
+      this.#settle();
+      return;
+    }
+    // The SOA serial is the time of the last change that DNS shows.
+    this.#lastSerial = Math.max(this.#lastSerial + 1, Math.floor(Date.now() / 1000)) >>> 0;
+    this.#requiredVersion = snapshot.version;
     if (this.#addr) this.#send(snapshot);
   }
+
+  /** Compares the snapshot's DNS-visible content with the last one published. */
+  #dnsChanged(snapshot: Snapshot): boolean {
+    const prints = new Map<string, string>();
+    let changed = this.#prints.size !== snapshot.services.size;
+    for (const [key, e] of snapshot.services) {
+      const before = this.#printed.get(key);
+      const print = before && before.entry === e ? before.print : dnsFingerprint(e);
+      prints.set(key, print);
+      if (!changed && this.#prints.get(key) !== print) changed = true;
+    }
+    const ns = [...snapshot.namespaces].sort().join(",");
+    if (ns !== this.#namespacesPrint) changed = true;
+    this.#printed = new Map(
+      [...snapshot.services].map(([k, e]) => [k, { entry: e, print: prints.get(k)! }]),
+    );
+    if (!changed && this.#publishedOnce) return false;
+    this.#prints = prints;
+    this.#namespacesPrint = ns;
+    this.#publishedOnce = true;
+    return true;
+  }
+
+  #prints = new Map<string, string>();
+  #printed = new Map<string, { entry: ServiceEntry; print: string }>();
+  #namespacesPrint = "";
+  #publishedOnce = false;
+  /** Version of the last snapshot that changed DNS; later ones answer the same. */
+  #requiredVersion = 0;
 
   #send(snapshot: Snapshot): void {
     const serial = this.#lastSerial;
@@ -374,12 +420,13 @@ export class DnsServer {
       );
       return;
     }
-    // Only what changed since the last snapshot crosses to the workers: the store keeps the
-    // same entry object for an unchanged service, so identity is the change test.
+    // Only services whose DNS content changed cross to the workers.
     const fresh = this.#workers.filter((w) => !w.synced);
     const synced = this.#workers.filter((w) => w.synced);
     const upserts: ServiceEntry[] = [];
-    for (const [key, e] of snapshot.services) if (this.#sent.get(key) !== e) upserts.push(e);
+    for (const [key, e] of snapshot.services) {
+      if (this.#sent.get(key) !== this.#prints.get(key)) upserts.push(e);
+    }
     const removed = [...this.#sent.keys()].filter((k) => !snapshot.services.has(k));
     const commit: ToWorker = {
       type: "commit",
@@ -390,7 +437,7 @@ export class DnsServer {
     };
     this.#post(synced, upserts);
     for (const w of synced) w.worker.postMessage(commit);
-    this.#sent = new Map(snapshot.services);
+    this.#sent = new Map(this.#prints);
     if (fresh.length > 0) this.#syncFresh();
   }
 
@@ -412,6 +459,8 @@ export class DnsServer {
       w.worker.postMessage(commit);
       w.synced = true;
     }
+    // Every worker now holds the last published snapshot.
+    this.#sent = new Map(this.#prints);
   }
 
   #post(workers: WorkerSlot[], entries: ServiceEntry[]): void {
@@ -423,12 +472,12 @@ export class DnsServer {
     }
   }
 
-  /** Entries as last sent to the workers, by key. */
-  #sent = new Map<string, ServiceEntry>();
+  /** DNS fingerprints of the services as last sent to the workers, by key. */
+  #sent = new Map<string, string>();
 
   /** Resolves when every engine answers from the last published snapshot. */
   settled(): Promise<void> {
-    const version = this.#lastSnapshot?.version ?? 0;
+    const version = this.#requiredVersion;
     if (this.#currentVersion() >= version) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push({ version, resolve }));
   }

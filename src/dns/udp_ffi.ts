@@ -17,7 +17,6 @@ const SYMBOLS = {
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  pollSync: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
@@ -85,8 +84,6 @@ const NAME = 32;
 const HDR = 64;
 /** Batches drained per wake-up before yielding to the event loop (TCP, timers, messages). */
 const MAX_BATCHES_PER_TURN = 16;
-/** How long the loop blocks waiting for more packets before going back to an async poll. */
-const SYNC_WAIT_MS = Number(Deno.env.get("SVCGATE_SYNC_WAIT_MS") ?? 1);
 
 function parseBind(
   hostname: string,
@@ -319,11 +316,7 @@ export class FfiUdpServer {
         }
         for (let b = 0; b < MAX_BATCHES_PER_TURN && !this.#closed; b++) {
           const n = this.#batch();
-          if (n === BATCH) continue;
-          if (n === 0 || SYNC_WAIT_MS === 0) break;
-          // Drained, but traffic is flowing: wait for the next packet right here (a blocking
-          // poll of at most SYNC_WAIT_MS) instead of paying for an async wake-up per batch.
-          if (s.pollSync(this.#pollfds, 1n, SYNC_WAIT_MS) <= 0) break;
+          if (n < BATCH) break;
         }
       }
     } finally {

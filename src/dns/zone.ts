@@ -460,6 +460,26 @@ export function serviceContribution(
   return out;
 }
 
+/**
+ * Text of everything {@link serviceContribution} reads from an entry: equal texts give equal
+ * records. Lets a server skip rebuilding when a snapshot changed only things DNS does not show
+ * (endpoint readiness behind a ClusterIP, labels, node names, traffic policies).
+ */
+export function dnsFingerprint(entry: ServiceEntry): string {
+  const s = entry.service;
+  const base = [s.type, s.namespace, s.name];
+  if (s.type === "ExternalName") return JSON.stringify([...base, s.externalName ?? ""]);
+  const ports = s.ports.map((p) => [p.name, p.protocol, p.port]);
+  if (!s.headless) return JSON.stringify([...base, s.clusterIPs, ports]);
+  const eps = publishedEndpoints(entry).map((e) => [e.address, e.hostname ?? ""]);
+  const backends = entry.ports.map((p) => [
+    p.servicePort.name,
+    p.servicePort.protocol,
+    p.backends.map((b) => [b.address, b.port]),
+  ]);
+  return JSON.stringify([...base, "headless", ports, eps, backends]);
+}
+
 /** True when two records of one type carry the same data. */
 function sameData(a: ResourceRecord, b: ResourceRecord): boolean {
   if (a.type !== b.type) return false;
