@@ -5,6 +5,9 @@
 
 import { helpText, type Invocation, parseArgs, UsageError } from "./src/config/flags.ts";
 import { VERSION } from "./src/version.ts";
+import { isDnsWorkerContext } from "./src/dns/server.ts";
+// DNS workers re-enter this same module (so one bundled file is enough); this import serves them.
+import "./src/dns/worker.ts";
 import { createLogger } from "./src/observe/log.ts";
 import { MetricsRegistry } from "./src/observe/metrics.ts";
 import {
@@ -58,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "run": {
       const metrics = new MetricsRegistry();
-      const daemon = await buildDaemon(inv.config, log, metrics);
+      const daemon = await buildDaemon(inv.config, log, metrics, { dnsWorkerUrl: import.meta.url });
       const stopped = Promise.withResolvers<void>();
       const onStop = (signal: string) => () => {
         log.info("stopping", { signal });
@@ -78,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
+if (import.meta.main && !isDnsWorkerContext()) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (e) {

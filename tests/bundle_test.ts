@@ -3,6 +3,9 @@
  * offline), then run with exactly the permission flags of the compile task.
  */
 
+import { Lab, labTest } from "./lab/lab.ts";
+import { dig, httpGet, startDaemon } from "./daemon/harness.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 const deno = Deno.execPath();
 
@@ -75,3 +78,41 @@ Deno.test("bundle: one file runs version and render under the compile task's per
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+labTest(
+  "bundle: the single file runs the daemon (DNS workers included) under the compile flags",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "svcgate-bundle-" });
+    const lab = await Lab.create({ pods: 2 });
+    try {
+      const out = `${dir}/svcgate.js`;
+      const built = await run(["run", "-A", "deploy/bundle.ts", out]);
+      assert(built.code === 0, `bundle failed: ${built.stderr}`);
+      await lab.startPodServers();
+      const daemon = startDaemon(lab, {
+        program: ["run", ...(await compileFlags()), out],
+        args: [
+          ...["--manifests", `${root}deploy/examples`, "--state-dir", `${dir}/state`],
+          ...["--service-cidr", "198.19.0.0/16,2001:db8:ffff::/112", "--upstream", "127.0.0.1:1"],
+          ...["--dns-bind-address", "198.18.0.1:53"],
+        ],
+      });
+      await daemon.waitReady();
+      const web = await dig(lab, "198.18.0.1", "web.default.svc.cluster.local");
+      assert(
+        web.status === "NOERROR" && web.answers.length === 1,
+        `dig web: ${JSON.stringify(web)}`,
+      );
+      assert(
+        daemon.log.some((l) => l.includes("DNS listening") && l.includes("workers=1")),
+        "DNS ran in a worker loaded from the bundle",
+      );
+      const body = await httpGet(lab, `http://${web.answers[0]}/`);
+      assert(body === "pod-0" || body === "pod-1", `web answered ${JSON.stringify(body)}`);
+      assert((await daemon.stop()) === 0, "bundle daemon exits 0 on SIGTERM");
+    } finally {
+      await lab.destroy();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -57,6 +57,10 @@ export async function buildDaemon(
   config: Config,
   log: Logger,
   metrics: MetricsRegistry,
+  options: {
+    /** Module DNS workers run; main.ts passes itself so a bundle needs no second file. */
+    readonly dnsWorkerUrl?: string;
+  } = {},
 ): Promise<Daemon> {
   const kind = requireSource(config);
   const executor = new NftCommandExecutor();
@@ -75,6 +79,7 @@ export async function buildDaemon(
       reverseCidrs: [...config.serviceCidrs, ...config.clusterCidrs],
       ...(config.upstreams ? { upstreams: config.upstreams } : {}),
       allowRecursion: config.dnsAllowRecursion,
+      ...(options.dnsWorkerUrl ? { workerUrl: options.dnsWorkerUrl } : {}),
       log: log.child("dns"),
       metrics,
     })

@@ -23,6 +23,8 @@ export interface StartOptions {
   readonly args: readonly string[];
   /** Directories put first on PATH (for example a failing `nft` wrapper). */
   readonly pathPrefix?: string;
+  /** What deno runs instead of `run -A main.ts` (for example the bundle with narrow flags). */
+  readonly program?: readonly string[];
   /** healthz port inside the node namespace (default 10256). */
   readonly healthzPort?: number;
 }
@@ -53,9 +55,7 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     "env",
     ...env,
     Deno.execPath(),
-    "run",
-    "-A",
-    MAIN,
+    ...(options.program ?? ["run", "-A", MAIN]),
     "run",
     "--healthz-bind-address",
     `127.0.0.1:${port}`,
