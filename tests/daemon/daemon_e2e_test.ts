@@ -82,6 +82,16 @@ labTest(
       assertEquals(web.status, "NOERROR", "web A status");
       const vip = web.answers[0];
       assert(/^198\.19\.\d+\.\d+$/.test(vip), `web VIP ${vip} is in --service-cidr`);
+      // The same answer over TCP, from dig and from kdig.
+      assertEquals(
+        (await dig(lab, DNS, "web.default.svc.cluster.local", "A", ["+tcp"])).answers,
+        [vip],
+        "dig +tcp",
+      );
+      const kdig = await lab.exec(lab.node.ns, [
+        ...["kdig", `@${DNS}`, "+tcp", "+short", "web.default.svc.cluster.local", "A"],
+      ]);
+      assertEquals(kdig.stdout.trim(), vip, "kdig +tcp");
       const seen = await spread(lab, `http://${vip}/`, 30);
       assertEquals(
         Object.keys(seen).sort(),
