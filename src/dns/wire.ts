@@ -8,6 +8,8 @@
  * @module
  */
 
+import { formatIp } from "../model/ip.ts";
+
 /** Resource record types used by svcgate (others travel as raw data). */
 export const RRType = {
   A: 1,
@@ -439,28 +441,6 @@ class Reader {
   }
 }
 
-function formatV6(b: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((b[2 * i] << 8) | b[2 * i + 1]);
-  let bestStart = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
-}
-
 function readRData(r: Reader, type: number, rdlen: number, what: string): RData {
   const end = r.pos + rdlen;
   r.need(rdlen, `${what} data`);
@@ -479,7 +459,7 @@ function readRData(r: Reader, type: number, rdlen: number, what: string): RData 
       if (rdlen !== 16) {
         throw new DecodeError(`${what} at offset ${r.pos}: AAAA data is ${rdlen} bytes, not 16`);
       }
-      data = { address: formatV6(r.buf.subarray(r.pos, end)) };
+      data = { address: formatIp({ family: 6, bytes: r.buf.subarray(r.pos, end) }) };
       r.pos = end;
       break;
     case RRType.CNAME:
