@@ -4,16 +4,7 @@
  */
 
 import { Lab, labTest } from "../lab/lab.ts";
-import { dig, httpGet, spread, startDaemon, waitFor } from "./harness.ts";
-
-function assertEquals(actual: unknown, expected: unknown, what: string): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
-}
-
-function assert(cond: unknown, what: string): asserts cond {
-  if (!cond) throw new Error(what);
-}
+import { assert, assertEquals, dig, httpGet, spread, startDaemon, waitFor } from "./harness.ts";
 
 const DNS = "198.18.0.1";
 const BASE_ARGS = [

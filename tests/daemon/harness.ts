@@ -8,6 +8,17 @@ import type { Lab } from "../lab/lab.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/** Throws naming `what` when the JSON forms differ. */
+export function assertEquals(actual: unknown, expected: unknown, what: string): void {
+  const a = JSON.stringify(actual), e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}
+
+/** Throws `what` when the condition is false. */
+export function assert(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new Error(what);
+}
+
 /** A daemon process in a lab. */
 export interface DaemonProcess {
   readonly child: Deno.ChildProcess;

@@ -7,18 +7,9 @@
  */
 
 import { Lab, labTest } from "../lab/lab.ts";
-import { dig, httpGet, startDaemon, waitFor } from "../daemon/harness.ts";
+import { assert, assertEquals, dig, httpGet, startDaemon, waitFor } from "../daemon/harness.ts";
 import { makeEndpointSlice, makeNamespace, makeService } from "../fake_apiserver/fixtures.ts";
 import { ApiServerProcess } from "./apiserver_proc.ts";
-
-function assertEquals(actual: unknown, expected: unknown, what: string): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
-}
-
-function assert(cond: unknown, what: string): asserts cond {
-  if (!cond) throw new Error(what);
-}
 
 const DNS = "198.18.0.1";
 const HEALTHZ = "http://127.0.0.1:10256";
