@@ -14,13 +14,18 @@ import { TcpDnsServer } from "./tcp.ts";
 import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
 import { DnsCache, Forwarder, type Upstream } from "./upstream.ts";
-import { buildZoneSteps, ContributionCache } from "./zone.ts";
+import { ContributionCache, validateZoneOptions, type ZoneOptions } from "./zone.ts";
+import { applyUpdate, ZoneIndex } from "./zone_index.ts";
 import { nameKey } from "./wire.ts";
 
 /** Longest stretch a zone build runs before answering queued UDP queries. */
 const SLICE_MS = 1;
 /** Longest stretch a zone build runs before giving the event loop a turn. */
 const TURN_MS = 15;
+/** Services updated per synchronous batch of an incremental publish (~1-3 ms of work at 10k). */
+const UPDATE_BATCH = 8;
+/** Up to this many changed services (or a quarter of all) are updated in place, not rebuilt. */
+const INCREMENTAL_MIN = 2048;
 
 /** Which UDP transport to use. */
 export type UdpTransportChoice = "auto" | "ffi" | "node";
@@ -57,6 +62,8 @@ export interface PublishReport {
   readonly records: number;
   readonly answers: number;
   readonly buildSeconds: number;
+  /** Services updated in place; -1 when the whole zone was built. */
+  readonly changedServices: number;
 }
 
 /**
@@ -76,6 +83,7 @@ export class DnsEngine {
   readonly #udpLoop: Promise<void>;
   readonly #tcp: TcpDnsServer | null;
   readonly #options: EngineOptions;
+  readonly #log: EngineLog;
   readonly udpMode: "ffi" | "node";
 
   private constructor(
@@ -85,8 +93,10 @@ export class DnsEngine {
     udp: FfiUdpServer | NodeUdpServer,
     udpLoop: Promise<void>,
     tcp: TcpDnsServer | null,
+    log: EngineLog,
   ) {
     this.#options = options;
+    this.#log = log;
     this.#handler = handler;
     this.#forwarder = forwarder;
     this.#udp = udp;
@@ -163,7 +173,7 @@ export class DnsEngine {
         throw e;
       }
     }
-    return new DnsEngine(options, handler, forwarder, udp, udpLoop, tcp);
+    return new DnsEngine(options, handler, forwarder, udp, udpLoop, tcp, log);
   }
 
   /** UDP port bound. */
@@ -177,70 +187,142 @@ export class DnsEngine {
   }
 
   /**
-   * Builds the zone from a snapshot and switches to it. The build runs in slices of a few
-   * milliseconds with event-loop turns between them, so queries keep being answered from the
-   * previous zone meanwhile. A newer publish supersedes one still building (resolves null).
+   * Switches to a snapshot's zone. The first publish (and one that changes most services)
+   * builds the whole zone in slices of a few milliseconds with event-loop turns between them,
+   * answering from the previous zone meanwhile; later ones update only the names of services
+   * that were added, removed or changed, in small synchronous batches. A publish arriving while
+   * another is applied waits, and only the newest waiting one is applied next (the ones it
+   * replaced resolve null): nothing in flight is abandoned, so DNS always converges.
    * Rejects only on bad options.
    */
-  async publish(snapshot: Snapshot, serial: number): Promise<PublishReport | null> {
-    const generation = ++this.#generation;
-    const t0 = performance.now();
-    let sliceStart = t0;
-    let turnStart = t0;
+  publish(snapshot: Snapshot, serial: number): Promise<PublishReport | null> {
+    return new Promise((resolve, reject) => {
+      this.#pending?.resolve(null);
+      this.#pending = { snapshot, serial, resolve, reject };
+      if (!this.#running) void this.#drainPending();
+    });
+  }
+
+  async #drainPending(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#pending) {
+        const job = this.#pending;
+        this.#pending = null;
+        try {
+          job.resolve(await this.#apply(job.snapshot, job.serial));
+        } catch (e) {
+          job.reject(e);
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** Yields to queued queries every SLICE_MS, to the event loop every TURN_MS. */
+  #breather(): () => Promise<void> {
+    let sliceStart = performance.now();
+    let turnStart = sliceStart;
     const udp = this.#udp;
-    const breathe = async (): Promise<boolean> => {
+    return async () => {
       const now = performance.now();
-      if (now - sliceStart < SLICE_MS) return true;
+      if (now - sliceStart < SLICE_MS) return;
       sliceStart = now;
       // Queued UDP queries are answered right here; the event loop (TCP, forwarding, newer
       // publishes) gets a turn less often, since a turn costs more than a slice.
       if (udp instanceof FfiUdpServer && now - turnStart < TURN_MS) {
         udp.pump();
-        return true;
+        return;
       }
       if (udp instanceof FfiUdpServer) await udp.yieldTurn();
       else await new Promise((r) => setTimeout(r, 0));
       sliceStart = turnStart = performance.now();
-      return generation === this.#generation;
     };
-    const steps = buildZoneSteps(
-      snapshot,
-      {
-        clusterDomain: this.#options.clusterDomain,
-        ttl: this.#options.ttl,
-        reverseCidrs: this.#options.reverseCidrs,
-        serial,
-      },
-      64,
-      this.#contributions,
-    );
-    let zone;
+  }
+
+  async #apply(snapshot: Snapshot, serial: number): Promise<PublishReport> {
+    const t0 = performance.now();
+    const options: ZoneOptions = {
+      clusterDomain: this.#options.clusterDomain,
+      ttl: this.#options.ttl,
+      reverseCidrs: this.#options.reverseCidrs,
+      serial,
+    };
+    const problem = validateZoneOptions(options);
+    if (problem) throw new Error(problem);
+    const breathe = this.#breather();
+    const index = this.#index, table = this.#table;
+    if (index && table && index.fits(options)) {
+      const keys = index.diff(snapshot);
+      if (keys.length <= Math.max(INCREMENTAL_MIN, index.size / 4)) {
+        try {
+          for (let i = 0; i === 0 || i < keys.length; i += UPDATE_BATCH) {
+            // Each batch is applied whole between two queries: every service is either wholly
+            // old or wholly new to a client, never half updated.
+            const batch = keys.slice(i, i + UPDATE_BATCH);
+            const zone = applyUpdate(index, table, snapshot, serial, batch, i === 0);
+            this.#handler.setZone(zone, table.view());
+            await breathe();
+          }
+          return this.#report(snapshot, index.zone().recordCount, table.count, t0, keys.length);
+        } catch (e) {
+          // A bug here must not leave a half-updated zone: rebuild it whole.
+          this.#log("error", "DNS incremental update failed; rebuilding the zone", {
+            error: (e as Error).message,
+          });
+          this.#index = this.#table = null;
+        }
+      }
+    }
+    const steps = ZoneIndex.buildSteps(snapshot, options, this.#contributions);
+    let built: ZoneIndex;
     for (;;) {
       const r = steps.next();
       if (r.done) {
-        zone = r.value;
+        built = r.value;
         break;
       }
-      if (!(await breathe())) return null;
+      await breathe();
     }
+    const zone = built.zone();
     const builder = new AnswerTableBuilder();
     let n = 0;
     for (const [name, node] of zone.nodes) {
       builder.addNode(zone, name, node);
-      if (++n % 256 === 0 && !(await breathe())) return null;
+      if (++n % 256 === 0) await breathe();
     }
-    const table = builder.finish();
-    if (generation !== this.#generation) return null;
-    this.#handler.setZone(zone, table);
+    this.#index = built;
+    this.#table = builder;
+    this.#handler.setZone(zone, builder.view());
+    return this.#report(snapshot, zone.recordCount, builder.count, t0, -1);
+  }
+
+  #report(
+    snapshot: Snapshot,
+    records: number,
+    answers: number,
+    t0: number,
+    changed: number,
+  ): PublishReport {
     return {
       version: snapshot.version,
-      records: zone.recordCount,
-      answers: table.count,
+      records,
+      answers,
       buildSeconds: (performance.now() - t0) / 1000,
+      changedServices: changed,
     };
   }
 
-  #generation = 0;
+  #pending: {
+    snapshot: Snapshot;
+    serial: number;
+    resolve: (r: PublishReport | null) => void;
+    reject: (e: unknown) => void;
+  } | null = null;
+  #running = false;
+  #index: ZoneIndex | null = null;
+  #table: AnswerTableBuilder | null = null;
   readonly #contributions: ContributionCache;
 
   /** Counters since the last drain (forwarder counters included). */

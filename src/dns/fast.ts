@@ -15,21 +15,26 @@ import {
   type QueryScan,
   RRClass,
   RRType,
+  type SoaData,
 } from "./wire.ts";
 import type { Zone, ZoneNode } from "./zone.ts";
 
 /** Flat table of precomputed replies. */
 export interface AnswerTable {
-  /** Hash slots: entry index + 1, 0 when empty. Length is a power of two. */
+  /** Hash slots: entry index + 1, 0 when empty, -1 for a removed entry. Length is a power of two. */
   readonly slots: Int32Array;
-  /** Per entry: key offset, key length, qtype, answer offset, answer length, hash. */
+  /**
+   * Per entry: key offset, key length, qtype (-1 once removed), answer offset, answer length,
+   * hash, offset of the SOA serial inside `answers` (-1 when the answer carries none last).
+   */
   readonly entries: Int32Array;
   readonly keys: Uint8Array;
   readonly answers: Uint8Array;
+  /** Live entries. */
   readonly count: number;
 }
 
-const E = 6;
+const E = 7;
 
 function hashName(buf: Uint8Array, start: number, end: number, qtype: number): number {
   let h = 0x811c9dc5 ^ qtype;
@@ -43,6 +48,16 @@ function hashName(buf: Uint8Array, start: number, end: number, qtype: number): n
 
 /** Types whose presence makes a name an address name, asked as an A + AAAA pair by stubs. */
 const ADDRESS_TYPES = [RRType.A, RRType.AAAA, RRType.CNAME];
+
+/** The (name, type) pairs {@link AnswerTableBuilder.addNode} precomputes for a node. */
+function precomputedTypes(node: ZoneNode): Set<number> {
+  const types = new Set<number>(node.records.keys());
+  if (ADDRESS_TYPES.some((t) => node.records.has(t))) {
+    types.add(RRType.A);
+    types.add(RRType.AAAA);
+  }
+  return types;
+}
 
 /**
  * Precomputes the reply to every (name, type) pair that has records, plus both A and AAAA for
@@ -63,7 +78,13 @@ export function buildAnswerTable(zone: Zone): AnswerTable {
 
 /**
  * Builds an {@link AnswerTable} node by node, so a caller can spread the work over several
- * event-loop turns (see engine.ts). Arenas grow by doubling; nothing is allocated per answer.
+ * event-loop turns (see engine.ts), and keeps it up to date afterwards: {@link removeNode} and
+ * {@link addNode} replace one name's answers, {@link patchSerial} rewrites the SOA serial of
+ * every negative answer. Arenas grow by doubling and are compacted when half is garbage;
+ * nothing is allocated per answer.
+ *
+ * Updates write into the arrays a {@link view} returned earlier: a caller switches to a new
+ * view before any query runs (engine.ts updates synchronously between queries).
  */
 export class AnswerTableBuilder {
   #keys = new Uint8Array(1 << 16);
@@ -71,21 +92,28 @@ export class AnswerTableBuilder {
   #answers = new Uint8Array(1 << 18);
   #ansLen = 0;
   #entries = new Int32Array(E * 1024);
+  /** Entries written, removed ones included. */
   #count = 0;
+  #live = 0;
+  #slots = new Int32Array(2048);
+  /** Slots not empty (live or removed). */
+  #used = 0;
+  /** Answer bytes of removed entries. */
+  #garbage = 0;
   readonly #encoder = new MessageEncoder();
 
-  /** Precomputes the answers of one node. */
+  /** Live entries. */
+  get count(): number {
+    return this.#live;
+  }
+
+  /** Precomputes the answers of one node. Its name must have no answers in the table yet. */
   addNode(zone: Zone, name: string, node: ZoneNode): void {
     if (node.records.size === 0) return;
     const key = nameToWire(name);
     if (!key) return;
-    const types = new Set<number>(node.records.keys());
-    if (ADDRESS_TYPES.some((t) => node.records.has(t))) {
-      types.add(RRType.A);
-      types.add(RRType.AAAA);
-    }
     let keyOff = -1;
-    for (const type of types) {
+    for (const type of precomputedTypes(node)) {
       const query: Message = {
         id: 0,
         qr: false,
@@ -121,37 +149,173 @@ export class AnswerTableBuilder {
       }
       const e = this.#count * E;
       const en = this.#entries;
+      const hash = hashName(key, 0, key.length, type);
       en[e] = keyOff;
       en[e + 1] = key.length;
       en[e + 2] = type;
       en[e + 3] = this.#ansLen;
       en[e + 4] = bytes.length;
-      en[e + 5] = hashName(key, 0, key.length, type);
+      en[e + 5] = hash;
+      en[e + 6] = serialOffset(result.message, bytes, this.#ansLen);
       this.#ansLen += bytes.length;
+      this.#insertSlot(this.#count, hash);
       this.#count++;
+      this.#live++;
     }
   }
 
-  /** The finished table (arenas trimmed, hash slots filled). */
+  /** Drops the answers precomputed for `name`, whose node was `node` when they were added. */
+  removeNode(name: string, node: ZoneNode): void {
+    if (node.records.size === 0) return;
+    const key = nameToWire(name);
+    if (!key) return;
+    const mask = this.#slots.length - 1;
+    const entries = this.#entries, keys = this.#keys;
+    for (const type of precomputedTypes(node)) {
+      const h = hashName(key, 0, key.length, type);
+      for (let s = h & mask;; s = (s + 1) & mask) {
+        const v = this.#slots[s];
+        if (v === 0) break;
+        if (v < 0) continue;
+        const e = (v - 1) * E;
+        if (entries[e + 5] !== h || entries[e + 2] !== type || entries[e + 1] !== key.length) {
+          continue;
+        }
+        const ko = entries[e];
+        let i = 0;
+        while (i < key.length && keys[ko + i] === key[i]) i++;
+        if (i !== key.length) continue;
+        this.#slots[s] = -1;
+        entries[e + 2] = -1;
+        this.#live--;
+        this.#garbage += entries[e + 4];
+        break;
+      }
+    }
+  }
+
+  /** Writes `serial` into the SOA of every answer that carries one last (negative answers). */
+  patchSerial(serial: number): void {
+    const en = this.#entries, ans = this.#answers;
+    for (let e = 0; e < this.#count * E; e += E) {
+      const o = en[e + 6];
+      if (o < 0 || en[e + 2] < 0) continue;
+      ans[o] = serial >>> 24;
+      ans[o + 1] = (serial >>> 16) & 0xff;
+      ans[o + 2] = (serial >>> 8) & 0xff;
+      ans[o + 3] = serial & 0xff;
+    }
+  }
+
+  /**
+   * The table as it is now, sharing this builder's arrays (later updates write into them).
+   * Compacts first when removed answers take more room than live ones.
+   */
+  view(): AnswerTable {
+    if (this.#garbage > 1 << 16 && this.#garbage * 2 > this.#ansLen) this.#compact();
+    return {
+      slots: this.#slots,
+      entries: this.#entries,
+      keys: this.#keys,
+      answers: this.#answers,
+      count: this.#live,
+    };
+  }
+
+  /** A trimmed copy of the table that later updates do not touch. */
   finish(): AnswerTable {
-    const count = this.#count;
+    this.#compact();
+    return {
+      slots: this.#slots.slice(),
+      entries: this.#entries.slice(0, this.#count * E),
+      keys: this.#keys.slice(0, this.#keyLen),
+      answers: this.#answers.slice(0, this.#ansLen),
+      count: this.#live,
+    };
+  }
+
+  #insertSlot(index: number, hash: number): void {
+    if ((this.#used + 1) * 2 > this.#slots.length) this.#rehash();
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    let s = hash & mask;
+    // The name's old answers were removed first, so a removed slot can be reused.
+    while (slots[s] > 0) s = (s + 1) & mask;
+    if (slots[s] === 0) this.#used++;
+    slots[s] = index + 1;
+  }
+
+  #rehash(): void {
     let size = 16;
-    while (size < count * 2) size *= 2;
+    while (size < (this.#live + 1) * 4) size *= 2;
     const slots = new Int32Array(size);
-    const entries = this.#entries.slice(0, count * E);
-    for (let i = 0; i < count; i++) {
-      let s = entries[i * E + 5] & (size - 1);
+    const en = this.#entries;
+    for (let i = 0; i < this.#count; i++) {
+      const e = i * E;
+      if (en[e + 2] < 0) continue;
+      let s = en[e + 5] & (size - 1);
       while (slots[s] !== 0) s = (s + 1) & (size - 1);
       slots[s] = i + 1;
     }
-    return {
-      slots,
-      entries,
-      keys: this.#keys.slice(0, this.#keyLen),
-      answers: this.#answers.slice(0, this.#ansLen),
-      count,
-    };
+    this.#slots = slots;
+    this.#used = this.#live;
   }
+
+  /** Copies the live entries into new arrays (views handed out earlier stay intact). */
+  #compact(): void {
+    const en = this.#entries;
+    const keys = new Uint8Array(Math.max(1 << 10, this.#keyLen));
+    const answers = new Uint8Array(Math.max(1 << 10, this.#ansLen - this.#garbage));
+    const entries = new Int32Array(Math.max(E * 64, this.#live * E));
+    let keyLen = 0, ansLen = 0, n = 0, lastKey = -1, lastNewKey = -1;
+    for (let i = 0; i < this.#count; i++) {
+      const e = i * E;
+      if (en[e + 2] < 0) continue;
+      // A name's entries are written together and share one key copy.
+      if (en[e] !== lastKey) {
+        lastKey = en[e];
+        lastNewKey = keyLen;
+        keys.set(this.#keys.subarray(en[e], en[e] + en[e + 1]), keyLen);
+        keyLen += en[e + 1];
+      }
+      const d = n * E;
+      entries[d] = lastNewKey;
+      entries[d + 1] = en[e + 1];
+      entries[d + 2] = en[e + 2];
+      entries[d + 3] = ansLen;
+      entries[d + 4] = en[e + 4];
+      entries[d + 5] = en[e + 5];
+      entries[d + 6] = en[e + 6] < 0 ? -1 : ansLen + (en[e + 6] - en[e + 3]);
+      answers.set(this.#answers.subarray(en[e + 3], en[e + 3] + en[e + 4]), ansLen);
+      ansLen += en[e + 4];
+      n++;
+    }
+    this.#keys = keys;
+    this.#keyLen = keyLen;
+    this.#answers = answers;
+    this.#ansLen = ansLen;
+    this.#entries = entries;
+    this.#count = n;
+    this.#garbage = 0;
+    this.#rehash();
+  }
+}
+
+/**
+ * Where the SOA serial sits in an encoded answer whose last record is an SOA (NODATA and
+ * NXDOMAIN carry one in authority; an SOA question at an apex in answers), else -1. The SOA
+ * RDATA ends with serial, refresh, retry, expire and minimum, 4 bytes each. Checked against
+ * the bytes, so a reply the encoder shortened is never patched.
+ */
+function serialOffset(message: Message, bytes: Uint8Array, base: number): number {
+  const last = message.additional.at(-1) ?? message.authority.at(-1) ?? message.answers.at(-1);
+  if (!last || last.type !== RRType.SOA || message.edns || bytes.length < 32) return -1;
+  const soa = last.data as SoaData;
+  const at = bytes.length - 20;
+  const read = (o: number) =>
+    ((bytes[o] << 24) | (bytes[o + 1] << 16) | (bytes[o + 2] << 8) | bytes[o + 3]) >>> 0;
+  if (read(at) !== soa.serial >>> 0 || read(at + 16) !== soa.minimum >>> 0) return -1;
+  return base + at;
 }
 
 function grow(buf: Uint8Array<ArrayBuffer>, need: number): Uint8Array<ArrayBuffer> {
@@ -177,6 +341,7 @@ export function findAnswer(
   for (let s = h & mask;; s = (s + 1) & mask) {
     const v = slots[s];
     if (v === 0) return -1;
+    if (v < 0) continue;
     const e = (v - 1) * E;
     if (entries[e + 5] !== h || entries[e + 2] !== qtype || entries[e + 1] !== qlen) continue;
     const ko = entries[e];

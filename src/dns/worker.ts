@@ -43,6 +43,8 @@ export type FromWorker =
     readonly records: number;
     readonly answers: number;
     readonly buildSeconds: number;
+    /** Services updated in place; -1 for a whole build. */
+    readonly changedServices: number;
   }
   | { readonly type: "publishFailed"; readonly version: number; readonly message: string }
   | {

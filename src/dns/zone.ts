@@ -481,7 +481,7 @@ export function dnsFingerprint(entry: ServiceEntry): string {
 }
 
 /** True when two records of one type carry the same data. */
-function sameData(a: ResourceRecord, b: ResourceRecord): boolean {
+export function sameData(a: ResourceRecord, b: ResourceRecord): boolean {
   if (a.type !== b.type) return false;
   const x = a.data as unknown as Record<string, unknown>;
   const y = b.data as unknown as Record<string, unknown>;
