@@ -184,6 +184,8 @@ labTest(
       const daemon = startDaemon(lab, {
         args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
         pathPrefix: bin,
+        // The wrapper is a command: make the daemon run `nft` rather than libnftables.
+        env: { SVCGATE_NFT_EXECUTOR: "command" },
       });
       await daemon.waitReady();
       assertEquals(await httpGet(lab, "http://198.19.0.10/"), "pod-0", "web before the failure");

@@ -34,6 +34,8 @@ export interface StartOptions {
   readonly args: readonly string[];
   /** Directories put first on PATH (for example a failing `nft` wrapper). */
   readonly pathPrefix?: string;
+  /** Extra environment variables for the daemon. */
+  readonly env?: Readonly<Record<string, string>>;
   /** What deno runs instead of `run -A main.ts` (for example the bundle with narrow flags). */
   readonly program?: readonly string[];
   /** healthz port inside the node namespace (default 10256). */
@@ -61,7 +63,10 @@ export async function waitFor(
 /** Starts `svcgate run` in the lab's node namespace. */
 export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
   const port = options.healthzPort ?? 10256;
-  const env = options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : [];
+  const env = [
+    ...(options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : []),
+    ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
+  ];
   const child = lab.spawn(lab.node.ns, [
     "env",
     ...env,
