@@ -11,7 +11,8 @@ import { MetricsRegistry } from "../observe/metrics.ts";
 import { type RenderOptions, renderRuleset } from "../nft/render.ts";
 import { formatRuleset } from "../nft/ruleset.ts";
 import { NftDataplane, readLiveVips } from "../nft/dataplane.ts";
-import { ConntrackCommand, NftCommandExecutor } from "../nft/executor.ts";
+import { ConntrackCommand, NftCommandExecutor, type NftExecutor } from "../nft/executor.ts";
+import { NftLibExecutor } from "../nft/lib_executor.ts";
 import { DnsServer } from "../dns/server.ts";
 import { readManifests } from "../sources/manifests/read.ts";
 import { formatLoadErrors } from "../sources/manifests/load.ts";
@@ -32,6 +33,36 @@ export function renderOptionsFor(config: Config): RenderOptions {
       ? { dnsNotrack: [{ address: config.dnsBind.hostname, port: config.dnsBind.port }] }
       : {}),
   };
+}
+
+/**
+ * The nft executor: libnftables in process (no process spawn per transaction) when the library
+ * loads and --allow-ffi is granted, else the `nft` command. `SVCGATE_NFT_EXECUTOR=command` forces
+ * the command (e.g. to put a wrapper `nft` on PATH); `=libnftables` makes its absence an error.
+ */
+export function chooseNftExecutor(log: Logger): NftExecutor {
+  const wanted = Deno.env.get("SVCGATE_NFT_EXECUTOR") ?? "auto";
+  if (!["auto", "libnftables", "command"].includes(wanted)) {
+    throw new Error(
+      `Cannot use SVCGATE_NFT_EXECUTOR="${wanted}": expected "auto", "libnftables" or "command"`,
+    );
+  }
+  if (wanted === "command") {
+    log.info("nftables through the nft command", { reason: "SVCGATE_NFT_EXECUTOR=command" });
+    return new NftCommandExecutor();
+  }
+  const lib = NftLibExecutor.tryOpen();
+  if (lib) {
+    log.info("nftables through libnftables in process", { library: lib.path });
+    return lib;
+  }
+  if (wanted === "libnftables") {
+    throw new Error(
+      `Cannot use libnftables (SVCGATE_NFT_EXECUTOR=libnftables): ${NftLibExecutor.unavailableReason}`,
+    );
+  }
+  log.info("nftables through the nft command", { reason: NftLibExecutor.unavailableReason });
+  return new NftCommandExecutor();
 }
 
 function requireSource(config: Config): "manifests" | "kube" {
@@ -63,7 +94,7 @@ export async function buildDaemon(
   } = {},
 ): Promise<Daemon> {
   const kind = requireSource(config);
-  const executor = new NftCommandExecutor();
+  const executor = chooseNftExecutor(log.child("nft"));
   const dataplane = new NftDataplane({
     executor,
     conntrack: new ConntrackCommand(),
@@ -193,7 +224,7 @@ export async function renderForConfig(
 
 /** `svcgate cleanup`: deletes the svcgate tables (both families). */
 export async function cleanupDataplane(log: Logger): Promise<void> {
-  const executor = new NftCommandExecutor();
+  const executor = chooseNftExecutor(log.child("nft"));
   const dataplane = new NftDataplane({
     executor,
     renderOptions: { clusterCidrs: [], nodeName: "", nodePortAddresses: [] },

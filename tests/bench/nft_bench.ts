@@ -3,18 +3,21 @@
  * node with pods and a client host, plus scratch namespaces for the load comparison).
  *
  *   deno run -A tests/bench/nft_bench.ts [--services 10000] [--endpoints 10]
- *     [--kube-proxy-services 2000 | --skip-kube-proxy] [--seconds 0.5]
+ *     [--kube-proxy-services 2000 | --skip-kube-proxy] [--seconds 0.5] [--skip-lib]
  *
  * Prints a table: cold start at N x E (process start to the last VIP answering), the same load in
- * the kube-proxy shape (once, at a smaller size, extrapolated), one-service updates on top of N,
- * restart adoption and drift-check costs, new connections per second through a VIP with N and
- * with 10 services vs direct to the pod, selection-slot fairness, and memory.
+ * the kube-proxy shape (once, at a smaller size, extrapolated), one-service updates on top of N
+ * (spawning `nft -f -`, and through libnftables in process unless --skip-lib or the library cannot
+ * be loaded; the cold start is then measured once more with libnftables), restart adoption and
+ * drift-check costs, new connections per second through a VIP with N and with 10 services vs
+ * direct to the pod, selection-slot fairness, and memory.
  * @module
  */
 
 import { Lab } from "../lab/lab.ts";
 import { NftDataplane } from "../../src/nft/dataplane.ts";
 import { NftCommandExecutor } from "../../src/nft/executor.ts";
+import { libnftablesUnavailableReason } from "../../src/nft/lib_executor.ts";
 import { formatOps, planCreate } from "../../src/nft/diff.ts";
 import { type RenderOptions, renderRuleset } from "../../src/nft/render.ts";
 import { cidr, endpointSet, ep } from "../../src/nft/test_fixtures.ts";
@@ -35,6 +38,10 @@ const SERVICES = flag("services", 10000);
 const ENDPOINTS = flag("endpoints", 10);
 const KP_SERVICES = Deno.args.includes("--skip-kube-proxy") ? 0 : flag("kube-proxy-services", 2000);
 const SECONDS = flag("seconds", 0.5);
+// Loading the library here (root namespace) runs no nft command: only the child uses it.
+const LIB_UNAVAILABLE = Deno.args.includes("--skip-lib")
+  ? "--skip-lib given"
+  : libnftablesUnavailableReason();
 const OPTIONS: RenderOptions = {
   clusterCidrs: [cidr("198.18.0.0/16")],
   nodeName: "node-a",
@@ -163,68 +170,97 @@ try {
 
   // 1. Cold start in a fresh process inside the node namespace (nft runs directly, as in
   //    production): build the model, render, load; then the last VIP answers the client host.
-  const t0 = performance.now();
-  const child = new Deno.Command("ip", {
-    args: [
-      ...["netns", "exec", lab.node.ns, Deno.execPath(), "run", "-A", `${HERE}nft_bench_child.ts`],
-      ...[String(SERVICES), String(ENDPOINTS), pod0, lab.pods[1].ip, lab.pods[2].ip, "40"],
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  const nextLine = async (prefix: string): Promise<string> => {
-    while (true) {
-      const i = buffered.indexOf("\n");
-      if (i >= 0) {
-        const line = buffered.slice(0, i);
-        buffered = buffered.slice(i + 1);
-        if (line.startsWith(prefix)) return line.slice(prefix.length);
-        continue;
+  //    Then one-service updates, the executors taking turns on the same dataplane.
+  const coldStart = async (executors: string[], updates: number) => {
+    const t0 = performance.now();
+    const child = new Deno.Command("ip", {
+      args: [
+        ...["netns", "exec", lab.node.ns, Deno.execPath(), "run", "-A"],
+        `${HERE}nft_bench_child.ts`,
+        ...[String(SERVICES), String(ENDPOINTS), pod0, lab.pods[1].ip, lab.pods[2].ip],
+        ...[String(updates), executors.join(",")],
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    const nextLine = async (prefix: string): Promise<string> => {
+      while (true) {
+        const i = buffered.indexOf("\n");
+        if (i >= 0) {
+          const line = buffered.slice(0, i);
+          buffered = buffered.slice(i + 1);
+          if (line.startsWith(prefix)) return line.slice(prefix.length);
+          continue;
+        }
+        const { value, done } = await lines.read();
+        if (done) throw new Error(`benchmark child ended before "${prefix}"`);
+        buffered += value;
       }
-      const { value, done } = await lines.read();
-      if (done) throw new Error(`benchmark child ended before "${prefix}"`);
-      buffered += value;
+    };
+    const cold = JSON.parse(await nextLine("COLD "));
+    let answered = false;
+    for (let i = 0; i < 50 && !answered; i++) {
+      const r = await lab.exec(lab.client!.ns, [
+        "bash",
+        "-c",
+        `exec 3<>/dev/tcp/${lastVip}/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && tail -n 1 <&3`,
+      ]);
+      answered = r.stdout.trim() === "pod-0";
     }
+    const coldMs = performance.now() - t0;
+    if (!answered) throw new Error(`the last VIP ${lastVip} never answered after the cold start`);
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode("go\n"));
+    await w.close();
+    const ups = [];
+    for (const _ of executors) ups.push(JSON.parse(await nextLine("UPDATES ")));
+    await child.status;
+    return { coldMs, cold, ups };
   };
-  const cold = JSON.parse(await nextLine("COLD "));
-  let answered = false;
-  for (let i = 0; i < 50 && !answered; i++) {
-    const r = await lab.exec(lab.client!.ns, [
-      "bash",
-      "-c",
-      `exec 3<>/dev/tcp/${lastVip}/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && tail -n 1 <&3`,
-    ]);
-    answered = r.stdout.trim() === "pod-0";
-  }
-  const coldMs = performance.now() - t0;
-  if (!answered) throw new Error(`the last VIP ${lastVip} never answered after the cold start`);
-  row(
-    `cold start ${SERVICES}x${ENDPOINTS}: process start -> last VIP answers`,
-    ms(coldMs),
-    `model ${cold.modelMs} ms, render+diff ${cold.renderAndDiffMs} ms, nft -f ${cold.nftMs} ms, ${cold.elements} elements, ${
-      (cold.scriptBytes / 1e6).toFixed(1)
-    } MB; target <= 5 s`,
-  );
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode("go\n"));
-  await w.close();
-  const up = JSON.parse(await nextLine("UPDATES "));
-  await child.status;
+  const coldRow = (label: string, coldMs: number, cold: Record<string, number>) =>
+    row(
+      `cold start ${SERVICES}x${ENDPOINTS}${label}: process start -> last VIP answers`,
+      ms(coldMs),
+      `runtime+imports ${cold.startMs} ms, model ${cold.modelMs} ms, render+diff ${cold.renderAndDiffMs} ms, ${
+        label ? "libnftables" : "nft -f"
+      } ${cold.nftMs} ms, ${cold.elements} elements, ${
+        (cold.scriptBytes / 1e6).toFixed(1)
+      } MB; target <= 5 s`,
+    );
   const stat = (xs: number[]) =>
     `p50 ${ms(median(xs))}, p95 ${ms(percentile(xs, 95))}, max ${ms(Math.max(...xs))}`;
-  row(
-    `one-service update on top of ${SERVICES}: change -> applied`,
-    stat(up.applied),
-    `${up.applied.length} updates, 50 ms apart; nft -f alone ${stat(up.nft)}`,
-  );
-  row(
-    `one-service update on top of ${SERVICES}: change -> first new connection on the new pod`,
-    stat(up.live),
-    `${up.stale} of ${up.live.length} first connections reached the old pod; target <= 20 ms`,
-  );
+  const executors = LIB_UNAVAILABLE ? ["command"] : ["command", "lib"];
+  const initial = await coldStart(executors, 40);
+  const coldMs = initial.coldMs;
+  coldRow("", initial.coldMs, initial.cold);
+  for (const up of initial.ups) {
+    const via = up.executor === "lib" ? " via libnftables" : "";
+    row(
+      `one-service update on top of ${SERVICES}${via}: change -> applied`,
+      stat(up.applied),
+      `${up.applied.length} updates, 50 ms apart; ${
+        up.executor === "lib" ? "libnftables call" : "nft -f"
+      } alone ${stat(up.nft)}`,
+    );
+    row(
+      `one-service update on top of ${SERVICES}${via}: change -> first new connection on the new pod`,
+      stat(up.live),
+      `${up.stale} of ${up.live.length} first connections reached the old pod; target <= 20 ms`,
+    );
+  }
+  if (LIB_UNAVAILABLE) {
+    row("libnftables (FFI) rows", "skipped", LIB_UNAVAILABLE);
+  } else {
+    // The same cold start with libnftables, from no table at all; its table stays for the rest.
+    for (const family of ["ip", "ip6"]) {
+      await must(["ip", "netns", "exec", lab.node.ns, "nft", "delete", "table", family, "svcgate"]);
+    }
+    const again = await coldStart(["lib"], 0);
+    coldRow(" via libnftables", again.coldMs, again.cold);
+  }
 
   // 2. Memory of model + dataplane at N x E, in this process.
   const gc = (globalThis as { gc?: () => void }).gc;
