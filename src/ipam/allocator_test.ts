@@ -8,6 +8,7 @@ import {
   VipAllocator,
 } from "./allocator.ts";
 import { EMPTY_IPAM_STATE, type IpamState, parseIpamState, renderIpamState } from "./state.ts";
+import { testService } from "../model/test_service.ts";
 
 function cidr(text: string): Cidr {
   const c = parseCidr(text, true);
@@ -15,29 +16,7 @@ function cidr(text: string): Cidr {
   return c;
 }
 
-function svc(key: string, extra: Partial<Service> = {}): Service {
-  const [namespace, name] = key.split("/");
-  return {
-    namespace,
-    name,
-    type: "ClusterIP",
-    clusterIPs: [],
-    headless: false,
-    ports: [{ name: "", protocol: "TCP", port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
-    ipFamilies: [],
-    labels: {},
-    annotations: {},
-    ...extra,
-  };
-}
+const svc = testService;
 
 const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
 const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>

@@ -1,10 +1,10 @@
 import nodeAssert from "node:assert/strict";
 import { parseCidr } from "../model/ip.ts";
 import type { Cidr } from "../model/ip.ts";
-import type { Service } from "../model/types.ts";
 import { allocateVips } from "./allocator.ts";
 import { parseVipLock, pinVips, renderVipLock, vipLockPath } from "./lock.ts";
 import { EMPTY_IPAM_STATE, type IpamState } from "./state.ts";
+import { testService } from "../model/test_service.ts";
 
 const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
   nodeAssert.deepStrictEqual(actual, expected, msg);
@@ -15,29 +15,7 @@ const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const V6 = parseCidr("2001:db8:1::/112") as Cidr;
 const T0 = 1_700_000_000_000;
 
-function svc(key: string, extra: Partial<Service> = {}): Service {
-  const [namespace, name] = key.split("/");
-  return {
-    namespace,
-    name,
-    type: "ClusterIP",
-    clusterIPs: [],
-    headless: false,
-    ports: [{ name: "", protocol: "TCP", port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
-    ipFamilies: [],
-    labels: {},
-    annotations: {},
-    ...extra,
-  };
-}
+const svc = testService;
 
 Deno.test("vipLockPath: inside a directory, beside a file", () => {
   const cases: [string, boolean, string][] = [

@@ -1,7 +1,6 @@
 import nodeAssert from "node:assert/strict";
 import { parseCidr } from "../model/ip.ts";
 import type { Cidr } from "../model/ip.ts";
-import type { Service } from "../model/types.ts";
 import { allocateVips } from "./allocator.ts";
 import { type IpamState, renderIpamState } from "./state.ts";
 import {
@@ -11,6 +10,7 @@ import {
   saveIpamState,
   writeFileAtomic,
 } from "./state_file.ts";
+import { testService } from "../model/test_service.ts";
 
 const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
 const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
@@ -19,28 +19,7 @@ const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
 const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const T0 = 1_700_000_000_000;
 
-function svc(key: string): Service {
-  const [namespace, name] = key.split("/");
-  return {
-    namespace,
-    name,
-    type: "ClusterIP",
-    clusterIPs: [],
-    headless: false,
-    ports: [{ name: "", protocol: "TCP", port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
-    ipFamilies: [],
-    labels: {},
-    annotations: {},
-  };
-}
+const svc = (key: string) => testService(key);
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "svcgate-ipam-" });

@@ -15,30 +15,12 @@ import type { IpamState } from "../../src/ipam/state.ts";
 import { loadIpamState, saveIpamState } from "../../src/ipam/state_file.ts";
 import { type Cidr, parseCidr } from "../../src/model/ip.ts";
 import type { IpFamily, Service } from "../../src/model/types.ts";
+import { testService } from "../../src/model/test_service.ts";
 
 const [mode, stateDir, json] = Deno.args;
 
 function service(key: string, families: IpFamily[]): Service {
-  const [namespace, name] = key.split("/");
-  return {
-    namespace,
-    name,
-    type: "ClusterIP",
-    clusterIPs: [],
-    headless: false,
-    ports: [{ name: "", protocol: "TCP", port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
-    ipFamilies: families,
-    labels: {},
-    annotations: {},
-  };
+  return testService(key, { ipFamilies: families });
 }
 
 if (mode === "allocate") {
