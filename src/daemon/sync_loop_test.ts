@@ -1,6 +1,7 @@
 import { ModelStore } from "../model/store.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
+import { testService } from "../model/test_service.ts";
 import { silentLogger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type LoopClock, SyncLoop } from "./sync_loop.ts";
@@ -11,25 +12,7 @@ function assertEquals(actual: unknown, expected: unknown): void {
 }
 
 function service(name: string): Service {
-  return {
-    namespace: "default",
-    name,
-    type: "ClusterIP",
-    clusterIPs: ["198.19.0.10"],
-    headless: false,
-    ports: [{ name: "", protocol: "TCP", port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
-    ipFamilies: [4],
-    labels: {},
-    annotations: {},
-  };
+  return testService(`default/${name}`, { clusterIPs: ["198.19.0.10"], ipFamilies: [4] });
 }
 
 /** A manual clock: timers fire only when the test advances time. */
