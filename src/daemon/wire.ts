@@ -65,6 +65,18 @@ export function chooseNftExecutor(log: Logger): NftExecutor {
   return new NftCommandExecutor();
 }
 
+/** The Kubernetes source's options the configuration implies. */
+function kubeSourceOptions(config: Config, log: Logger, metrics: MetricsRegistry) {
+  return {
+    ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+    ...(config.master ? { master: config.master } : {}),
+    useEndpoints: config.useEndpoints,
+    syncTimeoutMs: config.initialSyncTimeoutMs,
+    log: log.child("kube"),
+    metrics,
+  };
+}
+
 function requireSource(config: Config): "manifests" | "kube" {
   if (config.manifests) return "manifests";
   if (config.kubeconfig || config.master) return "kube";
@@ -130,20 +142,10 @@ export async function buildDaemon(
     // Loaded only in Kubernetes mode: client-node costs ~100 MB and ~300 ms at import.
     const { KubeSource } = await import("../sources/kube/kube_source.ts");
     const { loadKubeConfig } = await import("../sources/kube/config.ts");
+    const options = kubeSourceOptions(config, log, metrics);
     // Bad connection settings are a configuration error, reported before anything starts.
-    loadKubeConfig({
-      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
-      ...(config.master ? { master: config.master } : {}),
-    });
-    const source = new KubeSource({
-      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
-      ...(config.master ? { master: config.master } : {}),
-      useEndpoints: config.useEndpoints,
-      syncTimeoutMs: config.initialSyncTimeoutMs,
-      log: log.child("kube"),
-      metrics,
-    });
-    return new Daemon({ ...common, source });
+    loadKubeConfig(options);
+    return new Daemon({ ...common, source: new KubeSource(options) });
   }
   const standalone = await createStandalone({
     manifests: config.manifests!,
@@ -206,14 +208,7 @@ export async function renderForConfig(
     });
   } else {
     const { KubeSource } = await import("../sources/kube/kube_source.ts");
-    const source = new KubeSource({
-      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
-      ...(config.master ? { master: config.master } : {}),
-      useEndpoints: config.useEndpoints,
-      syncTimeoutMs: config.initialSyncTimeoutMs,
-      log: log.child("kube"),
-      metrics: new MetricsRegistry(),
-    });
+    const source = new KubeSource(kubeSourceOptions(config, log, new MetricsRegistry()));
     await source.start({ store, requestSync: () => {} });
     await source.stop();
   }
