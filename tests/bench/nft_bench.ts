@@ -118,6 +118,10 @@ async function timedLoad(
 }
 
 async function connRate(lab: Lab, target: string, port: number): Promise<number> {
+  // Every slice starts from an empty conntrack table: entries left by earlier slices (TIME_WAIT
+  // lasts 120 s) would otherwise slow each later slice, and the VIP slices always come later.
+  await run(["ip", "netns", "exec", lab.node.ns, "conntrack", "-F"]);
+  await new Promise((r) => setTimeout(r, 200));
   const r = await probe(lab, lab.client!.ns, ["load", target, port, Math.round(SECONDS * 1000), 4]);
   if (r.failed > 0) {
     console.error(
