@@ -119,16 +119,16 @@ export class Daemon {
   async start(): Promise<void> {
     const { log, metrics } = this.#parts;
     const state = { readiness: () => this.readiness(), metrics };
+    // One listener per distinct address: /healthz and /metrics may share one.
+    const binds = new Map<string, HostPort>();
     for (const bind of [this.#parts.healthzBind, this.#parts.metricsBind]) {
-      if (!bind) continue;
-      if (
-        this.#servers.length > 0 && bind === this.#parts.metricsBind &&
-        sameBind(bind, this.#parts.healthzBind)
-      ) continue;
+      if (bind) binds.set(`${bind.hostname}:${bind.port}`, bind);
+    }
+    for (const [address, bind] of binds) {
       this.#servers.push(Deno.serve({
         hostname: bind.hostname,
         port: bind.port,
-        onListen: () => log.info("http listening", { address: `${bind.hostname}:${bind.port}` }),
+        onListen: () => log.info("http listening", { address }),
       }, (req) => handleHttp(req, state)));
     }
     // DNS listens first: until the first publish it answers SERVFAIL for cluster names.
@@ -222,8 +222,4 @@ export class Daemon {
     await this.#parts.dns?.stop();
     await Promise.all(this.#servers.map((s) => s.shutdown()));
   }
-}
-
-function sameBind(a: HostPort, b: HostPort | null): boolean {
-  return b !== null && a.hostname === b.hostname && a.port === b.port;
 }
