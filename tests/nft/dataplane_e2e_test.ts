@@ -393,7 +393,9 @@ labTest(
       >(
         lab,
         lab.client!.ns,
-        ["load", "198.19.0.10", 80, 5000, 2],
+        // ~1,000 connections/s: dense enough to catch any gap, sparse enough that the client's
+        // source ports do not come back onto the pods' TIME_WAIT sockets within the test.
+        ["load", "198.19.0.10", 80, 5000, 2, 2],
       );
       await sleep(1200);
       // Restart 1: a new process state adopts the kernel table and applies a changed snapshot.

@@ -5,7 +5,8 @@
  * Usage (deno run --allow-net probe.ts MODE …):
  * - `tcp HOST PORT COUNT [TIMEOUT_MS] [PARALLEL]`: COUNT HTTP requests, one connection each;
  *   prints `{"answers": {"pod-0": n, …}, "errors": {"ConnectionRefused": n, …}, "maxErrorMs": x}`.
- * - `load HOST PORT DURATION_MS [PARALLEL]`: connections back to back for a while; prints
+ * - `load HOST PORT DURATION_MS [PARALLEL] [GAP_MS]`: connections back to back (or GAP_MS apart)
+ *   for a while; prints
  *   `{"ok": n, "failed": n, "errors": {…}, "answers": {…}}`.
  * - `udp HOST PORT DURATION_MS INTERVAL_MS [SOURCE_PORT]`: one UDP socket (one conntrack flow)
  *   sends every INTERVAL_MS; prints `{"replies": [[ms, "pod-1"], …]}` with ms since start.
@@ -86,8 +87,9 @@ if (mode === "tcp") {
   }));
   console.log(JSON.stringify({ answers, errors, maxErrorMs: Math.round(maxErrorMs) }));
 } else if (mode === "load") {
-  const [durationText, parallelText = "2"] = rest;
+  const [durationText, parallelText = "2", gapText = "0"] = rest;
   const end = performance.now() + Number(durationText);
+  const gapMs = Number(gapText);
   const answers: Record<string, number> = {}, errors: Record<string, number> = {};
   let ok = 0, failed = 0;
   await Promise.all(Array.from({ length: Number(parallelText) }, async () => {
@@ -99,6 +101,7 @@ if (mode === "tcp") {
         bump(errors, errorName(e));
         failed++;
       }
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
     }
   }));
   console.log(JSON.stringify({ ok, failed, errors, answers }));
