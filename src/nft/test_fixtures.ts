@@ -8,6 +8,7 @@ import type { Snapshot } from "../model/snapshot.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Endpoint, EndpointSet, Protocol, Service, ServicePort } from "../model/types.ts";
 import type { RenderOptions } from "./render.ts";
+import { testService } from "../model/test_service.ts";
 
 /** Parses a CIDR or throws (test input is trusted). */
 export function cidr(text: string): Cidr {
@@ -34,26 +35,7 @@ export function service(
   ports: ServicePort[],
   extra: Partial<Service> = {},
 ): Service {
-  return {
-    namespace: "default",
-    name,
-    type: "ClusterIP",
-    clusterIPs,
-    headless: false,
-    ports,
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
-    ipFamilies: [],
-    labels: {},
-    annotations: {},
-    ...extra,
-  };
+  return testService(`default/${name}`, { clusterIPs, ports, ...extra });
 }
 
 /** A ready endpoint on a node. */

@@ -8,28 +8,12 @@
 import { type Cidr, parseCidr } from "../../model/ip.ts";
 import type { Snapshot } from "../../model/snapshot.ts";
 import { ModelStore } from "../../model/store.ts";
+import { testService } from "../../model/test_service.ts";
 import type { Endpoint, EndpointSet, Service, ServicePort } from "../../model/types.ts";
 
 /** A Service with Kubernetes' defaults, overridden by `over`. */
 export function makeService(over: Partial<Service> & Pick<Service, "namespace" | "name">): Service {
-  return {
-    type: "ClusterIP",
-    clusterIPs: [],
-    headless: false,
-    ports: [],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
-    ipFamilies: [],
-    labels: {},
-    annotations: {},
-    ...over,
-  };
+  return testService(`${over.namespace}/${over.name}`, { ports: [], ...over });
 }
 
 /** A service port. */
