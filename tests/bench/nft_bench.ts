@@ -14,7 +14,7 @@
  * @module
  */
 
-import { Lab } from "../lab/lab.ts";
+import { Lab, runCommand as run } from "../lab/lab.ts";
 import { NftDataplane } from "../../src/nft/dataplane.ts";
 import { NftCommandExecutor } from "../../src/nft/executor.ts";
 import { libnftablesUnavailableReason } from "../../src/nft/lib_executor.ts";
@@ -54,26 +54,6 @@ function row(what: string, value: string, note = ""): void {
   console.error(`  ${what}: ${value}${note ? `  (${note})` : ""}`);
 }
 const ms = (x: number) => `${x < 10 ? x.toFixed(2) : Math.round(x)} ms`;
-
-async function run(
-  cmd: string[],
-  stdin?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
 
 async function must(cmd: string[], stdin?: string): Promise<string> {
   const r = await run(cmd, stdin);

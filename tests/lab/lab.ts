@@ -47,7 +47,8 @@ const NETNS_ETC = "/etc/netns";
 
 const liveLabs = new Set<Lab>();
 
-async function run(cmd: string[], stdin?: string): Promise<ExecResult> {
+/** Runs a command to completion, feeding `stdin` when given, and collects its output. */
+export async function runCommand(cmd: string[], stdin?: string): Promise<ExecResult> {
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdin: stdin === undefined ? "null" : "piped",
@@ -65,7 +66,7 @@ async function run(cmd: string[], stdin?: string): Promise<ExecResult> {
 }
 
 async function must(cmd: string[]): Promise<string> {
-  const r = await run(cmd);
+  const r = await runCommand(cmd);
   if (r.code !== 0) {
     throw new Error(`Lab setup failed running "${cmd.join(" ")}": ${r.stderr.trim()}`);
   }
@@ -83,13 +84,13 @@ function processAlive(pid: number): boolean {
 
 /** Deletes lab namespaces whose creating process is gone (left by a killed run). */
 export async function sweepStaleLabs(): Promise<string[]> {
-  const list = await run(["ip", "netns", "list"]);
+  const list = await runCommand(["ip", "netns", "list"]);
   const removed: string[] = [];
   for (const line of list.stdout.split("\n")) {
     const ns = line.split(" ")[0];
     const m = ns.match(new RegExp(`^${NAME_PREFIX}-(\\d+)-`));
     if (!m || processAlive(Number(m[1]))) continue;
-    await run(["ip", "netns", "del", ns]);
+    await runCommand(["ip", "netns", "del", ns]);
     await Deno.remove(`${NETNS_ETC}/${ns}`, { recursive: true }).catch(() => {});
     removed.push(ns);
   }
@@ -104,7 +105,7 @@ export async function labUnavailableReason(): Promise<string | null> {
   try {
     if (Deno.uid() !== 0) return "building network namespaces needs root";
     for (const tool of ["ip", "nft"]) {
-      const r = await run(["sh", "-c", `command -v ${tool}`]);
+      const r = await runCommand(["sh", "-c", `command -v ${tool}`]);
       if (r.code !== 0) return `"${tool}" is not installed`;
     }
   } catch (e) {
@@ -274,7 +275,7 @@ export class Lab {
 
   /** Runs a command inside a namespace and collects its output. */
   exec(ns: string, cmd: string[], options: { stdin?: string } = {}): Promise<ExecResult> {
-    return run(["ip", "netns", "exec", ns, ...cmd], options.stdin);
+    return runCommand(["ip", "netns", "exec", ns, ...cmd], options.stdin);
   }
 
   /** Starts a long-running command inside a namespace; it is killed at teardown. */
@@ -357,7 +358,7 @@ export class Lab {
       await Deno.remove(`${NETNS_ETC}/${ns}`, { recursive: true }).catch(() => {});
       // `ip netns exec` children may still hold the namespace briefly; retry a few times.
       for (let attempt = 0; attempt < 5; attempt++) {
-        const r = await run(["ip", "netns", "del", ns]);
+        const r = await runCommand(["ip", "netns", "del", ns]);
         if (r.code === 0 || r.stderr.includes("No such file")) break;
         await new Promise((res) => setTimeout(res, 100));
       }
