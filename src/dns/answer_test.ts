@@ -5,6 +5,7 @@ import {
   encodeMessage,
   formatRecord,
   type Message,
+  queryMessage,
   rcodeName,
   RRClass,
   typeFromName,
@@ -37,23 +38,11 @@ interface Ask {
 function query(a: Ask): Message {
   const type = typeof a.type === "number" ? a.type : typeFromName(a.type)!;
   const q = { name: a.name, type, class: a.class ?? RRClass.IN };
-  return {
+  return queryMessage(Array.from({ length: a.questions ?? 1 }, () => q), {
     id: 4242,
-    qr: false,
     opcode: a.opcode ?? 0,
-    aa: false,
-    tc: false,
-    rd: true,
-    ra: false,
-    ad: false,
-    cd: false,
-    rcode: 0,
-    questions: Array.from({ length: a.questions ?? 1 }, () => q),
-    answers: [],
-    authority: [],
-    additional: [],
     ...(a.edns ? { edns: { ...a.edns, dnssecOk: false, options: [] } } : {}),
-  };
+  });
 }
 
 interface Rendered {

@@ -6,6 +6,7 @@ import {
   encodeMessage,
   type Message,
   newQueryScan,
+  queryMessage,
   RRClass,
   RRType,
   scanQuery,
@@ -21,23 +22,12 @@ const OPTIONS = {
 };
 
 function query(name: string, type: number, id: number, edns: boolean, dnssecOk = false): Message {
-  return {
+  return queryMessage([{ name, type, class: RRClass.IN }], {
     id,
-    qr: false,
-    opcode: 0,
-    aa: false,
-    tc: false,
     rd: id % 2 === 0,
-    ra: false,
-    ad: false,
     cd: id % 3 === 0,
-    rcode: 0,
-    questions: [{ name, type, class: RRClass.IN }],
-    answers: [],
-    authority: [],
-    additional: [],
     ...(edns ? { edns: { udpSize: 1232, version: 0, dnssecOk, options: [] } } : {}),
-  };
+  });
 }
 
 /** Random-case version of a name (0x20 style). */

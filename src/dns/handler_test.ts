@@ -14,6 +14,7 @@ import {
   encodeMessage,
   formatRecord,
   type Message,
+  queryMessage,
   rcodeName,
   RRClass,
   RRType,
@@ -103,22 +104,7 @@ function handler(withZone = true) {
 }
 
 function q(name: string, type: number = RRType.A, id = 7): Uint8Array {
-  return encodeMessage({
-    id,
-    qr: false,
-    opcode: 0,
-    aa: false,
-    tc: false,
-    rd: true,
-    ra: false,
-    ad: false,
-    cd: false,
-    rcode: 0,
-    questions: [{ name, type, class: RRClass.IN }],
-    answers: [],
-    authority: [],
-    additional: [],
-  });
+  return encodeMessage(queryMessage([{ name, type, class: RRClass.IN }], { id }));
 }
 
 async function ask(h: QueryHandler, packet: Uint8Array, allowed: boolean, udp = true) {

@@ -15,6 +15,7 @@ import {
   encodeMessage,
   type Message,
   nameKey,
+  queryMessage,
   type Question,
   Rcode,
   type ResourceRecord,
@@ -466,23 +467,10 @@ export class Forwarder {
   async #exchange(server: Upstream, q: Question, timeoutMs: number): Promise<Message> {
     const start = Date.now();
     const id = this.#randomId() & 0xffff;
-    const query: Message = {
+    const query = queryMessage([{ name: q.name, type: q.type, class: q.class }], {
       id,
-      qr: false,
-      opcode: 0,
-      aa: false,
-      tc: false,
-      rd: true,
-      ra: false,
-      ad: false,
-      cd: false,
-      rcode: 0,
-      questions: [{ name: q.name, type: q.type, class: q.class }],
-      answers: [],
-      authority: [],
-      additional: [],
       edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [] },
-    };
+    });
     const packet = encodeMessage(query);
     this.stats.upstreamQueries++;
     let msg = this.#check(

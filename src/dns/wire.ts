@@ -877,6 +877,35 @@ function writeOpt(w: Writer, edns: Edns, rcode: number): void {
 }
 
 /**
+ * A query for the given questions with every header flag at its usual value (recursion desired);
+ * `over` replaces any field.
+ *
+ * @example
+ * ```ts
+ * encodeMessage(queryMessage([{ name: "web.default.svc.cluster.local", type: RRType.A, class: RRClass.IN }]));
+ * ```
+ */
+export function queryMessage(questions: readonly Question[], over: Partial<Message> = {}): Message {
+  return {
+    id: 0,
+    qr: false,
+    opcode: 0,
+    aa: false,
+    tc: false,
+    rd: true,
+    ra: false,
+    ad: false,
+    cd: false,
+    rcode: 0,
+    questions,
+    answers: [],
+    authority: [],
+    additional: [],
+    ...over,
+  };
+}
+
+/**
  * Encodes a message with name compression. When it exceeds `maxSize`, answer records are kept
  * while they fit and TC is set; authority and additional records that do not fit are dropped
  * (additional ones silently, as RFC 2181 allows). The header, question and OPT always stay.

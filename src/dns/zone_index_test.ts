@@ -8,6 +8,7 @@ import {
   type Message,
   nameToWire,
   newQueryScan,
+  queryMessage,
   RRClass,
   RRType,
   scanQuery,
@@ -36,22 +37,7 @@ const TYPES = [
 ];
 
 function query(name: string, type: number): Message {
-  return {
-    id: 7,
-    qr: false,
-    opcode: 0,
-    aa: false,
-    tc: false,
-    rd: true,
-    ra: false,
-    ad: false,
-    cd: false,
-    rcode: 0,
-    questions: [{ name, type, class: RRClass.IN }],
-    answers: [],
-    authority: [],
-    additional: [],
-  };
+  return queryMessage([{ name, type, class: RRClass.IN }], { id: 7 });
 }
 
 /** The general path's answer as bytes (chases and forwards as text). */
