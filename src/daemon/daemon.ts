@@ -8,7 +8,7 @@
 import type { Snapshot } from "../model/snapshot.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Logger } from "../observe/log.ts";
-import type { MetricsRegistry } from "../observe/metrics.ts";
+import { HEAP_METRIC, type MetricsRegistry } from "../observe/metrics.ts";
 import type { Source, SourceStatus } from "../sources/source.ts";
 import type { HostPort } from "../config/flags.ts";
 import { handleHttp } from "./http.ts";
@@ -20,6 +20,14 @@ import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
  * it, so it runs about hourly with the default 30 s --sync-period, as kube-proxy's full resync.
  */
 export const FULL_DRIFT_CHECK_EVERY = 120;
+
+/** Sets the process memory gauges (as kube-proxy and CoreDNS export them) from this process. */
+function recordMemory(metrics: MetricsRegistry): void {
+  const usage = Deno.memoryUsage();
+  metrics.gauge("process_resident_memory_bytes", "Resident memory size in bytes").set(usage.rss);
+  metrics.gauge(HEAP_METRIC, "V8 heap in use per isolate (main thread, DNS workers), bytes")
+    .set(usage.heapUsed, { isolate: "main" });
+}
 
 /** The dataplane as the daemon drives it. */
 export interface DaemonDataplane extends SnapshotApplier {
@@ -118,7 +126,11 @@ export class Daemon {
   /** Starts every part; resolves once listeners are up and the source is started. */
   async start(): Promise<void> {
     const { log, metrics } = this.#parts;
-    const state = { readiness: () => this.readiness(), metrics };
+    const state = {
+      readiness: () => this.readiness(),
+      metrics,
+      beforeMetrics: () => recordMemory(metrics),
+    };
     // One listener per distinct address: /healthz and /metrics may share one.
     const binds = new Map<string, HostPort>();
     for (const bind of [this.#parts.healthzBind, this.#parts.metricsBind]) {

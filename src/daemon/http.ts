@@ -16,6 +16,8 @@ export interface ReadinessDetail {
 export interface HttpState {
   readiness(): ReadinessDetail;
   readonly metrics: MetricsRegistry;
+  /** Refreshes gauges read at scrape time (process memory). */
+  readonly beforeMetrics?: () => void;
 }
 
 /**
@@ -40,6 +42,7 @@ export function handleHttp(req: Request, state: HttpState): Response {
       });
     }
     case "/metrics":
+      state.beforeMetrics?.();
       return new Response(state.metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4" },
       });

@@ -40,7 +40,7 @@
 import { type Cidr, parseCidr } from "../model/ip.ts";
 import type { ServiceEntry, Snapshot } from "../model/snapshot.ts";
 import { type Logger, silentLogger } from "../observe/log.ts";
-import type { MetricsRegistry } from "../observe/metrics.ts";
+import { HEAP_METRIC, type MetricsRegistry } from "../observe/metrics.ts";
 import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
 import { applyStats, DNS_METRICS } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
@@ -97,13 +97,18 @@ export function isDnsWorkerContext(): boolean {
     "WorkerGlobalScope" in globalThis;
 }
 
-/** A copy of an entry with only what DNS reads, cheap to post to workers. */
-function slimEntry(e: ServiceEntry): ServiceEntry {
+/**
+ * A copy of an entry with only what DNS reads, cheap to post to workers. Endpoints make records
+ * only for headless services (zone.ts): a ClusterIP service crosses without them, so a worker
+ * holds about one small object per service, not one per endpoint.
+ */
+export function slimEntry(e: ServiceEntry): ServiceEntry {
+  const headless = e.service.headless;
   return {
     key: e.key,
     service: { ...e.service, labels: {}, annotations: {} },
-    ports: e.ports,
-    endpoints: e.endpoints,
+    ports: headless ? e.ports : e.ports.map((p) => ({ servicePort: p.servicePort, backends: [] })),
+    endpoints: headless ? e.endpoints : [],
     ownedByOtherProxy: e.ownedByOtherProxy,
     fingerprint: "",
   };
@@ -315,7 +320,13 @@ export class DnsServer {
         });
         break;
       case "stats":
-        if (this.#opts.metrics) applyStats(this.#opts.metrics, m.delta);
+        if (this.#opts.metrics) {
+          applyStats(this.#opts.metrics, m.delta);
+          this.#opts.metrics.gauge(
+            HEAP_METRIC,
+            "V8 heap in use per isolate (main thread, DNS workers), bytes",
+          ).set(m.heapUsed, { isolate: `dns-${this.#workers.indexOf(slot)}` });
+        }
         if (m.token !== undefined) {
           const d = this.#drains.get(m.token);
           if (d && --d.left === 0) {

@@ -50,6 +50,8 @@ export type FromWorker =
   | {
     readonly type: "stats";
     readonly delta: import("./stats.ts").StatsDelta;
+    /** The worker isolate's V8 heap in use, bytes (for the memory metrics). */
+    readonly heapUsed: number;
     readonly token?: number;
   }
   | {
@@ -59,6 +61,10 @@ export type FromWorker =
     readonly fields?: Record<string, unknown>;
   }
   | { readonly type: "stopped" };
+
+function heapUsed(): number {
+  return Deno.memoryUsage().heapUsed;
+}
 
 /** Name given to DNS workers, so a bundle entry can recognise it runs as one. */
 export const DNS_WORKER_NAME = "svcgate-dns";
@@ -89,7 +95,7 @@ export function runDnsWorker(): void {
             (level, msg, fields) => post({ type: "log", level, msg, fields }),
           );
           statsTimer = setInterval(() => {
-            if (engine) post({ type: "stats", delta: engine.drainStats() });
+            if (engine) post({ type: "stats", delta: engine.drainStats(), heapUsed: heapUsed() });
           }, 1000);
           post({
             type: "started",
@@ -126,12 +132,14 @@ export function runDnsWorker(): void {
         break;
       }
       case "drain":
-        if (engine) post({ type: "stats", delta: engine.drainStats(), token: m.token });
+        if (engine) {
+          post({ type: "stats", delta: engine.drainStats(), heapUsed: heapUsed(), token: m.token });
+        }
         break;
       case "stop":
         clearInterval(statsTimer);
         if (engine) {
-          post({ type: "stats", delta: engine.drainStats() });
+          post({ type: "stats", delta: engine.drainStats(), heapUsed: heapUsed() });
           await engine.stop();
         }
         engine = null;

@@ -15,7 +15,15 @@ import {
 } from "./wire.ts";
 import { buildZone, type Zone, type ZoneOptions } from "./zone.ts";
 import { applyUpdate, ZoneIndex } from "./zone_index.ts";
-import { endpointSet, ep, FIXTURE_REVERSE_CIDRS, makeService, port } from "./testdata/fixture.ts";
+import { slimEntry } from "./server.ts";
+import {
+  endpointSet,
+  ep,
+  FIXTURE_REVERSE_CIDRS,
+  fixtureSnapshot,
+  makeService,
+  port,
+} from "./testdata/fixture.ts";
 
 const BASE: Omit<ZoneOptions, "serial"> = {
   clusterDomain: "cluster.local",
@@ -345,4 +353,18 @@ Deno.test("AnswerTableBuilder: churn compacts the arenas and keeps every answer"
   const view = table.view();
   assert(view.answers !== first, "the answer arena was never compacted");
   assertSameAnswers("after churn", zone, view, snapshot);
+});
+
+Deno.test("slimEntry: a zone built from what crosses to the workers answers like the full one", () => {
+  const full = fixtureSnapshot();
+  const slim: Snapshot = {
+    ...full,
+    services: new Map([...full.services].map(([k, e]) => [k, slimEntry(e)])),
+  };
+  assert(
+    [...full.services.values()].some((e) => !e.service.headless && e.endpoints.length > 0),
+    "a ClusterIP service with endpoints is in the fixture, so their absence is tested",
+  );
+  const zone = buildZone(slim, { ...BASE, serial: 1 });
+  assertSameAnswers("slim entries", zone, buildAnswerTable(zone), full);
 });

@@ -83,6 +83,9 @@ export const LATENCY_BUCKETS: readonly number[] = [
   60,
 ];
 
+/** Gauge of each isolate's V8 heap in use (label isolate: main, dns-N), bytes. */
+export const HEAP_METRIC = "svcgate_heap_used_bytes";
+
 /**
  * Holds every metric of a process, by name; asking twice for one name returns the same metric.
  *

@@ -3,7 +3,7 @@
  * node with pods and a client host, plus scratch namespaces for the load comparison).
  *
  *   deno run -A tests/bench/nft_bench.ts [--services 10000] [--endpoints 10]
- *     [--kube-proxy-services 2000 | --skip-kube-proxy] [--seconds 0.5] [--skip-lib]
+ *     [--kube-proxy-services 2000 | --skip-kube-proxy] [--seconds 1] [--skip-lib]
  *
  * Prints a table: cold start at N x E (process start to the last VIP answering), the same load in
  * the kube-proxy shape (once, at a smaller size, extrapolated), one-service updates on top of N
@@ -37,7 +37,8 @@ function flag(name: string, fallback: number): number {
 const SERVICES = flag("services", 10000);
 const ENDPOINTS = flag("endpoints", 10);
 const KP_SERVICES = Deno.args.includes("--skip-kube-proxy") ? 0 : flag("kube-proxy-services", 2000);
-const SECONDS = flag("seconds", 0.5);
+const SECONDS = flag("seconds", 1);
+const CLIENT_CPU = 0, SERVER_CPU = 1;
 // Loading the library here (root namespace) runs no nft command: only the child uses it.
 const LIB_UNAVAILABLE = Deno.args.includes("--skip-lib")
   ? "--skip-lib given"
@@ -61,8 +62,9 @@ async function must(cmd: string[], stdin?: string): Promise<string> {
   return r.stdout;
 }
 
-async function probe(lab: Lab, ns: string, args: (string | number)[]) {
+async function probe(lab: Lab, ns: string, args: (string | number)[], cpu?: number) {
   const r = await lab.exec(ns, [
+    ...(cpu === undefined ? [] : ["taskset", "-c", String(cpu)]),
     Deno.execPath(),
     "run",
     "--allow-net",
@@ -97,12 +99,14 @@ async function timedLoad(
   }
 }
 
+/** New connections per second from the client host to target:port, over one slice. */
 async function connRate(lab: Lab, target: string, port: number): Promise<number> {
-  // Every slice starts from an empty conntrack table: entries left by earlier slices (TIME_WAIT
-  // lasts 120 s) would otherwise slow each later slice, and the VIP slices always come later.
-  await run(["ip", "netns", "exec", lab.node.ns, "conntrack", "-F"]);
-  await new Promise((r) => setTimeout(r, 200));
-  const r = await probe(lab, lab.client!.ns, ["load", target, port, Math.round(SECONDS * 1000), 4]);
+  const r = await probe(
+    lab,
+    lab.client!.ns,
+    ["load", target, port, Math.round(SECONDS * 1000), 4],
+    CLIENT_CPU,
+  );
   if (r.failed > 0) {
     console.error(
       `    (${r.failed} failed connections to ${target}:${port}: ${JSON.stringify(r.errors)})`,
@@ -115,17 +119,31 @@ console.error(`nft benchmark: ${SERVICES} services x ${ENDPOINTS} endpoints`);
 const lab = await Lab.create({ pods: 3, clientHost: true });
 try {
   await lab.startPodServers();
+  // Connection-rate setup. Thousands of new connections a second for a minute would fill this
+  // kernel's conntrack table (262,144 entries; closed TCP flows stay 120 s in TIME_WAIT) and then
+  // drop SYNs, throttling whichever slice comes later; a 1 s TIME_WAIT in the node's namespace
+  // (a per-namespace setting) keeps the table small, as a busy node tunes it.
+  await must([
+    ...["ip", "netns", "exec", lab.node.ns, "sysctl", "-qw"],
+    "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1",
+  ]);
   for (const ns of [lab.client!.ns, lab.node.ns]) {
     await must(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"]);
     await must([
-      "ip",
-      "netns",
-      "exec",
-      ns,
-      "sysctl",
-      "-qw",
+      ...["ip", "netns", "exec", ns, "sysctl", "-qw"],
       "net.ipv4.ip_local_port_range=1024 65000",
     ]);
+  }
+  // Direct connections always go to pod 0 and VIP connections always land on pod 1. The pods
+  // close first, so they hold the TIME_WAIT sockets: a VIP connection and a direct one from the
+  // same client port would meet the same server-side tuple with unrelated sequence numbers and
+  // timestamps, and the SYN would be refused or dropped until a 1 s retry.
+  const directPod = lab.pods[0].ip, vipPod = lab.pods[1].ip;
+  // The client (and with it the node's forwarding and NAT, which run in the sender's softirq) on
+  // one CPU, the pod servers on the other: left to the scheduler, the two single-threaded
+  // processes sometimes share a CPU and any slice then runs at about half the rate.
+  for (const pod of [0, 1]) {
+    await must(["taskset", "-a", "-p", "-c", String(SERVER_CPU), String(lab.podServerPid(pod))]);
   }
   const pod0 = lab.pods[0].ip;
   const lastVip = vipOf(SERVICES - 1);
@@ -135,17 +153,16 @@ try {
   const minimalDnat = [
     "add table ip control",
     "add chain ip control pre { type nat hook prerouting priority -100; policy accept; }",
-    `add rule ip control pre ip daddr ${lastVip} tcp dport 80 dnat to ${lab.pods[2].ip}:8080`,
+    `add rule ip control pre ip daddr ${lastVip} tcp dport 80 dnat to ${vipPod}:8080`,
     "",
   ].join("\n");
   await must(["ip", "netns", "exec", lab.node.ns, "nft", "-f", "-"], minimalDnat);
   const control = { direct: [] as number[], vip: [] as number[] };
   for (let round = 0; round < 5; round++) {
-    control.direct.push(await connRate(lab, lab.pods[2].ip, 8080));
+    control.direct.push(await connRate(lab, directPod, 8080));
     control.vip.push(await connRate(lab, lastVip, 80));
   }
   await must(["ip", "netns", "exec", lab.node.ns, "nft", "delete", "table", "ip", "control"]);
-  await run(["ip", "netns", "exec", lab.node.ns, "conntrack", "-F"]);
   console.error(
     `    one static DNAT rule: direct ${control.direct.map(Math.round)} vip ${
       control.vip.map(Math.round)
@@ -291,25 +308,22 @@ try {
     `read back + full diff; drift found: ${drift}`,
   );
 
-  // 5. New connections per second: direct to a pod and through a VIP (the last service, whose one
-  //    endpoint is that pod) with N services, then with 10. Each phase uses its own pod, so the
-  //    TIME_WAIT sockets one phase leaves on its server never meet the other phase's connections;
-  //    within a phase, direct and VIP slices alternate so drift on this shared machine hits both.
+  // 5. New connections per second: direct to pod 0 and through the VIP of the last service
+  //    (whose one endpoint is pod 1) with N services, then with 10, then with N again. Direct and
+  //    VIP slices alternate, so drift on this shared machine hits both.
   const bench = syntheticService(SERVICES - 1);
-  const rate = async (label: string, pod: number) => {
-    store.setEndpointSet(endpointSet(bench, [ep(lab.pods[pod].ip)]));
-    await dataplane.apply(store.commit().snapshot);
-    await run(["ip", "netns", "exec", lab.node.ns, "conntrack", "-F"]);
-    await new Promise((r) => setTimeout(r, 2000));
+  store.setEndpointSet(endpointSet(bench, [ep(vipPod)]));
+  await dataplane.apply(store.commit().snapshot);
+  const rate = async (label: string) => {
     const direct: number[] = [], vip: number[] = [];
     for (let round = 0; round < 5; round++) {
-      direct.push(await connRate(lab, lab.pods[pod].ip, 8080));
+      direct.push(await connRate(lab, directPod, 8080));
       vip.push(await connRate(lab, lastVip, 80));
     }
     console.error(`    ${label}: direct ${direct.map(Math.round)} vip ${vip.map(Math.round)}`);
     return { direct: median(direct), vip: median(vip) };
   };
-  const big = await rate(`${SERVICES} services`, 1);
+  const big = await rate(`${SERVICES} services`);
   const keep = new Set([...Array.from({ length: 9 }, (_, i) => `svc-${i}`), `svc-${SERVICES - 1}`]);
   for (const key of [...store.snapshot.services.keys()]) {
     const name = key.slice("default/".length);
@@ -324,10 +338,10 @@ try {
     ms(performance.now() - t),
     `${shrink.elementsDeleted} elements deleted in one transaction`,
   );
-  const small = await rate("10 services", 0);
+  const small = await rate("10 services");
   // And back to N, to tell a slower machine (other load, kernel work after the big delete) from a
   // slower ruleset.
-  const again = syntheticStore(SERVICES, ENDPOINTS, new Map([[SERVICES - 1, [lab.pods[2].ip]]]));
+  const again = syntheticStore(SERVICES, ENDPOINTS, new Map([[SERVICES - 1, [vipPod]]]));
   t = performance.now();
   const regrow = await dataplane.apply(again.snapshot);
   row(
@@ -342,7 +356,7 @@ try {
     ),
   });
   store.commit();
-  const big2 = await rate(`${SERVICES} services, again`, 2);
+  const big2 = await rate(`${SERVICES} services, again`);
   row(
     "new TCP connections/s, client host -> pod",
     `direct ${Math.round(big.direct)} | VIP@${SERVICES} ${Math.round(big.vip)} | direct ${

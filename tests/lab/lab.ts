@@ -322,6 +322,11 @@ export class Lab {
     }));
   }
 
+  /** Process id of pod i's server, when it runs (`ip netns exec` becomes the server). */
+  podServerPid(index: number): number | undefined {
+    return this.#podServers.get(index)?.pid;
+  }
+
   /** Alias of {@link startPodServers} for one pod. */
   startPodServer(index: number): Promise<void> {
     return this.startPodServers(index);
