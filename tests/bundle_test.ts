@@ -13,11 +13,11 @@ function assert(cond: unknown, message: string): asserts cond {
   if (!cond) throw new Error(message);
 }
 
-/** The permission flags of `deno task compile`, read from deno.json so the two never drift. */
+/** The permission and V8 flags of `deno task compile`, read from deno.json so they never drift. */
 async function compileFlags(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
   const task: string = config.tasks.compile;
-  return task.split(/\s+/).filter((w) => /^--(allow|unstable)-/.test(w));
+  return task.split(/\s+/).filter((w) => /^--(allow|unstable|v8)-/.test(w));
 }
 
 async function run(

@@ -139,7 +139,7 @@ export async function buildDaemon(
     metricsBind: config.metricsBind,
   };
   if (kind === "kube") {
-    // Loaded only in Kubernetes mode: client-node costs ~100 MB and ~300 ms at import.
+    // Loaded only in Kubernetes mode: even its Watch alone (kube_access.ts) costs ~30 MB at import.
     const { KubeSource } = await import("../sources/kube/kube_source.ts");
     const { loadKubeConfig } = await import("../sources/kube/config.ts");
     const options = kubeSourceOptions(config, log, metrics);

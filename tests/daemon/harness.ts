@@ -8,6 +8,11 @@ import type { Lab } from "../lab/lab.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/** The V8 flags `deno task compile` bakes into the binary, so tests run the daemon as shipped. */
+const V8_FLAGS: string[] = (JSON.parse(
+  Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)),
+).tasks.compile as string).split(/\s+/).filter((w) => w.startsWith("--v8-flags="));
+
 /** Throws naming `what` when the JSON forms differ. */
 export function assertEquals(actual: unknown, expected: unknown, what: string): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);
@@ -71,7 +76,7 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     "env",
     ...env,
     Deno.execPath(),
-    ...(options.program ?? ["run", "-A", MAIN]),
+    ...(options.program ?? ["run", "-A", ...V8_FLAGS, MAIN]),
     "run",
     "--healthz-bind-address",
     `127.0.0.1:${port}`,

@@ -1,12 +1,19 @@
 /**
  * Where the Kubernetes API is and how to authenticate to it: a kubeconfig file (`--kubeconfig`
  * or KUBECONFIG), else the in-cluster service account, with `--master` overriding the server.
- * @kubernetes/client-node's KubeConfig does TLS and auth (token, token file, client
- * certificates, exec plugins); this module chooses what to load and explains failures.
+ * The kubeconfig is parsed as client-node's KubeConfig.loadFromFile does (its own `config_types`
+ * conversions, relative certificate paths resolved against the file's folder), without importing
+ * client-node's KubeConfig, which loads the whole generated API and every auth plugin;
+ * {@link KubeAccess} does TLS and auth, and falls back to client-node for exec and other plugins.
+ * This module chooses what to load and explains failures.
  * @module
  */
 
-import { type Cluster, KubeConfig, type User } from "@kubernetes/client-node";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { newClusters, newContexts, newUsers } from "@kubernetes/client-node/dist/config_types.js";
+import { type Cluster, type Context, KubeAccess, type KubeUser, type User } from "./kube_access.ts";
 
 /** Default folder of the in-cluster service-account token, CA bundle and namespace. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -25,7 +32,8 @@ export interface KubeConnectionOptions {
 
 /** How the connection was configured, for logs and readiness detail. */
 export interface KubeConnection {
-  readonly config: KubeConfig;
+  /** TLS and auth for requests: client-node's Watch and `listRaw` take it as config. */
+  readonly config: KubeAccess;
   /** API server URL. */
   readonly server: string;
   /** Where the settings came from. */
@@ -56,6 +64,53 @@ function authKind(user: User | null): KubeConnection["auth"] {
   return "none";
 }
 
+/** Parsed kubeconfig data, as KubeConfig holds it. */
+interface Loaded {
+  clusters: Cluster[];
+  users: KubeUser[];
+  contexts: Context[];
+  currentContext: string;
+}
+
+/** KubeConfig.loadFromFile: YAML (or JSON), client-node's conversions, absolute paths. */
+function loadFromFile(file: string): Loaded {
+  const root = path.dirname(file);
+  const text = fs.readFileSync(file).toString("utf-8");
+  // deno-lint-ignore no-explicit-any
+  const obj: any = parseYaml(text, { logLevel: "error" });
+  const clusters = newClusters(obj.clusters);
+  const contexts = newContexts(obj.contexts);
+  const rawUsers: unknown[] = Array.isArray(obj.users) ? obj.users : [];
+  const users: KubeUser[] = newUsers(obj.users).map((u, i) => {
+    // newUsers read `token-file` once; remember it so that a rotated token is picked up.
+    const raw = (rawUsers[i] as { user?: Record<string, unknown> } | undefined)?.user;
+    const tokenFile = raw?.["token-file"];
+    return u.token && !raw?.token && typeof tokenFile === "string" ? { ...u, tokenFile } : u;
+  });
+  const abs = (f: string) => path.isAbsolute(f) ? f : path.join(root, f);
+  for (const c of clusters) if (c.caFile) c.caFile = abs(c.caFile);
+  for (const u of users as User[]) {
+    if (u.certFile) u.certFile = abs(u.certFile);
+    if (u.keyFile) u.keyFile = abs(u.keyFile);
+  }
+  return { clusters, users, contexts, currentContext: obj["current-context"] };
+}
+
+/** KubeConfig.mergeConfig(other, true): the first file's current-context; duplicates throw. */
+function mergeConfig(into: Loaded, other: Loaded): void {
+  const add = <T extends { name: string }>(list: T[], items: T[], what: string) => {
+    for (const item of items) {
+      if (list.some((x) => x.name === item.name)) {
+        throw new Error(`Duplicate ${what}: ${item.name}`);
+      }
+      list.push(item);
+    }
+  };
+  add(into.clusters, other.clusters, "cluster");
+  add(into.users, other.users, "user");
+  add(into.contexts, other.contexts, "context");
+}
+
 function checkServerUrl(server: string, what: string): void {
   let url: URL;
   try {
@@ -81,7 +136,7 @@ function checkServerUrl(server: string, what: string): void {
  */
 export function loadKubeConfig(opts: KubeConnectionOptions = {}): KubeConnection {
   const env = opts.env ?? ((name: string) => Deno.env.get(name));
-  const kc = new KubeConfig();
+  let kc: KubeAccess;
   let origin: KubeConnection["origin"];
   let path: string | undefined;
   const fromEnv = env("KUBECONFIG");
@@ -94,15 +149,18 @@ export function loadKubeConfig(opts: KubeConnectionOptions = {}): KubeConnection
     origin = "kubeconfig";
     path = paths.join(":");
     const flag = opts.kubeconfigPath !== undefined ? "--kubeconfig" : "KUBECONFIG";
-    paths.forEach((p, i) => {
-      const one = i === 0 ? kc : new KubeConfig();
+    let merged: Loaded | undefined;
+    for (const p of paths) {
+      let one: Loaded;
       try {
-        one.loadFromFile(p);
+        one = loadFromFile(p);
       } catch (e) {
         throw new Error(`Cannot load ${flag} "${p}": ${(e as Error).message}`);
       }
-      if (one !== kc) kc.mergeConfig(one, true);
-    });
+      if (merged) mergeConfig(merged, one);
+      else merged = one;
+    }
+    kc = new KubeAccess(merged!);
     if (!kc.getCurrentContext()) {
       throw new Error(`Cannot use ${flag} "${path}": it sets no current-context`);
     }
@@ -125,7 +183,7 @@ export function loadKubeConfig(opts: KubeConnectionOptions = {}): KubeConnection
     const h = host.includes(":") ? `[${host}]` : host;
     // Always https: an API server reached through the kubernetes Service serves TLS. The token
     // file is re-read by client-node as bound service-account tokens rotate.
-    kc.loadFromOptions({
+    kc = new KubeAccess({
       clusters: [{
         name: "in-cluster",
         server: `https://${h}:${port}`,
@@ -141,7 +199,7 @@ export function loadKubeConfig(opts: KubeConnectionOptions = {}): KubeConnection
     });
   } else if (opts.master !== undefined) {
     origin = "master";
-    kc.loadFromOptions({
+    kc = new KubeAccess({
       clusters: [{ name: "master", server: opts.master, skipTLSVerify: false }],
       users: [{ name: "anonymous" }],
       contexts: [{ name: "master", cluster: "master", user: "anonymous" }],

@@ -164,3 +164,48 @@ Deno.test("failures say what was attempted and quote the value", async () => {
     }
   });
 });
+
+Deno.test("relative certificate paths are resolved against the kubeconfig's folder", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/sub`);
+    await Deno.writeTextFile(`${dir}/sub/ca.crt`, "CA");
+    await Deno.writeTextFile(`${dir}/sub/token`, "from-file");
+    await Deno.writeTextFile(
+      `${dir}/sub/kc.yaml`,
+      [
+        "apiVersion: v1",
+        "clusters:",
+        "- name: c",
+        "  cluster:",
+        "    server: https://198.18.0.1:6443/",
+        "    certificate-authority: ca.crt",
+        "users:",
+        "- name: u",
+        "  user:",
+        "    client-certificate: cert.pem",
+        "    client-key: /abs/key.pem",
+        `    token-file: ${dir}/sub/token`,
+        "contexts:",
+        "- name: ctx",
+        "  context: {cluster: c, user: u}",
+        "current-context: ctx",
+      ].join("\n"),
+    );
+    const conn = loadKubeConfig({ kubeconfigPath: `${dir}/sub/kc.yaml`, env: noEnv });
+    const user = conn.config.getCurrentUser();
+    assertEquals(
+      [conn.server, conn.config.getCurrentCluster()?.caFile, user?.certFile, user?.keyFile],
+      ["https://198.18.0.1:6443", `${dir}/sub/ca.crt`, `${dir}/sub/cert.pem`, "/abs/key.pem"],
+    );
+    assertEquals([conn.auth, user?.token], ["token", "from-file"]);
+  });
+});
+
+Deno.test("several KUBECONFIG files naming the same cluster are refused, as client-node does", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/a`, kubeconfig("https://198.18.0.1:6443", { token: "a" }));
+    await Deno.writeTextFile(`${dir}/b`, kubeconfig("https://198.18.0.2:6443", { token: "b" }));
+    const env = (n: string) => n === "KUBECONFIG" ? `${dir}/a:${dir}/b` : undefined;
+    assertEquals(errorOf(() => loadKubeConfig({ env })), "Duplicate cluster: c");
+  });
+});

@@ -17,14 +17,14 @@
  * @module
  */
 
-import {
-  CoreV1Api,
-  DiscoveryV1Api,
-  Observable,
-  type ObservableMiddleware,
-  type RequestContext,
-  type ResponseContext,
-  Watch,
+// Only client-node's Watch (and node-fetch): the package index loads the whole generated API and
+// every auth plugin (~80 MiB). The "typed" list mode imports the package when chosen.
+import { Watch } from "@kubernetes/client-node/dist/watch.js";
+import type {
+  KubeConfig,
+  ObservableMiddleware,
+  RequestContext,
+  ResponseContext,
 } from "@kubernetes/client-node";
 import { silentLogger } from "../../observe/log.ts";
 import type { Logger } from "../../observe/log.ts";
@@ -271,8 +271,10 @@ class NamespaceIndex extends Index<string> {
   }
 }
 
+type ClientNode = typeof import("@kubernetes/client-node");
+
 /** Sets an abort signal on a generated-client request: stop() and a per-page timeout. */
-function withSignal(signal: AbortSignal) {
+function withSignal({ Observable }: ClientNode, signal: AbortSignal) {
   // The object-parameter API takes observable middleware (client-node's own Observable stub).
   const middleware: ObservableMiddleware = {
     pre: (ctx: RequestContext) => {
@@ -359,9 +361,8 @@ export class KubeSource implements Source {
       verifyTls: conn.verifyTls,
       endpoints: this.#o.useEndpoints ? "v1 Endpoints" : "EndpointSlices",
     });
-    const core = conn.config.makeApiClient(CoreV1Api);
-    const discovery = conn.config.makeApiClient(DiscoveryV1Api);
-    const watch = new Watch(conn.config);
+    // Watch types its config as KubeConfig but uses only what KubeClientConfig has.
+    const watch = new Watch(conn.config as unknown as KubeConfig);
     const ctx: HandlerContext = {
       store: () => sink.store,
       changed: () => {
@@ -383,6 +384,23 @@ export class KubeSource implements Source {
     };
     const slices = "endpointslices" as const;
     const raw = (this.#o.lists ?? "raw") === "raw";
+    // "typed": the generated API client, with the whole package imported on first use.
+    let typedClient: Promise<{ k8s: ClientNode; kc: KubeConfig }> | undefined;
+    const typed = <T>(
+      call: (
+        c: { k8s: ClientNode; kc: KubeConfig },
+        signal: ReturnType<typeof withSignal>,
+      ) => Promise<T>,
+    ) =>
+    async (s: AbortSignal) => {
+      typedClient ??= Promise.all([import("@kubernetes/client-node"), conn.config.toKubeConfig()])
+        .then(([k8s, kc]) => ({ k8s, kc }));
+      const c = await typedClient.catch((e) => {
+        typedClient = undefined;
+        throw e;
+      });
+      return call(c, withSignal(c.k8s, s));
+    };
     const rawList =
       (path: string, selector?: string) =>
       (p: { limit?: number; _continue?: string }, s: AbortSignal) =>
@@ -403,7 +421,10 @@ export class KubeSource implements Source {
         index: new ServiceIndex(ctx, "services") as Index<unknown>,
         list: raw
           ? rawList("/api/v1/services")
-          : (p, s) => core.listServiceForAllNamespaces(p, withSignal(s)),
+          : (p, s) =>
+            typed(({ k8s, kc }, o) =>
+              kc.makeApiClient(k8s.CoreV1Api).listServiceForAllNamespaces(p, o)
+            )(s),
       },
       this.#o.useEndpoints
         ? {
@@ -412,7 +433,10 @@ export class KubeSource implements Source {
           index: new EndpointsIndex(ctx, "endpoints") as Index<unknown>,
           list: raw
             ? rawList("/api/v1/endpoints")
-            : (p, s) => core.listEndpointsForAllNamespaces(p, withSignal(s)),
+            : (p, s) =>
+              typed(({ k8s, kc }, o) =>
+                kc.makeApiClient(k8s.CoreV1Api).listEndpointsForAllNamespaces(p, o)
+              )(s),
         }
         : {
           key: slices,
@@ -422,16 +446,21 @@ export class KubeSource implements Source {
           list: raw
             ? rawList("/apis/discovery.k8s.io/v1/endpointslices", SERVICE_NAME_LABEL)
             : (p, s) =>
-              discovery.listEndpointSliceForAllNamespaces(
-                { ...p, labelSelector: SERVICE_NAME_LABEL },
-                withSignal(s),
-              ),
+              typed(({ k8s, kc }, o) =>
+                kc.makeApiClient(k8s.DiscoveryV1Api).listEndpointSliceForAllNamespaces(
+                  { ...p, labelSelector: SERVICE_NAME_LABEL },
+                  o,
+                )
+              )(s),
         },
       {
         key: "namespaces",
         path: "/api/v1/namespaces",
         index: new NamespaceIndex(ctx, "namespaces") as Index<unknown>,
-        list: raw ? rawList("/api/v1/namespaces") : (p, s) => core.listNamespace(p, withSignal(s)),
+        list: raw
+          ? rawList("/api/v1/namespaces")
+          : (p, s) =>
+            typed(({ k8s, kc }, o) => kc.makeApiClient(k8s.CoreV1Api).listNamespace(p, o))(s),
       },
     ];
     for (const p of plan) {
@@ -487,6 +516,7 @@ export class KubeSource implements Source {
       );
     }
     await Promise.all([...this.#reflectors.values()].map((r) => r.stop()));
+    this.#connection?.config.close();
   }
 
   /**

@@ -1,6 +1,7 @@
 /**
- * One list page as raw JSON: client-node's KubeConfig supplies the TLS agent and the auth
- * headers (token, token file, client certificate, exec plugin), node:https carries the request
+ * One list page as raw JSON: the connection's config (`KubeAccess`, or client-node's
+ * KubeConfig) supplies the TLS agent and the auth headers (token, token file, client
+ * certificate, exec plugin), node:https carries the request
  * (as client-node's own fetch does), and the JSON is handed on as parsed, without the generated
  * client's typed deserialization, which costs ~40% of a list's CPU and doubles its garbage
  * (measured: 190 ms for 10,000 EndpointSlices; see tests/bench/kube_bench.ts).
@@ -10,7 +11,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import { Buffer } from "node:buffer";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { headersToRecord, type KubeClientConfig } from "./kube_access.ts";
 import type { ListPage } from "./reflector.ts";
 
 /** An HTTP error from the API server, shaped like client-node's (`code` = status). */
@@ -36,7 +37,7 @@ export class ApiStatusError extends Error {
  * ```
  */
 export async function listRaw(
-  kc: KubeConfig,
+  kc: KubeClientConfig,
   path: string,
   query: Record<string, string | number | undefined>,
   signal: AbortSignal,
@@ -48,8 +49,10 @@ export async function listRaw(
     if (v !== undefined && v !== "") url.searchParams.set(k, String(v));
   }
   const init = await kc.applyToFetchOptions({});
-  const headers: Record<string, string> = { accept: "application/json" };
-  (init.headers as unknown as Headers | undefined)?.forEach((v, k) => headers[k] = v);
+  const headers: Record<string, string> = {
+    accept: "application/json",
+    ...headersToRecord(init.headers),
+  };
   const mod = url.protocol === "https:" ? https : http;
   const text = await new Promise<string>((resolve, reject) => {
     const req = mod.request(url, {

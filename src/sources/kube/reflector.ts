@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Watch } from "@kubernetes/client-node";
+import type { Watch } from "@kubernetes/client-node/dist/watch.js";
 import type { Logger } from "../../observe/log.ts";
 import type { MetricsRegistry } from "../../observe/metrics.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
