@@ -182,7 +182,7 @@ export function loadKubeConfig(opts: KubeConnectionOptions = {}): KubeConnection
     }
     const h = host.includes(":") ? `[${host}]` : host;
     // Always https: an API server reached through the kubernetes Service serves TLS. The token
-    // file is re-read by client-node as bound service-account tokens rotate.
+    // file is re-read (KubeAccess, once a minute) as bound service-account tokens rotate.
     kc = new KubeAccess({
       clusters: [{
         name: "in-cluster",
