@@ -8,7 +8,7 @@
 import type { Snapshot } from "../model/snapshot.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Logger } from "../observe/log.ts";
-import { HEAP_METRIC, type MetricsRegistry } from "../observe/metrics.ts";
+import { heapGauge, type MetricsRegistry } from "../observe/metrics.ts";
 import type { Source, SourceStatus } from "../sources/source.ts";
 import type { HostPort } from "../config/flags.ts";
 import { handleHttp } from "./http.ts";
@@ -25,8 +25,7 @@ export const FULL_DRIFT_CHECK_EVERY = 120;
 function recordMemory(metrics: MetricsRegistry): void {
   const usage = Deno.memoryUsage();
   metrics.gauge("process_resident_memory_bytes", "Resident memory size in bytes").set(usage.rss);
-  metrics.gauge(HEAP_METRIC, "V8 heap in use per isolate (main thread, DNS workers), bytes")
-    .set(usage.heapUsed, { isolate: "main" });
+  heapGauge(metrics).set(usage.heapUsed, { isolate: "main" });
 }
 
 /** The dataplane as the daemon drives it. */

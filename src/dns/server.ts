@@ -40,7 +40,7 @@
 import { type Cidr, parseCidr } from "../model/ip.ts";
 import type { ServiceEntry, Snapshot } from "../model/snapshot.ts";
 import { type Logger, silentLogger } from "../observe/log.ts";
-import { HEAP_METRIC, type MetricsRegistry } from "../observe/metrics.ts";
+import { heapGauge, type MetricsRegistry } from "../observe/metrics.ts";
 import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
 import { applyStats, DNS_METRICS } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
@@ -322,10 +322,9 @@ export class DnsServer {
       case "stats":
         if (this.#opts.metrics) {
           applyStats(this.#opts.metrics, m.delta);
-          this.#opts.metrics.gauge(
-            HEAP_METRIC,
-            "V8 heap in use per isolate (main thread, DNS workers), bytes",
-          ).set(m.heapUsed, { isolate: `dns-${this.#workers.indexOf(slot)}` });
+          heapGauge(this.#opts.metrics).set(m.heapUsed, {
+            isolate: `dns-${this.#workers.indexOf(slot)}`,
+          });
         }
         if (m.token !== undefined) {
           const d = this.#drains.get(m.token);

@@ -62,10 +62,6 @@ export type FromWorker =
   }
   | { readonly type: "stopped" };
 
-function heapUsed(): number {
-  return Deno.memoryUsage().heapUsed;
-}
-
 /** Name given to DNS workers, so a bundle entry can recognise it runs as one. */
 export const DNS_WORKER_NAME = "svcgate-dns";
 
@@ -85,6 +81,13 @@ export function runDnsWorker(): void {
   const entries = new Map<string, ServiceEntry>();
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   const post = (m: FromWorker) => scope.postMessage(m);
+  const postStats = (running: DnsEngine, token?: number) =>
+    post({
+      type: "stats",
+      delta: running.drainStats(),
+      heapUsed: Deno.memoryUsage().heapUsed,
+      ...(token === undefined ? {} : { token }),
+    });
   scope.onmessage = async (e: MessageEvent<ToWorker>) => {
     const m = e.data;
     switch (m.type) {
@@ -95,7 +98,7 @@ export function runDnsWorker(): void {
             (level, msg, fields) => post({ type: "log", level, msg, fields }),
           );
           statsTimer = setInterval(() => {
-            if (engine) post({ type: "stats", delta: engine.drainStats(), heapUsed: heapUsed() });
+            if (engine) postStats(engine);
           }, 1000);
           post({
             type: "started",
@@ -132,14 +135,12 @@ export function runDnsWorker(): void {
         break;
       }
       case "drain":
-        if (engine) {
-          post({ type: "stats", delta: engine.drainStats(), heapUsed: heapUsed(), token: m.token });
-        }
+        if (engine) postStats(engine, m.token);
         break;
       case "stop":
         clearInterval(statsTimer);
         if (engine) {
-          post({ type: "stats", delta: engine.drainStats(), heapUsed: heapUsed() });
+          postStats(engine);
           await engine.stop();
         }
         engine = null;

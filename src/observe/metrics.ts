@@ -83,9 +83,6 @@ export const LATENCY_BUCKETS: readonly number[] = [
   60,
 ];
 
-/** Gauge of each isolate's V8 heap in use (label isolate: main, dns-N), bytes. */
-export const HEAP_METRIC = "svcgate_heap_used_bytes";
-
 /**
  * Holds every metric of a process, by name; asking twice for one name returns the same metric.
  *
@@ -156,4 +153,12 @@ export class MetricsRegistry {
     }
     return lines.join("\n") + "\n";
   }
+}
+
+/** The gauge of each isolate's V8 heap in use (label isolate: main, dns-N), bytes. */
+export function heapGauge(registry: MetricsRegistry): Gauge {
+  return registry.gauge(
+    "svcgate_heap_used_bytes",
+    "V8 heap in use per isolate (main thread, DNS workers), bytes",
+  );
 }
