@@ -21,11 +21,6 @@ export type { Cluster, Context, User };
 /** A user as loaded from a kubeconfig; `tokenFile` is the `token-file` the token came from. */
 export type KubeUser = User & { readonly tokenFile?: string };
 
-/** Headers as either a plain object (ours) or a fetch Headers (client-node's KubeConfig). */
-export type FetchHeaders =
-  | Record<string, string>
-  | { forEach(cb: (value: string, key: string) => void): void };
-
 /** What `applyToFetchOptions` returns: a node-fetch RequestInit. */
 export interface FetchOptions {
   agent?: unknown;
@@ -74,8 +69,11 @@ export function headersToRecord(headers: unknown): Record<string, string> {
   return out;
 }
 
-/** client-node's authenticators match users by these rules (config.js, *_auth.js). */
-function needsPlugins(user: User | null, cluster: Cluster | null): boolean {
+/**
+ * True when requests must go through client-node's full KubeConfig (exec, plugins, proxies):
+ * client-node's authenticators match users by these rules (config.js, *_auth.js).
+ */
+export function needsPlugins(user: User | null, cluster: Cluster | null): boolean {
   if (cluster?.proxyUrl) return true;
   if (!user) return false;
   if (user.exec) return true;
@@ -159,11 +157,6 @@ export class KubeAccess implements KubeClientConfig {
   getCurrentUser(): KubeUser | null {
     const ctx = this.getContextObject(this.currentContext);
     return ctx ? findObject(this.users, ctx.user) : null;
-  }
-
-  /** True when requests go through client-node's full KubeConfig (exec, plugins, proxies). */
-  get usesPlugins(): boolean {
-    return needsPlugins(this.getCurrentUser(), this.getCurrentCluster());
   }
 
   /**

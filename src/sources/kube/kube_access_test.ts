@@ -1,6 +1,11 @@
 import { Buffer } from "node:buffer";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { KubeAccess, type KubeAccessOptions, type KubeClientConfig } from "./kube_access.ts";
+import {
+  KubeAccess,
+  type KubeAccessOptions,
+  type KubeClientConfig,
+  needsPlugins,
+} from "./kube_access.ts";
 
 // client-node's KubeConfig must satisfy the interface the source hands to Watch and listRaw.
 type Satisfies<T extends KubeClientConfig> = T;
@@ -138,14 +143,18 @@ Deno.test("basic auth replaces a bearer token; impersonation is passed on", asyn
 });
 
 Deno.test("exec and plugin auth-providers go through client-node's KubeConfig", () => {
-  assertEquals(access({ exec: { command: "true" } }).usesPlugins, true);
-  assertEquals(access({ authProvider: { name: "gcp", config: {} } }).usesPlugins, true);
-  assertEquals(access({ authProvider: { name: "oidc", config: {} } }).usesPlugins, true);
+  const usesPlugins = (user: Parameters<typeof access>[0]) => {
+    const a = access(user);
+    return needsPlugins(a.getCurrentUser(), a.getCurrentCluster());
+  };
+  assertEquals(usesPlugins({ exec: { command: "true" } }), true);
+  assertEquals(usesPlugins({ authProvider: { name: "gcp", config: {} } }), true);
+  assertEquals(usesPlugins({ authProvider: { name: "oidc", config: {} } }), true);
   assertEquals(
-    access({ authProvider: { name: "tokenFile", config: { tokenFile: "/x" } } }).usesPlugins,
+    usesPlugins({ authProvider: { name: "tokenFile", config: { tokenFile: "/x" } } }),
     false,
   );
-  assertEquals(access({ token: "t" }).usesPlugins, false);
+  assertEquals(usesPlugins({ token: "t" }), false);
 });
 
 Deno.test("an exec user gets its token from client-node's ExecAuth", async () => {

@@ -273,6 +273,16 @@ class NamespaceIndex extends Index<string> {
 
 type ClientNode = typeof import("@kubernetes/client-node");
 
+/** The generated API clients of the "typed" list mode. */
+interface TypedClients {
+  readonly k8s: ClientNode;
+  readonly core: InstanceType<ClientNode["CoreV1Api"]>;
+  readonly discovery: InstanceType<ClientNode["DiscoveryV1Api"]>;
+}
+
+/** Paging parameters of one list call. */
+type ListParams = { limit?: number; _continue?: string };
+
 /** Sets an abort signal on a generated-client request: stop() and a per-page timeout. */
 function withSignal({ Observable }: ClientNode, signal: AbortSignal) {
   // The object-parameter API takes observable middleware (client-node's own Observable stub).
@@ -384,36 +394,39 @@ export class KubeSource implements Source {
     };
     const slices = "endpointslices" as const;
     const raw = (this.#o.lists ?? "raw") === "raw";
-    // "typed": the generated API client, with the whole package imported on first use.
-    let typedClient: Promise<{ k8s: ClientNode; kc: KubeConfig }> | undefined;
-    const typed = <T>(
+    // "typed": the generated API clients, made once, with the whole package imported on first use.
+    let typedClients: Promise<TypedClients> | undefined;
+    const typedList = <T>(
       call: (
-        c: { k8s: ClientNode; kc: KubeConfig },
-        signal: ReturnType<typeof withSignal>,
+        c: TypedClients,
+        page: ListParams,
+        options: ReturnType<typeof withSignal>,
       ) => Promise<T>,
     ) =>
-    async (s: AbortSignal) => {
-      typedClient ??= Promise.all([import("@kubernetes/client-node"), conn.config.toKubeConfig()])
-        .then(([k8s, kc]) => ({ k8s, kc }));
-      const c = await typedClient.catch((e) => {
-        typedClient = undefined;
+    async (page: ListParams, s: AbortSignal) => {
+      typedClients ??= Promise.all([import("@kubernetes/client-node"), conn.config.toKubeConfig()])
+        .then(([k8s, kc]) => ({
+          k8s,
+          core: kc.makeApiClient(k8s.CoreV1Api),
+          discovery: kc.makeApiClient(k8s.DiscoveryV1Api),
+        }));
+      const c = await typedClients.catch((e) => {
+        typedClients = undefined;
         throw e;
       });
-      return call(c, withSignal(c.k8s, s));
+      return call(c, page, withSignal(c.k8s, s));
     };
-    const rawList =
-      (path: string, selector?: string) =>
-      (p: { limit?: number; _continue?: string }, s: AbortSignal) =>
-        listRaw(conn.config, path, {
-          limit: p.limit,
-          continue: p._continue,
-          labelSelector: selector,
-        }, s);
+    const rawList = (path: string, selector?: string) => (p: ListParams, s: AbortSignal) =>
+      listRaw(conn.config, path, {
+        limit: p.limit,
+        continue: p._continue,
+        labelSelector: selector,
+      }, s);
     const plan: {
       key: ResourceKey;
       path: string;
       index: Index<unknown>;
-      list: (p: { limit?: number; _continue?: string }, s: AbortSignal) => Promise<ListPage>;
+      list: (p: ListParams, s: AbortSignal) => Promise<ListPage>;
     }[] = [
       {
         key: "services",
@@ -421,10 +434,7 @@ export class KubeSource implements Source {
         index: new ServiceIndex(ctx, "services") as Index<unknown>,
         list: raw
           ? rawList("/api/v1/services")
-          : (p, s) =>
-            typed(({ k8s, kc }, o) =>
-              kc.makeApiClient(k8s.CoreV1Api).listServiceForAllNamespaces(p, o)
-            )(s),
+          : typedList(({ core }, p, o) => core.listServiceForAllNamespaces(p, o)),
       },
       this.#o.useEndpoints
         ? {
@@ -433,10 +443,7 @@ export class KubeSource implements Source {
           index: new EndpointsIndex(ctx, "endpoints") as Index<unknown>,
           list: raw
             ? rawList("/api/v1/endpoints")
-            : (p, s) =>
-              typed(({ k8s, kc }, o) =>
-                kc.makeApiClient(k8s.CoreV1Api).listEndpointsForAllNamespaces(p, o)
-              )(s),
+            : typedList(({ core }, p, o) => core.listEndpointsForAllNamespaces(p, o)),
         }
         : {
           key: slices,
@@ -445,13 +452,12 @@ export class KubeSource implements Source {
           index: new SliceIndex(ctx, slices) as Index<unknown>,
           list: raw
             ? rawList("/apis/discovery.k8s.io/v1/endpointslices", SERVICE_NAME_LABEL)
-            : (p, s) =>
-              typed(({ k8s, kc }, o) =>
-                kc.makeApiClient(k8s.DiscoveryV1Api).listEndpointSliceForAllNamespaces(
-                  { ...p, labelSelector: SERVICE_NAME_LABEL },
-                  o,
-                )
-              )(s),
+            : typedList(({ discovery }, p, o) =>
+              discovery.listEndpointSliceForAllNamespaces(
+                { ...p, labelSelector: SERVICE_NAME_LABEL },
+                o,
+              )
+            ),
         },
       {
         key: "namespaces",
@@ -459,8 +465,7 @@ export class KubeSource implements Source {
         index: new NamespaceIndex(ctx, "namespaces") as Index<unknown>,
         list: raw
           ? rawList("/api/v1/namespaces")
-          : (p, s) =>
-            typed(({ k8s, kc }, o) => kc.makeApiClient(k8s.CoreV1Api).listNamespace(p, o))(s),
+          : typedList(({ core }, p, o) => core.listNamespace(p, o)),
       },
     ];
     for (const p of plan) {
@@ -470,10 +475,7 @@ export class KubeSource implements Source {
         new Reflector({
           resource: p.key,
           path: p.path,
-          list: p.list as (
-            params: { limit?: number; _continue?: string },
-            signal: AbortSignal,
-          ) => Promise<ListPage>,
+          list: p.list,
           watch,
           labelSelector: p.key === slices ? SERVICE_NAME_LABEL : undefined,
           handler: p.index,
