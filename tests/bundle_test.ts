@@ -4,20 +4,13 @@
  */
 
 import { Lab, labTest } from "./lab/lab.ts";
-import { dig, httpGet, startDaemon } from "./daemon/harness.ts";
+import { COMPILE_FLAGS, dig, httpGet, startDaemon } from "./daemon/harness.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const deno = Deno.execPath();
 
 function assert(cond: unknown, message: string): asserts cond {
   if (!cond) throw new Error(message);
-}
-
-/** The permission and V8 flags of `deno task compile`, read from deno.json so they never drift. */
-async function compileFlags(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
-  const task: string = config.tasks.compile;
-  return task.split(/\s+/).filter((w) => /^--(allow|unstable|v8)-/.test(w));
 }
 
 async function run(
@@ -41,7 +34,7 @@ Deno.test("bundle: one file runs version and render under the compile task's per
     const out = `${dir}/svcgate.js`;
     const built = await run(["run", "-A", "deploy/bundle.ts", out]);
     assert(built.code === 0, `bundle failed: ${built.stderr}`);
-    const flags = await compileFlags();
+    const flags = COMPILE_FLAGS;
     assert(flags.length > 0, "compile task has no permission flags");
     // No -A here: the bundle must work with the narrow flags the binary is built with.
     const version = await run(["run", ...flags, out, "version"]);
@@ -91,7 +84,7 @@ labTest(
       assert(built.code === 0, `bundle failed: ${built.stderr}`);
       await lab.startPodServers();
       const daemon = startDaemon(lab, {
-        program: ["run", ...(await compileFlags()), out],
+        program: ["run", ...COMPILE_FLAGS, out],
         args: [
           ...["--manifests", `${root}deploy/examples`, "--state-dir", `${dir}/state`],
           ...["--service-cidr", "198.19.0.0/16,2001:db8:ffff::/112", "--upstream", "127.0.0.1:1"],

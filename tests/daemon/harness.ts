@@ -8,10 +8,15 @@ import type { Lab } from "../lab/lab.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
-/** The V8 flags `deno task compile` bakes into the binary, so tests run the daemon as shipped. */
-const V8_FLAGS: string[] = (JSON.parse(
+/**
+ * The permission and V8 flags of `deno task compile`, read from deno.json so that tests run the
+ * daemon (and the bundle) exactly as the binary is built.
+ */
+export const COMPILE_FLAGS: readonly string[] = (JSON.parse(
   Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)),
-).tasks.compile as string).split(/\s+/).filter((w) => w.startsWith("--v8-flags="));
+).tasks.compile as string).split(/\s+/).filter((w) => /^--(allow|unstable|v8)-/.test(w));
+
+const V8_FLAGS = COMPILE_FLAGS.filter((w) => w.startsWith("--v8-flags="));
 
 /** Throws naming `what` when the JSON forms differ. */
 export function assertEquals(actual: unknown, expected: unknown, what: string): void {
