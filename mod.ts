@@ -30,7 +30,6 @@ export type {
   ServiceKey,
   ServicePort,
   ServiceType,
-  TargetRef,
   TrafficPolicy,
 } from "./src/model/types.ts";
 export { SERVICE_NAME_LABEL, SERVICE_PROXY_NAME_LABEL, serviceKey } from "./src/model/types.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { canonicalIp, ipFamilyOf } from "./ip.ts";
+import { formatIp, parseIp } from "./ip.ts";
 import type {
   Endpoint,
   EndpointSet,
@@ -105,6 +105,18 @@ export function hashText(text: string): string {
   return (h1 >>> 0).toString(16).padStart(8, "0") + (h2 >>> 0).toString(16).padStart(8, "0");
 }
 
+/**
+ * An endpoint's canonical address and family, or null when it is not an address. The endpoint's
+ * own string is reused when already canonical (as the parsers leave it): one string per endpoint,
+ * not one per endpoint and port.
+ */
+function addressOf(ep: Endpoint): { address: string; family: IpFamily } | null {
+  const ip = parseIp(ep.address);
+  if (!ip) return null;
+  const text = formatIp(ip);
+  return { address: text === ep.address ? ep.address : text, family: ip.family };
+}
+
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -128,9 +140,9 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
       const port = resolveTargetPort(servicePort, set);
       if (port === null) continue;
       for (const ep of set.endpoints) {
-        const address = canonicalIp(ep.address);
-        const family = address ? ipFamilyOf(address) : null;
-        if (!address || !family) continue;
+        const canonical = addressOf(ep);
+        if (!canonical) continue;
+        const { address, family } = canonical;
         const id = `${address}|${port}`;
         if (seen.has(id)) continue;
         seen.add(id);
@@ -152,8 +164,9 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
   const byAddress = new Map<string, Endpoint>();
   for (const set of orderedSets) {
     for (const ep of set.endpoints) {
-      const address = canonicalIp(ep.address);
-      if (address && !byAddress.has(address)) byAddress.set(address, { ...ep, address });
+      const address = addressOf(ep)?.address;
+      if (address === undefined || byAddress.has(address)) continue;
+      byAddress.set(address, address === ep.address ? ep : { ...ep, address });
     }
   }
   const endpoints = [...byAddress.values()].sort((a, b) => compareText(a.address, b.address));

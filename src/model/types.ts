@@ -61,15 +61,10 @@ export interface Service {
   readonly ipFamilies: readonly IpFamily[];
   /** How strictly ipFamilies apply; PreferDualStack takes what the service CIDRs offer. */
   readonly ipFamilyPolicy?: "SingleStack" | "PreferDualStack" | "RequireDualStack";
+  /** The labels svcgate acts on (`service.kubernetes.io/*`); the others are not kept. */
   readonly labels: Readonly<Record<string, string>>;
+  /** The annotations svcgate acts on (`svcgate.io/*`); the others are not kept. */
   readonly annotations: Readonly<Record<string, string>>;
-}
-
-/** A reference to the object behind an endpoint, usually a Pod. */
-export interface TargetRef {
-  readonly kind: string;
-  readonly name: string;
-  readonly namespace?: string;
 }
 
 /** One backend address of a service. */
@@ -82,7 +77,6 @@ export interface Endpoint {
   readonly nodeName?: string;
   readonly zone?: string;
   readonly hostname?: string;
-  readonly targetRef?: TargetRef;
 }
 
 /** A named port on a set of endpoints. */

@@ -18,7 +18,6 @@ import type {
   Service,
   ServicePort,
   ServiceType,
-  TargetRef,
   TrafficPolicy,
 } from "../model/types.ts";
 import { SERVICE_NAME_LABEL } from "../model/types.ts";
@@ -476,22 +475,19 @@ function readMeta(
   return { name, namespace, labels, annotations };
 }
 
-function readTargetRef(ctx: Ctx, v: unknown, path: string): TargetRef | undefined {
+/**
+ * Checks an endpoint's targetRef. Nothing in svcgate reads it, so it is validated (a malformed
+ * one still rejects the endpoint, as the API would) but not kept: one object per endpoint.
+ */
+function checkTargetRef(ctx: Ctx, v: unknown, path: string): void {
   const obj = ctx.object(v, path);
-  if (!obj) return undefined;
-  const kind = ctx.string(obj.kind, child(path, "kind")) ?? "";
+  if (!obj) return;
+  ctx.string(obj.kind, child(path, "kind"));
   const name = ctx.string(obj.name, child(path, "name"));
-  const namespace = ctx.string(obj.namespace, child(path, "namespace"));
+  ctx.string(obj.namespace, child(path, "namespace"));
   if (obj.name === undefined || obj.name === null || name === "") {
     ctx.error(child(path, "name"), "missing; a targetRef names the object behind the endpoint");
-    return undefined;
   }
-  if (name === undefined) return undefined;
-  return Object.freeze({
-    kind,
-    name,
-    ...(namespace !== undefined && namespace !== "" ? { namespace } : {}),
-  });
 }
 
 function readHostname(ctx: Ctx, v: unknown, path: string): string | undefined {
@@ -516,6 +512,35 @@ function readNodeName(ctx: Ctx, v: unknown, path: string): string | undefined {
 
 // ---------------------------------------------------------------------------------------------
 // Service.
+
+/** Labels a Service keeps: kube-proxy's own (`service.kubernetes.io/service-proxy-name`...). */
+const KEPT_LABEL_PREFIX = "service.kubernetes.io/";
+/** Annotations a Service keeps: svcgate's own (health checks). */
+const KEPT_ANNOTATION_PREFIX = "svcgate.io/";
+
+/**
+ * The entries whose key starts with `prefix`. All are validated, but only those svcgate acts on
+ * are kept: at 10,000 services the rest (app labels, kubectl's last-applied-configuration, which
+ * is the whole object again) would be most of the model's memory, and their changes would
+ * rebuild services for nothing.
+ */
+function withPrefix(
+  map: Record<string, string>,
+  prefix: string,
+): Readonly<Record<string, string>> {
+  let out: Record<string, string> | undefined;
+  for (const key in map) if (key.startsWith(prefix)) (out ??= {})[key] = map[key];
+  return out ? Object.freeze(out) : EMPTY_RECORD;
+}
+
+/** Shared by every service without such entries (most have no external IPs, labels...). */
+const EMPTY_LIST: readonly never[] = Object.freeze([]);
+const EMPTY_RECORD: Readonly<Record<string, string>> = Object.freeze({});
+
+/** The list, frozen; the shared empty one when empty. */
+function frozenList<T>(list: readonly T[]): readonly T[] {
+  return list.length === 0 ? EMPTY_LIST : Object.freeze(list);
+}
 
 const SERVICE_FIELDS = new Set([...TYPE_META_FIELDS, "spec", "status"]);
 const SERVICE_SPEC_FIELDS = new Set([
@@ -945,22 +970,22 @@ export function parseService(
     namespace: meta.namespace,
     name: meta.name,
     type,
-    clusterIPs: Object.freeze(ips.clusterIPs),
+    clusterIPs: frozenList(ips.clusterIPs),
     headless: ips.headless,
-    ports: Object.freeze(ports),
-    externalIPs: Object.freeze(externalIPs),
-    loadBalancerIPs: Object.freeze(type === "LoadBalancer" ? loadBalancerIPs : []),
-    loadBalancerSourceRanges: Object.freeze(ranges),
+    ports: frozenList(ports),
+    externalIPs: frozenList(externalIPs),
+    loadBalancerIPs: frozenList(type === "LoadBalancer" ? loadBalancerIPs : []),
+    loadBalancerSourceRanges: frozenList(ranges),
     sessionAffinity,
     sessionAffinityTimeoutSeconds,
     internalTrafficPolicy,
     externalTrafficPolicy,
     publishNotReadyAddresses,
     ...(externalName !== undefined ? { externalName } : {}),
-    ipFamilies: Object.freeze(ipFamilies),
+    ipFamilies: frozenList(ipFamilies),
     ...(isIpFamilyPolicy(spec.ipFamilyPolicy) ? { ipFamilyPolicy: spec.ipFamilyPolicy } : {}),
-    labels: Object.freeze(meta.labels),
-    annotations: Object.freeze(meta.annotations),
+    labels: withPrefix(meta.labels, KEPT_LABEL_PREFIX),
+    annotations: withPrefix(meta.annotations, KEPT_ANNOTATION_PREFIX),
   };
   return { value: Object.freeze(service), errors: ctx.errors };
 }
@@ -1121,7 +1146,7 @@ export function parseEndpointSlice(
     const hostname = readHostname(ctx, ep.hostname, `${path}.hostname`);
     const nodeName = readNodeName(ctx, ep.nodeName, `${path}.nodeName`);
     const zone = ctx.string(ep.zone, `${path}.zone`);
-    const targetRef = readTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
+    checkTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
     if (ctx.failedSince(before) || address === undefined) return;
     endpoints.push(Object.freeze({
       address,
@@ -1131,7 +1156,6 @@ export function parseEndpointSlice(
       ...(nodeName !== undefined ? { nodeName } : {}),
       ...(zone !== undefined && zone !== "" ? { zone } : {}),
       ...(hostname !== undefined ? { hostname } : {}),
-      ...(targetRef !== undefined ? { targetRef } : {}),
     }));
   });
   const ports = readEndpointPorts(ctx, obj.ports, "ports", "EndpointSlice");
@@ -1201,7 +1225,7 @@ export function parseEndpoints(
         const ip = ctx.ip(addr.ip === "" ? undefined : addr.ip, `${ap}.ip`);
         const hostname = readHostname(ctx, addr.hostname, `${ap}.hostname`);
         const nodeName = readNodeName(ctx, addr.nodeName, `${ap}.nodeName`);
-        const targetRef = readTargetRef(ctx, addr.targetRef, `${ap}.targetRef`);
+        checkTargetRef(ctx, addr.targetRef, `${ap}.targetRef`);
         if (ctx.failedSince(before) || ip === undefined) return;
         endpoints.push(Object.freeze({
           address: ip,
@@ -1210,7 +1234,6 @@ export function parseEndpoints(
           terminating: false,
           ...(nodeName !== undefined ? { nodeName } : {}),
           ...(hostname !== undefined ? { hostname } : {}),
-          ...(targetRef !== undefined ? { targetRef } : {}),
         }));
       });
     }

@@ -78,16 +78,32 @@ Deno.test("parseService: valid services become model objects", async (t) => {
   const cases: { name: string; obj: unknown; want: Partial<Service> }[] = [
     { name: "defaults", obj: svc(), want: {} },
     {
-      name: "namespace, labels sorted, annotations",
+      name: "namespace; only the labels and annotations svcgate acts on are kept, sorted",
       obj: svc({}, {
         namespace: "prod",
-        labels: { b: "2", a: "1", "app.kubernetes.io/name": "web" },
-        annotations: { "svcgate.io/health-check": "http:/healthz" },
+        labels: {
+          b: "2",
+          "service.kubernetes.io/service-proxy-name": "other",
+          a: "1",
+          "app.kubernetes.io/name": "web",
+          "service.kubernetes.io/headless": "",
+        },
+        annotations: {
+          "svcgate.io/health-check-port": "8080",
+          "kubectl.kubernetes.io/last-applied-configuration": '{"kind":"Service"}',
+          "svcgate.io/health-check": "http:/healthz",
+        },
       }),
       want: {
         namespace: "prod",
-        labels: { a: "1", "app.kubernetes.io/name": "web", b: "2" },
-        annotations: { "svcgate.io/health-check": "http:/healthz" },
+        labels: {
+          "service.kubernetes.io/headless": "",
+          "service.kubernetes.io/service-proxy-name": "other",
+        },
+        annotations: {
+          "svcgate.io/health-check": "http:/healthz",
+          "svcgate.io/health-check-port": "8080",
+        },
       },
     },
     {
@@ -703,7 +719,7 @@ Deno.test("parseEndpointSlice: conditions, fields and defaults", async (t) => {
       want: { address: "198.18.0.10", ready: true, serving: true, terminating: false },
     },
     {
-      name: "node, zone, hostname and targetRef",
+      name: "node, zone and hostname; a valid targetRef is checked, not kept",
       ep: {
         addresses: ["198.18.0.10"],
         nodeName: "node-1",
@@ -719,7 +735,6 @@ Deno.test("parseEndpointSlice: conditions, fields and defaults", async (t) => {
         nodeName: "node-1",
         zone: "z1",
         hostname: "web-0",
-        targetRef: { kind: "Pod", name: "web-0", namespace: "default" },
       },
     },
   ];
@@ -928,7 +943,6 @@ Deno.test("parseEndpoints: one set per subset; addresses ready, notReadyAddresse
           terminating: false,
           nodeName: "node-1",
           hostname: "db-0",
-          targetRef: { kind: "Pod", name: "db-0" },
         },
         { address: "198.18.0.11", ready: false, serving: false, terminating: false },
       ],

@@ -31,7 +31,7 @@
  */
 
 import { Lab } from "../lab/lab.ts";
-import { type DaemonProcess, startDaemon } from "../daemon/harness.ts";
+import { COMPILE_FLAGS, type DaemonProcess, startDaemon } from "../daemon/harness.ts";
 import { makeEndpointSlice, makeNamespace, makeService } from "../fake_apiserver/fixtures.ts";
 import { ApiServerProcess } from "../kube/apiserver_proc.ts";
 import { epochMs } from "./kube_daemon_probe.ts";
@@ -209,6 +209,9 @@ async function main(): Promise<void> {
   const daemonArgs = (Deno.args.find((a) => a.startsWith("--daemon-args="))
     ?.slice("--daemon-args=".length) ?? "").split(" ").filter(Boolean);
   const withDns = !daemonArgs.includes("--dns=false");
+  // --bundle runs the shipped form (deploy/bundle.ts: one minified file under the compile
+  // task's flags) instead of `deno run main.ts`: no TypeScript module graph to hold.
+  const bundled = Deno.args.includes("--bundle");
   const namespaces = Math.max(1, Math.min(100, services));
   const lab = await Lab.create({ pods: 3 });
   let api: ApiServerProcess | null = null;
@@ -224,6 +227,17 @@ async function main(): Promise<void> {
         `${Math.round(performance.now() - t0)} ms`,
     );
     const pods = lab.pods;
+    let program: string[] | undefined;
+    if (bundled) {
+      const out = `${await Deno.makeTempDir({ prefix: "svcgate-bench-" })}/svcgate.js`;
+      const root = new URL("../..", import.meta.url).pathname;
+      const built = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${root}deploy/bundle.ts`, out],
+        stdout: "null",
+      }).output();
+      if (built.code !== 0) throw new Error(`Cannot bundle the daemon into ${out}`);
+      program = ["run", ...COMPILE_FLAGS, out];
+    }
     // The probe services, created last.
     await api.create("namespaces", makeNamespace("default"));
     let dnsIp = "198.18.201.1";
@@ -252,6 +266,7 @@ async function main(): Promise<void> {
     // ---- initial sync ----
     const spawnedAt = epochMs();
     daemon = startDaemon(lab, {
+      ...(program ? { program } : {}),
       args: [
         ...["--service-cidr", "198.19.0.0/16", "--cluster-cidr", "198.18.0.0/24"],
         ...["--dns-bind-address", `${DNS}:53`, "--upstream", "127.0.0.1:1"],
@@ -353,6 +368,7 @@ async function main(): Promise<void> {
     // ---- report ----
     const tcp = summary(tcpLat), dns = summary(dnsLat), nft = summary(nftMs);
     const rows: [string, string][] = [
+      ["daemon program", bundled ? "the bundle (deploy/bundle.ts)" : "deno run main.ts"],
       ["daemon flags added", daemonArgs.join(" ") || "(none: defaults)"],
       [
         "data set",
