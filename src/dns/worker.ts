@@ -124,7 +124,6 @@ export function runDnsWorker(): void {
           version: m.version,
           services: new Map(entries),
           namespaces: new Set(m.namespaces),
-          byVip: new Map(),
         };
         try {
           const r = await engine.publish(snapshot, m.serial);

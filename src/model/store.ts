@@ -4,14 +4,8 @@
  * @module
  */
 
-import {
-  buildServiceEntry,
-  EMPTY_SNAPSHOT,
-  type ResolvedPort,
-  type ServiceEntry,
-  type Snapshot,
-  vipKey,
-} from "./snapshot.ts";
+import { PersistentMap } from "./persistent_map.ts";
+import { buildServiceEntry, EMPTY_SNAPSHOT, type ServiceEntry, type Snapshot } from "./snapshot.ts";
 import type { EndpointSet, Service, ServiceKey } from "./types.ts";
 import { serviceKey } from "./types.ts";
 
@@ -148,27 +142,30 @@ export class ModelStore {
    */
   commit(): Commit {
     const prev = this.#snapshot;
-    const services = new Map(prev.services);
     const added: ServiceKey[] = [], removed: ServiceKey[] = [], changed: ServiceKey[] = [];
-    for (const key of this.#dirty) {
-      const service = this.#services.get(key);
-      const before = prev.services.get(key);
-      if (!service) {
-        if (before) {
-          services.delete(key);
-          removed.push(key);
+    // Persistent: the new map shares every untouched service with the previous snapshot.
+    const services = (prev.services as PersistentMap<ServiceEntry>).withMutations((next) => {
+      for (const key of this.#dirty) {
+        const service = this.#services.get(key);
+        const before = prev.services.get(key);
+        if (!service) {
+          if (before) {
+            next.delete(key);
+            removed.push(key);
+          }
+          continue;
         }
-        continue;
+        const entry = buildServiceEntry(service, [...(this.#sets.get(key)?.values() ?? [])]);
+        if (before?.fingerprint === entry.fingerprint) continue;
+        next.set(key, entry);
+        (before ? changed : added).push(key);
       }
-      const entry = buildServiceEntry(service, [...(this.#sets.get(key)?.values() ?? [])]);
-      if (before?.fingerprint === entry.fingerprint) continue;
-      services.set(key, entry);
-      (before ? changed : added).push(key);
-    }
+    });
     // Namespaces can only have moved when they were set, or (derived) when anything was written.
     const recompute = this.#namespacesDirty ||
       (this.#explicitNamespaces === null && this.#dirty.size > 0);
     this.#dirty.clear();
+    this.#namespacesDirty = false;
     const anyChange = added.length + removed.length + changed.length > 0;
     const namespaces = recompute
       ? this.#explicitNamespaces ?? derivedNamespaces(this.#services, this.#sets)
@@ -176,22 +173,9 @@ export class ModelStore {
     const namespacesChanged = namespaces.size !== prev.namespaces.size ||
       [...namespaces].some((n) => !prev.namespaces.has(n));
     if (!anyChange && !namespacesChanged && prev !== EMPTY_SNAPSHOT) {
-      this.#namespacesDirty = false;
       return { snapshot: prev, changes: { added, removed, changed } };
     }
-    this.#namespacesDirty = false;
-    const byVip = anyChange
-      ? updateVipIndex(prev, services, [...removed, ...changed], [
-        ...added,
-        ...changed,
-      ])
-      : prev.byVip;
-    const snapshot: Snapshot = Object.freeze({
-      version: prev.version + 1,
-      services,
-      namespaces,
-      byVip,
-    });
+    const snapshot: Snapshot = Object.freeze({ version: prev.version + 1, services, namespaces });
     this.#snapshot = snapshot;
     const sort = (a: string[]) => a.sort();
     return {
@@ -209,32 +193,4 @@ function derivedNamespaces(
   for (const s of services.values()) out.add(s.namespace);
   for (const key of sets.keys()) out.add(key.slice(0, key.indexOf("/")));
   return out;
-}
-
-function updateVipIndex(
-  prev: Snapshot,
-  services: Map<ServiceKey, ServiceEntry>,
-  removedKeys: ServiceKey[],
-  upsertedKeys: ServiceKey[],
-): Map<string, { entry: ServiceEntry; port: ResolvedPort }> {
-  const index = new Map(prev.byVip);
-  for (const key of removedKeys) {
-    const old = prev.services.get(key);
-    if (!old) continue;
-    for (const ip of old.service.clusterIPs) {
-      for (const p of old.ports) {
-        const k = vipKey(ip, p.servicePort.protocol, p.servicePort.port);
-        if (index.get(k)?.entry.key === key) index.delete(k);
-      }
-    }
-  }
-  for (const key of upsertedKeys) {
-    const entry = services.get(key)!;
-    for (const ip of entry.service.clusterIPs) {
-      for (const port of entry.ports) {
-        index.set(vipKey(ip, port.servicePort.protocol, port.servicePort.port), { entry, port });
-      }
-    }
-  }
-  return index;
 }

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
-import { vipKey } from "./snapshot.ts";
+import { changedServiceKeys } from "./snapshot.ts";
 import { type Commit, ModelStore } from "./store.ts";
 import type { EndpointSet, Service } from "./types.ts";
 
@@ -172,23 +172,28 @@ Deno.test("ModelStore: unchanged services keep their entry objects across commit
   strictEqual(first.services.get("default/b")!.service.ports[0].port, 80);
 });
 
-Deno.test("ModelStore: the VIP index follows adds, changes and removals", () => {
+Deno.test("changedServiceKeys: exactly the services a commit added, replaced or removed", () => {
   const store = new ModelStore();
-  store.setService(svc("web", "198.19.0.10", 80));
-  store.commit();
-  const keys = () => [...store.snapshot.byVip.keys()].sort();
-  assertEquals(keys(), [vipKey("198.19.0.10", "TCP", 80)]);
-  store.setService({
-    ...svc("web", "198.19.0.20", 443),
-    clusterIPs: ["198.19.0.20", "2001:db8::20"],
-  });
-  store.commit();
-  assertEquals(keys(), ["198.19.0.20|TCP|443", "2001:db8::20|TCP|443"]);
-  strictEqual(store.snapshot.byVip.get("198.19.0.20|TCP|443")!.entry.key, "default/web");
-  strictEqual(store.snapshot.byVip.get("198.19.0.20|TCP|443")!.port.servicePort.port, 443);
-  store.deleteService("default", "web");
-  store.commit();
-  assertEquals(keys(), []);
+  for (let i = 0; i < 2000; i++) store.setService(svc(`s${i}`, `198.19.${i >> 8}.${i & 255}`));
+  const first = store.commit().snapshot;
+  store.setService(svc("s7", "198.19.0.7", 81));
+  store.deleteService("default", "s9");
+  store.setService(svc("new", "198.19.200.1"));
+  store.setService(svc("s11", "198.19.0.11")); // Same content: the entry is kept.
+  const second = store.commit().snapshot;
+  assertEquals(changedServiceKeys(first, second).sort(), [
+    "default/new",
+    "default/s7",
+    "default/s9",
+  ]);
+  assertEquals(changedServiceKeys(second, second), []);
+  // Any two snapshots compare, not only consecutive ones (a failed apply skips one).
+  store.deleteService("default", "new");
+  const third = store.commit().snapshot;
+  assertEquals(changedServiceKeys(first, third).sort(), ["default/s7", "default/s9"]);
+  // Snapshots not made by a store (the DNS worker builds its own) compare entry by entry.
+  const plain = { ...third, services: new Map(third.services) };
+  assertEquals(changedServiceKeys(first, plain).sort(), ["default/s7", "default/s9"]);
 });
 
 Deno.test("ModelStore: replaceAll marks only the real differences", () => {
