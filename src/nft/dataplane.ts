@@ -18,7 +18,13 @@
 import type { Logger } from "../observe/log.ts";
 import { silentLogger } from "../observe/log.ts";
 import type { MetricsRegistry } from "../observe/metrics.ts";
-import type { ServiceEntry, Snapshot } from "../model/snapshot.ts";
+import {
+  changedServiceKeys,
+  EMPTY_SNAPSHOT,
+  type ServiceEntry,
+  type Snapshot,
+} from "../model/snapshot.ts";
+import type { ServiceKey } from "../model/types.ts";
 import {
   formatOps,
   type ObservedTable,
@@ -34,7 +40,6 @@ import { elementFromJson, parseDynamicMap, parseTable } from "./parse.ts";
 import {
   affinityMap,
   BACKEND_MAPS,
-  type Fragment,
   type RenderOptions,
   renderServiceFragment,
   SETS,
@@ -105,8 +110,8 @@ export class NftDataplane {
   readonly #families: readonly Family[];
   readonly #now: () => number;
   #builders = new Map<Family, TableBuilder>();
+  /** The snapshot the builders hold; its entries re-render what a changed service gave before. */
   #absorbed: Snapshot | null = null;
-  #fragments = new WeakMap<ServiceEntry, Map<Family, Fragment>>();
   /** Kernel state read by adopt(), used once by the next apply. */
   #adopted: Map<Family, ObservedTable | null> | null = null;
   /** The next apply must reconcile against a kernel read (start, after a failure). */
@@ -288,7 +293,6 @@ export class NftDataplane {
 
   #resetBuilders(): void {
     this.#builders = new Map(this.#families.map((f) => [f, new TableBuilder(f, this.#options)]));
-    this.#fragments = new WeakMap();
   }
 
   async #read(family: Family): Promise<ObservedTable | null> {
@@ -304,31 +308,31 @@ export class NftDataplane {
     return observed;
   }
 
-  #fragment(entry: ServiceEntry, family: Family): Fragment {
-    let byFamily = this.#fragments.get(entry);
-    if (!byFamily) this.#fragments.set(entry, byFamily = new Map());
-    let f = byFamily.get(family);
-    if (!f) byFamily.set(family, f = renderServiceFragment(entry, family, this.#options));
-    return f;
-  }
-
   /** Brings the builders to the snapshot, touching only services whose entry changed. */
   #absorb(snapshot: Snapshot): void {
-    const prev = this.#absorbed;
+    const prev = this.#absorbed ?? EMPTY_SNAPSHOT;
     if (prev === snapshot) return;
-    for (const [key, entry] of snapshot.services) {
-      if (prev?.services.get(key) === entry) continue;
-      for (const f of this.#families) {
-        this.#builders.get(f)!.setService(key, this.#fragment(entry, f));
-      }
-    }
-    if (prev) {
-      for (const key of prev.services.keys()) {
-        if (snapshot.services.has(key)) continue;
-        for (const f of this.#families) this.#builders.get(f)!.setService(key, null);
-      }
+    for (const key of changedServiceKeys(prev, snapshot)) {
+      this.#absorbService(key, prev.services.get(key), snapshot.services.get(key));
     }
     this.#absorbed = snapshot;
+  }
+
+  /**
+   * Brings the builders from one service's entry in the absorbed snapshot to its entry in the next
+   * (undefined: absent). What it contributed before is rendered again rather than kept.
+   */
+  #absorbService(
+    key: ServiceKey,
+    before: ServiceEntry | undefined,
+    after: ServiceEntry | undefined,
+  ): void {
+    if (before === after) return;
+    for (const f of this.#families) {
+      const render = (e: ServiceEntry | undefined) =>
+        e ? renderServiceFragment(e, f, this.#options) : null;
+      this.#builders.get(f)!.setService(key, render(after), render(before));
+    }
   }
 
   #fail(e: unknown, stage: string): void {

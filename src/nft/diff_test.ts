@@ -14,6 +14,7 @@ import { parseTable } from "./parse.ts";
 import { renderRuleset, renderServiceFragment, TableBuilder } from "./render.ts";
 import { type Family, formatTable, type TableSpec } from "./ruleset.ts";
 import { ModelStore } from "../model/store.ts";
+import type { ServiceEntry } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
 
 /** A small deterministic PRNG (mulberry32), so the random walk is reproducible. */
@@ -112,15 +113,18 @@ Deno.test("diff: a random walk of changes, applied incrementally, always equals 
       }
     }
     const { snapshot } = store.commit();
+    const render = (e: ServiceEntry | undefined, f: Family) =>
+      e ? renderServiceFragment(e, f, LAB_OPTIONS) : null;
     for (const [key, entry] of snapshot.services) {
-      if (prev.services.get(key) === entry) continue;
+      const before = prev.services.get(key);
+      if (before === entry) continue;
       for (const f of families) {
-        builders.get(f)!.setService(key, renderServiceFragment(entry, f, LAB_OPTIONS));
+        builders.get(f)!.setService(key, render(entry, f), render(before, f));
       }
     }
-    for (const key of prev.services.keys()) {
+    for (const [key, before] of prev.services) {
       if (!snapshot.services.has(key)) {
-        for (const f of families) builders.get(f)!.setService(key, null);
+        for (const f of families) builders.get(f)!.setService(key, null, render(before, f));
       }
     }
     prev = snapshot;
@@ -193,15 +197,18 @@ Deno.test("diff: a new endpoint count adds its chain before the elements that us
   store.setService(web);
   store.setEndpointSet(endpointSet(web, [ep("198.18.0.10"), ep("198.18.0.11")]));
   const builder = new TableBuilder("ip", LAB_OPTIONS);
-  builder.setService(
-    "default/web",
-    renderServiceFragment(store.commit().snapshot.services.get("default/web")!, "ip", LAB_OPTIONS),
+  const two = renderServiceFragment(
+    store.commit().snapshot.services.get("default/web")!,
+    "ip",
+    LAB_OPTIONS,
   );
+  builder.setService("default/web", two, null);
   builder.clearJournal();
   store.setEndpointSet(endpointSet(web, [ep("198.18.0.10"), ep("198.18.0.11"), ep("198.18.0.12")]));
   builder.setService(
     "default/web",
     renderServiceFragment(store.commit().snapshot.services.get("default/web")!, "ip", LAB_OPTIONS),
+    two,
   );
   const text = formatOps(planScoped(builder.journal(), builder.table));
   assertText(
@@ -228,10 +235,11 @@ Deno.test("diff: a change that cancels out writes nothing", () => {
   store.setEndpointSet(endpointSet(web, [ep("198.18.0.10")]));
   const first = store.commit().snapshot.services.get("default/web")!;
   const builder = new TableBuilder("ip", LAB_OPTIONS);
-  builder.setService("default/web", renderServiceFragment(first, "ip", LAB_OPTIONS));
+  const fragment = renderServiceFragment(first, "ip", LAB_OPTIONS);
+  builder.setService("default/web", fragment, null);
   builder.clearJournal();
-  builder.setService("default/web", null);
-  builder.setService("default/web", renderServiceFragment(first, "ip", LAB_OPTIONS));
+  builder.setService("default/web", null, fragment);
+  builder.setService("default/web", fragment, null);
   assert(builder.dirty, "journal recorded the touches");
   assertEquals(planScoped(builder.journal(), builder.table), [], "no operation");
 });

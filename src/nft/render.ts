@@ -41,7 +41,7 @@ import {
   type Snapshot,
   usableBackends,
 } from "../model/snapshot.ts";
-import type { ServiceKey } from "../model/types.ts";
+import type { ServiceKey, ServicePort } from "../model/types.ts";
 import {
   type ChainSpec,
   cidrAtom,
@@ -681,6 +681,14 @@ export function optionsFragment(family: Family, options: RenderOptions): Fragmen
   return { elements, chains: [], warnings: [] };
 }
 
+/** True when two ports share a protocol and port, or a protocol and NodePort. */
+function portsRepeat(ports: readonly ServicePort[]): boolean {
+  if (ports.length < 2) return false;
+  const numbers = ports.map((p) => `${p.protocol} ${p.port}`);
+  const nodePorts = ports.filter((p) => p.nodePort).map((p) => `${p.protocol} ${p.nodePort}`);
+  return new Set(numbers).size < numbers.length || new Set(nodePorts).size < nodePorts.length;
+}
+
 function clampAffinityTimeout(seconds: number): number {
   if (!Number.isInteger(seconds) || seconds < 1) return KUBE_DEFAULT_AFFINITY_SECONDS;
   return Math.min(seconds, 86400);
@@ -712,13 +720,20 @@ export function renderServiceFragment(
   const elements: ElementContribution[] = [];
   const chains = new Set<string>();
   const warnings: string[] = [];
-  const seen = new Set<string>();
+  // A fragment holds each element once. Hairpin pairs repeat whenever ports share endpoints, and
+  // are checked by address; anything else repeats only when two ports share a protocol and port
+  // (or NodePort), which the parser rejects, so only such a service has every element checked
+  // (that check is most of the time of a render).
+  const seen = portsRepeat(svc.ports) ? new Set<string>() : null;
   const add = (set: string, key: string, value = "") => {
-    const id = `${set}\n${key}`;
-    if (seen.has(id)) return;
-    seen.add(id);
+    if (seen) {
+      const id = `${set}\n${key}`;
+      if (seen.has(id)) return;
+      seen.add(id);
+    }
     elements.push([set, key, value]);
   };
+  const hairpins = new Set<string>();
   const where = `service "${entry.key}"`;
 
   const lbIps = new Set<string>();
@@ -762,7 +777,9 @@ export function renderServiceFragment(
   for (const ip of externals) add(SETS.serviceAddrs, ip);
 
   const backendsAt = (set: string, key: string, list: readonly Backend[]) => {
-    list.forEach((b, i) => add(set, `${key} . ${i}`, `${b.address} . ${b.port}`));
+    // Joined, not a template literal: V8 keeps a concatenation as a tree of its parts (64 bytes
+    // here) for as long as the element lives, and a join as one flat string (40 bytes).
+    list.forEach((b, i) => add(set, `${key} . ${i}`, [b.address, b.port].join(" . ")));
   };
 
   for (const rp of entry.ports) {
@@ -771,7 +788,11 @@ export function renderServiceFragment(
     const ofFamily = rp.backends.filter((b) => b.family === fnum);
     const cluster = usableBackends(ofFamily);
     const local = usableBackends(ofFamily.filter((b) => b.nodeName === options.nodeName));
-    for (const b of cluster) add(SETS.hairpin, `${b.address} . ${b.address}`);
+    for (const b of cluster) {
+      if (hairpins.has(b.address)) continue;
+      hairpins.add(b.address);
+      add(SETS.hairpin, `${b.address} . ${b.address}`);
+    }
     let portAffinity = affinity;
     if (affinity && family === "ip6" && cluster.some((b) => b.port !== cluster[0].port)) {
       portAffinity = false;
@@ -893,10 +914,14 @@ interface Contender {
  * smallest owner key, and passes to the next one when that owner goes. Dynamic chains are
  * reference-counted. Every change is journaled with its value before the first change.
  *
+ * The builder does not keep fragments (at 10,000 services they would double its memory): whoever
+ * replaces an owner's fragment hands back the one it gave before, e.g. by rendering the previous
+ * entry again ({@link renderServiceFragment} is deterministic).
+ *
  * @example
  * ```ts
  * const builder = new TableBuilder("ip", options);
- * builder.setService("default/web", renderServiceFragment(entry, "ip", options));
+ * builder.setService("default/web", renderServiceFragment(entry, "ip", options), null);
  * const journal = builder.journal(); // what a transaction must change
  * ```
  */
@@ -905,10 +930,18 @@ export class TableBuilder {
   readonly #sets = new Map<string, SetSpec>();
   readonly #chains = new Map<string, ChainSpec>();
   readonly #elements = new Map<string, Map<string, string>>();
+  /**
+   * Sets whose elements carry a value (maps, comments): key -> the owner whose value holds. An
+   * element of any other set is the same whoever claims it, so there only a count is kept.
+   */
   readonly #owners = new Map<string, Map<string, string>>();
+  /** Valued sets: `set\nkey` -> the claimants other than the holder. */
   readonly #contested = new Map<string, Contender[]>();
+  /** Sets without values: key -> number of owners, only for keys claimed by two or more. */
+  readonly #claims = new Map<string, Map<string, number>>();
   readonly #chainRefs = new Map<string, number>();
-  readonly #fragments = new Map<string, Fragment>();
+  /** Owner -> the warnings of its fragment, for the few owners that have any. */
+  readonly #warnings = new Map<string, readonly string[]>();
   #journalElements = new Map<string, Map<string, string | null>>();
   #journalChains = new Map<string, ChainSpec | null>();
   readonly #table: TableSpec;
@@ -918,11 +951,12 @@ export class TableBuilder {
     for (const s of setSpecs(family, options)) {
       this.#sets.set(s.name, s);
       this.#elements.set(s.name, new Map());
-      this.#owners.set(s.name, new Map());
+      if (s.kind === "map" || s.commentValue) this.#owners.set(s.name, new Map());
+      else this.#claims.set(s.name, new Map());
     }
     for (const c of fixedChains(family, options)) this.#chains.set(c.name, c);
     this.#table = { family, sets: this.#sets, chains: this.#chains, elements: this.#elements };
-    this.setService(OPTIONS_OWNER, optionsFragment(family, options));
+    this.setService(OPTIONS_OWNER, optionsFragment(family, options), null);
     // The initial content is the baseline, not a change.
     this.clearJournal();
   }
@@ -932,31 +966,25 @@ export class TableBuilder {
     return this.#table;
   }
 
-  /** Number of owners (services plus the options) with a fragment. */
-  get owners(): number {
-    return this.#fragments.size;
-  }
-
-  /** Replaces (or with null removes) what one owner contributes. */
-  setService(owner: ServiceKey, fragment: Fragment | null): void {
-    const old = this.#fragments.get(owner);
-    if (old === fragment) return;
-    const empty = !fragment ||
-      fragment.elements.length + fragment.chains.length + fragment.warnings.length === 0;
-    if (!old && empty) return;
-    if (empty) this.#fragments.delete(owner);
-    else this.#fragments.set(owner, fragment);
+  /**
+   * Replaces what one owner contributes: `previous` is the fragment last given for it (null when
+   * none) and `next` its new one (null removes it).
+   */
+  setService(owner: ServiceKey, next: Fragment | null, previous: Fragment | null): void {
+    if (next === previous) return;
     // New chain references first so a chain kept by both versions is never dropped and re-added.
-    for (const c of fragment?.chains ?? []) this.#refChain(c, 1);
-    if (old) { for (const [s, k] of old.elements) this.#remove(s, k, owner); }
-    if (fragment) { for (const [s, k, v] of fragment.elements) this.#add(s, k, v, owner); }
-    if (old) { for (const c of old.chains) this.#refChain(c, -1); }
+    for (const c of next?.chains ?? []) this.#refChain(c, 1);
+    for (const [s, k] of previous?.elements ?? []) this.#remove(s, k, owner);
+    for (const [s, k, v] of next?.elements ?? []) this.#add(s, k, v, owner);
+    for (const c of previous?.chains ?? []) this.#refChain(c, -1);
+    if (next && next.warnings.length > 0) this.#warnings.set(owner, next.warnings);
+    else this.#warnings.delete(owner);
   }
 
   /** Warnings of every fragment, plus elements claimed with different values by several owners. */
   warnings(): string[] {
     const out: string[] = [];
-    for (const f of this.#fragments.values()) out.push(...f.warnings);
+    for (const w of this.#warnings.values()) out.push(...w);
     for (const [id, others] of this.#contested) {
       const [set, key] = id.split("\n");
       const winner = this.#owners.get(set)!.get(key)!;
@@ -998,6 +1026,20 @@ export class TableBuilder {
   #add(set: string, key: string, value: string, owner: string): void {
     const els = this.#elements.get(set);
     if (!els) throw new Error(`Cannot add element "${key}": unknown set "${set}"`);
+    const claims = this.#claims.get(set);
+    if (claims) {
+      if (value !== "") {
+        throw new Error(
+          `Cannot add element "${key}" with value "${value}" to set "${set}": it holds no values`,
+        );
+      }
+      if (els.has(key)) claims.set(key, (claims.get(key) ?? 1) + 1);
+      else {
+        this.#touch(set, key);
+        els.set(key, value);
+      }
+      return;
+    }
     const owners = this.#owners.get(set)!;
     const current = owners.get(key);
     if (current === undefined) {
@@ -1021,6 +1063,16 @@ export class TableBuilder {
 
   #remove(set: string, key: string, owner: string): void {
     const els = this.#elements.get(set)!;
+    const claims = this.#claims.get(set);
+    if (claims) {
+      const n = claims.get(key);
+      if (n === undefined) {
+        this.#touch(set, key);
+        els.delete(key);
+      } else if (n > 2) claims.set(key, n - 1);
+      else claims.delete(key);
+      return;
+    }
     const owners = this.#owners.get(set)!;
     const id = `${set}\n${key}`;
     const list = this.#contested.get(id);
@@ -1084,7 +1136,11 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions): Rules
     const builder = new TableBuilder(family, options);
     const keys = [...snapshot.services.keys()].sort();
     for (const key of keys) {
-      builder.setService(key, renderServiceFragment(snapshot.services.get(key)!, family, options));
+      builder.setService(
+        key,
+        renderServiceFragment(snapshot.services.get(key)!, family, options),
+        null,
+      );
     }
     for (const w of builder.warnings()) warnings.add(w);
     return builder.table;

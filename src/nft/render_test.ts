@@ -495,6 +495,33 @@ Deno.test("render: two services claiming one NodePort: the first by key wins, wi
   ], "conflict warning");
 });
 
+Deno.test("render: a shared or contested element passes to the remaining owner when one goes", () => {
+  const a = service("a", ["198.19.0.1"], [port(80, 8080, "TCP", "", 30080)], { type: "NodePort" });
+  const b = service("b", ["198.19.0.2"], [port(80, 9090, "TCP", "", 30080)], { type: "NodePort" });
+  const snap = snapshotOf([a, b], [
+    endpointSet(a, [ep("198.18.0.10")]),
+    endpointSet(b, [ep("198.18.0.10")]),
+  ]);
+  const fragment = (s: Service) =>
+    renderServiceFragment(snap.services.get(`default/${s.name}`)!, "ip", BARE);
+  const builder = new TableBuilder("ip", BARE);
+  builder.setService("default/b", fragment(b), null);
+  builder.setService("default/a", fragment(a), null);
+  const backends = builder.table.elements.get("nodeport-backends-tcp")!;
+  const hairpin = builder.table.elements.get("hairpin")!;
+  assertEquals(backends.get("30080 . 0"), "198.18.0.10 . 8080", "a wins");
+  assertEquals(builder.warnings().length, 1, "the conflict is warned");
+  builder.clearJournal();
+  builder.setService("default/a", null, fragment(a));
+  assertEquals(backends.get("30080 . 0"), "198.18.0.10 . 9090", "b takes over");
+  assert(hairpin.has("198.18.0.10 . 198.18.0.10"), "b still claims the shared pair");
+  assertEquals(builder.journal().elements.get("hairpin"), undefined, "the pair never left");
+  assertEquals(builder.warnings(), [], "no conflict left");
+  builder.setService("default/b", null, fragment(b));
+  assertEquals([...hairpin.keys()], [], "the pair goes with its last owner");
+  assertEquals(backends.size, 0, "no backend left");
+});
+
 Deno.test("render: selection is even by construction for every endpoint count 1..300", () => {
   for (let n = 1; n <= 300; n++) {
     const eps = Array.from({ length: n }, (_, i) => ep(`198.18.${(i >> 8) + 1}.${i & 255}`));
