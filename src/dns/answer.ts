@@ -26,7 +26,7 @@ import {
   RRClass,
   RRType,
 } from "./wire.ts";
-import { findApex, parseDashedIp, soaRecord, type Zone } from "./zone.ts";
+import { findApex, parseDashedIp, recordsOfType, soaRecord, type Zone } from "./zone.ts";
 
 /** Facts about the client that change the answer. */
 export interface AnswerContext {
@@ -165,8 +165,8 @@ function lookup(
     }
     return negative(zone, apex ?? zone.domain, Rcode.NXDOMAIN, answers);
   }
-  const cname = node.records.get(RRType.CNAME);
-  if (cname && type !== RRType.CNAME && type !== RRType.ANY) {
+  const cname = recordsOfType(node, RRType.CNAME);
+  if (cname.length > 0 && type !== RRType.CNAME && type !== RRType.ANY) {
     const rr = withOwner(cname[0], owner);
     const chain = [...answers, rr];
     const target = (rr.data as NameData).target;
@@ -186,21 +186,21 @@ function lookup(
   }
   if (type === RRType.ANY) {
     const all: ResourceRecord[] = [];
-    for (const list of node.records.values()) for (const rr of list) all.push(withOwner(rr, owner));
+    for (const rr of node.records) all.push(withOwner(rr, owner));
     if (all.length > 0) {
       return { rcode: Rcode.NOERROR, answers: [...answers, ...all], authority: [], additional: [] };
     }
     return negative(zone, apex ?? zone.domain, Rcode.NOERROR, answers);
   }
-  const list = node.records.get(type);
-  if (!list || list.length === 0) {
+  const list = recordsOfType(node, type);
+  if (list.length === 0) {
     return negative(zone, apex ?? zone.domain, Rcode.NOERROR, answers);
   }
   return {
     rcode: Rcode.NOERROR,
     answers: [...answers, ...list.map((rr) => withOwner(rr, owner))],
     authority: [],
-    additional: [...(node.additional.get(type) ?? [])],
+    additional: type === RRType.SRV ? [...node.additional] : [],
   };
 }
 

@@ -14,9 +14,8 @@ import { TcpDnsServer } from "./tcp.ts";
 import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
 import { DnsCache, Forwarder, type Upstream } from "./upstream.ts";
-import { ContributionCache, validateZoneOptions, type ZoneOptions } from "./zone.ts";
+import { validateZoneOptions, type ZoneOptions } from "./zone.ts";
 import { applyUpdate, ZoneIndex } from "./zone_index.ts";
-import { nameKey } from "./wire.ts";
 
 /** Longest stretch a zone build runs before answering queued UDP queries. */
 const SLICE_MS = 1;
@@ -102,7 +101,6 @@ export class DnsEngine {
     this.#udp = udp;
     this.#udpLoop = udpLoop;
     this.#tcp = tcp;
-    this.#contributions = new ContributionCache(nameKey(options.clusterDomain), options.ttl);
     this.udpMode = udp instanceof FfiUdpServer ? "ffi" : "node";
   }
 
@@ -275,7 +273,7 @@ export class DnsEngine {
         }
       }
     }
-    const steps = ZoneIndex.buildSteps(snapshot, options, this.#contributions);
+    const steps = ZoneIndex.buildSteps(snapshot, options);
     let built: ZoneIndex;
     for (;;) {
       const r = steps.next();
@@ -323,7 +321,6 @@ export class DnsEngine {
   #running = false;
   #index: ZoneIndex | null = null;
   #table: AnswerTableBuilder | null = null;
-  readonly #contributions: ContributionCache;
 
   /** Counters since the last drain (forwarder counters included). */
   drainStats(): StatsDelta {

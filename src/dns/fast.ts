@@ -51,8 +51,9 @@ const ADDRESS_TYPES = [RRType.A, RRType.AAAA, RRType.CNAME];
 
 /** The (name, type) pairs {@link AnswerTableBuilder.addNode} precomputes for a node. */
 function precomputedTypes(node: ZoneNode): Set<number> {
-  const types = new Set<number>(node.records.keys());
-  if (ADDRESS_TYPES.some((t) => node.records.has(t))) {
+  const types = new Set<number>();
+  for (const rr of node.records) types.add(rr.type);
+  if (ADDRESS_TYPES.some((t) => types.has(t))) {
     types.add(RRType.A);
     types.add(RRType.AAAA);
   }
@@ -109,7 +110,7 @@ export class AnswerTableBuilder {
 
   /** Precomputes the answers of one node. Its name must have no answers in the table yet. */
   addNode(zone: Zone, name: string, node: ZoneNode): void {
-    if (node.records.size === 0) return;
+    if (node.records.length === 0) return;
     const key = nameToWire(name);
     if (!key) return;
     let keyOff = -1;
@@ -166,7 +167,7 @@ export class AnswerTableBuilder {
 
   /** Drops the answers precomputed for `name`, whose node was `node` when they were added. */
   removeNode(name: string, node: ZoneNode): void {
-    if (node.records.size === 0) return;
+    if (node.records.length === 0) return;
     const key = nameToWire(name);
     if (!key) return;
     const mask = this.#slots.length - 1;

@@ -9,6 +9,7 @@
 
 import type { ServiceEntry, Snapshot } from "../model/snapshot.ts";
 import { DnsEngine, type EngineOptions } from "./engine.ts";
+import { EntryPool, slimEntry } from "./zone.ts";
 
 /** Messages DnsServer sends to a worker. */
 export type ToWorker =
@@ -78,7 +79,21 @@ interface WorkerScope {
 export function runDnsWorker(): void {
   const scope = globalThis as unknown as WorkerScope;
   let engine: DnsEngine | null = null;
-  const entries = new Map<string, ServiceEntry>();
+  /**
+   * The services as last sent. A publish reads the map it was given until it resolves (a whole
+   * build runs over many event-loop turns), so while one may still read `entries`, the next
+   * change copies the map first; otherwise a commit costs only the changed services.
+   */
+  let entries = new Map<string, ServiceEntry>();
+  let readers = 0;
+  const editable = (): Map<string, ServiceEntry> => {
+    if (readers > 0) {
+      entries = new Map(entries);
+      readers = 0;
+    }
+    return entries;
+  };
+  const pool = new EntryPool();
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   const post = (m: FromWorker) => scope.postMessage(m);
   const postStats = (running: DnsEngine, token?: number) =>
@@ -111,25 +126,36 @@ export function runDnsWorker(): void {
         }
         break;
       case "reset":
-        entries.clear();
+        entries = new Map();
+        readers = 0;
         break;
-      case "upsert":
-        for (const entry of m.entries) entries.set(entry.key, entry);
+      case "upsert": {
+        const services = editable();
+        // Each entry arrives as its own copy: share what it repeats with the ones held.
+        for (const entry of m.entries) services.set(entry.key, slimEntry(entry, pool));
         break;
+      }
       case "commit": {
-        for (const key of m.removed) entries.delete(key);
+        if (m.removed.length > 0) {
+          const services = editable();
+          for (const key of m.removed) services.delete(key);
+        }
         if (!engine) break;
-        // The engine keeps reading this map while it builds in slices: give it its own copy.
+        const services = entries;
         const snapshot: Snapshot = {
           version: m.version,
-          services: new Map(entries),
+          services,
           namespaces: new Set(m.namespaces),
         };
+        readers++;
         try {
           const r = await engine.publish(snapshot, m.serial);
           if (r) post({ type: "published", ...r });
         } catch (err) {
           post({ type: "publishFailed", version: m.version, message: (err as Error).message });
+        } finally {
+          // After a copy `entries` is another map, with no readers yet; this one is not written.
+          if (entries === services) readers--;
         }
         break;
       }

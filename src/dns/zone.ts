@@ -11,7 +11,7 @@
 
 import { bigIntToIp, type Cidr, formatIp, parseIp, reverseName } from "../model/ip.ts";
 import { publishedEndpoints, type ServiceEntry, type Snapshot } from "../model/snapshot.ts";
-import type { IpFamily } from "../model/types.ts";
+import type { IpFamily, ServicePort } from "../model/types.ts";
 import {
   isValidName,
   nameKey,
@@ -34,12 +34,82 @@ export interface ZoneOptions {
   readonly serial: number;
 }
 
-/** One owner name and what it holds; a node without records is an empty non-terminal. */
+/**
+ * One owner name and what it holds; a node without records is an empty non-terminal. Plain
+ * arrays, not a map per type: a 10k-service zone has ~40k nodes, nearly all of one record.
+ */
 export interface ZoneNode {
-  /** Records by type, owner name in canonical (lower) case. */
-  readonly records: ReadonlyMap<number, readonly ResourceRecord[]>;
-  /** Additional-section records that go with a type's answer (A/AAAA of SRV targets). */
-  readonly additional: ReadonlyMap<number, readonly ResourceRecord[]>;
+  /** Records, owner name in canonical (lower) case, grouped by type in the order types came. */
+  readonly records: readonly ResourceRecord[];
+  /** Additional-section records of the SRV answer: the A/AAAA of its targets. */
+  readonly additional: readonly ResourceRecord[];
+}
+
+/** The node's records of one type (empty when none), in the order they were added. */
+export function recordsOfType(node: ZoneNode, type: number): readonly ResourceRecord[] {
+  const all = node.records;
+  const start = all.findIndex((rr) => rr.type === type);
+  if (start < 0) return NO_RECORDS;
+  let end = start + 1;
+  while (end < all.length && all[end].type === type) end++;
+  return start === 0 && end === all.length ? all : all.slice(start, end);
+}
+
+const NO_RECORDS: readonly ResourceRecord[] = Object.freeze([]);
+
+/** The one node object every empty non-terminal shares (fewer objects, shorter GC pauses). */
+export const EMPTY_NODE: ZoneNode = Object.freeze({ records: NO_RECORDS, additional: NO_RECORDS });
+
+/** A node being filled; {@link trim} it once complete. */
+export class MutableNode implements ZoneNode {
+  records = NO_RECORDS as ResourceRecord[];
+  additional = NO_RECORDS as ResourceRecord[];
+
+  /**
+   * Adds a record to its type's group (a new type goes last); returns 1 when kept. Duplicates
+   * (two services with one VIP) collapse. Long groups come from sources that are unique already
+   * (endpoints merged per address), so only groups of up to 16 are scanned.
+   */
+  add(rr: ResourceRecord): number {
+    const list = this.records;
+    if (list.length === 0) {
+      this.records = [rr];
+      return 1;
+    }
+    // A type's records mostly come together, so its group is mostly the last one.
+    const end = list[list.length - 1].type === rr.type
+      ? list.length
+      : list.findLastIndex((x) => x.type === rr.type) + 1;
+    if (end === 0) {
+      list.push(rr);
+      return 1;
+    }
+    let size = 0;
+    while (size <= 16 && size < end && list[end - 1 - size].type === rr.type) size++;
+    if (size <= 16) {
+      for (let i = end - size; i < end; i++) if (sameData(list[i], rr)) return 0;
+    }
+    if (end === list.length) list.push(rr);
+    else list.splice(end, 0, rr);
+    return 1;
+  }
+
+  /** Adds an address of an SRV target (duplicates in a short list collapse). */
+  addAdditional(rr: ResourceRecord): void {
+    const list = this.additional;
+    if (list.length === 0) {
+      this.additional = [rr];
+      return;
+    }
+    if (list.length <= 16 && list.some((x) => x.name === rr.name && sameData(x, rr))) return;
+    list.push(rr);
+  }
+
+  /** Cuts the arrays to their length: a pushed-to array keeps room for 16 more records. */
+  trim(): void {
+    if (this.records.length > 1) this.records = this.records.slice();
+    if (this.additional.length > 1) this.additional = this.additional.slice();
+  }
 }
 
 /** An indexed zone, ready for {@link answerQuery} in answer.ts. */
@@ -158,16 +228,6 @@ export function findApex(zone: Pick<Zone, "domain" | "reverseApexes">, key: stri
   return null;
 }
 
-const NO_RECORDS: ReadonlyMap<number, readonly ResourceRecord[]> = new Map();
-
-/** The one node object every empty non-terminal shares (fewer objects, shorter GC pauses). */
-const EMPTY_NODE: ZoneNode = Object.freeze({ records: NO_RECORDS, additional: NO_RECORDS });
-
-class NodeBuilder implements ZoneNode {
-  records = NO_RECORDS as Map<number, ResourceRecord[]>;
-  additional = NO_RECORDS as Map<number, ResourceRecord[]>;
-}
-
 /**
  * Builds the zone from a snapshot. Pure; cost is linear in services plus endpoints.
  *
@@ -194,7 +254,6 @@ export function* buildZoneSteps(
   snapshot: Snapshot,
   options: ZoneOptions,
   chunk = 64,
-  cache?: ContributionCache,
 ): Generator<void, Zone> {
   const problem = validateZoneOptions(options);
   if (problem) throw new Error(problem);
@@ -203,38 +262,21 @@ export function* buildZoneSteps(
   const reverseApexes = [...new Set(options.reverseCidrs.flatMap(reverseZoneApexes))];
   const base = { domain, options, reverseApexes };
   const nodes = new Map<string, ZoneNode>();
-  const contributions = cache?.matches(domain, ttl) ? cache : new ContributionCache(domain, ttl);
   let recordCount = 0;
 
   /** Marks a name as existing (an empty node unless records arrive). */
   const node = (key: string): void => {
     if (!nodes.has(key)) nodes.set(key, EMPTY_NODE);
   };
-  const writable = (key: string): NodeBuilder => {
+  const writable = (key: string): MutableNode => {
     const n = nodes.get(key);
-    if (n instanceof NodeBuilder) return n;
-    const b = new NodeBuilder();
+    if (n instanceof MutableNode) return n;
+    const b = new MutableNode();
     nodes.set(key, b);
     return b;
   };
   const add = (rr: ResourceRecord): void => {
-    const n = writable(rr.name);
-    if (n.records === NO_RECORDS) n.records = new Map();
-    let list = n.records.get(rr.type);
-    if (!list) n.records.set(rr.type, list = []);
-    // Duplicates (two services with one VIP) collapse into one record. Long lists come from
-    // sources that are unique already (endpoints merged per address), so only short ones scan.
-    if (list.length <= 16 && list.some((x) => sameData(x, rr))) return;
-    list.push(rr);
-    recordCount++;
-  };
-  const addAdditional = (owner: string, type: number, rr: ResourceRecord): void => {
-    const n = writable(owner);
-    if (n.additional === NO_RECORDS) n.additional = new Map();
-    let list = n.additional.get(type);
-    if (!list) n.additional.set(type, list = []);
-    if (list.length <= 16 && list.some((x) => x.name === rr.name && sameData(x, rr))) return;
-    list.push(rr);
+    recordCount += writable(rr.name).add(rr);
   };
 
   // Apex, fixed names and namespaces.
@@ -267,10 +309,10 @@ export function* buildZoneSteps(
   let done = 0;
   for (const entry of snapshot.services.values()) {
     if (++done % chunk === 0) yield;
-    const c = contributions.get(entry);
+    const c = serviceContribution(entry, domain, ttl);
     for (const name of c.names) node(name);
     for (const rr of c.records) add(rr);
-    for (const [owner, type, rr] of c.additional) addAdditional(owner, type, rr);
+    for (const [owner, rr] of c.additional) writable(owner).addAdditional(rr);
   }
 
   // Empty non-terminals: every ancestor of an owner name, up to its apex, exists.
@@ -295,32 +337,10 @@ export function* buildZoneSteps(
 export interface Contribution {
   /** Records, PTRs included, owner names canonical. */
   readonly records: readonly ResourceRecord[];
-  /** Additional-section records: owner, the type they go with, the record. */
-  readonly additional: readonly (readonly [string, number, ResourceRecord])[];
+  /** Addresses of SRV targets, for the additional section of their owner's SRV answer. */
+  readonly additional: readonly (readonly [owner: string, rr: ResourceRecord])[];
   /** Names that exist even without records (a ClusterIP service without an IP yet). */
   readonly names: readonly string[];
-}
-
-/**
- * Remembers each entry's {@link Contribution} by object identity. The store keeps the same
- * entry object while a service is unchanged, so a rebuild reuses its records instead of
- * allocating them again (less garbage, shorter GC pauses in a server rebuilding every second).
- */
-export class ContributionCache {
-  readonly #map = new WeakMap<ServiceEntry, Contribution>();
-  constructor(readonly domain: string, readonly ttl: number) {}
-
-  /** True when built for this domain and TTL. */
-  matches(domain: string, ttl: number): boolean {
-    return this.domain === domain && this.ttl === ttl;
-  }
-
-  /** The entry's contribution, computed once per entry object. */
-  get(entry: ServiceEntry): Contribution {
-    let c = this.#map.get(entry);
-    if (!c) this.#map.set(entry, c = serviceContribution(entry, this.domain, this.ttl));
-    return c;
-  }
 }
 
 const nameRecord = (name: string, type: number, target: string, ttl: number): ResourceRecord => ({
@@ -351,7 +371,7 @@ export function serviceContribution(
   ttl: number,
 ): Contribution {
   const records: ResourceRecord[] = [];
-  const additional: [string, number, ResourceRecord][] = [];
+  const additional: [string, ResourceRecord][] = [];
   const names: string[] = [];
   const ptrs: ResourceRecord[] = [];
   const out = { records, additional, names };
@@ -370,7 +390,9 @@ export function serviceContribution(
     for (const vip of svc.clusterIPs) {
       const ip = parseIp(vip);
       if (!ip) continue;
-      const rr = addressRecord(svcName, formatIp(ip), ip.family, ttl);
+      // The model keeps VIPs canonical already: reuse the entry's text rather than a copy.
+      const address = formatIp(ip);
+      const rr = addressRecord(svcName, address === vip ? vip : address, ip.family, ttl);
       addrs.push(rr);
       records.push(rr);
       ptrs.push(nameRecord(reverseName(ip), RRType.PTR, svcName, ttl));
@@ -386,7 +408,7 @@ export function serviceContribution(
         ttl,
         data: { priority: 0, weight: 100, port: port.port, target: svcName },
       });
-      for (const a of addrs) additional.push([srvName, RRType.SRV, a]);
+      for (const a of addrs) additional.push([srvName, a]);
     }
     records.push(...ptrs);
     return out;
@@ -448,11 +470,7 @@ export function serviceContribution(
         data: { priority: 0, weight, port: t.port, target: t.host },
       });
       for (const a of t.addresses) {
-        additional.push([
-          srvName,
-          RRType.SRV,
-          addressRecord(t.host, a, a.includes(":") ? 6 : 4, ttl),
-        ]);
+        additional.push([srvName, addressRecord(t.host, a, a.includes(":") ? 6 : 4, ttl)]);
       }
     }
   }
@@ -478,6 +496,89 @@ export function dnsFingerprint(entry: ServiceEntry): string {
     p.backends.map((b) => [b.address, b.port]),
   ]);
   return JSON.stringify([...base, "headless", ports, eps, backends]);
+}
+
+const NOTHING: readonly never[] = Object.freeze([]);
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * A copy of an entry with only what {@link serviceContribution} reads, everything else blanked
+ * to shared values: what crosses to a DNS worker, and what the worker holds per service.
+ * Endpoints make records only for headless services, so other services keep none, and of their
+ * ports only name, protocol and port (targetPort set to the port). With a `pool`, equal texts
+ * and port lists are shared with the entries made before.
+ */
+export function slimEntry(e: ServiceEntry, pool?: EntryPool): ServiceEntry {
+  const s = e.service;
+  const headless = s.headless;
+  return {
+    key: e.key,
+    service: {
+      namespace: pool ? pool.text(s.namespace) : s.namespace,
+      name: s.name,
+      type: pool ? pool.text(s.type) : s.type,
+      clusterIPs: s.clusterIPs,
+      headless,
+      ports: headless ? s.ports : pool ? pool.ports(s.ports) : dnsPorts(s.ports),
+      externalName: s.externalName,
+      publishNotReadyAddresses: s.publishNotReadyAddresses,
+      externalIPs: NOTHING,
+      loadBalancerIPs: NOTHING,
+      loadBalancerSourceRanges: NOTHING,
+      sessionAffinity: "None",
+      sessionAffinityTimeoutSeconds: 0,
+      internalTrafficPolicy: "Cluster",
+      externalTrafficPolicy: "Cluster",
+      ipFamilies: NOTHING,
+      labels: NO_LABELS,
+      annotations: NO_LABELS,
+    },
+    ports: headless ? e.ports : NOTHING,
+    endpoints: headless ? e.endpoints : NOTHING,
+    ownedByOtherProxy: e.ownedByOtherProxy,
+    fingerprint: "",
+  };
+}
+
+function dnsPorts(ports: readonly ServicePort[]): ServicePort[] {
+  return ports.map((p) => ({
+    name: p.name,
+    protocol: p.protocol,
+    port: p.port,
+    targetPort: p.port,
+  }));
+}
+
+/** Entries a pool remembers per kind; past it the pool starts afresh (churned namespaces). */
+const POOL_LIMIT = 4096;
+
+/**
+ * Texts and port lists shared among the slim entries a worker holds: each entry arrives as its
+ * own copy, yet most repeat a namespace and a port list (`http/TCP/80`).
+ */
+export class EntryPool {
+  readonly #texts = new Map<string, string>();
+  readonly #ports = new Map<string, readonly ServicePort[]>();
+
+  /** The pool's copy of a text. */
+  text<T extends string>(text: T): T {
+    const known = this.#texts.get(text);
+    if (known !== undefined) return known as T;
+    if (this.#texts.size >= POOL_LIMIT) this.#texts.clear();
+    this.#texts.set(text, text);
+    return text;
+  }
+
+  /** The pool's list of these ports as DNS sees them (name, protocol, port). */
+  ports(ports: readonly ServicePort[]): readonly ServicePort[] {
+    const key = JSON.stringify(ports.map((p) => [p.name, p.protocol, p.port]));
+    const known = this.#ports.get(key);
+    if (known) return known;
+    if (this.#ports.size >= POOL_LIMIT) this.#ports.clear();
+    const list = Object.freeze(dnsPorts(ports));
+    this.#ports.set(key, list);
+    return list;
+  }
 }
 
 /** True when two records of one type carry the same data. */

@@ -13,7 +13,7 @@ import {
   RRType,
   scanQuery,
 } from "./wire.ts";
-import { buildZone, type Zone, type ZoneOptions } from "./zone.ts";
+import { buildZone, EntryPool, type Zone, type ZoneOptions } from "./zone.ts";
 import { applyUpdate, ZoneIndex } from "./zone_index.ts";
 import { slimEntry } from "./server.ts";
 import {
@@ -367,4 +367,17 @@ Deno.test("slimEntry: a zone built from what crosses to the workers answers like
   );
   const zone = buildZone(slim, { ...BASE, serial: 1 });
   assertSameAnswers("slim entries", zone, buildAnswerTable(zone), full);
+});
+
+Deno.test("slimEntry with a pool: entries as a worker holds them answer alike and share repeats", () => {
+  const full = fixtureSnapshot();
+  const pool = new EntryPool();
+  const held = new Map(
+    [...full.services].map(([k, e]) => [k, slimEntry(structuredClone(slimEntry(e)), pool)]),
+  );
+  const zone = buildZone({ ...full, services: held }, { ...BASE, serial: 1 });
+  assertSameAnswers("pooled slim entries", zone, buildAnswerTable(zone), full);
+  const a = slimEntry(structuredClone(slimEntry(full.services.get("default/web")!)), pool);
+  const b = held.get("default/web")!;
+  assert(a !== b && a.service.ports === b.service.ports, "equal port lists are one list");
 });
