@@ -271,6 +271,7 @@ export class NftLibExecutor implements NftExecutor {
     const items: unknown[] = [];
     const calls: [number, string[]][] = [
       [OUTPUT_TERSE, ["list", "sets", family]],
+      [OUTPUT_TERSE, ["list", "maps", family]],
       [0, ["list", "chains", family]],
     ];
     for (const [flags, args] of calls) {
