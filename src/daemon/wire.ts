@@ -13,6 +13,7 @@ import { formatRuleset } from "../nft/ruleset.ts";
 import { NftDataplane, readLiveVips } from "../nft/dataplane.ts";
 import { ConntrackCommand, NftCommandExecutor, type NftExecutor } from "../nft/executor.ts";
 import { NftLibExecutor } from "../nft/lib_executor.ts";
+import { BIG_SCRIPT_BYTES, RoutedExecutor } from "../nft/routed_executor.ts";
 import { DnsServer } from "../dns/server.ts";
 import { readManifests } from "../sources/manifests/read.ts";
 import { formatLoadErrors } from "../sources/manifests/load.ts";
@@ -37,8 +38,10 @@ export function renderOptionsFor(config: Config): RenderOptions {
 
 /**
  * The nft executor: libnftables in process (no process spawn per transaction) when the library
- * loads and --allow-ffi is granted, else the `nft` command. `SVCGATE_NFT_EXECUTOR=command` forces
- * the command (e.g. to put a wrapper `nft` on PATH); `=libnftables` makes its absence an error.
+ * loads and --allow-ffi is granted, with big transactions and full listings in an `nft` child so
+ * their parse trees never count in the daemon's memory (routed_executor.ts); else the `nft`
+ * command. `SVCGATE_NFT_EXECUTOR=command` forces the command (e.g. to put a wrapper `nft` on
+ * PATH); `=libnftables` runs everything in process and makes the library's absence an error.
  */
 export function chooseNftExecutor(log: Logger): NftExecutor {
   const wanted = Deno.env.get("SVCGATE_NFT_EXECUTOR") ?? "auto";
@@ -52,9 +55,16 @@ export function chooseNftExecutor(log: Logger): NftExecutor {
     return new NftCommandExecutor();
   }
   const lib = NftLibExecutor.tryOpen();
-  if (lib) {
+  if (lib && wanted === "libnftables") {
     log.info("nftables through libnftables in process", { library: lib.path });
     return lib;
+  }
+  if (lib) {
+    log.info("nftables through libnftables in process, big calls through the nft command", {
+      library: lib.path,
+      bigScriptBytes: BIG_SCRIPT_BYTES,
+    });
+    return new RoutedExecutor({ small: lib, big: new NftCommandExecutor(), log });
   }
   if (wanted === "libnftables") {
     throw new Error(
