@@ -74,6 +74,8 @@ export async function waitFor(
 export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
   const port = options.healthzPort ?? 10256;
   const env = [
+    // As deploy/ runs it (systemd unit, image wrapper, `deno task start`).
+    "MALLOC_ARENA_MAX=2",
     ...(options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : []),
     ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
   ];
