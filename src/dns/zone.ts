@@ -112,6 +112,15 @@ export class MutableNode implements ZoneNode {
   }
 }
 
+/** The node at `name` being filled, made (replacing an empty one) when there is none yet. */
+export function writableNode(nodes: Map<string, ZoneNode>, name: string): MutableNode {
+  const n = nodes.get(name);
+  if (n instanceof MutableNode) return n;
+  const m = new MutableNode();
+  nodes.set(name, m);
+  return m;
+}
+
 /** An indexed zone, ready for {@link answerQuery} in answer.ts. */
 export interface Zone {
   readonly options: ZoneOptions;
@@ -268,13 +277,7 @@ export function* buildZoneSteps(
   const node = (key: string): void => {
     if (!nodes.has(key)) nodes.set(key, EMPTY_NODE);
   };
-  const writable = (key: string): MutableNode => {
-    const n = nodes.get(key);
-    if (n instanceof MutableNode) return n;
-    const b = new MutableNode();
-    nodes.set(key, b);
-    return b;
-  };
+  const writable = (key: string): MutableNode => writableNode(nodes, key);
   const add = (rr: ResourceRecord): void => {
     recordCount += writable(rr.name).add(rr);
   };

@@ -28,6 +28,7 @@ import {
   serviceContribution,
   soaRecord,
   validateZoneOptions,
+  writableNode,
   type Zone,
   type ZoneNode,
   type ZoneOptions,
@@ -130,13 +131,7 @@ export class ZoneIndex {
       z.#nsInc(lower, null);
     }
     const nodes = z.#nodes;
-    const writable = (name: string): MutableNode => {
-      const n = nodes.get(name);
-      if (n instanceof MutableNode) return n;
-      const m = new MutableNode();
-      nodes.set(name, m);
-      return m;
-    };
+    const writable = (name: string): MutableNode => writableNode(nodes, name);
     for (const [name, list] of z.#fixed) {
       for (const rr of list) z.#recordCount += writable(name).add(rr);
     }
