@@ -428,14 +428,11 @@ function i2(s: Service): number {
   return Number(s.name.split("-")[1]) % 3;
 }
 
-/** A real executor that makes the next transaction fail in the kernel (a bad last line). */
-class FailingOnce implements NftExecutor {
-  armed = false;
+/** A real executor passed through; the test doubles below change one call each. */
+class Forwarding implements NftExecutor {
   constructor(readonly inner: NftExecutor) {}
   apply(script: string): Promise<void> {
-    if (!this.armed) return this.inner.apply(script);
-    this.armed = false;
-    return this.inner.apply(`${script}add element ip svcgate no-such-set { 198.19.9.9 }\n`);
+    return this.inner.apply(script);
   }
   listTable(family: Family) {
     return this.inner.listTable(family);
@@ -445,6 +442,25 @@ class FailingOnce implements NftExecutor {
   }
   listOutline(family: Family) {
     return this.inner.listOutline(family);
+  }
+}
+
+/** A real executor that makes the next transaction fail in the kernel (a bad last line). */
+class FailingOnce extends Forwarding {
+  armed = false;
+  override apply(script: string): Promise<void> {
+    if (!this.armed) return super.apply(script);
+    this.armed = false;
+    return super.apply(`${script}add element ip svcgate no-such-set { 198.19.9.9 }\n`);
+  }
+}
+
+/** A real executor that counts full table reads (the expensive ones). */
+class CountingReads extends Forwarding {
+  tableReads = 0;
+  override listTable(family: Family) {
+    this.tableReads++;
+    return super.listTable(family);
   }
 }
 
@@ -489,25 +505,6 @@ labTest(
     }
   },
 );
-
-/** A real executor that counts full table reads (the expensive ones). */
-class CountingReads implements NftExecutor {
-  tableReads = 0;
-  constructor(readonly inner: NftExecutor) {}
-  apply(script: string): Promise<void> {
-    return this.inner.apply(script);
-  }
-  listTable(family: Family) {
-    this.tableReads++;
-    return this.inner.listTable(family);
-  }
-  listSet(family: Family, kind: "set" | "map", name: string) {
-    return this.inner.listSet(family, kind, name);
-  }
-  listOutline(family: Family) {
-    return this.inner.listOutline(family);
-  }
-}
 
 labTest(
   "nft e2e: drift (a deleted element, a deleted table) is repaired by checkDrift",
