@@ -11,7 +11,7 @@
 
 import { bigIntToIp, type Cidr, formatIp, parseIp, reverseName } from "../model/ip.ts";
 import { publishedEndpoints, type ServiceEntry, type Snapshot } from "../model/snapshot.ts";
-import type { IpFamily, ServicePort } from "../model/types.ts";
+import { EMPTY_LIST, EMPTY_RECORD, type IpFamily, type ServicePort } from "../model/types.ts";
 import {
   isValidName,
   nameKey,
@@ -55,7 +55,7 @@ export function recordsOfType(node: ZoneNode, type: number): readonly ResourceRe
   return start === 0 && end === all.length ? all : all.slice(start, end);
 }
 
-const NO_RECORDS: readonly ResourceRecord[] = Object.freeze([]);
+const NO_RECORDS: readonly ResourceRecord[] = EMPTY_LIST;
 
 /** The one node object every empty non-terminal shares (fewer objects, shorter GC pauses). */
 export const EMPTY_NODE: ZoneNode = Object.freeze({ records: NO_RECORDS, additional: NO_RECORDS });
@@ -501,9 +501,6 @@ export function dnsFingerprint(entry: ServiceEntry): string {
   return JSON.stringify([...base, "headless", ports, eps, backends]);
 }
 
-const NOTHING: readonly never[] = Object.freeze([]);
-const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
-
 /**
  * A copy of an entry with only what {@link serviceContribution} reads, everything else blanked
  * to shared values: what crosses to a DNS worker, and what the worker holds per service.
@@ -525,19 +522,19 @@ export function slimEntry(e: ServiceEntry, pool?: EntryPool): ServiceEntry {
       ports: headless ? s.ports : pool ? pool.ports(s.ports) : dnsPorts(s.ports),
       externalName: s.externalName,
       publishNotReadyAddresses: s.publishNotReadyAddresses,
-      externalIPs: NOTHING,
-      loadBalancerIPs: NOTHING,
-      loadBalancerSourceRanges: NOTHING,
+      externalIPs: EMPTY_LIST,
+      loadBalancerIPs: EMPTY_LIST,
+      loadBalancerSourceRanges: EMPTY_LIST,
       sessionAffinity: "None",
       sessionAffinityTimeoutSeconds: 0,
       internalTrafficPolicy: "Cluster",
       externalTrafficPolicy: "Cluster",
-      ipFamilies: NOTHING,
-      labels: NO_LABELS,
-      annotations: NO_LABELS,
+      ipFamilies: EMPTY_LIST,
+      labels: EMPTY_RECORD,
+      annotations: EMPTY_RECORD,
     },
-    ports: headless ? e.ports : NOTHING,
-    endpoints: headless ? e.endpoints : NOTHING,
+    ports: headless ? e.ports : EMPTY_LIST,
+    endpoints: headless ? e.endpoints : EMPTY_LIST,
     ownedByOtherProxy: e.ownedByOtherProxy,
     fingerprint: "",
   };

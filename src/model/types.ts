@@ -99,6 +99,13 @@ export interface EndpointSet {
   readonly endpoints: readonly Endpoint[];
 }
 
+/**
+ * Shared by every model object without such entries (most services have no external IPs, no
+ * labels...): at 10,000 services an empty list per field adds up.
+ */
+export const EMPTY_LIST: readonly never[] = Object.freeze([]);
+export const EMPTY_RECORD: Readonly<Record<string, string>> = Object.freeze({});
+
 /** `namespace/name`, the key of a service everywhere in the model. */
 export type ServiceKey = string;
 

@@ -20,7 +20,7 @@ import type {
   ServiceType,
   TrafficPolicy,
 } from "../model/types.ts";
-import { SERVICE_NAME_LABEL } from "../model/types.ts";
+import { EMPTY_LIST, EMPTY_RECORD, SERVICE_NAME_LABEL } from "../model/types.ts";
 
 /** One problem found in an object. */
 export interface ValidationError {
@@ -532,10 +532,6 @@ function withPrefix(
   for (const key in map) if (key.startsWith(prefix)) (out ??= {})[key] = map[key];
   return out ? Object.freeze(out) : EMPTY_RECORD;
 }
-
-/** Shared by every service without such entries (most have no external IPs, labels...). */
-const EMPTY_LIST: readonly never[] = Object.freeze([]);
-const EMPTY_RECORD: Readonly<Record<string, string>> = Object.freeze({});
 
 /** The list, frozen; the shared empty one when empty. */
 function frozenList<T>(list: readonly T[]): readonly T[] {
