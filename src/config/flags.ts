@@ -26,6 +26,8 @@ export interface Config {
   /** null when DNS is disabled (`--dns=false`). */
   readonly dnsBind: HostPort | null;
   readonly dnsTtl: number;
+  /** DNS engines in workers; 0 runs the engine on the main thread. */
+  readonly dnsWorkers: number;
   /** Upstream resolvers as `ip:port`; null means the host's resolv.conf. */
   readonly upstreams: readonly string[] | null;
   readonly dnsAllowRecursion: readonly Cidr[];
@@ -154,6 +156,14 @@ export const FLAGS: readonly FlagSpec[] = [
     kind: "int",
     default: "30",
     help: "TTL of cluster answers, seconds (0-3600)",
+    commands: DAEMON,
+  },
+  {
+    name: "dns-workers",
+    kind: "int",
+    default: "0",
+    help:
+      "DNS engines in worker threads (0: on the main thread, the least memory; N keeps answering through main-thread pauses such as relists, for ~20 MB each)",
     commands: DAEMON,
   },
   {
@@ -414,6 +424,10 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
   const dnsTtl = /^\d+$/.test(ttlText) && Number(ttlText) <= 3600
     ? Number(ttlText)
     : fail("dns-ttl", "expected whole seconds 0-3600");
+  const workersText = value("dns-workers");
+  const dnsWorkers = /^\d+$/.test(workersText) && Number(workersText) <= 64
+    ? Number(workersText)
+    : fail("dns-workers", "expected a whole number 0-64");
   let upstreams: string[] | null = null;
   if (value("upstream") !== "") {
     upstreams = value("upstream").split(",").map((u) =>
@@ -447,6 +461,7 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     nodePortAddresses: cidrs("nodeport-addresses"),
     dnsBind,
     dnsTtl,
+    dnsWorkers,
     upstreams,
     dnsAllowRecursion,
     stateDir: value("state-dir"),

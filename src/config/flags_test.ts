@@ -17,6 +17,7 @@ Deno.test("flags: defaults", () => {
       hostname: config.hostname,
       dnsBind: config.dnsBind,
       dnsTtl: config.dnsTtl,
+      dnsWorkers: config.dnsWorkers,
       minSyncPeriodMs: config.minSyncPeriodMs,
       healthzBind: config.healthzBind,
       metricsBind: config.metricsBind,
@@ -29,6 +30,7 @@ Deno.test("flags: defaults", () => {
       hostname: "node-a",
       dnsBind: { hostname: "169.254.20.10", port: 53 },
       dnsTtl: 30,
+      dnsWorkers: 0,
       minSyncPeriodMs: 5,
       healthzBind: { hostname: "0.0.0.0", port: 10256 },
       metricsBind: { hostname: "127.0.0.1", port: 10249 },
@@ -55,6 +57,7 @@ Deno.test("flags: values in both spellings, lists and durations", () => {
     "1.5s",
     "--use-endpoints",
     "--dns-ttl=0",
+    "--dns-workers=2",
     "--metrics-bind-address=",
   ], HOST);
   assertEquals(config.manifests, "deploy/examples");
@@ -70,6 +73,7 @@ Deno.test("flags: values in both spellings, lists and durations", () => {
   assertEquals(config.minSyncPeriodMs, 1500);
   assertEquals(config.useEndpoints, true);
   assertEquals(config.dnsTtl, 0);
+  assertEquals(config.dnsWorkers, 2);
   assertEquals(config.metricsBind, null);
   assertEquals(parseArgs(["run", "--dns=false"], HOST).config.dnsBind, null);
   assertEquals(parseArgs(["ipam", "pin", "--manifests", "x"], HOST).command, "ipam-pin");
@@ -84,6 +88,7 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
     [["version", "--manifests", "x"], 'unknown flag --manifests for "version"'],
     [["run", "--manifests"], "flag --manifests needs a value"],
     [["run", "extra"], 'unexpected argument "extra"'],
+    [["run", "--dns-workers", "65"], 'invalid --dns-workers "65": expected a whole number 0-64'],
     [
       ["run", "--service-cidr", "10.0.0/8"],
       'invalid --service-cidr "10.0.0/8": address is invalid',

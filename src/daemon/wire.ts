@@ -129,6 +129,7 @@ export async function buildDaemon(
       bind: config.dnsBind,
       clusterDomain: config.clusterDomain,
       ttl: config.dnsTtl,
+      workers: config.dnsWorkers,
       reverseCidrs: [...config.serviceCidrs, ...config.clusterCidrs],
       ...(config.upstreams ? { upstreams: config.upstreams } : {}),
       allowRecursion: config.dnsAllowRecursion,

@@ -10,7 +10,12 @@
  */
 
 import { bigIntToIp, type Cidr, formatIp, parseIp, reverseName } from "../model/ip.ts";
-import { publishedEndpoints, type ServiceEntry, type Snapshot } from "../model/snapshot.ts";
+import {
+  publishedEndpoints,
+  type ResolvedPort,
+  type ServiceEntry,
+  type Snapshot,
+} from "../model/snapshot.ts";
 import { EMPTY_LIST, EMPTY_RECORD, type IpFamily, type ServicePort } from "../model/types.ts";
 import {
   isValidName,
@@ -533,10 +538,28 @@ export function slimEntry(e: ServiceEntry, pool?: EntryPool): ServiceEntry {
       labels: EMPTY_RECORD,
       annotations: EMPTY_RECORD,
     },
-    ports: headless ? e.ports : EMPTY_LIST,
+    ports: headless ? e.ports.map(plainPort) : EMPTY_LIST,
     endpoints: headless ? e.endpoints : EMPTY_LIST,
     ownedByOtherProxy: e.ownedByOtherProxy,
     fingerprint: "",
+  };
+}
+
+/**
+ * A resolved port whose backends are plain data: the snapshot's backends are views with getters
+ * (snapshot.ts), which a structured clone to a worker would drop.
+ */
+function plainPort(p: ResolvedPort): ResolvedPort {
+  return {
+    servicePort: p.servicePort,
+    backends: p.backends.map((b) => ({
+      address: b.address,
+      family: b.family,
+      port: b.port,
+      ready: b.ready,
+      serving: b.serving,
+      terminating: b.terminating,
+    })),
   };
 }
 

@@ -6,7 +6,7 @@
 
 import { formatIp, parseIp } from "./ip.ts";
 import type { Endpoint, EndpointSet, IpFamily, Service, ServiceKey, ServicePort } from "./types.ts";
-import { SERVICE_PROXY_NAME_LABEL } from "./types.ts";
+import { EMPTY_LIST, SERVICE_PROXY_NAME_LABEL } from "./types.ts";
 import { diffKeys, PersistentMap } from "./persistent_map.ts";
 
 /** One endpoint, resolved to the port number a given service port targets. */
@@ -19,6 +19,32 @@ export interface Backend {
   readonly terminating: boolean;
   readonly nodeName?: string;
   readonly zone?: string;
+}
+
+/**
+ * A backend as a view of its endpoint: three fields, not eight (every field is 8 bytes in
+ * Deno's V8, 100,000 backends at 10,000 services).
+ */
+class EndpointBackend implements Backend {
+  constructor(readonly endpoint: Endpoint, readonly port: number, readonly family: IpFamily) {}
+  get address(): string {
+    return this.endpoint.address;
+  }
+  get ready(): boolean {
+    return this.endpoint.ready;
+  }
+  get serving(): boolean {
+    return this.endpoint.serving;
+  }
+  get terminating(): boolean {
+    return this.endpoint.terminating;
+  }
+  get nodeName(): string | undefined {
+    return this.endpoint.nodeName;
+  }
+  get zone(): string | undefined {
+    return this.endpoint.zone;
+  }
 }
 
 /** A service port with every backend it resolves to (ready or not; callers choose). */
@@ -137,6 +163,33 @@ function compareText(a: string, b: string): number {
 export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]): ServiceEntry {
   const key = `${service.namespace}/${service.name}`;
   const orderedSets = [...sets].sort((a, b) => compareText(a.id, b.id));
+  // Each endpoint once, with a canonical address (first set wins); backends refer to these.
+  const byAddress = new Map<string, Endpoint>();
+  const families = new Map<string, IpFamily>();
+  const canonical = new Map<Endpoint, Endpoint>();
+  for (const set of orderedSets) {
+    for (const ep of set.endpoints) {
+      const found = addressOf(ep);
+      if (!found) continue;
+      const { address, family } = found;
+      let kept = byAddress.get(address);
+      if (kept === undefined) {
+        kept = address === ep.address ? ep : { ...ep, address };
+        byAddress.set(address, kept);
+        families.set(address, family);
+      }
+      canonical.set(
+        ep,
+        kept.ready === ep.ready && kept.serving === ep.serving &&
+          kept.terminating === ep.terminating && kept.nodeName === ep.nodeName &&
+          kept.zone === ep.zone
+          ? kept
+          : address === ep.address
+          ? ep
+          : { ...ep, address },
+      );
+    }
+  }
   const ports: ResolvedPort[] = service.ports.map((servicePort) => {
     const seen = new Set<string>();
     const backends: Backend[] = [];
@@ -144,35 +197,17 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
       const port = resolveTargetPort(servicePort, set);
       if (port === null) continue;
       for (const ep of set.endpoints) {
-        const canonical = addressOf(ep);
-        if (!canonical) continue;
-        const { address, family } = canonical;
-        const id = `${address}|${port}`;
+        const endpoint = canonical.get(ep);
+        if (endpoint === undefined) continue;
+        const id = `${endpoint.address}|${port}`;
         if (seen.has(id)) continue;
         seen.add(id);
-        backends.push({
-          address,
-          family,
-          port,
-          ready: ep.ready,
-          serving: ep.serving,
-          terminating: ep.terminating,
-          ...(ep.nodeName !== undefined ? { nodeName: ep.nodeName } : {}),
-          ...(ep.zone !== undefined ? { zone: ep.zone } : {}),
-        });
+        backends.push(new EndpointBackend(endpoint, port, families.get(endpoint.address)!));
       }
     }
     backends.sort((a, b) => compareText(a.address, b.address) || a.port - b.port);
-    return { servicePort, backends };
+    return { servicePort, backends: backends.length === 0 ? EMPTY_LIST : backends.slice() };
   });
-  const byAddress = new Map<string, Endpoint>();
-  for (const set of orderedSets) {
-    for (const ep of set.endpoints) {
-      const address = addressOf(ep)?.address;
-      if (address === undefined || byAddress.has(address)) continue;
-      byAddress.set(address, address === ep.address ? ep : { ...ep, address });
-    }
-  }
   const endpoints = [...byAddress.values()].sort((a, b) => compareText(a.address, b.address));
   const ownedByOtherProxy = SERVICE_PROXY_NAME_LABEL in service.labels;
   const fingerprint = hashText(JSON.stringify([service, ports, endpoints]));
