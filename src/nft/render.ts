@@ -58,6 +58,7 @@ import {
   type Stmt,
   type TableSpec,
 } from "./ruleset.ts";
+import { PackedStringMap } from "./packed_map.ts";
 
 /** What the renderer needs to know about this node. */
 export interface RenderOptions {
@@ -909,6 +910,42 @@ interface Contender {
 }
 
 /**
+ * Small integer ids for the owners (service keys) of valued elements, so an element stores an
+ * int, not a pointer to a string; an id is freed with the last element that names it.
+ */
+class OwnerIds {
+  readonly #ids = new Map<string, number>();
+  readonly #names: string[] = [""];
+  readonly #refs: number[] = [0];
+  readonly #free: number[] = [];
+
+  /** The owner's id, counting one more element that names it. */
+  ref(owner: string): number {
+    let id = this.#ids.get(owner);
+    if (id === undefined) {
+      id = this.#free.pop() ?? this.#names.length;
+      this.#ids.set(owner, id);
+      this.#names[id] = owner;
+      this.#refs[id] = 0;
+    }
+    this.#refs[id]++;
+    return id;
+  }
+
+  /** One element fewer names this id. */
+  unref(id: number): void {
+    if (--this.#refs[id] > 0) return;
+    this.#ids.delete(this.#names[id]);
+    this.#names[id] = "";
+    this.#free.push(id);
+  }
+
+  name(id: number): string {
+    return this.#names[id];
+  }
+}
+
+/**
  * One family's desired table, maintained incrementally from per-owner fragments. An element
  * contributed by several owners (shared hairpin pairs, conflicting services) is held by the
  * smallest owner key, and passes to the next one when that owner goes. Dynamic chains are
@@ -929,12 +966,15 @@ export class TableBuilder {
   readonly family: Family;
   readonly #sets = new Map<string, SetSpec>();
   readonly #chains = new Map<string, ChainSpec>();
-  readonly #elements = new Map<string, Map<string, string>>();
   /**
-   * Sets whose elements carry a value (maps, comments): key -> the owner whose value holds. An
-   * element of any other set is the same whoever claims it, so there only a count is kept.
+   * Elements per set, packed (packed_map.ts: ~70 bytes an element where a Map of strings took
+   * ~130). In sets whose elements carry a value (maps, comments) each element's tag is the id
+   * of the owner whose value holds; an element of any other set is the same whoever claims it,
+   * so there only a count is kept, in #claims.
    */
-  readonly #owners = new Map<string, Map<string, string>>();
+  readonly #elements = new Map<string, PackedStringMap>();
+  readonly #valued = new Set<string>();
+  readonly #owners = new OwnerIds();
   /** Valued sets: `set\nkey` -> the claimants other than the holder. */
   readonly #contested = new Map<string, Contender[]>();
   /** Sets without values: key -> number of owners, only for keys claimed by two or more. */
@@ -950,8 +990,8 @@ export class TableBuilder {
     this.family = family;
     for (const s of setSpecs(family, options)) {
       this.#sets.set(s.name, s);
-      this.#elements.set(s.name, new Map());
-      if (s.kind === "map" || s.commentValue) this.#owners.set(s.name, new Map());
+      this.#elements.set(s.name, new PackedStringMap());
+      if (s.kind === "map" || s.commentValue) this.#valued.add(s.name);
       else this.#claims.set(s.name, new Map());
     }
     for (const c of fixedChains(family, options)) this.#chains.set(c.name, c);
@@ -987,8 +1027,9 @@ export class TableBuilder {
     for (const w of this.#warnings.values()) out.push(...w);
     for (const [id, others] of this.#contested) {
       const [set, key] = id.split("\n");
-      const winner = this.#owners.get(set)!.get(key)!;
-      const value = this.#elements.get(set)!.get(key)!;
+      const els = this.#elements.get(set)!;
+      const winner = this.#owners.name(els.tagOf(key)!);
+      const value = els.get(key)!;
       const losers = others.filter((o) => o.value !== value).map((o) => o.owner);
       if (losers.length > 0) {
         out.push(
@@ -1040,22 +1081,21 @@ export class TableBuilder {
       }
       return;
     }
-    const owners = this.#owners.get(set)!;
-    const current = owners.get(key);
-    if (current === undefined) {
+    const currentId = els.tagOf(key);
+    if (currentId === undefined) {
       this.#touch(set, key);
-      els.set(key, value);
-      owners.set(key, owner);
+      els.set(key, value, this.#owners.ref(owner));
       return;
     }
+    const current = this.#owners.name(currentId);
     const id = `${set}\n${key}`;
     let list = this.#contested.get(id);
     if (!list) this.#contested.set(id, list = []);
     if (owner < current) {
       list.push({ owner: current, value: els.get(key)! });
       if (els.get(key) !== value) this.#touch(set, key);
-      els.set(key, value);
-      owners.set(key, owner);
+      els.set(key, value, this.#owners.ref(owner));
+      this.#owners.unref(currentId);
     } else {
       list.push({ owner, value });
     }
@@ -1073,10 +1113,10 @@ export class TableBuilder {
       else claims.delete(key);
       return;
     }
-    const owners = this.#owners.get(set)!;
+    const holderId = els.tagOf(key);
     const id = `${set}\n${key}`;
     const list = this.#contested.get(id);
-    if (owners.get(key) !== owner) {
+    if (holderId === undefined || this.#owners.name(holderId) !== owner) {
       const i = list?.findIndex((c) => c.owner === owner) ?? -1;
       if (list && i >= 0) list.splice(i, 1);
       if (list && list.length === 0) this.#contested.delete(id);
@@ -1088,13 +1128,13 @@ export class TableBuilder {
       const next = list.splice(best, 1)[0];
       if (list.length === 0) this.#contested.delete(id);
       if (els.get(key) !== next.value) this.#touch(set, key);
-      els.set(key, next.value);
-      owners.set(key, next.owner);
+      els.set(key, next.value, this.#owners.ref(next.owner));
+      this.#owners.unref(holderId);
       return;
     }
     this.#touch(set, key);
     els.delete(key);
-    owners.delete(key);
+    this.#owners.unref(holderId);
   }
 
   #refChain(name: string, delta: 1 | -1): void {

@@ -76,6 +76,8 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
   const env = [
     // As deploy/ runs it (systemd unit, image wrapper, `deno task start`).
     "MALLOC_ARENA_MAX=2",
+    "MALLOC_MMAP_THRESHOLD_=131072",
+    "MALLOC_TRIM_THRESHOLD_=131072",
     ...(options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : []),
     ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
   ];

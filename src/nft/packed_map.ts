@@ -1,0 +1,302 @@
+/**
+ * A string -> string map packed into typed arrays, for the nft table builder's elements: at
+ * 10,000 services a table holds ~220,000 elements, and as a `Map` of JS strings each costs
+ * ~130 bytes (two strings, two map entries with the owner; every pointer is 8 bytes in Deno's
+ * V8). Here an element is its key and value bytes in one arena, 5 ints of entry and 1.3-2.7
+ * ints of hash slot (load at most 3/4): ~60 bytes. Each entry also carries a small integer tag (the builder's owner id).
+ *
+ * Iteration follows insertion order, as a `Map`'s does (replacing a value keeps the position).
+ * Unlike a `Map`, deleting many entries while iterating may compact the arrays, and the iteration
+ * then throws rather than read moved bytes (the builder never does that). Pure.
+ * @module
+ */
+
+/** Ints per entry: key offset, key length (-1 once removed), value length, hash, tag. */
+const E = 5;
+const KEY_OFF = 0, KEY_LEN = 1, VAL_LEN = 2, HASH = 3, TAG = 4;
+/** Growth factor of the arrays: slack stays under a quarter (doubling left up to half). */
+const GROWTH = 1.25;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Bytes of a text: one per character when ASCII (all nft element text), else UTF-8. */
+function encode(text: string, scratch: { buf: Uint8Array }): number {
+  const n = text.length;
+  if (scratch.buf.length < n * 3) scratch.buf = new Uint8Array(Math.max(256, n * 3));
+  const buf = scratch.buf;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return encoder.encodeInto(text, buf).written;
+    buf[i] = c;
+  }
+  return n;
+}
+
+function decode(bytes: Uint8Array, start: number, length: number): string {
+  let ascii = true;
+  for (let i = start; i < start + length; i++) {
+    if (bytes[i] >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (!ascii) return decoder.decode(bytes.subarray(start, start + length));
+  let out = "";
+  // fromCharCode over chunks: element texts are short, but a comment may be long.
+  for (let i = start; i < start + length; i += 4096) {
+    out += String.fromCharCode(...bytes.subarray(i, Math.min(start + length, i + 4096)));
+  }
+  return out;
+}
+
+function hashBytes(buf: Uint8Array, length: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < length; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+  return h | 0;
+}
+
+/**
+ * @example
+ * ```ts
+ * const m = new PackedStringMap();
+ * m.set("198.19.0.10 . tcp . 80", "goto lb-vip-tcp-2", 7);
+ * m.get("198.19.0.10 . tcp . 80"); // "goto lb-vip-tcp-2"
+ * m.tagOf("198.19.0.10 . tcp . 80"); // 7
+ * ```
+ */
+export class PackedStringMap implements ReadonlyMap<string, string> {
+  #arena = new Uint8Array(256);
+  #arenaUsed = 0;
+  /** Arena bytes of removed or replaced entries; compacted away when they pass half. */
+  #garbage = 0;
+  #entries = new Int32Array(E * 8);
+  /** Entries allocated, removed ones included (they are dropped by compaction). */
+  #count = 0;
+  #size = 0;
+  /** Entry index + 1 per slot; 0 empty. Length a power of two, at most 3/4 full. */
+  #slots = new Int32Array(16);
+  #scratch = { buf: new Uint8Array(256) };
+  /** Bumped when compaction moves entries: a running iteration then cannot go on. */
+  #generation = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "PackedStringMap";
+  }
+
+  /** Entry index of a key, or -1; also leaves the key's bytes in the scratch buffer. */
+  #find(key: string): { entry: number; slot: number; length: number; hash: number } {
+    const length = encode(key, this.#scratch);
+    const buf = this.#scratch.buf;
+    const hash = hashBytes(buf, length);
+    const mask = this.#slots.length - 1;
+    const arena = this.#arena, entries = this.#entries;
+    for (let slot = hash & mask;; slot = (slot + 1) & mask) {
+      const s = this.#slots[slot];
+      if (s === 0) return { entry: -1, slot, length, hash };
+      const e = (s - 1) * E;
+      if (entries[e + HASH] !== hash || entries[e + KEY_LEN] !== length) continue;
+      const off = entries[e + KEY_OFF];
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (arena[off + i] !== buf[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return { entry: s - 1, slot, length, hash };
+    }
+  }
+
+  has(key: string): boolean {
+    return this.#find(key).entry >= 0;
+  }
+
+  get(key: string): string | undefined {
+    const { entry } = this.#find(key);
+    if (entry < 0) return undefined;
+    const e = entry * E;
+    const off = this.#entries[e + KEY_OFF] + this.#entries[e + KEY_LEN];
+    return decode(this.#arena, off, this.#entries[e + VAL_LEN]);
+  }
+
+  /** The tag given with the key's value, or undefined when absent. */
+  tagOf(key: string): number | undefined {
+    const { entry } = this.#find(key);
+    return entry < 0 ? undefined : this.#entries[entry * E + TAG];
+  }
+
+  /** Adds or replaces; a replaced key keeps its place in the iteration order. */
+  set(key: string, value: string, tag = 0): this {
+    const found = this.#find(key);
+    const keyLen = found.length;
+    // The value goes after the key in the scratch buffer, so both are copied at once.
+    const valueBytes = encoder.encode(value);
+    const total = keyLen + valueBytes.length;
+    this.#reserveArena(total);
+    const off = this.#arenaUsed;
+    this.#arena.set(this.#scratch.buf.subarray(0, keyLen), off);
+    this.#arena.set(valueBytes, off + keyLen);
+    this.#arenaUsed += total;
+    if (found.entry >= 0) {
+      const e = found.entry * E;
+      this.#garbage += this.#entries[e + KEY_LEN] + this.#entries[e + VAL_LEN];
+      this.#entries[e + KEY_OFF] = off;
+      this.#entries[e + VAL_LEN] = valueBytes.length;
+      this.#entries[e + TAG] = tag;
+      this.#maybeCompact();
+      return this;
+    }
+    if ((this.#count + 1) * E > this.#entries.length) this.#growEntries();
+    const index = this.#count++;
+    const e = index * E;
+    this.#entries[e + KEY_OFF] = off;
+    this.#entries[e + KEY_LEN] = keyLen;
+    this.#entries[e + VAL_LEN] = valueBytes.length;
+    this.#entries[e + HASH] = found.hash;
+    this.#entries[e + TAG] = tag;
+    this.#size++;
+    if (this.#size * 4 > this.#slots.length * 3) this.#rehash(this.#slots.length * 2);
+    else this.#slots[found.slot] = index + 1;
+    return this;
+  }
+
+  delete(key: string): boolean {
+    const { entry, slot } = this.#find(key);
+    if (entry < 0) return false;
+    const e = entry * E;
+    this.#garbage += this.#entries[e + KEY_LEN] + this.#entries[e + VAL_LEN];
+    this.#entries[e + KEY_LEN] = -1;
+    this.#size--;
+    // Backward-shift deletion keeps probe chains whole without tombstones.
+    const slots = this.#slots, mask = slots.length - 1;
+    let hole = slot;
+    for (let next = (hole + 1) & mask; slots[next] !== 0; next = (next + 1) & mask) {
+      const home = this.#entries[(slots[next] - 1) * E + HASH] & mask;
+      // Move the entry back when its home is not inside (hole, next].
+      if (((next - home) & mask) >= ((next - hole) & mask)) {
+        slots[hole] = slots[next];
+        hole = next;
+      }
+    }
+    slots[hole] = 0;
+    this.#maybeCompact();
+    return true;
+  }
+
+  clear(): void {
+    this.#arena = new Uint8Array(256);
+    this.#arenaUsed = 0;
+    this.#garbage = 0;
+    this.#entries = new Int32Array(E * 8);
+    this.#count = 0;
+    this.#size = 0;
+    this.#slots = new Int32Array(16);
+  }
+
+  *entries(): MapIterator<[string, string]> {
+    for (const e of this.#liveEntries()) {
+      const off = this.#entries[e + KEY_OFF], keyLen = this.#entries[e + KEY_LEN];
+      yield [
+        decode(this.#arena, off, keyLen),
+        decode(this.#arena, off + keyLen, this.#entries[e + VAL_LEN]),
+      ];
+    }
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  *values(): MapIterator<string> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.entries();
+  }
+
+  forEach(
+    callback: (value: string, key: string, map: ReadonlyMap<string, string>) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const [k, v] of this.entries()) callback.call(thisArg, v, k, this);
+  }
+
+  /** Offsets of the live entries, in insertion order; throws once compaction moved them. */
+  *#liveEntries(): Generator<number> {
+    const generation = this.#generation;
+    for (let i = 0;; i++) {
+      if (generation !== this.#generation) {
+        throw new Error("Cannot go on iterating a PackedStringMap: it was compacted meanwhile");
+      }
+      if (i >= this.#count) return;
+      if (this.#entries[i * E + KEY_LEN] >= 0) yield i * E;
+    }
+  }
+
+  #reserveArena(bytes: number): void {
+    if (this.#arenaUsed + bytes <= this.#arena.length) return;
+    const next = new Uint8Array(
+      Math.max(Math.ceil(this.#arena.length * GROWTH), this.#arenaUsed + bytes),
+    );
+    next.set(this.#arena.subarray(0, this.#arenaUsed));
+    this.#arena = next;
+  }
+
+  #growEntries(): void {
+    const next = new Int32Array(Math.ceil(this.#entries.length * GROWTH / E) * E + E);
+    next.set(this.#entries);
+    this.#entries = next;
+  }
+
+  #rehash(slotCount: number): void {
+    const slots = new Int32Array(slotCount);
+    const mask = slotCount - 1;
+    for (let i = 0; i < this.#count; i++) {
+      const e = i * E;
+      if (this.#entries[e + KEY_LEN] < 0) continue;
+      let slot = this.#entries[e + HASH] & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = i + 1;
+    }
+    this.#slots = slots;
+  }
+
+  /**
+   * Drops removed entries and their bytes once they are most of the map, so churn never grows
+   * it; the arrays shrink too when far larger than needed.
+   */
+  #maybeCompact(): void {
+    const removed = this.#count - this.#size;
+    if (this.#garbage * 2 <= this.#arenaUsed && removed * 2 <= this.#count) return;
+    const live = [...this.#liveEntries()];
+    const arena = new Uint8Array(
+      Math.max(256, Math.ceil((this.#arenaUsed - this.#garbage) * GROWTH)),
+    );
+    const entries = new Int32Array(Math.max(E * 8, Math.ceil(live.length * GROWTH) * E));
+    let used = 0;
+    live.forEach((from, i) => {
+      const to = i * E;
+      const off = this.#entries[from + KEY_OFF];
+      const len = this.#entries[from + KEY_LEN] + this.#entries[from + VAL_LEN];
+      arena.set(this.#arena.subarray(off, off + len), used);
+      entries.set(this.#entries.subarray(from, from + E), to);
+      entries[to + KEY_OFF] = used;
+      used += len;
+    });
+    this.#arena = arena;
+    this.#arenaUsed = used;
+    this.#garbage = 0;
+    this.#entries = entries;
+    this.#count = live.length;
+    this.#generation++;
+    let slotCount = 16;
+    while (slotCount * 3 < live.length * 4) slotCount *= 2;
+    this.#rehash(slotCount);
+  }
+}

@@ -1,0 +1,71 @@
+import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
+import { PackedStringMap } from "./packed_map.ts";
+
+/** A seeded PRNG (mulberry32), so the random test replays the same operations. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test("PackedStringMap: behaves as a Map (order, replace, delete) over random operations", () => {
+  const random = mulberry32(7);
+  const packed = new PackedStringMap();
+  const model = new Map<string, string>();
+  const tags = new Map<string, number>();
+  // Few distinct keys, so replaces, deletes and re-adds of one key are frequent; some non-ASCII.
+  const keyOf = (n: number) =>
+    n % 17 === 0 ? `198.19.0.${n} . tcp . 80 — ü` : `198.19.${n >> 8}.${n & 255} . tcp . 80`;
+  for (let step = 0; step < 20_000; step++) {
+    const key = keyOf(Math.floor(random() * 600));
+    const r = random();
+    if (r < 0.55) {
+      const value = r < 0.05 ? "" : `198.18.0.${Math.floor(random() * 255)} . ${step}`;
+      const tag = Math.floor(random() * 1000);
+      packed.set(key, value, tag);
+      model.set(key, value);
+      tags.set(key, tag);
+    } else {
+      strictEqual(packed.delete(key), model.delete(key), `delete ${key} at step ${step}`);
+      tags.delete(key);
+    }
+    strictEqual(packed.size, model.size);
+    const probe = keyOf(Math.floor(random() * 600));
+    strictEqual(packed.get(probe), model.get(probe), `get ${probe} at step ${step}`);
+    strictEqual(packed.has(probe), model.has(probe));
+    strictEqual(packed.tagOf(probe), tags.get(probe));
+    if (step % 1000 === 0) assertEquals([...packed], [...model], `entries at step ${step}`);
+  }
+  assertEquals([...packed.keys()], [...model.keys()]);
+  assertEquals([...packed.values()], [...model.values()]);
+  const seen: string[] = [];
+  packed.forEach((v, k) => seen.push(`${k}=${v}`));
+  assertEquals(seen, [...model].map(([k, v]) => `${k}=${v}`));
+});
+
+Deno.test("PackedStringMap: churn does not grow it; a long text survives", () => {
+  const m = new PackedStringMap();
+  const long = "x".repeat(10_000);
+  m.set("comment", long);
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < 1000; i++) m.set(`k${i}`, `v${round}`);
+    for (let i = 0; i < 1000; i++) m.delete(`k${i}`);
+  }
+  strictEqual(m.size, 1);
+  strictEqual(m.get("comment"), long);
+  m.clear();
+  strictEqual(m.size, 0);
+  strictEqual(m.get("comment"), undefined);
+});
+
+Deno.test("PackedStringMap: iterating past a compaction fails loudly instead of reading moved bytes", () => {
+  const m = new PackedStringMap();
+  for (let i = 0; i < 100; i++) m.set(`k${i}`, "v");
+  throws(() => {
+    for (const [k] of m) m.delete(k);
+  }, /compacted meanwhile/);
+});
