@@ -88,7 +88,8 @@ labTest(
         args: [
           ...["--manifests", `${root}deploy/examples`, "--state-dir", `${dir}/state`],
           ...["--service-cidr", "198.19.0.0/16,2001:db8:ffff::/112", "--upstream", "127.0.0.1:1"],
-          ...["--dns-bind-address", "198.18.0.1:53"],
+          // The daemon answers on its main thread by default; a worker must load from the bundle.
+          ...["--dns-bind-address", "198.18.0.1:53", "--dns-workers", "1"],
         ],
       });
       await daemon.waitReady();
