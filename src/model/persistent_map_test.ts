@@ -1,4 +1,5 @@
 import { deepStrictEqual as assertEquals, ok, strictEqual, throws } from "node:assert/strict";
+import { mulberry32 } from "./test_random.ts";
 import {
   diffKeys,
   type DiffStats,
@@ -6,17 +7,6 @@ import {
   type KeyHash,
   PersistentMap,
 } from "./persistent_map.ts";
-
-/** A seeded PRNG (mulberry32), so every random test replays the same operations. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomInt(random: () => number, bound: number): number {
   return Math.floor(random() * bound);

@@ -163,7 +163,7 @@ function compareText(a: string, b: string): number {
 export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]): ServiceEntry {
   const key = `${service.namespace}/${service.name}`;
   const orderedSets = [...sets].sort((a, b) => compareText(a.id, b.id));
-  // Each endpoint once, with a canonical address (first set wins); backends refer to these.
+  // Every endpoint with a canonical address (the parsers' own object when already canonical).
   const byAddress = new Map<string, Endpoint>();
   const families = new Map<string, IpFamily>();
   const canonical = new Map<Endpoint, Endpoint>();
@@ -172,22 +172,13 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
       const found = addressOf(ep);
       if (!found) continue;
       const { address, family } = found;
-      let kept = byAddress.get(address);
-      if (kept === undefined) {
-        kept = address === ep.address ? ep : { ...ep, address };
-        byAddress.set(address, kept);
+      const copy = address === ep.address ? ep : { ...ep, address };
+      // Backends refer to their own set's endpoint (its flags); `endpoints` keeps the first.
+      canonical.set(ep, copy);
+      if (!byAddress.has(address)) {
+        byAddress.set(address, copy);
         families.set(address, family);
       }
-      canonical.set(
-        ep,
-        kept.ready === ep.ready && kept.serving === ep.serving &&
-          kept.terminating === ep.terminating && kept.nodeName === ep.nodeName &&
-          kept.zone === ep.zone
-          ? kept
-          : address === ep.address
-          ? ep
-          : { ...ep, address },
-      );
     }
   }
   const ports: ResolvedPort[] = service.ports.map((servicePort) => {

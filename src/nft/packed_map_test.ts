@@ -1,16 +1,6 @@
 import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
+import { mulberry32 } from "../model/test_random.ts";
 import { PackedStringMap } from "./packed_map.ts";
-
-/** A seeded PRNG (mulberry32), so the random test replays the same operations. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("PackedStringMap: behaves as a Map (order, replace, delete) over random operations", () => {
   const random = mulberry32(7);

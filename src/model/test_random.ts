@@ -1,0 +1,15 @@
+/**
+ * A seeded PRNG for randomised tests, so every run replays the same operations. Test-only.
+ * @module
+ */
+
+/** mulberry32: a 32-bit seeded generator of numbers in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
