@@ -1,4 +1,5 @@
 import nodeAssert from "node:assert/strict";
+import { testService } from "../model/test_service.ts";
 import type { EndpointSet, Service } from "../model/types.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type CheckerClock, HealthChecker } from "./checker.ts";
@@ -75,25 +76,12 @@ function svc(
   annotations: Record<string, string>,
   targetPort: number | string = 8080,
 ): Service {
-  return {
-    namespace: "default",
-    name,
-    type: "ClusterIP",
+  return testService(`default/${name}`, {
     clusterIPs: ["198.19.0.10"],
-    headless: false,
     ports: [{ name: "http", protocol: "TCP", port: 80, targetPort }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
     ipFamilies: [4],
-    labels: {},
     annotations,
-  };
+  });
 }
 
 function slice(service: string, id: string, addresses: string[], ports = [{

@@ -1,30 +1,18 @@
 import nodeAssert from "node:assert/strict";
 import type { Service, ServicePort } from "../model/types.ts";
 import { type HealthCheckConfig, parseDuration, parseHealthCheck } from "./config.ts";
+import { testService } from "../model/test_service.ts";
 
 const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
   nodeAssert.deepStrictEqual(actual, expected, msg);
 
 function svc(annotations: Record<string, string>, ports?: ServicePort[]): Service {
-  return {
-    namespace: "default",
-    name: "web",
-    type: "ClusterIP",
+  return testService("default/web", {
     clusterIPs: ["198.19.0.10"],
-    headless: false,
     ports: ports ?? [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
     ipFamilies: [4],
-    labels: {},
     annotations,
-  };
+  });
 }
 
 const HC = "svcgate.io/health-check";

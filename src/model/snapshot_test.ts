@@ -8,14 +8,11 @@ import {
 } from "./snapshot.ts";
 import type { Endpoint, EndpointPort, EndpointSet, Service, ServicePort } from "./types.ts";
 import { SERVICE_PROXY_NAME_LABEL } from "./types.ts";
+import { testService } from "./test_service.ts";
 
 function svc(ports: Partial<ServicePort>[], extra: Partial<Service> = {}): Service {
-  return {
-    namespace: "default",
-    name: "web",
-    type: "ClusterIP",
+  return testService("default/web", {
     clusterIPs: ["198.19.0.10"],
-    headless: false,
     ports: ports.map((p) => ({
       name: "",
       protocol: "TCP",
@@ -23,19 +20,9 @@ function svc(ports: Partial<ServicePort>[], extra: Partial<Service> = {}): Servi
       targetPort: p.port ?? 80,
       ...p,
     })),
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
     ipFamilies: [4],
-    labels: {},
-    annotations: {},
     ...extra,
-  };
+  });
 }
 
 function ep(address: string, state: Partial<Endpoint> = {}): Endpoint {

@@ -1,28 +1,15 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
 import { changedServiceKeys } from "./snapshot.ts";
 import { type Commit, ModelStore } from "./store.ts";
+import { testService } from "./test_service.ts";
 import type { EndpointSet, Service } from "./types.ts";
 
 function svc(name: string, vip: string, port = 80, namespace = "default"): Service {
-  return {
-    namespace,
-    name,
-    type: "ClusterIP",
+  return testService(`${namespace}/${name}`, {
     clusterIPs: [vip],
-    headless: false,
     ports: [{ name: "", protocol: "TCP", port, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
     ipFamilies: [4],
-    labels: {},
-    annotations: {},
-  };
+  });
 }
 
 function set(

@@ -3,6 +3,7 @@
 // restarted.
 import { Lab, labTest } from "../lab/lab.ts";
 import type { EndpointSet, Service } from "../../src/model/types.ts";
+import { testService } from "../../src/model/test_service.ts";
 
 const CHECKER_MAIN = new URL("./checker_main.ts", import.meta.url).pathname;
 
@@ -18,23 +19,9 @@ function assert(cond: unknown, what: string): asserts cond {
 }
 
 function svc(name: string, check: string, families: (4 | 6)[]): Service {
-  return {
-    namespace: "default",
-    name,
-    type: "ClusterIP",
-    clusterIPs: [],
-    headless: false,
+  return testService(`default/${name}`, {
     ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: "None",
-    sessionAffinityTimeoutSeconds: 10800,
-    internalTrafficPolicy: "Cluster",
-    externalTrafficPolicy: "Cluster",
-    publishNotReadyAddresses: false,
     ipFamilies: families,
-    labels: {},
     annotations: {
       "svcgate.io/health-check": check,
       "svcgate.io/health-check-interval": `${INTERVAL_MS}ms`,
@@ -42,7 +29,7 @@ function svc(name: string, check: string, families: (4 | 6)[]): Service {
       "svcgate.io/health-check-healthy-threshold": String(HEALTHY_THRESHOLD),
       "svcgate.io/health-check-unhealthy-threshold": String(UNHEALTHY_THRESHOLD),
     },
-  };
+  });
 }
 
 function endpoints(service: string, addresses: string[]): EndpointSet {
