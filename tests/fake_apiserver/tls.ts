@@ -105,6 +105,11 @@ export async function generateTlsMaterial(): Promise<TlsMaterial> {
     "/CN=system:serviceaccount:kube-system:svcgate/O=svcgate",
     "extendedKeyUsage=clientAuth\n",
   );
+  return await readTlsMaterial(dir);
+}
+
+/** The material {@link generateTlsMaterial} wrote to `dir` (a child process reads it back). */
+export async function readTlsMaterial(dir: string): Promise<TlsMaterial> {
   const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
   return {
     dir,

@@ -20,7 +20,7 @@ import {
   type KubeObject,
   type ResourceName,
 } from "../fake_apiserver/fake_apiserver.ts";
-import type { TlsMaterial } from "../fake_apiserver/tls.ts";
+import { readTlsMaterial } from "../fake_apiserver/tls.ts";
 import { loadScale, type ScaleSpec } from "../bench/kube_scale.ts";
 
 /** One control request. */
@@ -44,21 +44,6 @@ function flag(args: string[], name: string): string | undefined {
   if (eq !== undefined) return eq.slice(prefix.length);
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
-}
-
-async function readTls(dir: string): Promise<TlsMaterial> {
-  const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
-  return {
-    dir,
-    caCertFile: `${dir}/ca.crt`,
-    caCert: await read("ca.crt"),
-    serverCert: await read("server.crt"),
-    serverKey: await read("server.key"),
-    clientCertFile: `${dir}/client.crt`,
-    clientKeyFile: `${dir}/client.key`,
-    clientCert: await read("client.crt"),
-    clientKey: await read("client.key"),
-  };
 }
 
 /** Runs one request against the server; throws with a message naming what failed. */
@@ -157,7 +142,7 @@ if (import.meta.main) {
   const port = Number(flag(args, "port") ?? "0");
   const historyLimit = flag(args, "history-limit");
   const api = await FakeApiServer.start({
-    tls: await readTls(tlsDir),
+    tls: await readTlsMaterial(tlsDir),
     token,
     port,
     ...(historyLimit ? { historyLimit: Number(historyLimit) } : {}),
