@@ -8,7 +8,6 @@ import { Lab, labTest } from "../lab/lab.ts";
 import {
   check,
   E2E_OPTIONS,
-  enableHairpin,
   labDataplane,
   nftInNode,
   nodeTools,
@@ -58,7 +57,6 @@ labTest(
     const lab = await Lab.create({ pods: 3, clientHost: true });
     try {
       await lab.startPodServers();
-      await enableHairpin(lab);
       await nftInNode(lab, ["-f", "-"], FOREIGN_TABLE);
       const foreignBefore = await nftInNode(lab, ["list", "table", "inet", "foreign"]);
       const client = lab.client!.ns;

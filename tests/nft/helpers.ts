@@ -72,25 +72,6 @@ export interface TcpReport {
   maxErrorMs: number;
 }
 
-/**
- * Turns on hairpin mode on the node bridge's pod ports, as CNI bridge plugins do (hairpinMode):
- * with bridge netfilter on, a pod's packet DNATed back to itself must leave by the port it came in.
- */
-export async function enableHairpin(lab: Lab): Promise<void> {
-  for (let i = 0; i < lab.pods.length; i++) {
-    const r = await lab.exec(lab.node.ns, [
-      "bridge",
-      "link",
-      "set",
-      "dev",
-      `veth${i}`,
-      "hairpin",
-      "on",
-    ]);
-    if (r.code !== 0) throw new Error(`Cannot enable hairpin on veth${i}: ${r.stderr.trim()}`);
-  }
-}
-
 /** Runs nft in the node namespace (for inspecting or damaging state) and returns stdout. */
 export async function nftInNode(lab: Lab, args: string[], stdin?: string): Promise<string> {
   const r = await lab.exec(lab.node.ns, ["nft", ...args], stdin === undefined ? {} : { stdin });
