@@ -16,18 +16,7 @@ import { type Family, formatTable, type TableSpec } from "./ruleset.ts";
 import { ModelStore } from "../model/store.ts";
 import type { ServiceEntry } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
-
-/** A small deterministic PRNG (mulberry32), so the random walk is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../model/test_random.ts";
 
 function randomService(rand: () => number, i: number): Service {
   const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
@@ -67,7 +56,7 @@ async function observedOf(fake: FakeNftExecutor, table: TableSpec) {
 }
 
 Deno.test("diff: create, then a read-back through the fake shows no difference", async () => {
-  const rand = prng(1);
+  const rand = mulberry32(1);
   const store = new ModelStore();
   for (let i = 0; i < 20; i++) {
     const s = randomService(rand, i);
@@ -85,7 +74,7 @@ Deno.test("diff: create, then a read-back through the fake shows no difference",
 });
 
 Deno.test("diff: a random walk of changes, applied incrementally, always equals a fresh render", async () => {
-  const rand = prng(42);
+  const rand = mulberry32(42);
   const store = new ModelStore();
   const families: Family[] = ["ip", "ip6"];
   const builders = new Map(families.map((f) => [f, new TableBuilder(f, LAB_OPTIONS)]));

@@ -6,18 +6,7 @@
  */
 
 import { encodeMessage, type Message, RRClass, RRType } from "../wire.ts";
-
-/** A seeded PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../model/test_random.ts";
 
 const NAMES = [
   "web.default.svc.cluster.local",
@@ -153,7 +142,7 @@ export function mutate(base: Uint8Array, rand: () => number): Uint8Array {
 
 /** `count` packets: a quarter valid queries, the rest mutations of them. */
 export function* fuzzPackets(seed: number, count: number): Generator<Uint8Array> {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   for (let i = 0; i < count; i++) {
     const q = randomQuery(rand);
     yield rand() < 0.25 ? q : mutate(q, rand);
