@@ -71,6 +71,21 @@ function valueJson(text: string): unknown {
   return parts.length === 1 ? parts[0] : { concat: parts };
 }
 
+/** A chain as nft -j lists it; a full listing numbers it with a handle, the outline does not. */
+function chainJson(family: Family, name: string, c: FakeChain, handle?: number): unknown {
+  return {
+    chain: {
+      family,
+      table: TABLE_NAME,
+      name,
+      ...(handle !== undefined ? { handle } : {}),
+      ...(c.base
+        ? { type: c.base.type, hook: c.base.hook, prio: c.base.priority, policy: "accept" }
+        : {}),
+    },
+  };
+}
+
 function keyJson(text: string): unknown {
   const parts = text.split(" . ").map(atomJson);
   return parts.length === 1 ? parts[0] : { concat: parts };
@@ -310,19 +325,7 @@ export class FakeNftExecutor implements NftExecutor {
     ];
     for (const [name, s] of t.sets) items.push(this.#setJson(family, name, s));
     let handle = 100;
-    for (const [name, c] of t.chains) {
-      items.push({
-        chain: {
-          family,
-          table: TABLE_NAME,
-          name,
-          handle: handle++,
-          ...(c.base
-            ? { type: c.base.type, hook: c.base.hook, prio: c.base.priority, policy: "accept" }
-            : {}),
-        },
-      });
-    }
+    for (const [name, c] of t.chains) items.push(chainJson(family, name, c, handle++));
     for (const [name, c] of t.chains) {
       for (const r of c.rules) {
         items.push({
@@ -340,8 +343,9 @@ export class FakeNftExecutor implements NftExecutor {
     return Promise.resolve(JSON.stringify({ nftables: items }));
   }
 
-  #setJson(family: Family, name: string, s: FakeSet): unknown {
-    const elem = [...s.elements].map(([k, v]) => {
+  /** A set as nft -j lists it; without its elements for the outline. */
+  #setJson(family: Family, name: string, s: FakeSet, withElements = true): unknown {
+    const elem = !withElements ? [] : [...s.elements].map(([k, v]) => {
       if (s.kind === "set" && v !== "") return { elem: { val: keyJson(k), comment: v } };
       const key = s.dynamic
         ? { elem: { val: keyJson(k), timeout: 10800, expires: 10000 } }
@@ -363,28 +367,8 @@ export class FakeNftExecutor implements NftExecutor {
     const t = this.#tables.get(family);
     const items: unknown[] = [];
     if (t) {
-      for (const [name, s] of t.sets) {
-        items.push({
-          [s.kind]: {
-            family,
-            name,
-            table: TABLE_NAME,
-            ...(s.comment !== null ? { comment: s.comment } : {}),
-          },
-        });
-      }
-      for (const [name, c] of t.chains) {
-        items.push({
-          chain: {
-            family,
-            table: TABLE_NAME,
-            name,
-            ...(c.base
-              ? { type: c.base.type, hook: c.base.hook, prio: c.base.priority, policy: "accept" }
-              : {}),
-          },
-        });
-      }
+      for (const [name, s] of t.sets) items.push(this.#setJson(family, name, s, false));
+      for (const [name, c] of t.chains) items.push(chainJson(family, name, c));
     }
     return Promise.resolve(JSON.stringify({ nftables: items }));
   }
