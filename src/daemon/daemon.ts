@@ -9,6 +9,7 @@ import type { Snapshot } from "../model/snapshot.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Logger } from "../observe/log.ts";
 import { heapGauge, type MetricsRegistry } from "../observe/metrics.ts";
+import type { MallocTrimmer } from "../observe/memory.ts";
 import type { Source, SourceStatus } from "../sources/source.ts";
 import type { HostPort } from "../config/flags.ts";
 import { handleHttp } from "./http.ts";
@@ -66,6 +67,8 @@ export interface DaemonParts {
   readonly details?: () => Record<string, unknown>;
   /** A store to use; a new one by default. */
   readonly store?: ModelStore;
+  /** Told of every committed sync, to hand freed memory back once things are quiet. */
+  readonly trimmer?: MallocTrimmer;
 }
 
 /**
@@ -96,7 +99,10 @@ export class Daemon {
     this.loop = new SyncLoop({
       store: this.store,
       dataplane: parts.dataplane,
-      publish: (snapshot) => parts.dns?.publish(snapshot),
+      publish: (snapshot) => {
+        parts.dns?.publish(snapshot);
+        parts.trimmer?.workDone();
+      },
       minSyncPeriodMs: parts.minSyncPeriodMs,
       log: parts.log.child("sync"),
       metrics: parts.metrics,
@@ -232,5 +238,6 @@ export class Daemon {
     await this.loop.stop();
     await this.#parts.dns?.stop();
     await Promise.all(this.#servers.map((s) => s.shutdown()));
+    this.#parts.trimmer?.stop();
   }
 }

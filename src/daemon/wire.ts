@@ -21,6 +21,7 @@ import { VipAllocator } from "../ipam/allocator.ts";
 import { pinVips, vipLockPath } from "../ipam/lock.ts";
 import { loadIpamState, readVipLock, writeFileAtomic } from "../ipam/state_file.ts";
 import { Daemon } from "./daemon.ts";
+import { MallocTrimmer } from "../observe/memory.ts";
 import { createStandalone } from "./standalone.ts";
 
 /** The nft render options the configuration implies. */
@@ -148,6 +149,7 @@ export async function buildDaemon(
     initialSyncTimeoutMs: config.initialSyncTimeoutMs,
     healthzBind: config.healthzBind,
     metricsBind: config.metricsBind,
+    trimmer: new MallocTrimmer(),
   };
   if (kind === "kube") {
     // Loaded only in Kubernetes mode: even its Watch alone (kube_access.ts) costs ~30 MB at import.

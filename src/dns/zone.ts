@@ -438,11 +438,13 @@ export function serviceContribution(
     records.push(addressRecord(hostName, address, ip.family, ttl));
     ptrs.push(nameRecord(reverseName(ip), RRType.PTR, hostName, ttl));
   }
+  // Resolved on each read (snapshot.ts): once here.
+  const resolvedPorts = entry.ports;
   for (const port of namedPorts) {
     const srvName = `_${port.name}._${port.protocol}.${svcName}`.toLowerCase();
     if (!isValidName(srvName)) continue;
-    const resolved = entry.ports.find((p) => p.servicePort === port) ??
-      entry.ports.find((p) =>
+    const resolved = resolvedPorts.find((p) => p.servicePort === port) ??
+      resolvedPorts.find((p) =>
         p.servicePort.name === port.name && p.servicePort.protocol === port.protocol
       );
     const portOf = new Map<string, number>();
@@ -541,7 +543,7 @@ export function slimEntry(e: ServiceEntry, pool?: EntryPool): ServiceEntry {
     ports: headless ? e.ports.map(plainPort) : EMPTY_LIST,
     endpoints: headless ? e.endpoints : EMPTY_LIST,
     ownedByOtherProxy: e.ownedByOtherProxy,
-    fingerprint: "",
+    fingerprint: 0,
   };
 }
 

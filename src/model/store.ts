@@ -7,7 +7,7 @@
 import { PersistentMap } from "./persistent_map.ts";
 import { buildServiceEntry, EMPTY_SNAPSHOT, type ServiceEntry, type Snapshot } from "./snapshot.ts";
 import type { EndpointSet, Service, ServiceKey } from "./types.ts";
-import { serviceKey } from "./types.ts";
+import { EMPTY_LIST, serviceKey } from "./types.ts";
 
 /** Which services a commit added, removed or changed. */
 export interface ChangeSet {
@@ -43,7 +43,8 @@ export interface ModelState {
  */
 export class ModelStore {
   #services = new Map<ServiceKey, Service>();
-  #sets = new Map<ServiceKey, Map<string, EndpointSet>>();
+  /** Per service, its sets in id order: a copy per write, shared with the snapshot's entry. */
+  #sets = new Map<ServiceKey, readonly EndpointSet[]>();
   #explicitNamespaces: Set<string> | null = null;
   #dirty = new Set<ServiceKey>();
   #namespacesDirty = false;
@@ -75,18 +76,18 @@ export class ModelStore {
   /** Adds or replaces an endpoint set. */
   setEndpointSet(set: EndpointSet): void {
     const key = serviceKey(set.namespace, set.serviceName);
-    let sets = this.#sets.get(key);
-    if (!sets) this.#sets.set(key, sets = new Map());
-    sets.set(set.id, set);
+    this.#sets.set(key, withSet(this.#sets.get(key) ?? EMPTY_LIST, set));
     this.#dirty.add(key);
   }
 
   /** Removes an endpoint set by its identity. */
   deleteEndpointSet(namespace: string, serviceName: string, id: string): void {
     const key = serviceKey(namespace, serviceName);
-    const sets = this.#sets.get(key);
-    if (!sets?.delete(id)) return;
-    if (sets.size === 0) this.#sets.delete(key);
+    const sets = this.#sets.get(key) ?? EMPTY_LIST;
+    const kept = sets.filter((s) => s.id !== id);
+    if (kept.length === sets.length) return;
+    if (kept.length === 0) this.#sets.delete(key);
+    else this.#sets.set(key, kept);
     this.#dirty.add(key);
   }
 
@@ -108,27 +109,19 @@ export class ModelStore {
   replaceAll(state: ModelState): void {
     const services = new Map<ServiceKey, Service>();
     for (const s of state.services) services.set(serviceKey(s.namespace, s.name), s);
-    const sets = new Map<ServiceKey, Map<string, EndpointSet>>();
+    const sets = new Map<ServiceKey, readonly EndpointSet[]>();
     for (const set of state.endpointSets) {
       const key = serviceKey(set.namespace, set.serviceName);
-      let m = sets.get(key);
-      if (!m) sets.set(key, m = new Map());
-      m.set(set.id, set);
+      sets.set(key, withSet(sets.get(key) ?? EMPTY_LIST, set));
     }
     for (const key of new Set([...this.#services.keys(), ...services.keys()])) {
       if (this.#services.get(key) !== services.get(key)) this.#dirty.add(key);
     }
     for (const key of new Set([...this.#sets.keys(), ...sets.keys()])) {
-      const before = this.#sets.get(key), after = sets.get(key);
-      if (before?.size !== after?.size) {
+      const before = this.#sets.get(key) ?? EMPTY_LIST, after = sets.get(key) ?? EMPTY_LIST;
+      // Both in id order: equal lists hold the same objects at the same places.
+      if (before.length !== after.length || after.some((set, i) => before[i] !== set)) {
         this.#dirty.add(key);
-        continue;
-      }
-      for (const [id, set] of after ?? []) {
-        if (before?.get(id) !== set) {
-          this.#dirty.add(key);
-          break;
-        }
       }
     }
     this.#services = services;
@@ -155,7 +148,7 @@ export class ModelStore {
           }
           continue;
         }
-        const entry = buildServiceEntry(service, [...(this.#sets.get(key)?.values() ?? [])]);
+        const entry = buildServiceEntry(service, this.#sets.get(key) ?? EMPTY_LIST);
         if (before?.fingerprint === entry.fingerprint) continue;
         next.set(key, entry);
         (before ? changed : added).push(key);
@@ -187,10 +180,18 @@ export class ModelStore {
 
 function derivedNamespaces(
   services: Map<ServiceKey, Service>,
-  sets: Map<ServiceKey, Map<string, EndpointSet>>,
+  sets: Map<ServiceKey, readonly EndpointSet[]>,
 ): Set<string> {
   const out = new Set<string>(["default"]);
   for (const s of services.values()) out.add(s.namespace);
   for (const key of sets.keys()) out.add(key.slice(0, key.indexOf("/")));
   return out;
+}
+
+/** `sets` (in id order) with `set` added, or in place of the set with its id. */
+function withSet(sets: readonly EndpointSet[], set: EndpointSet): readonly EndpointSet[] {
+  let i = 0;
+  while (i < sets.length && sets[i].id < set.id) i++;
+  const replaces = i < sets.length && sets[i].id === set.id ? 1 : 0;
+  return [...sets.slice(0, i), set, ...sets.slice(i + replaces)];
 }

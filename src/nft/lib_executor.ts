@@ -25,6 +25,7 @@
 
 import { NftError, nftErrorFrom, type NftExecutor } from "./executor.ts";
 import { type Family, TABLE_NAME } from "./ruleset.ts";
+import { trimMalloc } from "../observe/memory.ts";
 
 /** The library's soname (Debian/Ubuntu `libnftables1`, Fedora `nftables`). */
 export const LIBNFTABLES = "libnftables.so.1";
@@ -62,12 +63,6 @@ const SYMBOLS = {
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>;
 type Ctx = NonNullable<Deno.PointerValue>;
-
-const LIBC_SYMBOLS = {
-  malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true, optional: true },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>;
 
 /** Text in plus text out of one call above which the context is replaced and memory trimmed. */
 const BIG_CALL_CHARS = 1 << 20;
@@ -115,14 +110,6 @@ function newContext(lib: Lib): Ctx | string {
     return "cannot buffer its output";
   }
   return ctx;
-}
-
-function openLibc(): Libc | null {
-  try {
-    return Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
-  } catch {
-    return null; // not glibc: nothing to trim with
-  }
 }
 
 function ffiPermissionProblem(path: string): string | null {
@@ -177,8 +164,6 @@ export class NftLibExecutor implements NftExecutor {
   static unavailableReason: string | null = null;
 
   readonly #lib: Lib;
-  /** glibc, for malloc_trim; null elsewhere (musl). */
-  readonly #libc: Libc | null;
   #ctx: Ctx | null;
   #contexts = 1;
   readonly #path: string;
@@ -190,7 +175,6 @@ export class NftLibExecutor implements NftExecutor {
 
   private constructor(lib: Lib, ctx: Ctx, path: string, timeoutMs: number) {
     this.#lib = lib;
-    this.#libc = openLibc();
     this.#ctx = ctx;
     this.#path = path;
     this.#timeoutMs = timeoutMs;
@@ -293,7 +277,6 @@ export class NftLibExecutor implements NftExecutor {
     if (this.#ctx !== null) this.#lib.symbols.nft_ctx_free(this.#ctx);
     this.#ctx = null;
     this.#lib.close();
-    this.#libc?.close();
   }
 
   async #list(flags: number, args: string[]): Promise<string | null> {
@@ -372,7 +355,7 @@ export class NftLibExecutor implements NftExecutor {
       this.#contexts++;
       if (old !== null) await this.#lib.symbols.nft_ctx_free_async(old);
     }
-    await this.#libc?.symbols.malloc_trim?.(0n);
+    await trimMalloc();
   }
 
   /**

@@ -21,6 +21,7 @@ import type {
   TrafficPolicy,
 } from "../model/types.ts";
 import { EMPTY_LIST, EMPTY_RECORD, SERVICE_NAME_LABEL } from "../model/types.ts";
+import { endpointSet } from "../model/endpoint_set.ts";
 
 /** One problem found in an object. */
 export interface ValidationError {
@@ -1148,7 +1149,7 @@ export function parseEndpointSlice(
     const zone = ctx.string(ep.zone, `${path}.zone`);
     checkTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
     if (ctx.failedSince(before) || address === undefined) return;
-    endpoints.push(Object.freeze({
+    endpoints.push({
       address,
       ready,
       serving,
@@ -1156,17 +1157,17 @@ export function parseEndpointSlice(
       ...(nodeName !== undefined ? { nodeName } : {}),
       ...(zone !== undefined && zone !== "" ? { zone } : {}),
       ...(hostname !== undefined ? { hostname } : {}),
-    }));
+    });
   });
   const ports = readEndpointPorts(ctx, obj.ports, "ports", "EndpointSlice");
   if (ctx.failed || !meta || serviceName === undefined) return { errors: ctx.errors };
   return {
-    value: Object.freeze({
+    value: endpointSet({
       namespace: meta.namespace,
       serviceName,
       id: meta.name,
       ports: frozenList(ports),
-      endpoints: frozenList(endpoints),
+      endpoints,
     }),
     errors: ctx.errors,
   };
@@ -1227,24 +1228,24 @@ export function parseEndpoints(
         const nodeName = readNodeName(ctx, addr.nodeName, `${ap}.nodeName`);
         checkTargetRef(ctx, addr.targetRef, `${ap}.targetRef`);
         if (ctx.failedSince(before) || ip === undefined) return;
-        endpoints.push(Object.freeze({
+        endpoints.push({
           address: ip,
           ready,
           serving: ready,
           terminating: false,
           ...(nodeName !== undefined ? { nodeName } : {}),
           ...(hostname !== undefined ? { hostname } : {}),
-        }));
+        });
       });
     }
     const ports = readEndpointPorts(ctx, subset.ports, `${path}.ports`, "Endpoints");
     if (meta) {
-      sets.push(Object.freeze({
+      sets.push(endpointSet({
         namespace: meta.namespace,
         serviceName: meta.name,
         id: `endpoints/${meta.name}#${i}`,
         ports: frozenList(ports),
-        endpoints: frozenList(endpoints),
+        endpoints,
       }));
     }
   });

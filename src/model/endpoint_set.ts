@@ -1,0 +1,125 @@
+/**
+ * Endpoint sets as the sources keep them: the endpoints packed into one string, made into
+ * {@link Endpoint} objects on each read. An endpoint object with its address string costs ~110
+ * bytes in Deno's V8 (no pointer compression); its packed line ~25. At 100,000 endpoints that
+ * is ~9 MB less, and only a changed service's resolution ever reads them. Pure.
+ * @module
+ */
+
+import type { Endpoint, EndpointPort, EndpointSet } from "./types.ts";
+import { EMPTY_LIST } from "./types.ts";
+
+// One line per endpoint: address, flags, nodeName, zone, hostname, separated by tabs.
+const FIELD = "\t";
+const LINE = "\n";
+const READY = 1, SERVING = 2, TERMINATING = 4, HAS_NODE = 8, HAS_ZONE = 16, HAS_HOST = 32;
+/** Flags are written as one character from "0" up. */
+const FLAG_BASE = 48;
+
+/** The fields of an endpoint set, endpoints as a list. */
+export interface EndpointSetFields {
+  readonly namespace: string;
+  readonly serviceName: string;
+  readonly id: string;
+  readonly ports: readonly EndpointPort[];
+  readonly endpoints: readonly Endpoint[];
+}
+
+function packable(text: string | undefined): boolean {
+  return text === undefined || (!text.includes(FIELD) && !text.includes(LINE));
+}
+
+/** The endpoints as lines, or null when a text holds a separator (no valid object does). */
+function pack(endpoints: readonly Endpoint[]): string | null {
+  const lines: string[] = [];
+  for (const ep of endpoints) {
+    if (![ep.address, ep.nodeName, ep.zone, ep.hostname].every(packable)) return null;
+    const flags = (ep.ready ? READY : 0) | (ep.serving ? SERVING : 0) |
+      (ep.terminating ? TERMINATING : 0) | (ep.nodeName !== undefined ? HAS_NODE : 0) |
+      (ep.zone !== undefined ? HAS_ZONE : 0) | (ep.hostname !== undefined ? HAS_HOST : 0);
+    lines.push(
+      ep.address + FIELD + String.fromCharCode(FLAG_BASE + flags) + FIELD + (ep.nodeName ?? "") +
+        FIELD + (ep.zone ?? "") + FIELD + (ep.hostname ?? ""),
+    );
+  }
+  return lines.join(LINE);
+}
+
+/** The endpoints of {@link pack}'s text, as new objects. */
+function unpack(packed: string): Endpoint[] {
+  const out: Endpoint[] = [];
+  let at = 0;
+  while (at < packed.length) {
+    let end = packed.indexOf(LINE, at);
+    if (end < 0) end = packed.length;
+    const a = packed.indexOf(FIELD, at);
+    const address = packed.slice(at, a);
+    const flags = packed.charCodeAt(a + 1) - FLAG_BASE;
+    const n = a + 3;
+    const z = packed.indexOf(FIELD, n) + 1;
+    const h = packed.indexOf(FIELD, z) + 1;
+    const ep: {
+      address: string;
+      ready: boolean;
+      serving: boolean;
+      terminating: boolean;
+      nodeName?: string;
+      zone?: string;
+      hostname?: string;
+    } = {
+      address,
+      ready: (flags & READY) !== 0,
+      serving: (flags & SERVING) !== 0,
+      terminating: (flags & TERMINATING) !== 0,
+    };
+    if (flags & HAS_NODE) ep.nodeName = packed.slice(n, z - 1);
+    if (flags & HAS_ZONE) ep.zone = packed.slice(z, h - 1);
+    if (flags & HAS_HOST) ep.hostname = packed.slice(h, end);
+    out.push(ep);
+    at = end + 1;
+  }
+  return out;
+}
+
+class PackedEndpointSet implements EndpointSet {
+  readonly #packed: string;
+
+  constructor(
+    readonly namespace: string,
+    readonly serviceName: string,
+    readonly id: string,
+    readonly ports: readonly EndpointPort[],
+    packed: string,
+  ) {
+    this.#packed = packed;
+  }
+
+  /** New objects on each read: read once per use. */
+  get endpoints(): readonly Endpoint[] {
+    return this.#packed === "" ? EMPTY_LIST : unpack(this.#packed);
+  }
+
+  toJSON(): EndpointSetFields {
+    const { namespace, serviceName, id, ports, endpoints } = this;
+    return { namespace, serviceName, id, ports, endpoints };
+  }
+}
+
+/**
+ * An immutable endpoint set with its endpoints packed (see the module doc); a plain frozen
+ * object when one of their texts cannot be packed.
+ *
+ * @example
+ * ```ts
+ * const set = endpointSet({ namespace: "default", serviceName: "web", id: "web-1", ports: [],
+ *   endpoints: [{ address: "198.18.0.10", ready: true, serving: true, terminating: false }] });
+ * set.endpoints[0].address; // "198.18.0.10"
+ * ```
+ */
+export function endpointSet(fields: EndpointSetFields): EndpointSet {
+  const packed = pack(fields.endpoints);
+  if (packed === null) return Object.freeze({ ...fields });
+  return Object.freeze(
+    new PackedEndpointSet(fields.namespace, fields.serviceName, fields.id, fields.ports, packed),
+  );
+}

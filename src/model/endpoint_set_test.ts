@@ -1,0 +1,59 @@
+import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
+import { endpointSet } from "./endpoint_set.ts";
+import { EMPTY_LIST, type Endpoint } from "./types.ts";
+
+const ep = (address: string, extra: Partial<Endpoint> = {}): Endpoint => ({
+  address,
+  ready: true,
+  serving: true,
+  terminating: false,
+  ...extra,
+});
+
+const fields = (endpoints: readonly Endpoint[]) => ({
+  namespace: "default",
+  serviceName: "web",
+  id: "web-1",
+  ports: [{ name: "http", protocol: "TCP" as const, port: 8080 }],
+  endpoints,
+});
+
+Deno.test("endpointSet: every endpoint reads back as it was written", async (t) => {
+  const cases: [string, Endpoint[]][] = [
+    ["one IPv4, ready", [ep("198.18.0.10")]],
+    ["IPv6", [ep("2001:db8::a")]],
+    ["every flag combination", [
+      ep("198.18.0.1", { ready: false, serving: false, terminating: false }),
+      ep("198.18.0.2", { ready: false, serving: true, terminating: true }),
+      ep("198.18.0.3", { ready: true, serving: false, terminating: true }),
+      ep("198.18.0.4", { ready: false, serving: false, terminating: true }),
+    ]],
+    ["optional texts present, absent and empty", [
+      ep("198.18.0.5", { nodeName: "node-1", zone: "z-a", hostname: "db-0" }),
+      ep("198.18.0.6", { nodeName: "node-2" }),
+      ep("198.18.0.7", { hostname: "" }),
+      ep("198.18.0.8", { zone: "", nodeName: "" }),
+    ]],
+    ["a unicode zone", [ep("198.18.0.9", { zone: "zürich-1" })]],
+  ];
+  for (const [name, endpoints] of cases) {
+    await t.step(name, () => {
+      const set = endpointSet(fields(endpoints));
+      assertEquals(set.endpoints, endpoints);
+      assertEquals(JSON.parse(JSON.stringify(set)), JSON.parse(JSON.stringify(fields(endpoints))));
+      strictEqual(set.id, "web-1");
+      strictEqual(Object.isFrozen(set), true);
+    });
+  }
+});
+
+Deno.test("endpointSet: no endpoints reads as the shared empty list", () => {
+  strictEqual(endpointSet(fields([])).endpoints, EMPTY_LIST);
+});
+
+Deno.test("endpointSet: a text holding a separator keeps the plain list, unchanged", () => {
+  const endpoints = [ep("198.18.0.10", { zone: "a\tb" }), ep("198.18.0.11", { hostname: "x\ny" })];
+  const set = endpointSet(fields(endpoints));
+  assertEquals(set.endpoints, endpoints);
+  strictEqual(Object.isFrozen(set), true);
+});
