@@ -8,7 +8,7 @@
 import type { Cidr } from "../model/ip.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import { AnswerTableBuilder } from "./fast.ts";
-import { AllowList, QueryHandler } from "./handler.ts";
+import { AllowList, type AnswerFiller, QueryHandler } from "./handler.ts";
 import { DnsStats, type StatsDelta } from "./stats.ts";
 import { TcpDnsServer } from "./tcp.ts";
 import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
@@ -25,6 +25,11 @@ const TURN_MS = 15;
 const UPDATE_BATCH = 8;
 /** Up to this many changed services (or a quarter of all) are updated in place, not rebuilt. */
 const INCREMENTAL_MIN = 2048;
+/**
+ * Names whose answers the fast path keeps at most (~1 MB of answers); past it the table starts
+ * afresh and refills with the names still asked.
+ */
+const CACHED_NAMES = 4096;
 
 /** Which UDP transport to use. */
 export type UdpTransportChoice = "auto" | "ffi" | "node";
@@ -59,6 +64,7 @@ export type EngineLog = (
 export interface PublishReport {
   readonly version: number;
   readonly records: number;
+  /** Answers precomputed so far (of the names asked since the last full build). */
   readonly answers: number;
   readonly buildSeconds: number;
   /** Services updated in place; -1 when the whole zone was built. */
@@ -251,7 +257,8 @@ export class DnsEngine {
     if (problem) throw new Error(problem);
     const breathe = this.#breather();
     const index = this.#index, table = this.#table;
-    if (index && table && index.fits(options)) {
+    const fill = this.#fill;
+    if (index && index.fits(options)) {
       const keys = index.diff(snapshot);
       if (keys.length <= Math.max(INCREMENTAL_MIN, index.size / 4)) {
         try {
@@ -260,7 +267,7 @@ export class DnsEngine {
             // old or wholly new to a client, never half updated.
             const batch = keys.slice(i, i + UPDATE_BATCH);
             const zone = applyUpdate(index, table, snapshot, serial, batch, i === 0);
-            this.#handler.setZone(zone, table.view());
+            this.#handler.setZone(zone, table.view(), fill);
             await breathe();
           }
           return this.#report(snapshot, index.zone().recordCount, table.count, t0, keys.length);
@@ -269,7 +276,7 @@ export class DnsEngine {
           this.#log("error", "DNS incremental update failed; rebuilding the zone", {
             error: (e as Error).message,
           });
-          this.#index = this.#table = null;
+          this.#index = null;
         }
       }
     }
@@ -284,17 +291,28 @@ export class DnsEngine {
       await breathe();
     }
     const zone = built.zone();
-    const builder = new AnswerTableBuilder();
-    let n = 0;
-    for (const [name, node] of zone.nodes) {
-      builder.addNode(zone, name, node);
-      if (++n % 256 === 0) await breathe();
-    }
     this.#index = built;
-    this.#table = builder;
-    this.#handler.setZone(zone, builder.view());
-    return this.#report(snapshot, zone.recordCount, builder.count, t0, -1);
+    // Answers are precomputed per name on first ask (#fill), from the new zone only.
+    table.clear();
+    this.#handler.setZone(zone, table.view(), fill);
+    return this.#report(snapshot, zone.recordCount, table.count, t0, -1);
   }
+
+  /**
+   * Precomputes a name's answers after the general path answered it, so later asks take the
+   * fast path. Past {@link CACHED_NAMES} names the table starts afresh: it holds the names
+   * clients ask, never the whole zone.
+   */
+  readonly #fill: AnswerFiller = (name) => {
+    const index = this.#index, table = this.#table;
+    if (index === null || table.has(name)) return null;
+    const zone = index.zone();
+    const node = zone.nodes.get(name);
+    if (!node || node.records.length === 0) return null;
+    if (table.names >= CACHED_NAMES) table.clear();
+    table.addNode(zone, name, node);
+    return table.view();
+  };
 
   #report(
     snapshot: Snapshot,
@@ -320,7 +338,8 @@ export class DnsEngine {
   } | null = null;
   #running = false;
   #index: ZoneIndex | null = null;
-  #table: AnswerTableBuilder | null = null;
+  /** Answers of the names asked since the last full build (see #fill). */
+  readonly #table = new AnswerTableBuilder();
 
   /** Counters since the last drain (forwarder counters included). */
   drainStats(): StatsDelta {

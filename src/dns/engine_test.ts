@@ -24,26 +24,30 @@ const hasDig = (() => {
   }
 })();
 
+function startEngine(): Promise<DnsEngine> {
+  return DnsEngine.start({
+    hostname: "127.0.0.1",
+    port: 0,
+    clusterDomain: "cluster.local",
+    ttl: 30,
+    reverseCidrs: [cidr("198.19.0.0/16")],
+    upstreams: [],
+    allowRecursion: [],
+    udp: "auto",
+    reusePort: false,
+    tcp: false,
+    tcpIdleTimeoutMs: 1000,
+    upstreamTimeoutMs: 500,
+    cacheSize: 10,
+  }, () => {});
+}
+
 Deno.test({
   name: "DnsEngine: publishes under churn are coalesced, none in flight is dropped, DNS converges",
   // dig is part of the test toolchain (apt dnsutils); without it there is nothing to ask with.
   ignore: !hasDig && Deno.env.get("CI") !== "true",
   fn: async () => {
-    const engine = await DnsEngine.start({
-      hostname: "127.0.0.1",
-      port: 0,
-      clusterDomain: "cluster.local",
-      ttl: 30,
-      reverseCidrs: [cidr("198.19.0.0/16")],
-      upstreams: [],
-      allowRecursion: [],
-      udp: "auto",
-      reusePort: false,
-      tcp: false,
-      tcpIdleTimeoutMs: 1000,
-      upstreamTimeoutMs: 500,
-      cacheSize: 10,
-    }, () => {});
+    const engine = await startEngine();
     try {
       const store = new ModelStore();
       // Big enough that the first (whole) build spans many event-loop turns.
@@ -85,6 +89,74 @@ Deno.test({
       // The NODATA half of the A + AAAA pair comes from the precomputed table: serial patched.
       const aaaa = await dig(engine.udpPort, "svc7.bench.svc.cluster.local", "AAAA");
       assert(/hostmaster\.cluster\.local\. 1005 /.test(aaaa), aaaa);
+    } finally {
+      await engine.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "DnsEngine: a name's answers are precomputed on first ask and follow every change",
+  ignore: !hasDig && Deno.env.get("CI") !== "true",
+  fn: async () => {
+    const engine = await startEngine();
+    const web = (ip: string) =>
+      makeService({
+        namespace: "default",
+        name: "web",
+        clusterIPs: [ip],
+        ports: [port("http", "TCP", 80)],
+      });
+    const fastAnswers = () => engine.drainStats().fastPath;
+    try {
+      const store = new ModelStore();
+      store.setService(web("198.19.0.10"));
+      store.setService(
+        makeService({ namespace: "default", name: "db", clusterIPs: ["198.19.0.11"] }),
+      );
+      await engine.publish(store.commit().snapshot, 2000);
+      fastAnswers();
+      const ask = async (type: string) => {
+        const out = await dig(engine.udpPort, "web.default.svc.cluster.local", type);
+        return { out, fast: fastAnswers() };
+      };
+      // Each row: what changed before the asks, then the two asks' answer and path.
+      let r = await ask("A");
+      assert(/IN\s+A\s+198\.19\.0\.10/.test(r.out), r.out);
+      assertEquals(r.fast, 0, "the first ask takes the general path");
+      r = await ask("A");
+      assert(/IN\s+A\s+198\.19\.0\.10/.test(r.out), r.out);
+      assertEquals(r.fast, 1, "the second ask takes the fast path");
+      r = await ask("AAAA");
+      assert(/hostmaster\.cluster\.local\. 2000 /.test(r.out), r.out);
+      assertEquals(r.fast, 1, "the NODATA half was precomputed with the A");
+
+      // An in-place update of the service: never the old answer, then fast again.
+      store.setService(web("198.19.0.20"));
+      const report = await engine.publish(store.commit().snapshot, 2001);
+      assertEquals(report?.changedServices, 1);
+      r = await ask("A");
+      assert(/IN\s+A\s+198\.19\.0\.20/.test(r.out), r.out);
+      r = await ask("A");
+      assert(/IN\s+A\s+198\.19\.0\.20/.test(r.out), r.out);
+      assertEquals(r.fast, 1);
+
+      // Another service changes: the cached negative answer carries the new serial.
+      r = await ask("AAAA");
+      assertEquals(r.fast, 1);
+      store.setService(
+        makeService({ namespace: "default", name: "db", clusterIPs: ["198.19.0.12"] }),
+      );
+      await engine.publish(store.commit().snapshot, 2002);
+      r = await ask("AAAA");
+      assert(/hostmaster\.cluster\.local\. 2002 /.test(r.out), r.out);
+      assertEquals(r.fast, 1, "the serial was patched in the precomputed answer");
+
+      // The service goes: NXDOMAIN, from the general path.
+      store.deleteService("default", "web");
+      await engine.publish(store.commit().snapshot, 2003);
+      r = await ask("A");
+      assert(/status: NXDOMAIN/.test(r.out), r.out);
     } finally {
       await engine.stop();
     }

@@ -148,6 +148,12 @@ export interface QueryHandlerOptions {
   readonly stats: DnsStats;
 }
 
+/**
+ * Precomputes the answers of a zone name (a key as zone.nodes has them) when it has none yet;
+ * returns the table to use from now on, or null when nothing changed.
+ */
+export type AnswerFiller = (name: string) => AnswerTable | null;
+
 /** A reply now, none, or one later (forwarded). */
 export type HandleOutcome = Uint8Array | null | Promise<Uint8Array | null>;
 
@@ -164,6 +170,7 @@ export type HandleOutcome = Uint8Array | null | Promise<Uint8Array | null>;
 export class QueryHandler {
   #zone: Zone | null = null;
   #table: AnswerTable | null = null;
+  #fill: AnswerFiller | null = null;
   readonly #zones: Pick<Zone, "domain" | "reverseApexes">;
   readonly #forwarder: Forwarder | null;
   readonly #scan = newQueryScan();
@@ -184,10 +191,15 @@ export class QueryHandler {
     return this.#zone;
   }
 
-  /** Switches to a new zone and its precomputed answers, atomically for later queries. */
-  setZone(zone: Zone, table: AnswerTable): void {
+  /**
+   * Switches to a new zone and its precomputed answers, atomically for later queries. With
+   * `fill`, a name the general path answered authoritatively is handed to it, so the next ask
+   * takes the fast path.
+   */
+  setZone(zone: Zone, table: AnswerTable, fill: AnswerFiller | null = null): void {
     this.#zone = zone;
     this.#table = table;
+    this.#fill = fill;
   }
 
   /**
@@ -272,8 +284,12 @@ export class QueryHandler {
       case "drop":
         this.stats.dropped++;
         return null;
-      case "reply":
+      case "reply": {
+        if (this.#fill && result.message.aa && query.questions.length === 1) {
+          this.#table = this.#fill(nameKey(query.questions[0].name)) ?? this.#table;
+        }
         return this.#encode(result.message, limit);
+      }
       case "forward": {
         const fwd = this.#forwarder;
         if (!fwd) return this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit);

@@ -48,6 +48,7 @@ import { type Cidr, parseCidr } from "../model/ip.ts";
 import {
   changedServiceKeys,
   EMPTY_SNAPSHOT,
+  hashText,
   type ServiceEntry,
   type Snapshot,
 } from "../model/snapshot.ts";
@@ -395,7 +396,7 @@ export class DnsServer {
     let changed = this.#examined === null;
     for (const key of changedServiceKeys(prev, snapshot)) {
       const entry = snapshot.services.get(key);
-      const print = entry ? dnsFingerprint(entry) : undefined;
+      const print = entry ? hashText(dnsFingerprint(entry)) : undefined;
       if (this.#prints.get(key) === print) continue;
       if (print === undefined) this.#prints.delete(key);
       else this.#prints.set(key, print);
@@ -413,8 +414,8 @@ export class DnsServer {
 
   /** The snapshot #prints describes (null before the first publish). */
   #examined: Snapshot | null = null;
-  /** DNS fingerprint of every service of #examined, by key. */
-  #prints = new Map<string, string>();
+  /** Hash of the DNS fingerprint of every service of #examined, by key (the texts: ~1 MB). */
+  #prints = new Map<string, number>();
   /** Services whose fingerprint changed (or that went) since the workers were last sent them. */
   #unsent = new Set<string>();
   #namespacesPrint = "";

@@ -130,6 +130,14 @@ export class PackedStringMap implements ReadonlyMap<string, string> {
     return entry < 0 ? undefined : this.#entries[entry * E + TAG];
   }
 
+  /** Changes the tag of a present key (value and place kept); false when the key is absent. */
+  setTag(key: string, tag: number): boolean {
+    const { entry } = this.#find(key);
+    if (entry < 0) return false;
+    this.#entries[entry * E + TAG] = tag;
+    return true;
+  }
+
   /** Adds or replaces; a replaced key keeps its place in the iteration order. */
   set(key: string, value: string, tag = 0): this {
     const found = this.#find(key);

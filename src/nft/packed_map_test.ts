@@ -59,3 +59,12 @@ Deno.test("PackedStringMap: iterating past a compaction fails loudly instead of 
     for (const [k] of m) m.delete(k);
   }, /compacted meanwhile/);
 });
+
+Deno.test("PackedStringMap: setTag changes a present key's tag only; absent keys stay absent", () => {
+  const m = new PackedStringMap();
+  m.set("a", "1", 3).set("b", "2", 4);
+  strictEqual(m.setTag("a", 9), true);
+  strictEqual(m.setTag("zz", 1), false);
+  assertEquals([...m], [["a", "1"], ["b", "2"]]);
+  assertEquals([m.tagOf("a"), m.tagOf("b"), m.tagOf("zz"), m.has("zz")], [9, 4, undefined, false]);
+});

@@ -970,15 +970,16 @@ export class TableBuilder {
    * Elements per set, packed (packed_map.ts: ~70 bytes an element where a Map of strings took
    * ~130). In sets whose elements carry a value (maps, comments) each element's tag is the id
    * of the owner whose value holds; an element of any other set is the same whoever claims it,
-   * so there only a count is kept, in #claims.
+   * so there its tag counts the owners that claim it (pods behind several services share
+   * their elements: a Map of counts beside took ~3 MB at 10,000 services).
    */
   readonly #elements = new Map<string, PackedStringMap>();
   readonly #valued = new Set<string>();
   readonly #owners = new OwnerIds();
   /** Valued sets: `set\nkey` -> the claimants other than the holder. */
   readonly #contested = new Map<string, Contender[]>();
-  /** Sets without values: key -> number of owners, only for keys claimed by two or more. */
-  readonly #claims = new Map<string, Map<string, number>>();
+  /** Sets without values, whose element tags count claims. */
+  readonly #counted = new Set<string>();
   readonly #chainRefs = new Map<string, number>();
   /** Owner -> the warnings of its fragment, for the few owners that have any. */
   readonly #warnings = new Map<string, readonly string[]>();
@@ -992,7 +993,7 @@ export class TableBuilder {
       this.#sets.set(s.name, s);
       this.#elements.set(s.name, new PackedStringMap());
       if (s.kind === "map" || s.commentValue) this.#valued.add(s.name);
-      else this.#claims.set(s.name, new Map());
+      else this.#counted.add(s.name);
     }
     for (const c of fixedChains(family, options)) this.#chains.set(c.name, c);
     this.#table = { family, sets: this.#sets, chains: this.#chains, elements: this.#elements };
@@ -1067,17 +1068,17 @@ export class TableBuilder {
   #add(set: string, key: string, value: string, owner: string): void {
     const els = this.#elements.get(set);
     if (!els) throw new Error(`Cannot add element "${key}": unknown set "${set}"`);
-    const claims = this.#claims.get(set);
-    if (claims) {
+    if (this.#counted.has(set)) {
       if (value !== "") {
         throw new Error(
           `Cannot add element "${key}" with value "${value}" to set "${set}": it holds no values`,
         );
       }
-      if (els.has(key)) claims.set(key, (claims.get(key) ?? 1) + 1);
+      const claims = els.tagOf(key);
+      if (claims !== undefined) els.setTag(key, claims + 1);
       else {
         this.#touch(set, key);
-        els.set(key, value);
+        els.set(key, value, 1);
       }
       return;
     }
@@ -1103,14 +1104,14 @@ export class TableBuilder {
 
   #remove(set: string, key: string, owner: string): void {
     const els = this.#elements.get(set)!;
-    const claims = this.#claims.get(set);
-    if (claims) {
-      const n = claims.get(key);
-      if (n === undefined) {
+    if (this.#counted.has(set)) {
+      const claims = els.tagOf(key);
+      if (claims === undefined) return;
+      if (claims > 1) els.setTag(key, claims - 1);
+      else {
         this.#touch(set, key);
         els.delete(key);
-      } else if (n > 2) claims.set(key, n - 1);
-      else claims.delete(key);
+      }
       return;
     }
     const holderId = els.tagOf(key);
