@@ -68,3 +68,34 @@ Deno.test("PackedStringMap: setTag changes a present key's tag only; absent keys
   assertEquals([...m], [["a", "1"], ["b", "2"]]);
   assertEquals([m.tagOf("a"), m.tagOf("b"), m.tagOf("zz"), m.has("zz")], [9, 4, undefined, false]);
 });
+
+Deno.test("PackedStringMap: every text reads back exactly, coded addresses or not", () => {
+  const texts = [
+    "",
+    "198.19.0.10 . tcp . 80",
+    "198.18.0.1 . 198.18.0.2",
+    "198.18.0.0/16",
+    "0.0.0.0",
+    "255.255.255.255 . 8080",
+    "1.2.3.4.5",
+    "01.2.3.4",
+    "1.2.3.04",
+    "256.1.1.1",
+    "1.2.3",
+    "x1.2.3.4y",
+    " . . ",
+    " .  . ",
+    "2001:db8::1 . 53",
+    "goto lb-vip-tcp-10",
+    "ns-0/svc-0",
+    "zürich — 1.2.3.4 😀 end",
+    "lone \ud800 surrogate",
+  ];
+  const m = new PackedStringMap();
+  texts.forEach((t, i) => m.set(t, texts[texts.length - 1 - i]));
+  const expect = (t: string) => t.replace("\ud800", "\ufffd");
+  for (const [i, t] of texts.entries()) {
+    strictEqual(m.get(t), expect(texts[texts.length - 1 - i]), `value of ${JSON.stringify(t)}`);
+  }
+  assertEquals([...m.keys()], texts.map(expect));
+});
