@@ -87,6 +87,29 @@ export class NftSyncError extends Error {
 
 const CONNTRACK_CONCURRENCY = 4;
 
+/** Changed services per transaction past which a sync is split (see {@link NftDataplane.apply}). */
+export const APPLY_BATCH = 1000;
+
+/** Totals of the transactions one apply or drift repair sent. */
+class AppliedOps {
+  elementsAdded = 0;
+  elementsDeleted = 0;
+  chainsChanged = 0;
+  replaced = false;
+  scriptBytes = 0;
+  any = false;
+
+  add(ops: readonly Op[], scriptBytes: number): void {
+    const s = summarizeOps(ops);
+    this.elementsAdded += s.elementsAdded;
+    this.elementsDeleted += s.elementsDeleted;
+    this.chainsChanged += s.chainsChanged;
+    this.replaced ||= s.replaced || ops.some((o) => o.op === "add-set");
+    this.scriptBytes += scriptBytes;
+    this.any = true;
+  }
+}
+
 /**
  * Applies snapshots to `ip svcgate` and `ip6 svcgate`. Calls are serialized internally.
  *
@@ -158,50 +181,99 @@ export class NftDataplane {
   }
 
   /**
-   * Makes the kernel hold the ruleset of this snapshot, in one atomic transaction. On failure
-   * throws {@link NftSyncError}: nothing was changed, and the next call reconciles in full.
+   * Makes the kernel hold the ruleset of this snapshot. On failure throws {@link NftSyncError}:
+   * the next call reconciles in full against what the kernel holds.
+   *
+   * Atomicity: a reconcile against existing tables is one transaction, and so is every sync of
+   * up to {@link APPLY_BATCH} changed services. More changed services (a cold start, a big
+   * relist) go in transactions of that many services each, every service whole in one of them:
+   * one transaction of the whole 10,000-service table held ~60 MB of text and plans at once.
+   * A cold start of that size first creates the empty table, then fills it batch by batch.
    */
   apply(snapshot: Snapshot): Promise<SyncReport> {
     return this.#serialize(async () => {
       const t0 = this.#now();
-      this.#absorb(snapshot);
       const mode = this.#full ? "full" : "incremental";
-      const ops: Op[] = [];
-      const existed = new Map<Family, boolean>();
-      let script = "";
+      const done = new AppliedOps();
+      let batched = false;
       try {
-        for (const f of this.#families) {
-          const builder = this.#builders.get(f)!;
-          if (mode === "full") {
-            const observed = this.#adopted?.has(f) ? this.#adopted.get(f)! : await this.#read(f);
-            existed.set(f, observed !== null);
-            ops.push(...planFull(observed, builder.table));
+        if (this.#full) {
+          const observed = new Map<Family, ObservedTable | null>();
+          for (const f of this.#families) {
+            observed.set(f, this.#adopted?.has(f) ? this.#adopted.get(f)! : await this.#read(f));
+          }
+          this.#adopted = null;
+          const absent = [...observed.values()].every((o) => o === null);
+          if (absent && snapshot.services.size > APPLY_BATCH) {
+            // Nothing of ours in the kernel: create the empty table, then fill it in batches.
+            this.#resetBuilders();
+            this.#absorbed = null;
+            await this.#transaction(done, (b) => planFull(null, b.table), false);
+            this.#full = false;
           } else {
-            existed.set(f, true);
-            ops.push(...planScoped(builder.journal(), builder.table));
+            this.#absorb(snapshot);
+            await this.#transaction(
+              done,
+              (b) => planFull(observed.get(b.family)!, b.table),
+              (f) => observed.get(f) !== null,
+            );
           }
         }
-        this.#adopted = null;
-        script = formatOps(ops);
-        if (script) await this.#executor.apply(script);
+        if (!this.#full) {
+          const prev = this.#absorbed ?? EMPTY_SNAPSHOT;
+          const keys = changedServiceKeys(prev, snapshot);
+          batched = keys.length > APPLY_BATCH;
+          const existed = mode === "incremental";
+          for (let i = 0; i === 0 || i < keys.length; i += APPLY_BATCH) {
+            for (const key of keys.slice(i, i + APPLY_BATCH)) {
+              this.#absorbService(key, prev.services.get(key), snapshot.services.get(key));
+            }
+            await this.#transaction(done, (b) => planScoped(b.journal(), b.table), existed);
+          }
+          this.#absorbed = snapshot;
+        }
       } catch (e) {
+        // A batch failed after others went in: the builders hold services the kernel may lack.
+        if (batched) {
+          this.#resetBuilders();
+          this.#absorbed = null;
+        }
         this.#fail(e, "apply");
         throw new NftSyncError(
-          `Cannot apply snapshot version ${snapshot.version} to nftables (${mode} sync; the previous ruleset keeps serving): ${
-            (e as Error).message
-          }`,
+          `Cannot apply snapshot version ${snapshot.version} to nftables (${mode} sync; ${
+            batched ? "the services of earlier batches are in" : "the previous ruleset keeps serving"
+          }): ${(e as Error).message}`,
           { cause: e },
         );
       }
-      for (const b of this.#builders.values()) b.clearJournal();
       this.#full = false;
-      const report = this.#report(snapshot.version, ops.length ? mode : "none", ops, script, t0);
-      if (ops.length > 0) {
-        this.#log.info("nftables synced", { ...report });
-        await this.#afterApply(ops, existed);
-      }
+      const report = this.#report(snapshot.version, done.any ? mode : "none", done, t0);
+      if (done.any) this.#log.info("nftables synced", { ...report });
       return report;
     });
+  }
+
+  /**
+   * One transaction: the ops `plan` gives per family (both families in one batch), applied,
+   * then the journals cleared and the conntrack cleanup after it run. `existed`: whether each
+   * family's table was in the kernel before (stale UDP flows can only be pinned then).
+   */
+  async #transaction(
+    done: AppliedOps,
+    plan: (builder: TableBuilder) => Op[],
+    existed: boolean | ((f: Family) => boolean),
+  ): Promise<void> {
+    const ops: Op[] = [];
+    for (const b of this.#builders.values()) ops.push(...plan(b));
+    const script = formatOps(ops);
+    if (script) await this.#executor.apply(script);
+    for (const b of this.#builders.values()) b.clearJournal();
+    if (ops.length === 0) return;
+    done.add(ops, script.length);
+    const families = new Map(
+      this.#families.map((f) => [f, typeof existed === "boolean" ? existed : existed(f)]),
+    );
+    await this.#afterApply(ops, families);
   }
 
   /**
@@ -252,7 +324,9 @@ export class NftDataplane {
       this.#metrics?.histogram("svcgate_nft_drift_check_duration_seconds", "Drift check duration")
         .observe((this.#now() - t0) / 1000);
       if (ops.length === 0) return false;
-      const report = this.#report(this.#absorbed.version, "full", ops, script, t0);
+      const done = new AppliedOps();
+      done.add(ops, script.length);
+      const report = this.#report(this.#absorbed.version, "full", done, t0);
       this.#metrics?.counter("svcgate_nft_drift_repairs_total", "Drift repairs written to nftables")
         .inc();
       this.#log.warn("repaired nftables drift", { ...report });
@@ -347,24 +421,17 @@ export class NftDataplane {
     });
   }
 
-  #report(
-    version: number,
-    mode: SyncReport["mode"],
-    ops: readonly Op[],
-    script: string,
-    t0: number,
-  ): SyncReport {
-    const s = summarizeOps(ops);
+  #report(version: number, mode: SyncReport["mode"], done: AppliedOps, t0: number): SyncReport {
     const durationMs = this.#now() - t0;
     const report: SyncReport = {
       snapshotVersion: version,
       mode,
-      elementsAdded: s.elementsAdded,
-      elementsDeleted: s.elementsDeleted,
-      chainsChanged: s.chainsChanged,
-      replaced: s.replaced || ops.some((o) => o.op === "add-set"),
+      elementsAdded: done.elementsAdded,
+      elementsDeleted: done.elementsDeleted,
+      chainsChanged: done.chainsChanged,
+      replaced: done.replaced,
       durationMs: Math.round(durationMs * 100) / 100,
-      scriptBytes: script.length,
+      scriptBytes: done.scriptBytes,
     };
     this.#lastReport = report;
     const m = this.#metrics;

@@ -1,6 +1,6 @@
 import { endpointSet, ep, LAB_OPTIONS, port, service } from "./test_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./test_assert.ts";
-import { NftDataplane, NftSyncError, readLiveVips } from "./dataplane.ts";
+import { APPLY_BATCH, NftDataplane, NftSyncError, readLiveVips } from "./dataplane.ts";
 import { FakeConntrack, FakeNftExecutor } from "./fake_executor.ts";
 import { renderRuleset } from "./render.ts";
 import { parseTable } from "./parse.ts";
@@ -273,4 +273,88 @@ Deno.test("dataplane: readLiveVips reads which service owns which VIP from the k
     "default/dns": ["198.19.0.53"],
     "default/web": ["198.19.0.10", "2001:db8:ffff::10"],
   }, "owners");
+});
+
+/** `n` services `svc-<i>`, VIP 198.19.<i>, one endpoint 198.18.<i> (last octet `shift` on). */
+function manyServices(store: ModelStore, n: number, shift = 0): Snapshot {
+  for (let i = 0; i < n; i++) {
+    const s = service(`svc-${i}`, [`198.19.${i >> 8}.${i & 255}`], [port(80, 8080)]);
+    store.setService(s);
+    store.setEndpointSet(endpointSet(s, [ep(`198.18.${i >> 8}.${(i + shift) & 255}`)]));
+  }
+  return store.commit().snapshot;
+}
+
+/** The backend element of service `i` of {@link manyServices}. */
+function backendOf(i: number, shift = 0): string {
+  return `198.19.${i >> 8}.${i & 255} . 80 . 0 : 198.18.${i >> 8}.${(i + shift) & 255} . 8080`;
+}
+
+/** Index of the one script holding each text (and checks there is exactly one). */
+function scriptOfEach(scripts: readonly string[], texts: string[]): number[] {
+  return texts.map((text) => {
+    const at = scripts.flatMap((script, k) => script.includes(text) ? [k] : []);
+    assertEquals(at.length, 1, `scripts holding ${text}`);
+    return at[0];
+  });
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+Deno.test("dataplane: a cold start past APPLY_BATCH services creates the table, then fills it a batch of services per transaction", async () => {
+  const { nft, dataplane } = setup();
+  const n = APPLY_BATCH * 2 + 5;
+  const snap = manyServices(new ModelStore(), n);
+  const report = await dataplane.apply(snap);
+  assertEquals(nft.applied.length, 4, "the empty table, then three batches");
+  assert(nft.applied[0].includes("add table ip svcgate"), "the first creates the table");
+  assert(!nft.applied[0].includes("198.19."), "with no service in it");
+  const batches = scriptOfEach(nft.applied, range(n).map((i) => backendOf(i)));
+  assertEquals(new Set(batches).size, 3, "three batches hold the services");
+  // Each service is whole in its transaction: its dispatch element goes with its backend.
+  assertEquals(
+    scriptOfEach(nft.applied, range(n).map((i) => `198.19.${i >> 8}.${i & 255} . tcp . 80 :`)),
+    batches,
+  );
+  assertEquals([report.mode, report.replaced], ["full", true]);
+  const elements = renderRuleset(snap, LAB_OPTIONS).tables
+    .flatMap((t) => [...t.elements.values()]).reduce((sum, e) => sum + e.size, 0);
+  assertEquals(report.elementsAdded, elements, "every element added once");
+  await assertKernelHolds(nft, snap, "after the cold start");
+});
+
+Deno.test("dataplane: an incremental sync of many services goes a batch per transaction", async () => {
+  const { nft, dataplane } = setup();
+  const store = new ModelStore();
+  const n = APPLY_BATCH * 2 + 5;
+  await dataplane.apply(manyServices(store, n));
+  const before = nft.applied.length;
+  const snap = manyServices(store, n, 1);
+  const report = await dataplane.apply(snap);
+  assertEquals(report.mode, "incremental");
+  assertEquals(nft.applied.length - before, 3, "three transactions");
+  const changed = scriptOfEach(nft.applied.slice(before), range(n).map((i) => backendOf(i, 1)));
+  assertEquals(new Set(changed).size, 3);
+  await assertKernelHolds(nft, snap, "after the big change");
+});
+
+Deno.test("dataplane: a batch that fails leaves the earlier ones in; the next apply reconciles in full", async () => {
+  const { nft, dataplane } = setup();
+  const n = APPLY_BATCH * 2 + 5;
+  const snap = manyServices(new ModelStore(), n);
+  const apply = nft.apply.bind(nft);
+  let calls = 0;
+  nft.apply = (script) => {
+    if (++calls === 3) nft.failNextApply("Could not process rule: Cannot allocate memory");
+    return apply(script);
+  };
+  await assertRejects(
+    () => dataplane.apply(snap),
+    /\(full sync; the services of earlier batches are in\):.*Cannot allocate memory/,
+    "the second batch",
+  );
+  assertEquals(nft.applied.length, 2, "the table and the first batch went in");
+  const retry = await dataplane.apply(snap);
+  assertEquals(retry.mode, "full");
+  await assertKernelHolds(nft, snap, "after the retry");
 });
