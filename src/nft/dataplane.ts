@@ -241,7 +241,9 @@ export class NftDataplane {
         this.#fail(e, "apply");
         throw new NftSyncError(
           `Cannot apply snapshot version ${snapshot.version} to nftables (${mode} sync; ${
-            batched ? "the services of earlier batches are in" : "the previous ruleset keeps serving"
+            batched
+              ? "the services of earlier batches are in"
+              : "the previous ruleset keeps serving"
           }): ${(e as Error).message}`,
           { cause: e },
         );
