@@ -362,7 +362,7 @@ Deno.test("API server down: last state keeps serving, degraded shows, then conve
     const st = source.status();
     assert(st.synced, "still synced");
     assert(
-      /ECONNREFUSED|Premature close|ERR_STREAM_PREMATURE_CLOSE/.test(st.lastError ?? ""),
+      /ECONNREFUSED|ECONNRESET|Premature close|ERR_STREAM_PREMATURE_CLOSE/.test(st.lastError ?? ""),
       `lastError names the failure: ${st.lastError}`,
     );
     // Changes while the API is unreachable (the fake's store keeps them).
@@ -527,7 +527,10 @@ Deno.test("API down at startup: not synced past the timeout, then syncs when it 
     await sleep(800);
     const st = source.status();
     assert(!synced && !st.synced, "not synced while the API is down");
-    assert(/ECONNREFUSED/.test(st.lastError ?? ""), `lastError: ${st.lastError}`);
+    assert(
+      /ECONNREFUSED|Connection refused/.test(st.lastError ?? ""),
+      `lastError: ${st.lastError}`,
+    );
     assertEquals(h.syncRequests(), 0, "no requestSync before sync");
     assertEquals(h.store.snapshot.services.size, 0, "nothing committed");
     await h.api.start();

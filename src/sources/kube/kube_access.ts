@@ -38,6 +38,14 @@ export interface KubeClientConfig {
   getCurrentUser(): User | null;
   // deno-lint-ignore no-explicit-any
   applyToFetchOptions(opts: any): Promise<FetchOptions>;
+  /** What the runtime's own fetch needs, or null when only node:https can do it. */
+  fetchInit?(): Promise<NativeFetchInit | null>;
+}
+
+/** A request through the runtime's fetch: its TLS client (null: the default) and headers. */
+export interface NativeFetchInit {
+  readonly client: Deno.HttpClient | null;
+  readonly headers: Record<string, string>;
 }
 
 /** The kubeconfig data {@link KubeAccess} is built from (KubeConfig.loadFromOptions's shape). */
@@ -130,6 +138,7 @@ export class KubeAccess implements KubeClientConfig {
   currentContext: string;
   #token: { file: string; value: string; readAt: number } | null = null;
   #agent: { settings: AgentSettings; agent: http.Agent } | null = null;
+  #client: { settings: AgentSettings; client: Deno.HttpClient } | null = null;
   #full: Promise<KubeConfig> | null = null;
   /** Clock for the token-file cache; injectable for tests. */
   now: () => number = () => Date.now();
@@ -185,15 +194,50 @@ export class KubeAccess implements KubeClientConfig {
     agent: http.Agent;
     headers: Record<string, string>;
   }> {
-    const cluster = this.getCurrentCluster();
-    const user = this.getCurrentUser();
-    if (needsPlugins(user, cluster)) {
+    const own = this.#requestSettings(opts);
+    if (own === null) {
       const init = await (await this.toKubeConfig()).applyToFetchOptions(opts);
       return {
         agent: init.agent as http.Agent,
         headers: headersToRecord(init.headers),
       };
     }
+    return { agent: this.#agentFor(own.settings), headers: own.headers };
+  }
+
+  /**
+   * The runtime's fetch for this context, or null where only node:https can do it: credential
+   * plugins, insecure-skip-tls-verify over https, tls-server-name (Deno's HttpClient has neither
+   * option). Lists go this way: node:http in Deno keeps ~10 MB of a big download's buffers.
+   */
+  fetchInit(): Promise<NativeFetchInit | null> {
+    const own = this.#requestSettings({});
+    if (own === null) return Promise.resolve(null);
+    const { settings, headers } = own;
+    if (settings.kind === "http") return Promise.resolve({ client: null, headers });
+    if (settings.rejectUnauthorized === false || settings.servername) {
+      return Promise.resolve(null);
+    }
+    if (!this.#client || !sameSettings(this.#client.settings, settings)) {
+      this.#client?.client.close();
+      const client = Deno.createHttpClient({
+        ...(settings.ca ? { caCerts: [settings.ca.toString("utf-8")] } : {}),
+        ...(settings.cert && settings.key
+          ? { cert: settings.cert.toString("utf-8"), key: settings.key.toString("utf-8") }
+          : {}),
+      });
+      this.#client = { settings, client };
+    }
+    return Promise.resolve({ client: this.#client.client, headers });
+  }
+
+  /** TLS settings and headers of a request, or null when client-node's plugins must make them. */
+  #requestSettings(
+    opts: { headers?: Record<string, string> },
+  ): { settings: AgentSettings; headers: Record<string, string> } | null {
+    const cluster = this.getCurrentCluster();
+    const user = this.getCurrentUser();
+    if (needsPlugins(user, cluster)) return null;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k] = v;
     // applyHTTPSOptions. (client-node skips the cluster's TLS settings when the context names
@@ -229,7 +273,7 @@ export class KubeAccess implements KubeClientConfig {
       }
       settings.kind = "http";
     }
-    return { agent: this.#agentFor(settings), headers };
+    return { settings, headers };
   }
 
   /**
@@ -269,9 +313,11 @@ export class KubeAccess implements KubeClientConfig {
     return agent;
   }
 
-  /** Closes the idle keep-alive connections of the agent. */
+  /** Closes the idle keep-alive connections of the agent and of the fetch client. */
   close(): void {
     this.#agent?.agent.destroy();
     this.#agent = null;
+    this.#client?.client.close();
+    this.#client = null;
   }
 }
