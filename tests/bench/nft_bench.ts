@@ -15,7 +15,7 @@
  */
 
 import { Lab, runCommand as run } from "../lab/lab.ts";
-import { NftDataplane } from "../../src/nft/dataplane.ts";
+import { APPLY_BATCH, NftDataplane } from "../../src/nft/dataplane.ts";
 import { NftCommandExecutor } from "../../src/nft/executor.ts";
 import { libnftablesUnavailableReason } from "../../src/nft/lib_executor.ts";
 import { formatOps, planCreate } from "../../src/nft/diff.ts";
@@ -29,6 +29,12 @@ import {
   syntheticStore,
   vipOf,
 } from "./nft_bench_lib.ts";
+
+/** How the dataplane splits a change of `services` services (see NftDataplane.apply). */
+function transactions(services: number): string {
+  const n = Math.ceil(services / APPLY_BATCH);
+  return n === 1 ? "in one transaction" : `in ${n} transactions of up to ${APPLY_BATCH} services`;
+}
 
 function flag(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -336,7 +342,7 @@ try {
   row(
     `delete ${SERVICES - 10} services at once`,
     ms(performance.now() - t),
-    `${shrink.elementsDeleted} elements deleted in one transaction`,
+    `${shrink.elementsDeleted} elements deleted, ${transactions(SERVICES - 10)}`,
   );
   const small = await rate("10 services");
   // And back to N, to tell a slower machine (other load, kernel work after the big delete) from a
@@ -347,7 +353,7 @@ try {
   row(
     `add ${SERVICES - 10} services at once (on a live table)`,
     ms(performance.now() - t),
-    `${regrow.elementsAdded} elements added in one transaction`,
+    `${regrow.elementsAdded} elements added, ${transactions(SERVICES - 10)}`,
   );
   store.replaceAll({
     services: [...again.snapshot.services.values()].map((e) => e.service),
