@@ -483,13 +483,20 @@ export function applyUpdate(
 ): Zone {
   const changes = index.update(snapshot, serial, keys, everything);
   const zone = index.zone();
-  for (const [name, before] of changes) if (before) table.removeNode(name, before);
-  for (const name of index.chasersThrough(changes)) {
-    const node = zone.nodes.get(name)!;
-    table.removeNode(name, node);
-    table.addNode(zone, name, node);
+  // The table holds the names clients asked (engine.ts): those stay precomputed, others wait
+  // for their first ask.
+  const asked: string[] = [];
+  for (const [name, before] of changes) {
+    if (!before || !table.has(name)) continue;
+    table.removeNode(name, before);
+    asked.push(name);
   }
-  for (const name of changes.keys()) {
+  for (const name of index.chasersThrough(changes)) {
+    if (!table.has(name)) continue;
+    table.removeNode(name, zone.nodes.get(name)!);
+    asked.push(name);
+  }
+  for (const name of asked) {
     const node = zone.nodes.get(name);
     if (node) table.addNode(zone, name, node);
   }
