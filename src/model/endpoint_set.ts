@@ -16,15 +16,6 @@ const READY = 1, SERVING = 2, TERMINATING = 4, HAS_NODE = 8, HAS_ZONE = 16, HAS_
 /** Flags are written as one character from "0" up. */
 const FLAG_BASE = 48;
 
-/** The fields of an endpoint set, endpoints as a list. */
-export interface EndpointSetFields {
-  readonly namespace: string;
-  readonly serviceName: string;
-  readonly id: string;
-  readonly ports: readonly EndpointPort[];
-  readonly endpoints: readonly Endpoint[];
-}
-
 function packable(text: string | undefined): boolean {
   return text === undefined || (!text.includes(FIELD) && !text.includes(LINE));
 }
@@ -99,7 +90,7 @@ class PackedEndpointSet implements EndpointSet {
     return this.#packed === "" ? EMPTY_LIST : unpack(this.#packed);
   }
 
-  toJSON(): EndpointSetFields {
+  toJSON(): EndpointSet {
     const { namespace, serviceName, id, ports, endpoints } = this;
     return { namespace, serviceName, id, ports, endpoints };
   }
@@ -116,7 +107,7 @@ class PackedEndpointSet implements EndpointSet {
  * set.endpoints[0].address; // "198.18.0.10"
  * ```
  */
-export function endpointSet(fields: EndpointSetFields): EndpointSet {
+export function endpointSet(fields: EndpointSet): EndpointSet {
   const packed = pack(fields.endpoints);
   if (packed === null) return Object.freeze({ ...fields });
   return Object.freeze(

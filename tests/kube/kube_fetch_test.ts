@@ -2,24 +2,16 @@
  * Which connections list through the runtime's fetch (kube_access.ts fetchInit), with real TLS
  * material from openssl; the lists themselves go through it in kube_source_test.ts.
  */
-import { KubeAccess, type KubeAccessOptions } from "../../src/sources/kube/kube_access.ts";
+import type { KubeAccess } from "../../src/sources/kube/kube_access.ts";
+import { testAccess } from "../../src/sources/kube/test_access.ts";
 import { generateTlsMaterial, removeTlsMaterial } from "../fake_apiserver/tls.ts";
 import { assert, assertEquals } from "../daemon/harness.ts";
-
-function access(user: Record<string, unknown>, cluster: Record<string, unknown>): KubeAccess {
-  return new KubeAccess({
-    clusters: [{ name: "c", server: "https://198.18.0.1:6443", skipTLSVerify: false, ...cluster }],
-    users: [{ name: "u", ...user }],
-    contexts: [{ name: "ctx", cluster: "c", user: "u" }],
-    currentContext: "ctx",
-  } as KubeAccessOptions);
-}
 
 Deno.test("fetchInit: a fetch client with the CA and client certificate; node:https where only it can", async () => {
   const tls = await generateTlsMaterial();
   const opened: KubeAccess[] = [];
   const make = (user: Record<string, unknown>, cluster: Record<string, unknown>) => {
-    const a = access(user, cluster);
+    const a = testAccess(user, cluster);
     opened.push(a);
     return a;
   };

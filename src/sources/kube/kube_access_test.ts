@@ -1,11 +1,7 @@
 import { Buffer } from "node:buffer";
 import type { KubeConfig } from "@kubernetes/client-node";
-import {
-  KubeAccess,
-  type KubeAccessOptions,
-  type KubeClientConfig,
-  needsPlugins,
-} from "./kube_access.ts";
+import { type KubeClientConfig, needsPlugins } from "./kube_access.ts";
+import { testAccess } from "./test_access.ts";
 
 // client-node's KubeConfig must satisfy the interface the source hands to Watch and listRaw.
 type Satisfies<T extends KubeClientConfig> = T;
@@ -20,18 +16,6 @@ function assert(cond: unknown, msg: string): asserts cond {
   if (!cond) throw new Error(msg);
 }
 
-function access(
-  user: Record<string, unknown>,
-  cluster: Record<string, unknown> = {},
-): KubeAccess {
-  return new KubeAccess({
-    clusters: [{ name: "c", server: "https://198.18.0.1:6443", skipTLSVerify: false, ...cluster }],
-    users: [{ name: "u", ...user }],
-    contexts: [{ name: "ctx", cluster: "c", user: "u" }],
-    currentContext: "ctx",
-  } as KubeAccessOptions);
-}
-
 /** The options the agent was built with (node's Agent keeps them as `options`). */
 function agentOptions(agent: unknown): Record<string, unknown> {
   return (agent as { options: Record<string, unknown> }).options;
@@ -40,7 +24,7 @@ function agentOptions(agent: unknown): Record<string, unknown> {
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 Deno.test("a bearer token becomes the Authorization header; the agent is reused", async () => {
-  const a = access({ token: "secret" });
+  const a = testAccess({ token: "secret" });
   const one = await a.applyToFetchOptions({});
   assertEquals(one.headers, { Authorization: "Bearer secret" });
   const two = await a.applyToFetchOptions({});
@@ -56,7 +40,7 @@ Deno.test("a token file is read, and re-read once a minute has passed", async ()
   try {
     const file = `${dir}/token`;
     await Deno.writeTextFile(file, "first");
-    const a = access({ authProvider: { name: "tokenFile", config: { tokenFile: file } } });
+    const a = testAccess({ authProvider: { name: "tokenFile", config: { tokenFile: file } } });
     let now = 1_000_000;
     a.now = () => now;
     assertEquals((await a.applyToFetchOptions({})).headers.Authorization, "Bearer first");
@@ -75,7 +59,7 @@ Deno.test("a token file is read, and re-read once a minute has passed", async ()
     assertEquals((await a.applyToFetchOptions({})).headers.Authorization, "Bearer second");
     // kubeconfig `token-file` (loaded into token, with the file remembered) is re-read too.
     await Deno.writeTextFile(file, "third");
-    const b = access({ token: "loaded", tokenFile: file });
+    const b = testAccess({ token: "loaded", tokenFile: file });
     assertEquals((await b.applyToFetchOptions({})).headers.Authorization, "Bearer third");
     a.close();
     b.close();
@@ -87,7 +71,7 @@ Deno.test("a token file is read, and re-read once a minute has passed", async ()
 Deno.test("client certificate, key and CA (data or files) are on the agent", async () => {
   const dir = await Deno.makeTempDir({ prefix: "svcgate-access-" });
   try {
-    const data = access(
+    const data = testAccess(
       { certData: b64("CERT"), keyData: b64("KEY") },
       { caData: b64("CA"), tlsServerName: "kubernetes.default" },
     );
@@ -99,7 +83,7 @@ Deno.test("client certificate, key and CA (data or files) are on the agent", asy
     await Deno.writeTextFile(`${dir}/cert`, "FCERT");
     await Deno.writeTextFile(`${dir}/key`, "FKEY");
     await Deno.writeTextFile(`${dir}/ca`, "FCA");
-    const files = access({ certFile: `${dir}/cert`, keyFile: `${dir}/key` }, {
+    const files = testAccess({ certFile: `${dir}/cert`, keyFile: `${dir}/key` }, {
       caFile: `${dir}/ca`,
     });
     const first = (await files.applyToFetchOptions({})).agent;
@@ -119,13 +103,13 @@ Deno.test("client certificate, key and CA (data or files) are on the agent", asy
 });
 
 Deno.test("insecure-skip-tls-verify sets rejectUnauthorized false; plain http needs it", async () => {
-  const skip = access({ token: "t" }, { skipTLSVerify: true });
+  const skip = testAccess({ token: "t" }, { skipTLSVerify: true });
   assertEquals(agentOptions((await skip.applyToFetchOptions({})).agent).rejectUnauthorized, false);
-  const http = access({}, { server: "http://127.0.0.1:8080", skipTLSVerify: true });
+  const http = testAccess({}, { server: "http://127.0.0.1:8080", skipTLSVerify: true });
   const agent = (await http.applyToFetchOptions({})).agent;
   assertEquals(agent.constructor.name, "Agent");
   assertEquals((agent as unknown as { protocol: string }).protocol, "http:");
-  const refused = access({}, { server: "http://127.0.0.1:8080" });
+  const refused = testAccess({}, { server: "http://127.0.0.1:8080" });
   let message = "";
   await refused.applyToFetchOptions({}).catch((e) => message = e.message);
   assertEquals(message, "HTTP protocol is not allowed when skipTLSVerify is not set or false");
@@ -134,7 +118,7 @@ Deno.test("insecure-skip-tls-verify sets rejectUnauthorized false; plain http ne
 });
 
 Deno.test("basic auth replaces a bearer token; impersonation is passed on", async () => {
-  const a = access({ username: "admin", password: "pw", token: "t", impersonateUser: "bob" });
+  const a = testAccess({ username: "admin", password: "pw", token: "t", impersonateUser: "bob" });
   assertEquals((await a.applyToFetchOptions({})).headers, {
     "Impersonate-User": "bob",
     Authorization: `Basic ${b64("admin:pw")}`,
@@ -143,8 +127,8 @@ Deno.test("basic auth replaces a bearer token; impersonation is passed on", asyn
 });
 
 Deno.test("exec and plugin auth-providers go through client-node's KubeConfig", () => {
-  const usesPlugins = (user: Parameters<typeof access>[0]) => {
-    const a = access(user);
+  const usesPlugins = (user: Parameters<typeof testAccess>[0]) => {
+    const a = testAccess(user);
     return needsPlugins(a.getCurrentUser(), a.getCurrentCluster());
   };
   assertEquals(usesPlugins({ exec: { command: "true" } }), true);
@@ -163,7 +147,7 @@ Deno.test("an exec user gets its token from client-node's ExecAuth", async () =>
     kind: "ExecCredential",
     status: { token: "from-exec" },
   });
-  const a = access({
+  const a = testAccess({
     exec: {
       apiVersion: "client.authentication.k8s.io/v1",
       command: "sh",
