@@ -120,7 +120,7 @@ Deno.test({
         const out = await dig(engine.udpPort, "web.default.svc.cluster.local", type);
         return { out, fast: fastAnswers() };
       };
-      // Each row: what changed before the asks, then the two asks' answer and path.
+      // A name's first ask takes the general path, later ones the fast path.
       let r = await ask("A");
       assert(/IN\s+A\s+198\.19\.0\.10/.test(r.out), r.out);
       assertEquals(r.fast, 0, "the first ask takes the general path");

@@ -57,8 +57,9 @@ export interface ResolvedPort {
 export interface ServiceEntry {
   readonly key: ServiceKey;
   readonly service: Service;
+  /** Resolved on each read in a store's entries ({@link buildServiceEntry}): read once per use. */
   readonly ports: readonly ResolvedPort[];
-  /** Endpoints across all sets, one per address (first wins), sorted by address. */
+  /** Endpoints across all sets, one per address (first wins), sorted by address; as `ports`. */
   readonly endpoints: readonly Endpoint[];
   /** True when a `service-proxy-name` label hands the service to another proxy. */
   readonly ownedByOtherProxy: boolean;
