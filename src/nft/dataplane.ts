@@ -229,10 +229,6 @@ export class NftDataplane {
               this.#absorbService(key, prev.services.get(key), snapshot.services.get(key));
             }
             await this.#transaction(done, (b) => planScoped(b.journal(), b.table), existed);
-            // A batch's garbage (plans, script, journal) reaches the old generation, and V8
-            // collects it only far behind a burst like this: at 10k services the cold start
-            // peaked ~12 MiB higher. With --expose-gc (the binary's flags) it goes here.
-            if (batched) (globalThis as { gc?: () => void }).gc?.();
           }
           this.#absorbed = snapshot;
         }
