@@ -974,7 +974,6 @@ export class TableBuilder {
    * their elements: a Map of counts beside took ~3 MB at 10,000 services).
    */
   readonly #elements = new Map<string, PackedStringMap>();
-  readonly #valued = new Set<string>();
   readonly #owners = new OwnerIds();
   /** Valued sets: `set\nkey` -> the claimants other than the holder. */
   readonly #contested = new Map<string, Contender[]>();
@@ -992,8 +991,7 @@ export class TableBuilder {
     for (const s of setSpecs(family, options)) {
       this.#sets.set(s.name, s);
       this.#elements.set(s.name, new PackedStringMap());
-      if (s.kind === "map" || s.commentValue) this.#valued.add(s.name);
-      else this.#counted.add(s.name);
+      if (s.kind !== "map" && !s.commentValue) this.#counted.add(s.name);
     }
     for (const c of fixedChains(family, options)) this.#chains.set(c.name, c);
     this.#table = { family, sets: this.#sets, chains: this.#chains, elements: this.#elements };
