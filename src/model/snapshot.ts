@@ -239,19 +239,6 @@ class LazyServiceEntry implements ServiceEntry {
   get endpoints(): readonly Endpoint[] {
     return mergedEndpoints(readSets(this.#sets));
   }
-
-  /** The resolved form, as a plain entry would print. */
-  toJSON(): unknown {
-    const read = readSets(this.#sets);
-    return {
-      key: this.key,
-      service: this.service,
-      ports: resolvedPorts(this.service, read),
-      endpoints: mergedEndpoints(read),
-      ownedByOtherProxy: this.ownedByOtherProxy,
-      fingerprint: this.fingerprint,
-    };
-  }
 }
 
 /**
