@@ -61,9 +61,6 @@ import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { dnsFingerprint, slimEntry, validateZoneOptions } from "./zone.ts";
 
-/** What crosses to the workers; it lives in zone.ts, beside what it must keep. */
-export { slimEntry };
-
 /** Options of {@link DnsServer}. */
 export interface DnsServerOptions {
   /** Where to listen (UDP and TCP), e.g. `{ hostname: "169.254.20.10", port: 53 }`; port 0 picks one. */

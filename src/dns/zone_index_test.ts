@@ -13,9 +13,8 @@ import {
   RRType,
   scanQuery,
 } from "./wire.ts";
-import { buildZone, EntryPool, type Zone, type ZoneOptions } from "./zone.ts";
+import { buildZone, EntryPool, slimEntry, type Zone, type ZoneOptions } from "./zone.ts";
 import { applyUpdate, ZoneIndex } from "./zone_index.ts";
-import { slimEntry } from "./server.ts";
 import {
   endpointSet,
   ep,
