@@ -31,9 +31,9 @@ const flags = (config.tasks.compile as string).split(/\s+/).filter((w) =>
 );
 const dir = await Deno.makeTempDir({ prefix: "svcgate-startup-" });
 try {
-  const bundle = `${dir}/svcgate.js`;
+  const bundle = `${dir}/svcgate/svcgate.js`;
   const built = await new Deno.Command(deno, {
-    args: ["run", "-A", "deploy/bundle.ts", bundle],
+    args: ["run", "-A", "deploy/bundle.ts", `${dir}/svcgate`],
     cwd: root,
     stdout: "null",
   }).output();
@@ -54,7 +54,15 @@ try {
   console.log(`\nStartup, median of ${runs} runs (process start to exit)`);
   console.log("| command | ms |\n| --- | ---: |");
   for (const [name, ms] of rows) console.log(`| ${name} | ${ms.toFixed(0)} |`);
-  console.log(`bundle size: ${((await Deno.stat(bundle)).size / 1024).toFixed(0)} KiB`);
+  const chunks: string[] = [];
+  for await (const e of Deno.readDir(`${dir}/svcgate`)) chunks.push(e.name);
+  const sizes = await Promise.all(
+    chunks.map(async (n) => (await Deno.stat(`${dir}/svcgate/${n}`)).size),
+  );
+  console.log(
+    `bundle size: entry ${((await Deno.stat(bundle)).size / 1024).toFixed(0)} KiB, ` +
+      `${chunks.length} files ${(sizes.reduce((a, b) => a + b, 0) / 1024).toFixed(0)} KiB`,
+  );
 } finally {
   await Deno.remove(dir, { recursive: true });
 }

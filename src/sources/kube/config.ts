@@ -13,7 +13,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { newClusters, newContexts, newUsers } from "@kubernetes/client-node/dist/config_types.js";
-import { type Cluster, type Context, KubeAccess, type KubeUser, type User } from "./kube_access.ts";
+import {
+  type Cluster,
+  type Context,
+  KubeAccess,
+  type KubeUser,
+  needsPlugins,
+  type User,
+} from "./kube_access.ts";
 
 /** Default folder of the in-cluster service-account token, CA bundle and namespace. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -44,6 +51,11 @@ export interface KubeConnection {
   readonly auth: "token" | "token-file" | "client-certificate" | "exec" | "basic" | "none";
   /** False when the kubeconfig sets insecure-skip-tls-verify. */
   readonly verifyTls: boolean;
+  /**
+   * True when requests go through client-node's full KubeConfig (exec and auth-provider plugins,
+   * proxy-url): the whole package is loaded on the first request.
+   */
+  readonly viaClientNode: boolean;
 }
 
 function fileExists(path: string): boolean {
@@ -242,5 +254,6 @@ export function loadKubeConfig(opts: KubeConnectionOptions = {}): KubeConnection
     path,
     auth: authKind(kc.getCurrentUser()),
     verifyTls: !cluster.skipTLSVerify,
+    viaClientNode: needsPlugins(kc.getCurrentUser(), cluster),
   };
 }

@@ -40,32 +40,35 @@ function kubeconfig(
 
 const noEnv = () => undefined;
 
-Deno.test("kubeconfig file: server, auth kind and TLS verification", async () => {
+Deno.test("kubeconfig file: server, auth kind, TLS verification and the client-node path", async () => {
   await withDir(async (dir) => {
-    const table: [Record<string, unknown>, Record<string, unknown>, string, boolean][] = [
-      [{ token: "t" }, {}, "token", true],
+    const table: [Record<string, unknown>, Record<string, unknown>, string, boolean, boolean][] = [
+      [{ token: "t" }, {}, "token", true, false],
       [
         { "client-certificate-data": "eA==", "client-key-data": "eA==" },
         {},
         "client-certificate",
         true,
+        false,
       ],
       [
         { exec: { command: "true", apiVersion: "client.authentication.k8s.io/v1" } },
         {},
         "exec",
         true,
+        true,
       ],
-      [{}, { "insecure-skip-tls-verify": true }, "none", false],
+      [{}, { "insecure-skip-tls-verify": true }, "none", false, false],
+      [{}, { "proxy-url": "http://198.18.0.2:3128" }, "none", true, true],
     ];
-    for (const [user, cluster, auth, verify] of table) {
-      const path = `${dir}/kc-${auth}`;
+    for (const [user, cluster, auth, verify, viaClientNode] of table) {
+      const path = `${dir}/kc-${crypto.randomUUID()}`;
       await Deno.writeTextFile(path, kubeconfig("https://198.18.0.1:6443", user, cluster));
       const conn = loadKubeConfig({ kubeconfigPath: path, env: noEnv });
       assertEquals(
-        [conn.origin, conn.server, conn.auth, conn.verifyTls],
-        ["kubeconfig", "https://198.18.0.1:6443", auth, verify],
-        auth,
+        [conn.origin, conn.server, conn.auth, conn.verifyTls, conn.viaClientNode],
+        ["kubeconfig", "https://198.18.0.1:6443", auth, verify, viaClientNode],
+        JSON.stringify([user, cluster]),
       );
     }
   });

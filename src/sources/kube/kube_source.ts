@@ -369,6 +369,7 @@ export class KubeSource implements Source {
       origin: conn.origin,
       auth: conn.auth,
       verifyTls: conn.verifyTls,
+      viaClientNode: conn.viaClientNode,
       endpoints: this.#o.useEndpoints ? "v1 Endpoints" : "EndpointSlices",
     });
     // Watch types its config as KubeConfig but uses only what KubeClientConfig has.
