@@ -216,6 +216,7 @@ async function main(): Promise<void> {
   const lab = await Lab.create({ pods: 3 });
   let api: ApiServerProcess | null = null;
   let daemon: DaemonProcess | null = null;
+  let bundleDir: string | null = null;
   try {
     await lab.startPodServers();
     api = await ApiServerProcess.spawn(lab, lab.node.ns);
@@ -229,7 +230,8 @@ async function main(): Promise<void> {
     const pods = lab.pods;
     let program: string[] | undefined;
     if (bundled) {
-      const out = `${await Deno.makeTempDir({ prefix: "svcgate-bench-" })}/svcgate`;
+      bundleDir = await Deno.makeTempDir({ prefix: "svcgate-bench-" });
+      const out = `${bundleDir}/svcgate`;
       const root = new URL("../..", import.meta.url).pathname;
       const built = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", `${root}deploy/bundle.ts`, out],
@@ -465,6 +467,7 @@ async function main(): Promise<void> {
     if (daemon) await daemon.stop();
     await api?.close();
     await lab.destroy();
+    if (bundleDir) await Deno.remove(bundleDir, { recursive: true });
   }
 }
 

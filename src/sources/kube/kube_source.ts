@@ -187,7 +187,8 @@ abstract class Index<T> implements ResourceHandler {
         this.upsert(obj);
       },
       commit: () => {
-        for (const [key, s] of [...this.seen]) {
+        // Deleting the current entry while iterating a Map is safe: no copy of 20,000 entries.
+        for (const [key, s] of this.seen) {
           if (listed.has(key)) continue;
           this.seen.delete(key);
           if (s.value !== undefined) {
