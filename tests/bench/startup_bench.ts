@@ -54,14 +54,14 @@ try {
   console.log(`\nStartup, median of ${runs} runs (process start to exit)`);
   console.log("| command | ms |\n| --- | ---: |");
   for (const [name, ms] of rows) console.log(`| ${name} | ${ms.toFixed(0)} |`);
-  const chunks: string[] = [];
-  for await (const e of Deno.readDir(`${dir}/svcgate`)) chunks.push(e.name);
+  const files: string[] = [];
+  for await (const e of Deno.readDir(`${dir}/svcgate`)) files.push(e.name);
   const sizes = await Promise.all(
-    chunks.map(async (n) => (await Deno.stat(`${dir}/svcgate/${n}`)).size),
+    files.map(async (n) => (await Deno.stat(`${dir}/svcgate/${n}`)).size),
   );
   console.log(
     `bundle size: entry ${((await Deno.stat(bundle)).size / 1024).toFixed(0)} KiB, ` +
-      `${chunks.length} files ${(sizes.reduce((a, b) => a + b, 0) / 1024).toFixed(0)} KiB`,
+      `${files.length} files ${(sizes.reduce((a, b) => a + b, 0) / 1024).toFixed(0)} KiB`,
   );
 } finally {
   await Deno.remove(dir, { recursive: true });
