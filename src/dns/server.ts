@@ -14,9 +14,9 @@
  *   better tail (p99 0.1-0.2 vs 0.2-0.7 ms) but would hold TCP, forwarding and zone updates
  *   behind it, so it was not taken.
  * - Answers are precomputed as wire bytes per (name, type), for a name when it is first asked
- *   (fast.ts, engine.ts: at most 4,096 names, dropped when their service changes); per query
- *   the hot path hashes the question, copies the bytes and patches ID,
- *   flags, question case and OPT, without allocating. Everything else (NXDOMAIN, pods, forwarded
+ *   (fast.ts, engine.ts: at most 4,096 names, precomputed again when their service changes);
+ *   per query the hot path hashes the question, copies the bytes and patches ID, flags,
+ *   question case and OPT, without allocating. Everything else (NXDOMAIN, pods, forwarded
  *   names, malformed input) takes the general codec path (wire.ts + answer.ts).
  * - `workers: N` runs N engines in Workers sharing the port with SO_REUSEPORT (2 measured ~8%
  *   more qps here than 1), so the main thread (kube relists, nft transactions, JSON parsing)
@@ -29,9 +29,10 @@
  *   behind a ClusterIP, labels) costs no rebuild. The engine builds the whole zone only for
  *   the first publish (and when a quarter of the services changed at once), in 1 ms slices
  *   while the previous zone keeps serving; after that it updates in place only the names (and
- *   drops the precomputed answers) of services added, removed or changed (zone_index.ts): ~0.5 ms for one
- *   service on a 10k-service zone instead of ~0.37 s (tests/bench/dns_incremental_bench.ts).
- *   Publishes arriving meanwhile are coalesced to the newest, never abandoned.
+ *   the precomputed answers of those asked) of services added, removed or changed
+ *   (zone_index.ts): ~0.5 ms for one service on a 10k-service zone instead of ~0.37 s
+ *   (tests/bench/dns_incremental_bench.ts). Publishes arriving meanwhile are coalesced to the
+ *   newest, never abandoned.
  * - Memory: a worker holds per service a slim entry (zone.ts slimEntry; namespaces and port
  *   lists shared) and its zone nodes as plain arrays, no contributions cached: ~17 MB of heap
  *   at 10,000 ClusterIP services, where a Map per node and cached contributions took ~56 MB. A
