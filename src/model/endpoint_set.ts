@@ -109,7 +109,11 @@ class PackedEndpointSet implements EndpointSet {
  */
 export function endpointSet(fields: EndpointSet): EndpointSet {
   const packed = pack(fields.endpoints);
-  if (packed === null) return Object.freeze({ ...fields });
+  if (packed === null) {
+    // The model is immutable: the caller's list and endpoints are frozen copies here.
+    const endpoints = Object.freeze(fields.endpoints.map((ep) => Object.freeze({ ...ep })));
+    return Object.freeze({ ...fields, endpoints });
+  }
   return Object.freeze(
     new PackedEndpointSet(fields.namespace, fields.serviceName, fields.id, fields.ports, packed),
   );

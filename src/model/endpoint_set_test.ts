@@ -56,4 +56,6 @@ Deno.test("endpointSet: a text holding a separator keeps the plain list, unchang
   const set = endpointSet(fields(endpoints));
   assertEquals(set.endpoints, endpoints);
   strictEqual(Object.isFrozen(set), true);
+  strictEqual(Object.isFrozen(set.endpoints), true);
+  strictEqual(set.endpoints.every((e) => Object.isFrozen(e)), true);
 });
