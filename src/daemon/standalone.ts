@@ -133,7 +133,10 @@ export async function createStandalone(options: StandaloneOptions): Promise<Stan
     logger: options.log,
     metrics: options.metrics,
     transform(state: ManifestState): ManifestState {
-      const result = allocator.allocate(state.services, Date.now());
+      // While a file is unknown, its services keep their VIPs (they may still route).
+      const result = allocator.allocate(state.services, Date.now(), {
+        keepUnlisted: state.partial === true,
+      });
       if (result.stateChanged) writer.save(result.state);
       const next = result.errors.map((e) => e.message);
       for (const p of next) {

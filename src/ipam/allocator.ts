@@ -60,6 +60,11 @@ export interface AllocateOptions {
   readonly quarantineMs?: number;
   /** VIPs pinned by the lock file, honoured like explicit clusterIPs; see {@link ./lock.ts}. */
   readonly pins?: VipPins;
+  /**
+   * The list is incomplete (a manifest file could not be read): services missing from it keep
+   * their VIPs, where nobody else took them, instead of releasing them.
+   */
+  readonly keepUnlisted?: boolean;
 }
 
 /** An error or warning about one service. */
@@ -445,8 +450,15 @@ export function allocateVips(
     }
   }
 
-  // 3. A failed service keeps what it held before, when nobody else took it meanwhile.
-  for (const key of errors.keys()) {
+  // 3. A failed service keeps what it held before, when nobody else took it meanwhile; so does
+  // a service missing from an incomplete list.
+  const keepers = [...errors.keys()];
+  if (options.keepUnlisted) {
+    for (const key of Object.keys(state.allocations).sort()) {
+      if (!plans.has(key) && !errors.has(key)) keepers.push(key);
+    }
+  }
+  for (const key of keepers) {
     for (const ip of oldIps(key)) if (!claims.has(ip)) hold(key, ip);
   }
 
@@ -560,11 +572,16 @@ export class VipAllocator {
    * Allocates for the full current list of services (a missing service releases its VIPs) and
    * adopts the next state. `now` is the time in milliseconds since the epoch.
    */
-  allocate(services: readonly Service[], now: number): AllocationResult {
+  allocate(
+    services: readonly Service[],
+    now: number,
+    options: { readonly keepUnlisted?: boolean } = {},
+  ): AllocationResult {
     const result = allocateVips(this.#state, services, {
       cidrs: this.#cidrs,
       now,
       quarantineMs: this.#quarantineMs,
+      ...(options.keepUnlisted ? { keepUnlisted: true } : {}),
       ...(this.#pins ? { pins: this.#pins } : {}),
     });
     this.#state = result.state;

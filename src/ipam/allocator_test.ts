@@ -522,3 +522,25 @@ Deno.test("allocateVips: PreferDualStack settles for the configured family", () 
   ]);
   assertEquals(r.services.map((s) => s.ipFamilies), [[4]]);
 });
+
+Deno.test("allocateVips: with keepUnlisted, services missing from an incomplete list keep their VIPs", () => {
+  const before: IpamState = {
+    version: 1,
+    allocations: {
+      "default/api": { ips: ["198.19.40.7"] },
+      "default/web": { ips: ["198.19.40.1"] },
+    },
+    released: [],
+  };
+  const kept = allocateVips(before, [svc("default/web")], {
+    cidrs: [V4],
+    now: T0 + 3_600_000,
+    keepUnlisted: true,
+  });
+  assertEquals(kept.state.allocations, before.allocations);
+  assertEquals(kept.state.released, []);
+  // Without it, the missing service releases its VIP into quarantine.
+  const released = allocateVips(before, [svc("default/web")], { cidrs: [V4], now: T0 });
+  assertEquals(released.state.allocations, { "default/web": { ips: ["198.19.40.1"] } });
+  assertEquals(released.state.released, [{ ip: "198.19.40.7", key: "default/api", at: T0 }]);
+});

@@ -78,6 +78,12 @@ export interface Snapshot {
   readonly services: ReadonlyMap<ServiceKey, ServiceEntry>;
   /** Namespaces known to exist (DNS answers NXDOMAIN below unknown ones). */
   readonly namespaces: ReadonlySet<string>;
+  /**
+   * True when the source could not read all of its input (a manifest file that does not parse
+   * at start): services it may hold are unknown, not absent, so readers must not take their
+   * absence as a deletion (the dataplane keeps what it adopted from the kernel).
+   */
+  readonly partial?: boolean;
 }
 
 /** An empty snapshot, version 0. */

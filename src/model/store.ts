@@ -28,6 +28,8 @@ export interface ModelState {
   readonly endpointSets: Iterable<EndpointSet>;
   /** Namespaces known to exist; when omitted, those of the services and sets. */
   readonly namespaces?: Iterable<string>;
+  /** Part of the source's input could not be read: see {@link Snapshot.partial}. */
+  readonly partial?: boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ export class ModelStore {
   #explicitNamespaces: Set<string> | null = null;
   #dirty = new Set<ServiceKey>();
   #namespacesDirty = false;
+  #partial = false;
   #snapshot: Snapshot = EMPTY_SNAPSHOT;
 
   /** The last committed snapshot. */
@@ -57,7 +60,13 @@ export class ModelStore {
 
   /** True when something changed since the last commit. */
   get hasChanges(): boolean {
-    return this.#dirty.size > 0 || this.#namespacesDirty;
+    return this.#dirty.size > 0 || this.#namespacesDirty ||
+      this.#partial !== (this.#snapshot.partial === true);
+  }
+
+  /** Marks the state as partial or complete (see {@link Snapshot.partial}). */
+  setPartial(partial: boolean): void {
+    this.#partial = partial;
   }
 
   /** Adds or replaces a service. */
@@ -127,6 +136,7 @@ export class ModelStore {
     this.#services = services;
     this.#sets = sets;
     this.setNamespaces(state.namespaces ?? null);
+    this.setPartial(state.partial ?? false);
   }
 
   /**
@@ -165,10 +175,16 @@ export class ModelStore {
       : prev.namespaces;
     const namespacesChanged = namespaces.size !== prev.namespaces.size ||
       [...namespaces].some((n) => !prev.namespaces.has(n));
-    if (!anyChange && !namespacesChanged && prev !== EMPTY_SNAPSHOT) {
+    const partialChanged = this.#partial !== (prev.partial === true);
+    if (!anyChange && !namespacesChanged && !partialChanged && prev !== EMPTY_SNAPSHOT) {
       return { snapshot: prev, changes: { added, removed, changed } };
     }
-    const snapshot: Snapshot = Object.freeze({ version: prev.version + 1, services, namespaces });
+    const snapshot: Snapshot = Object.freeze({
+      version: prev.version + 1,
+      services,
+      namespaces,
+      ...(this.#partial ? { partial: true } : {}),
+    });
     this.#snapshot = snapshot;
     const sort = (a: string[]) => a.sort();
     return {

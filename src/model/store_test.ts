@@ -251,3 +251,17 @@ Deno.test({
     assertEquals([...store.commit().snapshot.namespaces].sort(), ["data", "default"]);
   },
 });
+
+Deno.test("store: marking the state partial or complete commits a new snapshot that says so", () => {
+  const store = new ModelStore();
+  store.replaceAll({ services: [], endpointSets: [], partial: true });
+  strictEqual(store.hasChanges, true);
+  const partial = store.commit().snapshot;
+  strictEqual(partial.partial, true);
+  store.replaceAll({ services: [], endpointSets: [], partial: true });
+  strictEqual(store.commit().snapshot, partial, "unchanged: the same snapshot");
+  store.setPartial(false);
+  const complete = store.commit().snapshot;
+  strictEqual(complete.partial, undefined);
+  strictEqual(complete.version, partial.version + 1);
+});

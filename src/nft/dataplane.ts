@@ -139,6 +139,11 @@ export class NftDataplane {
   #adopted: Map<Family, ObservedTable | null> | null = null;
   /** The next apply must reconcile against a kernel read (start, after a failure). */
   #full = true;
+  /**
+   * The kernel may hold services the absorbed snapshot does not know (it was partial, see
+   * Snapshot.partial): they are kept until a complete snapshot reconciles in full.
+   */
+  #keptUnknown = false;
   #queue: Promise<unknown> = Promise.resolve();
   #lastReport: SyncReport | null = null;
 
@@ -193,6 +198,9 @@ export class NftDataplane {
   apply(snapshot: Snapshot): Promise<SyncReport> {
     return this.#serialize(async () => {
       const t0 = this.#now();
+      const partial = snapshot.partial === true;
+      // The first complete snapshot after a partial one deletes what was kept for it.
+      if (this.#keptUnknown && !partial) this.#full = true;
       const mode = this.#full ? "full" : "incremental";
       const done = new AppliedOps();
       let batched = false;
@@ -214,10 +222,11 @@ export class NftDataplane {
             this.#absorb(snapshot);
             await this.#transaction(
               done,
-              (b) => planFull(observed.get(b.family)!, b.table),
+              (b) => planFull(observed.get(b.family)!, b.table, { keepUnknown: partial }),
               (f) => observed.get(f) !== null,
             );
           }
+          this.#keptUnknown = partial;
         }
         if (!this.#full) {
           const prev = this.#absorbed ?? EMPTY_SNAPSHOT;
@@ -311,7 +320,11 @@ export class NftDataplane {
       let script = "";
       try {
         for (const f of this.#families) {
-          ops.push(...planFull(await this.#read(f), this.#builders.get(f)!.table));
+          ops.push(
+            ...planFull(await this.#read(f), this.#builders.get(f)!.table, {
+              keepUnknown: this.#keptUnknown,
+            }),
+          );
         }
         script = formatOps(ops);
         if (script) await this.#executor.apply(script);
@@ -355,6 +368,7 @@ export class NftDataplane {
       this.#absorbed = null;
       this.#adopted = null;
       this.#full = true;
+      this.#keptUnknown = false;
       this.#log.info("deleted nftables tables", {
         tables: this.#families.map((f) => `${f} ${TABLE_NAME}`).join(", "),
       });

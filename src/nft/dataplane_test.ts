@@ -358,3 +358,47 @@ Deno.test("dataplane: a batch that fails leaves the earlier ones in; the next ap
   assertEquals(retry.mode, "full");
   await assertKernelHolds(nft, snap, "after the retry");
 });
+
+Deno.test("dataplane: a partial snapshot keeps adopted services it does not know; the complete one removes them", async () => {
+  const { nft, dataplane } = setup();
+  // A previous run programmed web and dns.
+  const before = storeWith([[web, ["198.18.0.10"]], [dns, ["198.18.0.53"]]]);
+  await dataplane.apply(before.snapshot);
+
+  // A restart whose manifests for dns do not parse: the state holds web (moved) and is partial.
+  const restarted = {
+    nft,
+    dataplane: new NftDataplane({ executor: nft, renderOptions: LAB_OPTIONS }),
+  };
+  await restarted.dataplane.adopt();
+  const store = storeWith([[web, ["198.18.0.11"]]]);
+  store.setPartial(true);
+  const partial = store.commit().snapshot;
+  assertEquals(partial.partial, true, "partial snapshot");
+  const held = await restarted.dataplane.apply(partial);
+  assertEquals(held.elementsDeleted > 0, true, "web's old endpoint went");
+  assertEquals(
+    restarted.nft.elements("ip", "vip-backends-udp")?.get("198.19.0.53 . 53 . 0"),
+    "198.18.0.53 . 5353",
+    "dns, unknown, still routes",
+  );
+  assertEquals(
+    restarted.nft.elements("ip", "vip-backends-tcp")?.get("198.19.0.10 . 80 . 0"),
+    "198.18.0.11 . 8080",
+    "web routes to its new endpoint",
+  );
+  // A drift check while partial keeps them too.
+  assertEquals(await restarted.dataplane.checkDrift(), false, "nothing to repair");
+  assertEquals(
+    restarted.nft.elements("ip", "vip-backends-udp")?.has("198.19.0.53 . 53 . 0"),
+    true,
+    "dns kept by the drift check",
+  );
+
+  // The file parses again without dns: the complete snapshot reconciles and deletes it.
+  store.setPartial(false);
+  const complete = store.commit().snapshot;
+  const report = await restarted.dataplane.apply(complete);
+  assertEquals(report.mode, "full", "the first complete snapshot reconciles in full");
+  await assertKernelHolds(restarted.nft, complete, "complete");
+});

@@ -171,6 +171,17 @@ function rulesMatch(desired: ChainSpec, tags: readonly (string | null)[], family
   return desired.rules.every((r, i) => ruleTag(r, family) === tags[i]);
 }
 
+/** Options of {@link planFull}. */
+export interface PlanFullOptions {
+  /**
+   * Keep what the kernel holds beyond the desired table (elements of keys not desired, chains not
+   * desired) instead of deleting it: the desired table is partial (a source could not read all
+   * of its input), so what is missing from it is unknown, not gone. Keys the desired table holds
+   * are still made equal.
+   */
+  readonly keepUnknown?: boolean;
+}
+
 /**
  * The transaction that turns the observed table (null: absent) into the desired one, writing only
  * the difference when the declarations agree, else replacing the table atomically.
@@ -181,8 +192,13 @@ function rulesMatch(desired: ChainSpec, tags: readonly (string | null)[], family
  * await executor.apply(formatOps(ops));
  * ```
  */
-export function planFull(observed: ObservedTable | null, desired: TableSpec): Op[] {
+export function planFull(
+  observed: ObservedTable | null,
+  desired: TableSpec,
+  options: PlanFullOptions = {},
+): Op[] {
   const family = desired.family;
+  const keep = options.keepUnknown === true;
   if (!observed) return planCreate(desired);
   if (structuralMismatch(observed, desired) !== null) return planReplace(desired);
   const added: Op[] = [], rewritten: Op[] = [], obsolete: Op[] = [];
@@ -198,7 +214,7 @@ export function planFull(observed: ObservedTable | null, desired: TableSpec): Op
     }
   }
   for (const name of observed.chains.keys()) {
-    if (!desired.chains.has(name)) {
+    if (!keep && !desired.chains.has(name)) {
       obsolete.push({ op: "flush-chain", family, name }, { op: "delete-chain", family, name });
     }
   }
@@ -209,7 +225,7 @@ export function planFull(observed: ObservedTable | null, desired: TableSpec): Op
     const del: [string, string][] = [], add: [string, string][] = [];
     for (const [k, v] of have) {
       const w = want.get(k);
-      if (w === undefined || w !== v) del.push([k, v]);
+      if (w === undefined ? !keep : w !== v) del.push([k, v]);
     }
     for (const [k, v] of want) {
       if (have.get(k) !== v) add.push([k, v]);

@@ -404,3 +404,93 @@ spec:`,
     });
   },
 );
+
+labTest(
+  "daemon: a restart with hostile files present deletes nothing; their services return when they parse",
+  async () => {
+    await withLab(2, async (lab, dir) => {
+      const manifests = `${dir}/manifests`;
+      await Deno.mkdir(manifests);
+      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
+      await writeManifest(manifests, "api.yaml", service("api", "198.19.0.20", [lab.pods[1].ip]));
+      const args = [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`];
+      const first = startDaemon(lab, { args });
+      await first.waitReady();
+      assertEquals(await httpGet(lab, "http://198.19.0.20/"), "pod-1", "api routes");
+      assertEquals(await first.stop(), 0, "first daemon exits 0");
+
+      // While svcgate is down, api.yaml becomes hostile and more hostile files arrive.
+      const deep = "[".repeat(100_000) + "]".repeat(100_000);
+      await writeManifest(manifests, "api.yaml", deep);
+      await writeManifest(manifests, "deep.json", deep);
+      await writeManifest(manifests, "small-deep.yaml", "a: " + "[".repeat(1000));
+      await Deno.writeFile(`${manifests}/latin1.yaml`, new Uint8Array([0x6b, 0x3a, 0xe9, 0xff]));
+      await Deno.symlink(`${manifests}/loop.yaml`, `${manifests}/loop.yaml`);
+
+      const second = startDaemon(lab, { args });
+      await second.waitReady();
+      const ready = JSON.parse(
+        (await lab.exec(lab.node.ns, ["curl", "-s", "http://127.0.0.1:10256/readyz"])).stdout,
+      );
+      assertEquals(ready.source.degraded, true, `readyz degraded: ${JSON.stringify(ready)}`);
+      assert(
+        String(ready.source.lastError).includes(manifests),
+        `readyz names a file: ${ready.source.lastError}`,
+      );
+      // api.yaml is unknown, not empty: api keeps routing on the adopted rules.
+      assertEquals(await httpGet(lab, "http://198.19.0.20/"), "pod-1", "api still routes");
+      assertEquals(await httpGet(lab, "http://198.19.0.10/"), "pod-0", "web routes");
+      assertEquals(
+        (await dig(lab, DNS, "web.default.svc.cluster.local")).answers,
+        ["198.19.0.10"],
+        "web resolves",
+      );
+      for (const file of ["api.yaml", "deep.json", "small-deep.yaml", "latin1.yaml", "loop.yaml"]) {
+        assert(
+          second.log.some((l) => l.includes(`${manifests}/${file}`)),
+          `the log names ${file}:\n${second.log.join("\n")}`,
+        );
+      }
+
+      // An edit of a healthy file applies beside the hostile ones.
+      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[1].ip]));
+      await waitFor(
+        "web's edit to apply",
+        async () => (await httpGet(lab, "http://198.19.0.10/")) === "pod-1",
+        10_000,
+        second.log,
+      );
+
+      // api.yaml parses again without api: api's rules go; the state is complete once the
+      // other hostile files are gone too.
+      await writeManifest(manifests, "api.yaml", service("api2", "198.19.0.21", [lab.pods[0].ip]));
+      for (const f of ["deep.json", "small-deep.yaml", "latin1.yaml", "loop.yaml"]) {
+        await Deno.remove(`${manifests}/${f}`);
+      }
+      await waitFor(
+        "api2 to resolve",
+        async () =>
+          (await dig(lab, DNS, "api2.default.svc.cluster.local")).answers[0] === "198.19.0.21",
+        10_000,
+        second.log,
+      );
+      await waitFor(
+        "api's adopted rules to be deleted",
+        async () => {
+          const r = await lab.exec(lab.node.ns, [
+            "nft",
+            "list",
+            "set",
+            "ip",
+            "svcgate",
+            "cluster-ips",
+          ]);
+          return r.code === 0 && !r.stdout.includes("198.19.0.20");
+        },
+        10_000,
+        second.log,
+      );
+      assertEquals(await second.stop(), 0, "second daemon exits 0");
+    });
+  },
+);

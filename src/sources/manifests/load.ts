@@ -62,6 +62,11 @@ export interface ManifestState {
   readonly endpointSets: readonly EndpointSet[];
   /** Sorted; always includes `default`. */
   readonly namespaces: readonly string[];
+  /**
+   * True when a file has never been read or parsed successfully: the objects it holds are
+   * unknown, not absent (see Snapshot.partial).
+   */
+  readonly partial?: boolean;
 }
 
 /** A loaded manifest set: the state, the accepted objects with their origin, every problem. */
@@ -71,6 +76,55 @@ export interface ManifestLoad extends ManifestState {
 }
 
 const YAML_OPTIONS = { merge: true, uniqueKeys: true, prettyErrors: true } as const;
+
+/**
+ * Deepest flow nesting (`[` / `{`) a manifest may have. Kubernetes objects nest about 10 deep;
+ * the bound is checked before parsing, so a hostile file of 100,000 `[` costs a scan, not a parse
+ * tree of hundreds of MB or a stack overflow.
+ */
+export const MAX_NESTING_DEPTH = 100;
+
+/**
+ * Where flow nesting first goes deeper than `limit` ({line, column}, 1-based), or null. Skips
+ * quoted strings and YAML comments; plain scalars holding a bracket count too, which can only
+ * make the bound trip earlier on a file that was near it anyway.
+ */
+export function findDeepNesting(
+  text: string,
+  limit: number,
+): { line: number; column: number } | null {
+  let depth = 0, line = 1, lineStart = 0;
+  // A quote opens a string only where a scalar starts (not in `don't` or `say"hi"`).
+  const startsScalar = (i: number) => i === 0 || /[\s[{,:]/.test(text[i - 1]);
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\n") {
+      line++;
+      lineStart = i + 1;
+    } else if (c === "[" || c === "{") {
+      if (++depth > limit) return { line, column: i - lineStart + 1 };
+    } else if (c === "]" || c === "}") {
+      if (depth > 0) depth--;
+    } else if ((c === '"' || c === "'") && startsScalar(i)) {
+      // "..." has backslash escapes; '...' (YAML) has '' for a quote inside.
+      for (i++; i < text.length; i++) {
+        const q = text[i];
+        if (q === "\n") {
+          line++;
+          lineStart = i + 1;
+        } else if (c === '"' && q === "\\") i++;
+        else if (q === c) {
+          if (c === "'" && text[i + 1] === "'") i++;
+          else break;
+        }
+      }
+    } else if (c === "#" && (i === 0 || /\s/.test(text[i - 1]))) {
+      // A YAML comment runs to the end of the line.
+      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
+    }
+  }
+  return null;
+}
 
 /** True for paths parsed as JSON rather than YAML. */
 export function isJsonPath(path: string): boolean {
@@ -173,6 +227,36 @@ function show(v: unknown): string {
  * ```
  */
 export function parseManifestFile(file: ManifestText): ManifestFile {
+  const format = isJsonPath(file.path) ? "JSON" : "YAML";
+  const deep = findDeepNesting(file.text, MAX_NESTING_DEPTH);
+  if (deep) {
+    const b = new FileBuilder(file.path);
+    b.syntaxError(
+      1,
+      format,
+      deep.line,
+      deep.column,
+      `nested deeper than ${MAX_NESTING_DEPTH} levels (the limit); the file is not loaded`,
+    );
+    return b.build();
+  }
+  try {
+    return parseText(file);
+  } catch (e) {
+    // A parser or validator that fails on this input (block nesting deep enough to exhaust the
+    // stack, say) fails this file alone: it is reported broken, never the whole load.
+    const b = new FileBuilder(file.path);
+    const message = e instanceof RangeError
+      ? `nested too deeply to parse (${e.message})`
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    b.syntaxError(1, format, 1, 1, message);
+    return b.build();
+  }
+}
+
+function parseText(file: ManifestText): ManifestFile {
   const b = new FileBuilder(file.path);
   if (isJsonPath(file.path)) {
     if (file.text.trim() === "") return b.build();

@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
 import {
+  findDeepNesting,
   formatLoadErrors,
   keepLastGood,
   loadManifestTexts,
@@ -509,4 +510,36 @@ Deno.test("keepLastGood: a bad edit keeps what was serving", async (t) => {
     const next = parseManifestFile({ path: "a.yaml", text: "kind: [\n" });
     strictEqual(keepLastGood(undefined, next), next);
   });
+});
+
+Deno.test("findDeepNesting: flow nesting past the limit is found with its position; quotes and comments are skipped", () => {
+  const cases: [string, number, { line: number; column: number } | null][] = [
+    ["a: [1, [2, [3]]]", 3, null],
+    ["a: [1, [2, [3, [4]]]]", 3, { line: 1, column: 16 }],
+    ['a: "[[[[["\nb: [[1]]', 2, null],
+    ["a: '[[['' [[['\nb: x", 2, null],
+    ["a: don't [[[", 2, { line: 1, column: 12 }],
+    ["# [[[[[\na: [[1]]", 2, null],
+    ['{"a": {"b": "\\"[[[[", "c": [[[]]]}}', 4, { line: 1, column: 30 }],
+    ["x:\n  - [\n    [\n      [1]]]", 2, { line: 4, column: 7 }],
+  ];
+  for (const [text, limit, want] of cases) {
+    assertEquals(findDeepNesting(text, limit), want, JSON.stringify(text));
+  }
+});
+
+Deno.test("parseManifestFile: a file nested past the limit or too deep for the parser is broken alone, named", () => {
+  const flow = parseManifestFile({ path: "deep.yaml", text: "[".repeat(100_000) });
+  strictEqual(flow.broken, true);
+  assertEquals(formatLoadErrors(flow), [
+    "deep.yaml#1: cannot parse YAML at line 1, column 101: nested deeper than 100 levels " +
+    "(the limit); the file is not loaded",
+  ]);
+  // Block nesting has no brackets: 3,000 levels of indentation exhaust the parser's stack.
+  const block = Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i)}a${i}:`).join("\n");
+  const parsed = parseManifestFile({ path: "block.yaml", text: block });
+  strictEqual(parsed.broken, true);
+  strictEqual(parsed.objects.length, 0);
+  strictEqual(parsed.errors.length, 1);
+  strictEqual(parsed.errors[0].where, "block.yaml#1");
 });

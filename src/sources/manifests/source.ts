@@ -63,6 +63,11 @@ interface FileRecord {
   readonly readAt: number;
   /** The serving version: the parse merged with the last good version. */
   readonly file: ManifestFile;
+  /**
+   * False while the file has never been read and parsed: what it holds is unknown, so the state
+   * is partial (a restart with a broken file must not delete that file's services).
+   */
+  readonly known: boolean;
 }
 
 /** A file whose mtime is this close to the moment we read it may change without its mtime moving
@@ -312,7 +317,15 @@ export class ManifestSource implements Source {
         ? unreadableManifestFile(info.path, r.error)
         : parseManifestFile({ path: info.path, text: r.text });
       const file = keepLastGood(prev?.file, parsed);
-      next.set(info.path, { info, hash, readAt, file, ...(readError ? { readError } : {}) });
+      const known = (prev?.known ?? false) || !parsed.broken;
+      next.set(info.path, {
+        info,
+        hash,
+        readAt,
+        file,
+        known,
+        ...(readError ? { readError } : {}),
+      });
       fresh.push(file);
       changed = true;
     }
@@ -353,10 +366,13 @@ export class ManifestSource implements Source {
   #apply(): void {
     const load = this.#load, sink = this.#sink;
     if (!load || !sink) return;
+    let partial = false;
+    for (const r of this.#files.values()) partial ||= !r.known;
     let state: ManifestState = {
       services: load.services,
       endpointSets: load.endpointSets,
       namespaces: load.namespaces,
+      partial,
     };
     if (this.#transform) {
       try {
@@ -379,6 +395,7 @@ export class ManifestSource implements Source {
       services: state.services,
       endpointSets: state.endpointSets,
       namespaces: state.namespaces,
+      partial,
     });
     this.#reloads.inc();
     sink.requestSync();

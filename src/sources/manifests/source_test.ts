@@ -336,3 +336,63 @@ Deno.test("ManifestSource: the transform hook sees the raw state; failures keep 
     assertEquals(h.source.status(), { synced: true, degraded: false });
   });
 });
+
+Deno.test("ManifestSource: a file that never parsed makes the state partial until it does", async () => {
+  const deep = "[".repeat(100_000) + "]".repeat(100_000);
+  await withSource(
+    { "a.yaml": service("a", 80), "deep.yaml": deep, "deep.json": deep },
+    { watch: true },
+    async (h) => {
+      // The other files serve; the broken ones are named, and their objects are unknown.
+      assertEquals(h.ports(), ["a:80"]);
+      strictEqual(h.store.snapshot.partial, true);
+      const status = h.source.status();
+      strictEqual(status.degraded, true);
+      strictEqual(
+        status.lastError,
+        `${h.dir}/deep.json#1: cannot parse JSON at line 1, column 101: nested deeper than 100 ` +
+          "levels (the limit); the file is not loaded (and 1 more)",
+      );
+      strictEqual(h.source.problems.some((e) => e.where === `${h.dir}/deep.yaml#1`), true);
+      // An edit of another file still applies, and the unchanged broken files are not re-logged.
+      const errorsBefore = h.logs.filter((l) => l.includes("ERROR")).length;
+      await writeAtomic(`${h.dir}/a.yaml`, service("a", 81));
+      await waitFor("the edit beside the broken files", () => h.ports().join() === "a:81");
+      strictEqual(h.logs.filter((l) => l.includes("ERROR")).length, errorsBefore);
+      strictEqual(h.store.snapshot.partial, true);
+      // Once both parse, the state is complete.
+      await writeAtomic(`${h.dir}/deep.yaml`, service("d", 82));
+      await Deno.remove(`${h.dir}/deep.json`);
+      await waitFor("the fixed file", () => h.ports().join() === "a:81,d:82");
+      strictEqual(h.store.snapshot.partial, undefined);
+      assertEquals(h.source.status(), { synced: true, degraded: false });
+    },
+  );
+});
+
+Deno.test("ManifestSource: a file that breaks after it parsed keeps its objects; the state stays complete", async () => {
+  await withSource({ "a.yaml": service("a", 80) }, { watch: false }, async (h) => {
+    await Deno.writeTextFile(`${h.dir}/a.yaml`, "[".repeat(5000));
+    await h.source.reload();
+    assertEquals(h.ports(), ["a:80"]);
+    strictEqual(h.store.snapshot.partial, undefined);
+    strictEqual(h.source.status().degraded, true);
+  });
+});
+
+Deno.test("ManifestSource: the transform sees a partial state while a file is unknown", async () => {
+  const seen: (boolean | undefined)[] = [];
+  await withSource(
+    { "a.yaml": service("a", 80), "b.yaml": "kind: [\n" },
+    {
+      watch: false,
+      transform(state: ManifestState) {
+        seen.push(state.partial);
+        return state;
+      },
+    },
+    () => {
+      assertEquals(seen, [true]);
+    },
+  );
+});
