@@ -17,6 +17,7 @@ const TOOLS: Record<string, string> = {
   dnsmasq: "dnsmasq-base",
   openssl: "openssl",
   curl: "curl",
+  python3: "python3",
 };
 
 async function sh(

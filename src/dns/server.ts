@@ -153,6 +153,8 @@ export class DnsServer {
   #drains = new Map<number, { left: number; resolve: () => void }>();
   #drainToken = 0;
   #stopped = false;
+  /** Moves an in-process engine's counters to the registry, as workers post theirs each second. */
+  #statsTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: DnsServerOptions) {
     const problem = validateZoneOptions({ ...options, serial: 0 });
@@ -203,6 +205,15 @@ export class DnsServer {
         tcpPort: this.#engine.tcpPort,
         udpMode: this.#engine.udpMode,
       };
+      // Without this the daemon's /metrics (which never calls flushMetrics) would show no DNS
+      // counters at all with the default --dns-workers 0.
+      const metrics = this.#opts.metrics;
+      if (metrics) {
+        this.#statsTimer = setInterval(() => {
+          if (this.#engine) applyStats(metrics, this.#engine.drainStats());
+        }, 1000);
+        Deno.unrefTimer(this.#statsTimer);
+      }
     } else {
       const first = await this.#spawn(base);
       this.#addr = {
@@ -519,6 +530,7 @@ export class DnsServer {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    clearInterval(this.#statsTimer);
     if (this.#engine) {
       if (this.#opts.metrics) applyStats(this.#opts.metrics, this.#engine.drainStats());
       await this.#engine.stop();

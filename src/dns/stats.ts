@@ -42,6 +42,7 @@ export interface StatsDelta {
   readonly truncated: number;
   readonly fastPath: number;
   readonly internalErrors: number;
+  readonly tcpSlowClients: number;
 }
 
 /** Mutable DNS counters. */
@@ -58,6 +59,8 @@ export class DnsStats {
   fastPath = 0;
   /** Bugs caught while answering one packet (answered SERVFAIL or dropped instead of crashing). */
   internalErrors = 0;
+  /** TCP connections cut off because their client stopped reading its answers. */
+  tcpSlowClients = 0;
 
   /** Counts one answered query. */
   query(qtype: number, rcode: number): void {
@@ -89,6 +92,7 @@ export class DnsStats {
       truncated: this.truncated,
       fastPath: this.fastPath,
       internalErrors: this.internalErrors,
+      tcpSlowClients: this.tcpSlowClients,
     };
     this.queries = new Float64Array(this.queries.length);
     this.latencyBuckets = new Float64Array(this.latencyBuckets.length);
@@ -98,6 +102,7 @@ export class DnsStats {
       this.truncated =
       this.fastPath =
       this.internalErrors =
+      this.tcpSlowClients =
         0;
     return d;
   }
@@ -114,6 +119,7 @@ export const DNS_METRICS = {
   truncated: "svcgate_dns_truncated_total",
   fastPath: "svcgate_dns_fast_path_total",
   internalErrors: "svcgate_dns_internal_errors_total",
+  tcpSlowClients: "svcgate_dns_tcp_slow_clients_total",
   zoneRecords: "svcgate_dns_zone_records",
   zoneVersion: "svcgate_dns_snapshot_version",
   zoneBuild: "svcgate_dns_zone_build_seconds",
@@ -176,4 +182,9 @@ export function applyStats(registry: MetricsRegistry, d: StatsDelta): void {
     "Packets whose handling hit a bug (answered SERVFAIL or dropped)",
   )
     .inc(undefined, d.internalErrors);
+  registry.counter(
+    DNS_METRICS.tcpSlowClients,
+    "TCP connections closed because the client stopped reading its answers",
+  )
+    .inc(undefined, d.tcpSlowClients);
 }
