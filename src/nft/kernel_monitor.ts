@@ -1,0 +1,132 @@
+/**
+ * Watches the kernel's rulesets through an `nft monitor` child and reports changes to svcgate's
+ * tables that another process made (an operator's `nft flush`, a firewall reload), so drift is
+ * repaired in about a second rather than at the next periodic check. svcgate's own transactions
+ * are told apart by the process that committed them.
+ * @module
+ */
+
+import type { Logger } from "../observe/log.ts";
+import { silentLogger } from "../observe/log.ts";
+import type { Family } from "./ruleset.ts";
+import { type DriftScope, driftScopes, MonitorReader } from "./monitor_events.ts";
+
+/** The processes whose transactions are svcgate's own: this one and its recent nft children. */
+export class OwnProcesses {
+  readonly #pids: number[] = [Deno.pid];
+  /** Records an nft child; the last 64 are remembered (a transaction names its pid once). */
+  add(pid: number): void {
+    this.#pids.push(pid);
+    if (this.#pids.length > 65) this.#pids.splice(1, 1);
+  }
+  has(pid: number): boolean {
+    return this.#pids.includes(pid);
+  }
+}
+
+/** What a {@link KernelMonitor} needs. */
+export interface KernelMonitorOptions {
+  /** The table whose foreign changes matter (both families). */
+  readonly table: string;
+  readonly own: OwnProcesses;
+  /** Called once per foreign transaction that touched the table. Must not throw. */
+  readonly onForeignChange: (scopes: Map<Family, DriftScope>) => void;
+  readonly log?: Logger;
+  /** The monitor command; default `nft monitor`. */
+  readonly command?: readonly string[];
+}
+
+/**
+ * Runs `nft monitor` for as long as it is started; a child that ends is started again with
+ * backoff (1 s, doubling to 30 s), never throwing.
+ *
+ * @example
+ * ```ts
+ * const monitor = new KernelMonitor({ table: "svcgate", own, onForeignChange: (s) => repair(s) });
+ * monitor.start();
+ * await monitor.stop();
+ * ```
+ */
+export class KernelMonitor {
+  readonly #o: KernelMonitorOptions;
+  readonly #log: Logger;
+  #child: Deno.ChildProcess | null = null;
+  #loop: Promise<void> | null = null;
+  #stopped = false;
+  #retry: ReturnType<typeof setTimeout> | null = null;
+  #wake: (() => void) | null = null;
+
+  constructor(options: KernelMonitorOptions) {
+    this.#o = options;
+    this.#log = options.log ?? silentLogger;
+  }
+
+  /** Starts watching; returns at once. */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops the child and waits for the loop to end. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#wake?.();
+    try {
+      this.#child?.kill("SIGTERM");
+    } catch { /* exited already */ }
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    let delayMs = 1000;
+    while (!this.#stopped) {
+      const started = performance.now();
+      const reason = await this.#watchOnce();
+      if (this.#stopped) return;
+      if (performance.now() - started > 60_000) delayMs = 1000;
+      this.#log.warn("nft monitor ended; drift is caught by the periodic check until it restarts", {
+        reason,
+        retryInMs: delayMs,
+      });
+      await new Promise<void>((r) => {
+        this.#wake = r;
+        this.#retry = setTimeout(r, delayMs);
+      });
+      delayMs = Math.min(delayMs * 2, 30_000);
+    }
+  }
+
+  /** One child's life; resolves with why it ended. */
+  async #watchOnce(): Promise<string> {
+    const [cmd, ...args] = this.#o.command ?? ["nft", "monitor"];
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
+        .spawn();
+    } catch (e) {
+      return `cannot start ${[cmd, ...args].join(" ")}: ${(e as Error).message}`;
+    }
+    this.#child = child;
+    const reader = new MonitorReader();
+    const stderr = new Response(child.stderr).text();
+    let rest = "";
+    try {
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop() ?? "";
+        for (const line of lines) {
+          for (const tx of reader.push(line)) {
+            if (this.#o.own.has(tx.pid)) continue;
+            const scopes = driftScopes(tx.changes, this.#o.table);
+            if (scopes.size > 0) this.#o.onForeignChange(scopes);
+          }
+        }
+      }
+    } catch (e) {
+      return `reading its output failed: ${(e as Error).message}`;
+    }
+    const status = await child.status;
+    this.#child = null;
+    return `exited with code ${status.code}: ${(await stderr).trim() || "(no message)"}`;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Reads `nft monitor` output: what changed in the kernel's rulesets, and who changed it. Pure.
+ *
+ * nft prints each object a transaction touched, then `# new generation N by process PID (COMM)`
+ * once the transaction committed; a change is attributed to a process by that closing line.
+ * @module
+ */
+
+import { FAMILIES, type Family } from "./ruleset.ts";
+
+/** One object a transaction added or deleted. */
+export interface MonitorChange {
+  readonly op: "add" | "delete";
+  readonly object: "table" | "chain" | "set" | "element" | "rule";
+  readonly family: Family;
+  readonly table: string;
+  /** The chain (of a chain or rule) or the set (of a set, map or element); "" for a table. */
+  readonly name: string;
+}
+
+/** A committed transaction: its changes and the process that made it. */
+export interface MonitorTransaction {
+  readonly generation: number;
+  readonly pid: number;
+  readonly changes: readonly MonitorChange[];
+}
+
+const GENERATION = /^# new generation (\d+) by process (\d+)/;
+const CHANGE = /^(add|delete) (table|chain|set|map|element|rule) (\S+) (\S+)(?: (\S+))?/;
+
+/**
+ * Turns monitor lines into committed transactions, keeping the changes of a transaction not yet
+ * closed. Lines it does not know (other families, trace output) are skipped.
+ *
+ * @example
+ * ```ts
+ * const reader = new MonitorReader();
+ * for (const line of lines) for (const tx of reader.push(line)) console.log(tx.pid, tx.changes);
+ * ```
+ */
+export class MonitorReader {
+  #pending: MonitorChange[] = [];
+
+  /** Reads one line; returns the transaction it closed, if any. */
+  push(line: string): MonitorTransaction[] {
+    const gen = GENERATION.exec(line);
+    if (gen) {
+      const tx = { generation: Number(gen[1]), pid: Number(gen[2]), changes: this.#pending };
+      this.#pending = [];
+      return [tx];
+    }
+    const m = CHANGE.exec(line);
+    if (m && (FAMILIES as readonly string[]).includes(m[3])) {
+      const object = m[2] === "map" ? "set" : m[2] as MonitorChange["object"];
+      this.#pending.push({
+        op: m[1] as "add" | "delete",
+        object,
+        family: m[3] as Family,
+        table: m[4],
+        name: object === "table" ? "" : m[5] ?? "",
+      });
+    }
+    return [];
+  }
+}
+
+/** What a foreign change to one table needs repaired. */
+export interface DriftScope {
+  /** The table itself, a set or a chain was created or deleted: reconcile the whole table. */
+  readonly structural: boolean;
+  /** Sets whose elements changed. */
+  readonly sets: ReadonlySet<string>;
+  /** Chains whose rules changed. */
+  readonly chains: ReadonlySet<string>;
+}
+
+/**
+ * Per family, what the changes did to the table named `table`; families left untouched are
+ * absent.
+ *
+ * @example
+ * ```ts
+ * driftScopes(tx.changes, "svcgate").get("ip")?.sets; // Set { "vip-dispatch" }
+ * ```
+ */
+export function driftScopes(
+  changes: readonly MonitorChange[],
+  table: string,
+): Map<Family, DriftScope> {
+  const out = new Map<Family, { structural: boolean; sets: Set<string>; chains: Set<string> }>();
+  for (const c of changes) {
+    if (c.table !== table) continue;
+    let scope = out.get(c.family);
+    if (!scope) {
+      out.set(c.family, scope = { structural: false, sets: new Set(), chains: new Set() });
+    }
+    if (c.object === "element") scope.sets.add(c.name);
+    else if (c.object === "rule") scope.chains.add(c.name);
+    else scope.structural = true;
+  }
+  return out;
+}
