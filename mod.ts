@@ -54,13 +54,11 @@ export type { ChangeSet, Commit, ModelState } from "./src/model/store.ts";
 export { ModelStore } from "./src/model/store.ts";
 
 export type { Source, SourceSink, SourceStatus } from "./src/sources/source.ts";
-export type { ValidationError } from "./src/sources/objects.ts";
-export {
-  formatError,
-  parseEndpoints,
-  parseEndpointSlice,
-  parseService,
-} from "./src/sources/objects.ts";
+export type { ValidationError } from "./src/sources/objects/validate.ts";
+export { formatError } from "./src/sources/objects/validate.ts";
+export { parseEndpoints } from "./src/sources/objects/endpoints.ts";
+export { parseEndpointSlice } from "./src/sources/objects/endpoint_slice.ts";
+export { parseService } from "./src/sources/objects/service.ts";
 export type { ManifestLoad } from "./src/sources/manifests/load.ts";
 export { loadManifestTexts } from "./src/sources/manifests/load.ts";
 export { readManifests } from "./src/sources/manifests/read.ts";

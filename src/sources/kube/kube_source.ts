@@ -2,7 +2,7 @@
  * The Kubernetes source: Services, EndpointSlices (or legacy v1 Endpoints) and Namespaces from
  * the API server, through @kubernetes/client-node, into the {@link ModelStore}.
  *
- * Only the slim model is kept: each object is converted by `../objects.ts` as it arrives and the
+ * Only the slim model is kept: each object is converted by `../objects/` as it arrives and the
  * raw object is dropped (client-node's informer caches would keep every object whole). Per object
  * the source remembers its resourceVersion, so that a relist after `410 Gone` re-parses only what
  * changed and removes only what disappeared: the store sees the difference, never a flush.
@@ -32,15 +32,11 @@ import { MetricsRegistry } from "../../observe/metrics.ts";
 import type { ModelStore } from "../../model/store.ts";
 import type { EndpointSet, Service } from "../../model/types.ts";
 import { SERVICE_NAME_LABEL } from "../../model/types.ts";
-import {
-  formatError,
-  isWarning,
-  parseEndpoints,
-  parseEndpointSlice,
-  parseNamespace,
-  parseService,
-  type ValidationError,
-} from "../objects.ts";
+import { parseEndpoints } from "../objects/endpoints.ts";
+import { parseEndpointSlice } from "../objects/endpoint_slice.ts";
+import { parseNamespace } from "../objects/namespace.ts";
+import { parseService } from "../objects/service.ts";
+import { formatError, isWarning, type ValidationError } from "../objects/validate.ts";
 import type { Source, SourceSink, SourceStatus } from "../source.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { type KubeConnection, loadKubeConfig } from "./config.ts";

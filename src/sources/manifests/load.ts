@@ -9,14 +9,8 @@
 import YAML from "yaml";
 import { buildServiceEntry } from "../../model/snapshot.ts";
 import type { EndpointSet, Service } from "../../model/types.ts";
-import {
-  formatError,
-  isWarning,
-  type ParsedObject,
-  parseObject,
-  rawObjectId,
-  type ValidationError,
-} from "../objects.ts";
+import { type ParsedObject, parseObject, rawObjectId } from "../objects/parse_object.ts";
+import { formatError, isWarning, type ValidationError } from "../objects/validate.ts";
 import { locateJsonError } from "./json_locate.ts";
 
 /** The text of one manifest file. */
