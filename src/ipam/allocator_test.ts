@@ -1,4 +1,9 @@
-import nodeAssert from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  notDeepStrictEqual as assertNotEquals,
+  ok as assert,
+  strictEqual as assertStrictEquals,
+} from "node:assert/strict";
 import { type Cidr, cidrContains, parseCidr } from "../model/ip.ts";
 import type { IpFamily, Service } from "../model/types.ts";
 import {
@@ -17,14 +22,6 @@ function cidr(text: string): Cidr {
 }
 
 const svc = testService;
-
-const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
-const assertNotEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.notDeepStrictEqual(actual, expected, msg);
-const assertStrictEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.strictEqual(actual, expected, msg);
 
 const V4 = cidr("198.19.0.0/16");
 const V6 = cidr("2001:db8:1::/112");

@@ -1,4 +1,4 @@
-import nodeAssert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parseCidr } from "../model/ip.ts";
 import type { Cidr } from "../model/ip.ts";
 import { allocateVips } from "./allocator.ts";
@@ -11,10 +11,6 @@ import {
   writeFileAtomic,
 } from "./state_file.ts";
 import { testService } from "../model/test_service.ts";
-
-const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
 
 const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const T0 = 1_700_000_000_000;

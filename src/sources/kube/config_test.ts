@@ -1,9 +1,5 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { loadKubeConfig } from "./config.ts";
-
-function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
 
 function errorOf(fn: () => unknown): string {
   try {

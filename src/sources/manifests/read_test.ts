@@ -4,7 +4,7 @@ import { formatLoadErrors } from "./load.ts";
 import { listManifestFiles, readManifestFile, readManifests } from "./read.ts";
 
 const FIXTURES = decodeURIComponent(
-  new URL("../../../tests/fixtures/manifests", import.meta.url).pathname,
+  new URL("../../../tests/support/manifests", import.meta.url).pathname,
 );
 
 /** Error lines with the fixture folder removed, so expectations do not depend on the checkout. */
