@@ -16,10 +16,12 @@
  * @module
  */
 
+import { fnv1a32 } from "../model/hash.ts";
 import { canonicalIp } from "../model/ip.ts";
 import { buildServiceEntry } from "../model/snapshot.ts";
 import type { Endpoint, EndpointSet, Service } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
+import { compareText } from "../model/text.ts";
 import { type Logger, silentLogger } from "../observe/log.ts";
 import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "../observe/metrics.ts";
 import { type HealthCheckConfig, parseHealthCheck } from "./config.ts";
@@ -87,12 +89,6 @@ interface Target {
 
 function checkName(c: HealthCheckConfig): string {
   return c.kind === "tcp" ? "tcp" : `http:${c.path}`;
-}
-
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
 }
 
 function endpointText(address: string, port: number): string {
@@ -233,7 +229,7 @@ export class HealthChecker {
       if (!group) this.#byService.set(t.service, group = new Set());
       group.add(t);
       touched.add(t.service);
-      this.#schedule(t, hash32(id) % Math.min(d.config.intervalMs, 1000));
+      this.#schedule(t, fnv1a32(id) % Math.min(d.config.intervalMs, 1000));
     }
     for (const key of touched) this.#updateGauge(key);
     return problems;
@@ -288,15 +284,7 @@ export class HealthChecker {
         detail: t.detail,
       }))
       .sort((a, b) =>
-        a.service < b.service
-          ? -1
-          : a.service > b.service
-          ? 1
-          : a.address < b.address
-          ? -1
-          : a.address > b.address
-          ? 1
-          : a.port - b.port
+        compareText(a.service, b.service) || compareText(a.address, b.address) || a.port - b.port
       );
   }
 

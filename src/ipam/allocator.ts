@@ -40,6 +40,8 @@ import {
   ipToBigInt,
   parseIp,
 } from "../model/ip.ts";
+import { fnv1a64 } from "../model/hash.ts";
+import { compareText } from "../model/text.ts";
 import type { IpFamily, Service } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
 import { type IpamState, type ReleasedVip, sameIpamState } from "./state.ts";
@@ -136,16 +138,6 @@ function reservedReason(pool: Pool, value: bigint): string | null {
   }
   if (value > pool.last) return `is the broadcast address of ${pool.cidr.text}`;
   return null;
-}
-
-/** 64-bit FNV-1a of the text, as a bigint. */
-function fnv1a64(text: string): bigint {
-  let h = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoder().encode(text)) {
-    h ^= BigInt(byte);
-    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return h;
 }
 
 function sameList(a: readonly unknown[], b: readonly unknown[]): boolean {
@@ -298,7 +290,7 @@ export function allocateVips(
     return reserved ? `clusterIP ${JSON.stringify(ip)}${from} ${reserved}` : null;
   };
 
-  const sorted = [...order].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sorted = [...order].sort((a, b) => compareText(a.key, b.key));
   const fixedOf = (origin: "spec" | "lock") =>
     sorted.filter(({ key }) => {
       const p = plans.get(key)!;
@@ -508,7 +500,7 @@ export function allocateVips(
     }
   }
   const errorList = [...errors].map(([key, message]) => ({ key, message }))
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    .sort((a, b) => compareText(a.key, b.key));
   return {
     services: out,
     errors: errorList,
@@ -525,9 +517,7 @@ function dedupeReleased(list: ReleasedVip[]): ReleasedVip[] {
     const prev = latest.get(r.ip);
     if (!prev || prev.at <= r.at) latest.set(r.ip, r);
   }
-  return [...latest.values()].sort((a, b) =>
-    a.at - b.at || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)
-  );
+  return [...latest.values()].sort((a, b) => a.at - b.at || compareText(a.ip, b.ip));
 }
 
 /**

@@ -9,6 +9,7 @@
 import YAML from "yaml";
 import { buildServiceEntry } from "../../model/snapshot.ts";
 import type { EndpointSet, Service } from "../../model/types.ts";
+import { compareText } from "../../model/text.ts";
 import { type ParsedObject, parseObject, rawObjectId } from "../objects/parse_object.ts";
 import { formatError, isWarning, type ValidationError } from "../objects/validate.ts";
 import { locateJsonError } from "./json_locate.ts";
@@ -361,10 +362,6 @@ export function keepLastGood(previous: ManifestFile | undefined, next: ManifestF
     });
   }
   return { ...next, objects, kept, errors: [...next.errors, ...notes] };
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
