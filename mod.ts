@@ -65,6 +65,8 @@ export { readManifests } from "./src/sources/manifests/read.ts";
 export { ManifestSource } from "./src/sources/manifests/source.ts";
 export type { KubeSourceOptions } from "./src/sources/kube/kube_source.ts";
 export { KubeSource } from "./src/sources/kube/kube_source.ts";
+export type { StandaloneSourceOptions } from "./src/sources/standalone/standalone_source.ts";
+export { StandaloneSource } from "./src/sources/standalone/standalone_source.ts";
 
 export type { RenderOptions } from "./src/nft/render.ts";
 export { renderRuleset } from "./src/nft/render.ts";
@@ -86,7 +88,7 @@ export { parseArgs, UsageError } from "./src/config/flags.ts";
 export type { DaemonParts } from "./src/daemon/daemon.ts";
 export { Daemon } from "./src/daemon/daemon.ts";
 export { SyncLoop } from "./src/daemon/sync_loop.ts";
-export { buildDaemon } from "./src/daemon/wire.ts";
+export { buildDaemon } from "./src/daemon/compose.ts";
 export type { Logger } from "./src/observe/log.ts";
 export { createLogger, silentLogger } from "./src/observe/log.ts";
 export { MetricsRegistry } from "./src/observe/metrics.ts";

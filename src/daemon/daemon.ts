@@ -59,12 +59,6 @@ export interface DaemonParts {
   readonly initialSyncTimeoutMs: number;
   readonly healthzBind: HostPort | null;
   readonly metricsBind: HostPort | null;
-  /** Called on SIGHUP (standalone: re-read the manifests). */
-  readonly reload?: () => Promise<void>;
-  /** Extra parts to stop on shutdown (health checkers). */
-  readonly onStop?: readonly (() => Promise<void>)[];
-  /** Extra readiness detail (allocation problems, health verdicts). */
-  readonly details?: () => Record<string, unknown>;
   /** A store to use; a new one by default. */
   readonly store?: ModelStore;
   /** Told of every committed sync, to hand freed memory back once things are quiet. */
@@ -124,7 +118,7 @@ export class Daemon {
         ...(this.loop.lastError ? { lastError: this.loop.lastError } : {}),
       },
       dns: this.#parts.dns ? { serving: applied !== null } : { enabled: false },
-      ...this.#parts.details?.(),
+      ...this.#parts.source.details?.(),
     };
   }
 
@@ -220,9 +214,10 @@ export class Daemon {
 
   /** SIGHUP: re-read the configuration where the source supports it. */
   async reload(): Promise<void> {
-    if (!this.#parts.reload) return;
+    const source = this.#parts.source;
+    if (!source.reload) return;
     try {
-      await this.#parts.reload();
+      await source.reload();
     } catch (e) {
       this.#parts.log.error("reload failed; the last good state keeps serving", { error: e });
     }
@@ -234,7 +229,6 @@ export class Daemon {
     this.#stopped = true;
     if (this.#driftTimer !== null) clearTimeout(this.#driftTimer);
     await this.#parts.source.stop();
-    for (const stop of this.#parts.onStop ?? []) await stop();
     await this.loop.stop();
     await this.#parts.dns?.stop();
     await Promise.all(this.#servers.map((s) => s.shutdown()));

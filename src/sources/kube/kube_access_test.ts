@@ -176,7 +176,7 @@ Deno.test({
         "const m = Deno.memoryUsage();",
         "console.log(JSON.stringify({ heapUsed: m.heapUsed, rss: m.rss }));",
       ].join("\n");
-      // What the daemon loads in Kubernetes mode (src/daemon/wire.ts), and a first request's
+      // What the daemon loads in Kubernetes mode (src/daemon/compose.ts), and a first request's
       // options.
       const lean = [
         `const { KubeSource } = await import(${
