@@ -16,9 +16,10 @@ import { handleHttp } from "./http.ts";
 import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
 
 /**
- * One periodic drift check in this many reads every element (the others read the outline only).
- * A full read costs ~4 s of nft CPU at 10k services x 10 endpoints and delays syncs queued behind
- * it, so it runs about hourly with the default 30 s --sync-period, as kube-proxy's full resync.
+ * One periodic drift check in this many reads every element (the others read the outline only):
+ * a full read costs seconds of nft CPU at 10,000 services (README.md) and delays syncs queued
+ * behind it, so it runs about hourly with the default 30 s --sync-period, as kube-proxy's full
+ * resync.
  */
 export const FULL_DRIFT_CHECK_EVERY = 120;
 

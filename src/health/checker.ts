@@ -1,11 +1,11 @@
 /**
  * Active health checks for standalone mode: probes every endpoint of every service that asks for
- * it, and marks endpoints that fail not ready (and not serving) in the endpoint sets the daemon
- * puts in the model. The change then flows to nft and DNS like any other.
+ * it, and marks endpoints that fail not ready (and not serving) in the endpoint sets the
+ * standalone source puts in the model. The change then flows to nft and DNS like any other.
  *
- * Wiring, on every reload: `checker.update(services, declaredSets)` (starts and stops probes),
- * then `store.replaceAll({ services, endpointSets: checker.apply(declaredSets) })`. When a verdict
- * flips, `onChange()` runs: the daemon calls `apply` again on the same declared sets and commits.
+ * Wiring (sources/standalone), on every reload: `checker.update(services, declaredSets)` (starts
+ * and stops probes), then `store.replaceAll({ services, endpointSets: checker.apply(declaredSets) })`.
+ * When a verdict flips, `onChange()` runs: the owner calls `apply` again on the same declared sets.
  * `apply` returns the same objects when nothing changed, so the store sees a minimal diff.
  *
  * Scheduling: each endpoint has its own timer; the first probe runs after a short stagger (a hash
@@ -102,7 +102,7 @@ const VERDICTS: readonly Verdict[] = ["unknown", "healthy", "unhealthy"];
  *
  * @example
  * ```ts
- * const checker = new HealthChecker({ onChange: () => daemon.requestSync(), logger, metrics });
+ * const checker = new HealthChecker({ onChange: () => source.reapply(), logger, metrics });
  * const problems = checker.update(services, declaredSets); // on every reload
  * store.replaceAll({ services, endpointSets: checker.apply(declaredSets) });
  * // at shutdown

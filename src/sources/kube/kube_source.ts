@@ -18,7 +18,7 @@
  */
 
 // Only client-node's Watch (and node-fetch): the package index loads the whole generated API and
-// every auth plugin (~80 MiB). The "typed" list mode imports the package when chosen.
+// every auth plugin. The "typed" list mode imports the package when chosen.
 import { Watch } from "@kubernetes/client-node/dist/watch.js";
 import type {
   KubeConfig,
@@ -67,7 +67,7 @@ export interface KubeSourceOptions {
   /**
    * How lists are read: "raw" (default) parses the JSON as is, with client-node's KubeConfig for
    * TLS and auth; "typed" goes through client-node's generated API client, whose typed
-   * deserialization costs ~40% more CPU and garbage. Watches always use client-node's Watch.
+   * deserialization costs more CPU and garbage. Watches always use client-node's Watch.
    */
   readonly lists?: "raw" | "typed";
   /** Injected environment and service-account folder, for tests of the in-cluster path. */

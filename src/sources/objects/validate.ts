@@ -220,9 +220,8 @@ export function isPort(v: unknown): v is number {
 }
 
 /**
- * The list, frozen, as an exact-size copy (a list grown by push() keeps room for 17 or more
- * entries: ~150 bytes for a one-port list, times several lists per object at 10,000 services);
- * the shared empty one when empty.
+ * The list, frozen, as an exact-size copy (a list grown by push() keeps spare room; see
+ * ../README.md); the shared empty one when empty.
  */
 export function frozenList<T>(list: readonly T[]): readonly T[] {
   return list.length === 0 ? EMPTY_LIST : Object.freeze(list.slice());
