@@ -11,18 +11,12 @@ import {
   writeFileAtomic,
 } from "./state_file.ts";
 import { testService } from "../model/test_service.ts";
-import { withTempDir } from "../../tests/support/temp_dir.ts";
+import { listDir, withTempDir } from "../../tests/support/temp_dir.ts";
 
 const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const T0 = 1_700_000_000_000;
 
 const svc = (key: string) => testService(key);
-
-async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
-}
 
 Deno.test("state file: save then load gives the same state; a restart keeps every VIP", async () => {
   await withTempDir("svcgate-ipam-", async (dir) => {

@@ -1,5 +1,5 @@
 /**
- * A temporary directory for one test, removed afterwards whatever the outcome.
+ * A temporary directory for one test, removed afterwards whatever the outcome, and a listing of it.
  * @module
  */
 
@@ -23,4 +23,11 @@ export async function withTempDir(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** The names in a directory, sorted (to check what a test left behind). */
+export async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  return names.sort();
 }

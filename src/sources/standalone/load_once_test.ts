@@ -4,7 +4,7 @@ import { createLogger } from "../../observe/log.ts";
 import { VIP_LOCK_FILE } from "../../ipam/lock.ts";
 import { renderIpamState } from "../../ipam/state.ts";
 import { loadStandaloneOnce } from "./load_once.ts";
-import { withTempDir } from "../../../tests/support/temp_dir.ts";
+import { listDir, withTempDir } from "../../../tests/support/temp_dir.ts";
 
 const CIDR = parseCidr("198.19.0.0/16") as Cidr;
 const T0 = 1_700_000_000_000;
@@ -16,12 +16,6 @@ metadata: { name: ${name} }
 spec:
 ${spec}  ports: [{ port: 80 }]
 `;
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
 }
 
 Deno.test("loadStandaloneOnce: allocates from the state and the lock as run would, writing nothing", async () => {
