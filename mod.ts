@@ -79,7 +79,7 @@ export { NftDataplane } from "./src/nft/dataplane.ts";
 export type { DnsServerOptions } from "./src/dns/server.ts";
 export { DnsServer } from "./src/dns/server.ts";
 
-export { VipAllocator } from "./src/ipam/allocator.ts";
+export { VipAllocator } from "./src/ipam/vip_allocator.ts";
 export { pinVips } from "./src/ipam/lock.ts";
 export { HealthChecker } from "./src/health/checker.ts";
 

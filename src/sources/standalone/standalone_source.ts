@@ -11,7 +11,8 @@
 import type { Cidr } from "../../model/ip.ts";
 import type { Logger } from "../../observe/log.ts";
 import type { MetricsRegistry } from "../../observe/metrics.ts";
-import { VipAllocator, type VipPins } from "../../ipam/allocator.ts";
+import type { VipPins } from "../../ipam/allocator.ts";
+import { VipAllocator } from "../../ipam/vip_allocator.ts";
 import { loadIpamState } from "../../ipam/state_file.ts";
 import { StateWriter } from "../../ipam/state_writer.ts";
 import { type CheckerClock, HealthChecker } from "../../health/checker.ts";
