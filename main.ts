@@ -15,7 +15,7 @@ import {
   cleanupDataplane,
   pinVipsForConfig,
   renderForConfig,
-} from "./src/daemon/wire.ts";
+} from "./src/daemon/compose.ts";
 
 function hostName(): string {
   try {

@@ -54,19 +54,19 @@ export type { ChangeSet, Commit, ModelState } from "./src/model/store.ts";
 export { ModelStore } from "./src/model/store.ts";
 
 export type { Source, SourceSink, SourceStatus } from "./src/sources/source.ts";
-export type { ValidationError } from "./src/sources/objects.ts";
-export {
-  formatError,
-  parseEndpoints,
-  parseEndpointSlice,
-  parseService,
-} from "./src/sources/objects.ts";
+export type { ValidationError } from "./src/sources/objects/validate.ts";
+export { formatError } from "./src/sources/objects/validate.ts";
+export { parseEndpoints } from "./src/sources/objects/endpoints.ts";
+export { parseEndpointSlice } from "./src/sources/objects/endpoint_slice.ts";
+export { parseService } from "./src/sources/objects/service.ts";
 export type { ManifestLoad } from "./src/sources/manifests/load.ts";
 export { loadManifestTexts } from "./src/sources/manifests/load.ts";
 export { readManifests } from "./src/sources/manifests/read.ts";
 export { ManifestSource } from "./src/sources/manifests/source.ts";
 export type { KubeSourceOptions } from "./src/sources/kube/kube_source.ts";
 export { KubeSource } from "./src/sources/kube/kube_source.ts";
+export type { StandaloneSourceOptions } from "./src/sources/standalone/standalone_source.ts";
+export { StandaloneSource } from "./src/sources/standalone/standalone_source.ts";
 
 export type { RenderOptions } from "./src/nft/render.ts";
 export { renderRuleset } from "./src/nft/render.ts";
@@ -79,7 +79,7 @@ export { NftDataplane } from "./src/nft/dataplane.ts";
 export type { DnsServerOptions } from "./src/dns/server.ts";
 export { DnsServer } from "./src/dns/server.ts";
 
-export { VipAllocator } from "./src/ipam/allocator.ts";
+export { VipAllocator } from "./src/ipam/vip_allocator.ts";
 export { pinVips } from "./src/ipam/lock.ts";
 export { HealthChecker } from "./src/health/checker.ts";
 
@@ -88,7 +88,7 @@ export { parseArgs, UsageError } from "./src/config/flags.ts";
 export type { DaemonParts } from "./src/daemon/daemon.ts";
 export { Daemon } from "./src/daemon/daemon.ts";
 export { SyncLoop } from "./src/daemon/sync_loop.ts";
-export { buildDaemon } from "./src/daemon/wire.ts";
+export { buildDaemon } from "./src/daemon/compose.ts";
 export type { Logger } from "./src/observe/log.ts";
 export { createLogger, silentLogger } from "./src/observe/log.ts";
 export { MetricsRegistry } from "./src/observe/metrics.ts";

@@ -17,6 +17,7 @@ Deno.test("mod.ts exports exactly the public API", () => {
     "NftError",
     "SERVICE_NAME_LABEL",
     "SERVICE_PROXY_NAME_LABEL",
+    "StandaloneSource",
     "SyncLoop",
     "UsageError",
     "VERSION",

@@ -16,9 +16,10 @@ import { handleHttp } from "./http.ts";
 import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
 
 /**
- * One periodic drift check in this many reads every element (the others read the outline only).
- * A full read costs ~4 s of nft CPU at 10k services x 10 endpoints and delays syncs queued behind
- * it, so it runs about hourly with the default 30 s --sync-period, as kube-proxy's full resync.
+ * One periodic drift check in this many reads every element (the others read the outline only):
+ * a full read costs seconds of nft CPU at 10,000 services (README.md) and delays syncs queued
+ * behind it, so it runs about hourly with the default 30 s --sync-period, as kube-proxy's full
+ * resync.
  */
 export const FULL_DRIFT_CHECK_EVERY = 120;
 
@@ -59,12 +60,6 @@ export interface DaemonParts {
   readonly initialSyncTimeoutMs: number;
   readonly healthzBind: HostPort | null;
   readonly metricsBind: HostPort | null;
-  /** Called on SIGHUP (standalone: re-read the manifests). */
-  readonly reload?: () => Promise<void>;
-  /** Extra parts to stop on shutdown (health checkers). */
-  readonly onStop?: readonly (() => Promise<void>)[];
-  /** Extra readiness detail (allocation problems, health verdicts). */
-  readonly details?: () => Record<string, unknown>;
   /** A store to use; a new one by default. */
   readonly store?: ModelStore;
   /** Told of every committed sync, to hand freed memory back once things are quiet. */
@@ -124,7 +119,7 @@ export class Daemon {
         ...(this.loop.lastError ? { lastError: this.loop.lastError } : {}),
       },
       dns: this.#parts.dns ? { serving: applied !== null } : { enabled: false },
-      ...this.#parts.details?.(),
+      ...this.#parts.source.details?.(),
     };
   }
 
@@ -220,9 +215,10 @@ export class Daemon {
 
   /** SIGHUP: re-read the configuration where the source supports it. */
   async reload(): Promise<void> {
-    if (!this.#parts.reload) return;
+    const source = this.#parts.source;
+    if (!source.reload) return;
     try {
-      await this.#parts.reload();
+      await source.reload();
     } catch (e) {
       this.#parts.log.error("reload failed; the last good state keeps serving", { error: e });
     }
@@ -234,7 +230,6 @@ export class Daemon {
     this.#stopped = true;
     if (this.#driftTimer !== null) clearTimeout(this.#driftTimer);
     await this.#parts.source.stop();
-    for (const stop of this.#parts.onStop ?? []) await stop();
     await this.loop.stop();
     await this.#parts.dns?.stop();
     await Promise.all(this.#servers.map((s) => s.shutdown()));

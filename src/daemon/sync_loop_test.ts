@@ -1,3 +1,4 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { ModelStore } from "../model/store.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
@@ -5,11 +6,6 @@ import { testService } from "../model/test_service.ts";
 import { silentLogger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type LoopClock, SyncLoop } from "./sync_loop.ts";
-
-function assertEquals(actual: unknown, expected: unknown): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`expected ${e}, got ${a}`);
-}
 
 function service(name: string): Service {
   return testService(`default/${name}`, { clusterIPs: ["198.19.0.10"], ipFamilies: [4] });

@@ -1,11 +1,11 @@
 /**
  * Active health checks for standalone mode: probes every endpoint of every service that asks for
- * it, and marks endpoints that fail not ready (and not serving) in the endpoint sets the daemon
- * puts in the model. The change then flows to nft and DNS like any other.
+ * it, and marks endpoints that fail not ready (and not serving) in the endpoint sets the
+ * standalone source puts in the model. The change then flows to nft and DNS like any other.
  *
- * Wiring, on every reload: `checker.update(services, declaredSets)` (starts and stops probes),
- * then `store.replaceAll({ services, endpointSets: checker.apply(declaredSets) })`. When a verdict
- * flips, `onChange()` runs: the daemon calls `apply` again on the same declared sets and commits.
+ * Wiring (sources/standalone), on every reload: `checker.update(services, declaredSets)` (starts
+ * and stops probes), then `store.replaceAll({ services, endpointSets: checker.apply(declaredSets) })`.
+ * When a verdict flips, `onChange()` runs: the owner calls `apply` again on the same declared sets.
  * `apply` returns the same objects when nothing changed, so the store sees a minimal diff.
  *
  * Scheduling: each endpoint has its own timer; the first probe runs after a short stagger (a hash
@@ -16,10 +16,12 @@
  * @module
  */
 
+import { fnv1a32 } from "../model/hash.ts";
 import { canonicalIp } from "../model/ip.ts";
 import { buildServiceEntry } from "../model/snapshot.ts";
 import type { Endpoint, EndpointSet, Service } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
+import { compareText } from "../model/text.ts";
 import { type Logger, silentLogger } from "../observe/log.ts";
 import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "../observe/metrics.ts";
 import { type HealthCheckConfig, parseHealthCheck } from "./config.ts";
@@ -89,12 +91,6 @@ function checkName(c: HealthCheckConfig): string {
   return c.kind === "tcp" ? "tcp" : `http:${c.path}`;
 }
 
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
 function endpointText(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
@@ -106,7 +102,7 @@ const VERDICTS: readonly Verdict[] = ["unknown", "healthy", "unhealthy"];
  *
  * @example
  * ```ts
- * const checker = new HealthChecker({ onChange: () => daemon.requestSync(), logger, metrics });
+ * const checker = new HealthChecker({ onChange: () => source.reapply(), logger, metrics });
  * const problems = checker.update(services, declaredSets); // on every reload
  * store.replaceAll({ services, endpointSets: checker.apply(declaredSets) });
  * // at shutdown
@@ -233,7 +229,7 @@ export class HealthChecker {
       if (!group) this.#byService.set(t.service, group = new Set());
       group.add(t);
       touched.add(t.service);
-      this.#schedule(t, hash32(id) % Math.min(d.config.intervalMs, 1000));
+      this.#schedule(t, fnv1a32(id) % Math.min(d.config.intervalMs, 1000));
     }
     for (const key of touched) this.#updateGauge(key);
     return problems;
@@ -288,15 +284,7 @@ export class HealthChecker {
         detail: t.detail,
       }))
       .sort((a, b) =>
-        a.service < b.service
-          ? -1
-          : a.service > b.service
-          ? 1
-          : a.address < b.address
-          ? -1
-          : a.address > b.address
-          ? 1
-          : a.port - b.port
+        compareText(a.service, b.service) || compareText(a.address, b.address) || a.port - b.port
       );
   }
 

@@ -1,16 +1,14 @@
-import nodeAssert from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  strictEqual as assertStrictEquals,
+} from "node:assert/strict";
 import { testService } from "../model/test_service.ts";
 import type { EndpointSet, Service } from "../model/types.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type CheckerClock, HealthChecker } from "./checker.ts";
 import type { HealthCheckConfig } from "./config.ts";
 import type { ProbeOutcome, ProbeTarget } from "./probe.ts";
-
-const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
-const assertStrictEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.strictEqual(actual, expected, msg);
 
 /** Timers that fire only when the test advances time. */
 class FakeClock implements CheckerClock {

@@ -1,10 +1,7 @@
-import nodeAssert from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { Service, ServicePort } from "../model/types.ts";
 import { type HealthCheckConfig, parseDuration, parseHealthCheck } from "./config.ts";
 import { testService } from "../model/test_service.ts";
-
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
 
 function svc(annotations: Record<string, string>, ports?: ServicePort[]): Service {
   return testService("default/web", {

@@ -1,9 +1,6 @@
 // Real probes against real servers on loopback (the only network these unit tests touch).
-import nodeAssert from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { httpProbe, tcpProbe } from "./probe.ts";
-
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
 
 /** A port with nothing listening: bound, then released. */
 function closedPort(hostname: string): number {

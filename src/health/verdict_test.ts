@@ -1,4 +1,4 @@
-import nodeAssert from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import {
   type EndpointHealth,
   INITIAL_HEALTH,
@@ -6,9 +6,6 @@ import {
   recordProbe,
   type Verdict,
 } from "./verdict.ts";
-
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
 
 /** Runs a sequence of results ("+" success, "-" failure) and returns the verdict after each. */
 function run(results: string, healthyThreshold: number, unhealthyThreshold: number): string {

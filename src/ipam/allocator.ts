@@ -11,23 +11,16 @@
  * - Headless services (`clusterIP: None`) and ExternalName services get no VIP.
  * - Families follow `service.ipFamilies` (one VIP per family; empty means the family of the first
  *   CIDR, as Kubernetes' primary family). A family without a CIDR is an error for that service,
- *   except under `ipFamilyPolicy: PreferDualStack`, which settles for
- *   the families configured.
+ *   except under `ipFamilyPolicy: PreferDualStack`, which settles for the families configured.
  *
  * Choice of new addresses: a hash of the service key (FNV-1a) picks the starting point, then the
- * next free address is taken. Compared with lowest-free this keeps a service's address independent
- * of the order services are listed or added in, so two nodes starting from empty state on the same
- * files agree on every VIP unless two keys collide (the lock file, {@link ./lock.ts}, removes even
- * that). As in Kubernetes (KEP-3070), dynamic allocation prefers the upper part of the range and
- * keeps the lower band (size/16, clamped to 16..256 addresses) for explicit clusterIPs, falling
- * back to it only when the upper part is full.
+ * next free address is taken, so a VIP does not depend on the order services come in; the upper
+ * part of each range first, the lower band kept for explicit clusterIPs (KEP-3070). See README.md.
  *
  * Quarantine: a VIP a service no longer holds is not given to a different service for
- * {@link DEFAULT_QUARANTINE_MS} (10 minutes): long enough for DNS caches (cluster TTL 30 s),
- * resolver caches in clients and retrying clients to let go of the old address, so traffic meant for
- * a deleted service never reaches a new one. The same service key gets its old VIP back when it
- * returns within the quarantine. An explicit clusterIP (or a lock-file entry) may take a quarantined
- * VIP: the operator named that address on purpose.
+ * {@link DEFAULT_QUARANTINE_MS}, so traffic meant for a deleted service never reaches a new one.
+ * The same service key gets its old VIP back within that time; an explicit clusterIP (or a
+ * lock-file entry) may take a quarantined VIP: the operator named that address on purpose.
  * @module
  */
 
@@ -40,6 +33,8 @@ import {
   ipToBigInt,
   parseIp,
 } from "../model/ip.ts";
+import { fnv1a64 } from "../model/hash.ts";
+import { compareText } from "../model/text.ts";
 import type { IpFamily, Service } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
 import { type IpamState, type ReleasedVip, sameIpamState } from "./state.ts";
@@ -138,17 +133,8 @@ function reservedReason(pool: Pool, value: bigint): string | null {
   return null;
 }
 
-/** 64-bit FNV-1a of the text, as a bigint. */
-function fnv1a64(text: string): bigint {
-  let h = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoder().encode(text)) {
-    h ^= BigInt(byte);
-    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return h;
-}
-
-function sameList(a: readonly unknown[], b: readonly unknown[]): boolean {
+/** True when both lists hold the same values in the same order. */
+export function sameList(a: readonly unknown[], b: readonly unknown[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
@@ -298,7 +284,7 @@ export function allocateVips(
     return reserved ? `clusterIP ${JSON.stringify(ip)}${from} ${reserved}` : null;
   };
 
-  const sorted = [...order].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sorted = [...order].sort((a, b) => compareText(a.key, b.key));
   const fixedOf = (origin: "spec" | "lock") =>
     sorted.filter(({ key }) => {
       const p = plans.get(key)!;
@@ -508,7 +494,7 @@ export function allocateVips(
     }
   }
   const errorList = [...errors].map(([key, message]) => ({ key, message }))
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    .sort((a, b) => compareText(a.key, b.key));
   return {
     services: out,
     errors: errorList,
@@ -525,84 +511,5 @@ function dedupeReleased(list: ReleasedVip[]): ReleasedVip[] {
     const prev = latest.get(r.ip);
     if (!prev || prev.at <= r.at) latest.set(r.ip, r);
   }
-  return [...latest.values()].sort((a, b) =>
-    a.at - b.at || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)
-  );
-}
-
-/**
- * Holds the IPAM state between reloads and keeps the identity of unchanged services, so the
- * model store sees a reload as the minimal diff (its change tracking compares objects by identity).
- *
- * @example
- * ```ts
- * const ipam = new VipAllocator(loadedState, { cidrs });
- * const r = ipam.allocate(services, Date.now());
- * if (r.stateChanged) await saveIpamState(stateDir, r.state);
- * ```
- */
-export class VipAllocator {
-  #state: IpamState;
-  #cidrs: readonly Cidr[];
-  #quarantineMs: number;
-  #pins: VipPins | undefined;
-  #memo = new Map<string, { input: Service; output: Service }>();
-
-  constructor(
-    state: IpamState,
-    options: { cidrs: readonly Cidr[]; quarantineMs?: number; pins?: VipPins },
-  ) {
-    this.#state = state;
-    this.#cidrs = options.cidrs;
-    this.#quarantineMs = options.quarantineMs ?? DEFAULT_QUARANTINE_MS;
-    this.#pins = options.pins;
-  }
-
-  /** The current state (what to persist). */
-  get state(): IpamState {
-    return this.#state;
-  }
-
-  /** Replaces the lock-file pins (after the lock file changed); undefined removes them. */
-  setPins(pins: VipPins | undefined): void {
-    this.#pins = pins;
-  }
-
-  /**
-   * Allocates for the full current list of services (a missing service releases its VIPs) and
-   * adopts the next state. `now` is the time in milliseconds since the epoch.
-   */
-  allocate(
-    services: readonly Service[],
-    now: number,
-    options: { readonly keepUnlisted?: boolean } = {},
-  ): AllocationResult {
-    const result = allocateVips(this.#state, services, {
-      cidrs: this.#cidrs,
-      now,
-      quarantineMs: this.#quarantineMs,
-      ...(options.keepUnlisted ? { keepUnlisted: true } : {}),
-      ...(this.#pins ? { pins: this.#pins } : {}),
-    });
-    this.#state = result.state;
-    const inputs = new Map<string, Service>();
-    for (const s of services) {
-      const key = serviceKey(s.namespace, s.name);
-      if (!inputs.has(key)) inputs.set(key, s);
-    }
-    const memo = new Map<string, { input: Service; output: Service }>();
-    const stable = result.services.map((output) => {
-      const key = serviceKey(output.namespace, output.name);
-      const input = inputs.get(key)!;
-      const prev = this.#memo.get(key);
-      const reuse = prev !== undefined && prev.input === input &&
-        sameList(prev.output.clusterIPs, output.clusterIPs) &&
-        sameList(prev.output.ipFamilies, output.ipFamilies);
-      const chosen = reuse ? prev.output : output;
-      memo.set(key, { input, output: chosen });
-      return chosen;
-    });
-    this.#memo = memo;
-    return { ...result, services: stable };
-  }
+  return [...latest.values()].sort((a, b) => a.at - b.at || compareText(a.ip, b.ip));
 }

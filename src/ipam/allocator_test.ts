@@ -1,12 +1,12 @@
-import nodeAssert from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  notDeepStrictEqual as assertNotEquals,
+  ok as assert,
+  strictEqual as assertStrictEquals,
+} from "node:assert/strict";
 import { type Cidr, cidrContains, parseCidr } from "../model/ip.ts";
 import type { IpFamily, Service } from "../model/types.ts";
-import {
-  allocateVips,
-  type AllocationResult,
-  DEFAULT_QUARANTINE_MS,
-  VipAllocator,
-} from "./allocator.ts";
+import { allocateVips, type AllocationResult, DEFAULT_QUARANTINE_MS } from "./allocator.ts";
 import { EMPTY_IPAM_STATE, type IpamState, parseIpamState, renderIpamState } from "./state.ts";
 import { testService } from "../model/test_service.ts";
 
@@ -17,14 +17,6 @@ function cidr(text: string): Cidr {
 }
 
 const svc = testService;
-
-const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
-const assertNotEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.notDeepStrictEqual(actual, expected, msg);
-const assertStrictEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.strictEqual(actual, expected, msg);
 
 const V4 = cidr("198.19.0.0/16");
 const V6 = cidr("2001:db8:1::/112");
@@ -475,25 +467,6 @@ Deno.test("allocateVips: duplicate holders in a hand-edited state: the first key
   assertEquals(r.errors, []);
   assertEquals(ipsOf(r)["default/a"], ["198.19.9.9"]);
   assertNotEquals(ipsOf(r)["default/b"], ["198.19.9.9"]);
-});
-
-Deno.test("VipAllocator: keeps service identity when nothing changed (minimal diff for the store)", () => {
-  const ipam = new VipAllocator(EMPTY_IPAM_STATE, { cidrs: [V4] });
-  const web = svc("default/web"), api = svc("default/api");
-  const r1 = ipam.allocate([web, api], T0);
-  const r2 = ipam.allocate([web, api], T0 + 1);
-  assertStrictEquals(r2.services[0], r1.services[0]);
-  assertStrictEquals(r2.services[1], r1.services[1]);
-  assertEquals(r2.stateChanged, false);
-  const web2 = svc("default/web", { annotations: { a: "b" } });
-  const r3 = ipam.allocate([web2, api], T0 + 2);
-  assertNotEquals(r3.services[0], r1.services[0]);
-  assertEquals(r3.services[0].clusterIPs, r1.services[0].clusterIPs);
-  assertStrictEquals(r3.services[1], r1.services[1]);
-  // Removal is remembered in the allocator's state.
-  ipam.allocate([api], T0 + 3);
-  assertEquals(Object.keys(ipam.state.allocations), ["default/api"]);
-  assertEquals(ipam.state.released.length, 1);
 });
 
 Deno.test("allocateVips: large IPv6 ranges allocate without scanning", () => {

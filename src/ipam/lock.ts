@@ -167,12 +167,26 @@ export function pinVips(options: PinOptions): PinResult {
     ...(options.quarantineMs !== undefined ? { quarantineMs: options.quarantineMs } : {}),
     ...(options.previous ? { pins: options.previous.services } : {}),
   });
+  return pinAllocation(allocation, options.previous);
+}
+
+/**
+ * The lock file that records an allocation made with `previous`'s pins (as {@link pinVips}
+ * makes it): every service's clusterIPs; a service the allocation failed keeps its previous entry.
+ *
+ * @example
+ * ```ts
+ * const allocation = allocateVips(state, services, { cidrs, now, pins: previous?.services });
+ * const { text } = pinAllocation(allocation, previous);
+ * ```
+ */
+export function pinAllocation(allocation: AllocationResult, previous?: VipLock): PinResult {
   const services: Record<string, readonly string[]> = {};
   for (const s of allocation.services) {
     if (s.clusterIPs.length > 0) services[serviceKey(s.namespace, s.name)] = [...s.clusterIPs];
   }
   for (const { key } of allocation.errors) {
-    const before = options.previous?.services[key];
+    const before = previous?.services[key];
     if (before) services[key] = before;
   }
   const lock: VipLock = { version: 1, services };

@@ -1,15 +1,13 @@
-import nodeAssert from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  notDeepStrictEqual as assertNotEquals,
+} from "node:assert/strict";
 import { parseCidr } from "../model/ip.ts";
 import type { Cidr } from "../model/ip.ts";
 import { allocateVips } from "./allocator.ts";
 import { parseVipLock, pinVips, renderVipLock, vipLockPath } from "./lock.ts";
 import { EMPTY_IPAM_STATE, type IpamState } from "./state.ts";
 import { testService } from "../model/test_service.ts";
-
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
-const assertNotEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.notDeepStrictEqual(actual, expected, msg);
 
 const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const V6 = parseCidr("2001:db8:1::/112") as Cidr;

@@ -1,4 +1,4 @@
-import nodeAssert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parseCidr } from "../model/ip.ts";
 import type { Cidr } from "../model/ip.ts";
 import { allocateVips } from "./allocator.ts";
@@ -11,33 +11,15 @@ import {
   writeFileAtomic,
 } from "./state_file.ts";
 import { testService } from "../model/test_service.ts";
-
-const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
+import { listDir, withTempDir } from "../../tests/support/temp_dir.ts";
 
 const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const T0 = 1_700_000_000_000;
 
 const svc = (key: string) => testService(key);
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "svcgate-ipam-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
-}
-
 Deno.test("state file: save then load gives the same state; a restart keeps every VIP", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const stateDir = `${dir}/state/nested`; // created on save
     const services = ["default/web", "default/api", "prod/db"].map(svc);
     const first = allocateVips((await loadIpamState(stateDir, {})).state, services, {
@@ -69,7 +51,7 @@ Deno.test("state file: save then load gives the same state; a restart keeps ever
 });
 
 Deno.test("state file: a missing file is reported and recovered from the live VIPs", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const loaded = await loadIpamState(dir, { "default/web": ["198.19.7.7"] });
     assertEquals(loaded.status, "missing");
     assertEquals(
@@ -82,7 +64,7 @@ Deno.test("state file: a missing file is reported and recovered from the live VI
 });
 
 Deno.test("state file: a corrupt file is reported, kept aside, and recovered without moving live VIPs", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     // A healthy run first: three services get VIPs and the state is saved.
     const services = ["default/web", "default/api", "default/db"].map(svc);
     const first = allocateVips((await loadIpamState(dir, {})).state, services, {
@@ -133,7 +115,7 @@ Deno.test("state file: a corrupt file is reported, kept aside, and recovered wit
 });
 
 Deno.test("state file: a structurally wrong file names the field", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const path = `${dir}/${IPAM_STATE_FILE}`;
     await Deno.writeTextFile(
       path,
@@ -149,7 +131,7 @@ Deno.test("state file: a structurally wrong file names the field", async () => {
 });
 
 Deno.test("state file: a valid file that disagrees with the kernel takes the kernel's VIPs", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const state: IpamState = {
       version: 1,
       allocations: { "default/web": { ips: ["198.19.0.20"] } },
@@ -165,7 +147,7 @@ Deno.test("state file: a valid file that disagrees with the kernel takes the ker
 });
 
 Deno.test("writeFileAtomic: replaces content whole, leaves no temporary file, keeps the old file on failure", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const path = `${dir}/x.json`;
     await writeFileAtomic(path, "one\n");
     await writeFileAtomic(path, "two\n");
@@ -189,7 +171,7 @@ Deno.test("writeFileAtomic: replaces content whole, leaves no temporary file, ke
 });
 
 Deno.test("writeFileAtomic: concurrent readers see the old or the new content, never a torn one", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const path = `${dir}/big.json`;
     const a = "a".repeat(1 << 20) + "\n", b = "b".repeat(1 << 20) + "\n";
     await writeFileAtomic(path, a);
@@ -210,7 +192,7 @@ Deno.test("writeFileAtomic: concurrent readers see the old or the new content, n
 });
 
 Deno.test("loadIpamState readOnly: a corrupt file is reported but left in place", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const path = `${dir}/${IPAM_STATE_FILE}`;
     await Deno.writeTextFile(path, "{");
     await Deno.writeTextFile(`${dir}/.ipam.json.tmp-999999999-ab`, "x");
@@ -222,7 +204,7 @@ Deno.test("loadIpamState readOnly: a corrupt file is reported but left in place"
 });
 
 Deno.test("readVipLock: missing is null, bad is a message naming the file, good is the lock", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-ipam-", async (dir) => {
     const path = `${dir}/svcgate-vips.lock`;
     assertEquals(await readVipLock(path), null);
     await Deno.writeTextFile(path, '{"version":1,"services":{"default/web":["198.19.0.20"]}}');

@@ -1,4 +1,4 @@
-import nodeAssert from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import {
   adoptLiveAllocations,
   EMPTY_IPAM_STATE,
@@ -6,9 +6,6 @@ import {
   parseIpamState,
   renderIpamState,
 } from "./state.ts";
-
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
 
 Deno.test("renderIpamState: stable text, sorted keys, parses back to the same state", () => {
   const state: IpamState = {

@@ -1,6 +1,7 @@
 /**
- * The seam every source of services plugs into: the manifest files and the Kubernetes API both
- * write the same typed objects into a {@link ModelStore} and ask for a sync.
+ * The seam every source of services plugs into: the Kubernetes API (kube/), the manifest files
+ * (manifests/) and standalone mode (standalone/: manifests with VIP allocation and health checks)
+ * all write the same typed objects into a {@link ModelStore} and ask for a sync.
  * @module
  */
 
@@ -30,4 +31,11 @@ export interface Source {
   /** Stops watching; idempotent. */
   stop(): Promise<void>;
   status(): SourceStatus;
+  /**
+   * SIGHUP: re-reads what the source was configured from, where it can; resolves once applied
+   * (with the source's own report, if it has one). Never rejects.
+   */
+  reload?(): Promise<unknown>;
+  /** Extra readiness detail for /readyz (allocation problems, health verdicts). */
+  details?(): Record<string, unknown>;
 }

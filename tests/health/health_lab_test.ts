@@ -1,6 +1,7 @@
 // Active health checks end to end: real pod servers in network namespaces, the real checker with
 // its real TCP and HTTP probes running inside the node namespace, a pod's server killed and
 // restarted.
+import { ok as assert } from "node:assert/strict";
 import { Lab, labTest } from "../lab/lab.ts";
 import type { EndpointSet, Service } from "../../src/model/types.ts";
 import { testService } from "../../src/model/test_service.ts";
@@ -13,10 +14,6 @@ const HEALTHY_THRESHOLD = 2;
 const UNHEALTHY_THRESHOLD = 2;
 /** Room for process scheduling and line delivery on a busy 2-core machine. */
 const SLACK_MS = 1000;
-
-function assert(cond: unknown, what: string): asserts cond {
-  if (!cond) throw new Error(what);
-}
 
 function svc(name: string, check: string, families: (4 | 6)[]): Service {
   return testService(`default/${name}`, {

@@ -1,11 +1,7 @@
 // IPAM across real process restarts: separate processes load, allocate and save the state file
 // as the daemon does at start-up; one is killed while writing.
-import nodeAssert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parseIpamState } from "../../src/ipam/state.ts";
-
-const assert = (cond: unknown, msg?: string) => nodeAssert.ok(cond, msg);
-const assertEquals = (actual: unknown, expected: unknown, msg?: string) =>
-  nodeAssert.deepStrictEqual(actual, expected, msg);
 
 const MAIN = new URL("./ipam_main.ts", import.meta.url).pathname;
 const CIDRS = ["198.19.0.0/16", "2001:db8:1::/112"];

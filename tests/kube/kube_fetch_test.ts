@@ -3,7 +3,7 @@
  * material from openssl; the lists themselves go through it in kube_source_test.ts.
  */
 import type { KubeAccess } from "../../src/sources/kube/kube_access.ts";
-import { testAccess } from "../../src/sources/kube/test_access.ts";
+import { testAccess } from "../support/kube_access.ts";
 import { generateTlsMaterial, removeTlsMaterial } from "../fake_apiserver/tls.ts";
 import { assert, assertEquals } from "../daemon/harness.ts";
 

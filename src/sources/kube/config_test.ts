@@ -1,9 +1,6 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { loadKubeConfig } from "./config.ts";
-
-function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
+import { withTempDir } from "../../../tests/support/temp_dir.ts";
 
 function errorOf(fn: () => unknown): string {
   try {
@@ -12,15 +9,6 @@ function errorOf(fn: () => unknown): string {
     return (e as Error).message;
   }
   return "";
-}
-
-async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "svcgate-kubeconfig-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 function kubeconfig(
@@ -41,7 +29,7 @@ function kubeconfig(
 const noEnv = () => undefined;
 
 Deno.test("kubeconfig file: server, auth kind, TLS verification and the client-node path", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("svcgate-kubeconfig-", async (dir) => {
     const table: [Record<string, unknown>, Record<string, unknown>, string, boolean, boolean][] = [
       [{ token: "t" }, {}, "token", true, false],
       [
@@ -75,7 +63,7 @@ Deno.test("kubeconfig file: server, auth kind, TLS verification and the client-n
 });
 
 Deno.test("--kubeconfig wins over KUBECONFIG; KUBECONFIG may list several files", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("svcgate-kubeconfig-", async (dir) => {
     await Deno.writeTextFile(`${dir}/a`, kubeconfig("https://198.18.0.1:6443", { token: "a" }));
     await Deno.writeTextFile(
       `${dir}/b`,
@@ -95,7 +83,7 @@ Deno.test("--kubeconfig wins over KUBECONFIG; KUBECONFIG may list several files"
 });
 
 Deno.test("--master overrides the kubeconfig's server, or stands alone", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("svcgate-kubeconfig-", async (dir) => {
     await Deno.writeTextFile(`${dir}/a`, kubeconfig("https://198.18.0.1:6443", { token: "a" }));
     const over = loadKubeConfig({
       kubeconfigPath: `${dir}/a`,
@@ -113,7 +101,7 @@ Deno.test("--master overrides the kubeconfig's server, or stands alone", async (
 });
 
 Deno.test("in-cluster: service host/port, token file and CA from the service-account folder", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("svcgate-kubeconfig-", async (dir) => {
     await Deno.writeTextFile(`${dir}/token`, "tok");
     await Deno.writeTextFile(`${dir}/ca.crt`, "not checked here");
     const env = (n: string) =>
@@ -128,7 +116,7 @@ Deno.test("in-cluster: service host/port, token file and CA from the service-acc
 });
 
 Deno.test("failures say what was attempted and quote the value", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("svcgate-kubeconfig-", async (dir) => {
     await Deno.writeTextFile(`${dir}/http`, kubeconfig("http://127.0.0.1:8080", { token: "t" }));
     const table: [() => unknown, string][] = [
       [
@@ -169,7 +157,7 @@ Deno.test("failures say what was attempted and quote the value", async () => {
 });
 
 Deno.test("relative certificate paths are resolved against the kubeconfig's folder", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("svcgate-kubeconfig-", async (dir) => {
     await Deno.mkdir(`${dir}/sub`);
     await Deno.writeTextFile(`${dir}/sub/ca.crt`, "CA");
     await Deno.writeTextFile(`${dir}/sub/token`, "from-file");
@@ -205,7 +193,7 @@ Deno.test("relative certificate paths are resolved against the kubeconfig's fold
 });
 
 Deno.test("several KUBECONFIG files naming the same cluster are refused, as client-node does", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("svcgate-kubeconfig-", async (dir) => {
     await Deno.writeTextFile(`${dir}/a`, kubeconfig("https://198.18.0.1:6443", { token: "a" }));
     await Deno.writeTextFile(`${dir}/b`, kubeconfig("https://198.18.0.2:6443", { token: "b" }));
     const env = (n: string) => n === "KUBECONFIG" ? `${dir}/a:${dir}/b` : undefined;

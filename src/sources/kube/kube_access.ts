@@ -2,7 +2,7 @@
  * A small stand-in for @kubernetes/client-node's KubeConfig: the selected cluster and user, and
  * `applyToFetchOptions()` (TLS agent and auth headers) as client-node's Watch and our raw lists
  * need them. Importing client-node's KubeConfig loads the whole generated API and every auth
- * plugin (azure, gcp, oidc): ~80 MiB of RSS. This class does what KubeConfig does for bearer
+ * plugin (azure, gcp, oidc); see ../README.md for its cost. This class does what KubeConfig does for bearer
  * tokens, token files, client certificates, CAs, insecure-skip-tls-verify, tls-server-name and
  * basic auth; for credentials that need client-node's plugins (exec, gcp/azure/oidc
  * auth-providers) or a proxy, it imports the full KubeConfig on first use and delegates to it.
@@ -170,7 +170,7 @@ export class KubeAccess implements KubeClientConfig {
 
   /**
    * A client-node KubeConfig with the same clusters, users and contexts; imports the whole
-   * package (~80 MiB), so only for the plugin fallback and the "typed" list mode.
+   * package, so only for the plugin fallback and the "typed" list mode.
    */
   toKubeConfig(): Promise<KubeConfig> {
     return this.#full ??= (async () => {
@@ -208,7 +208,7 @@ export class KubeAccess implements KubeClientConfig {
   /**
    * The runtime's fetch for this context, or null where only node:https can do it: credential
    * plugins, insecure-skip-tls-verify over https, tls-server-name (Deno's HttpClient has neither
-   * option). Lists go this way: node:http in Deno keeps ~10 MB of a big download's buffers.
+   * option). Lists go this way: node:http in Deno keeps a big download's buffers.
    */
   fetchInit(): Promise<NativeFetchInit | null> {
     const own = this.#requestSettings({});

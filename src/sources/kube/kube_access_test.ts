@@ -1,20 +1,12 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type KubeClientConfig, needsPlugins } from "./kube_access.ts";
-import { testAccess } from "./test_access.ts";
+import { testAccess } from "../../../tests/support/kube_access.ts";
 
 // client-node's KubeConfig must satisfy the interface the source hands to Watch and listRaw.
 type Satisfies<T extends KubeClientConfig> = T;
 export type KubeConfigIsAClientConfig = Satisfies<KubeConfig>;
-
-function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
-
-function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(msg);
-}
 
 /** The options the agent was built with (node's Agent keeps them as `options`). */
 function agentOptions(agent: unknown): Record<string, unknown> {
@@ -184,7 +176,7 @@ Deno.test({
         "const m = Deno.memoryUsage();",
         "console.log(JSON.stringify({ heapUsed: m.heapUsed, rss: m.rss }));",
       ].join("\n");
-      // What the daemon loads in Kubernetes mode (src/daemon/wire.ts), and a first request's
+      // What the daemon loads in Kubernetes mode (src/daemon/compose.ts), and a first request's
       // options.
       const lean = [
         `const { KubeSource } = await import(${

@@ -2,7 +2,7 @@
  * The Kubernetes source: Services, EndpointSlices (or legacy v1 Endpoints) and Namespaces from
  * the API server, through @kubernetes/client-node, into the {@link ModelStore}.
  *
- * Only the slim model is kept: each object is converted by `../objects.ts` as it arrives and the
+ * Only the slim model is kept: each object is converted by `../objects/` as it arrives and the
  * raw object is dropped (client-node's informer caches would keep every object whole). Per object
  * the source remembers its resourceVersion, so that a relist after `410 Gone` re-parses only what
  * changed and removes only what disappeared: the store sees the difference, never a flush.
@@ -18,7 +18,7 @@
  */
 
 // Only client-node's Watch (and node-fetch): the package index loads the whole generated API and
-// every auth plugin (~80 MiB). The "typed" list mode imports the package when chosen.
+// every auth plugin. The "typed" list mode imports the package when chosen.
 import { Watch } from "@kubernetes/client-node/dist/watch.js";
 import type {
   KubeConfig,
@@ -30,22 +30,22 @@ import { silentLogger } from "../../observe/log.ts";
 import type { Logger } from "../../observe/log.ts";
 import { MetricsRegistry } from "../../observe/metrics.ts";
 import type { ModelStore } from "../../model/store.ts";
-import type { EndpointSet, Service } from "../../model/types.ts";
 import { SERVICE_NAME_LABEL } from "../../model/types.ts";
-import {
-  formatError,
-  isWarning,
-  parseEndpoints,
-  parseEndpointSlice,
-  parseNamespace,
-  parseService,
-  type ValidationError,
-} from "../objects.ts";
+import { formatError, isWarning } from "../objects/validate.ts";
 import type { Source, SourceSink, SourceStatus } from "../source.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { type KubeConnection, loadKubeConfig } from "./config.ts";
-import { type ListPage, Reflector, type ResourceHandler } from "./reflector.ts";
+import { type ListPage, Reflector } from "./reflector.ts";
 import { listRaw } from "./raw_list.ts";
+import {
+  EndpointsIndex,
+  type HandlerContext,
+  type Index,
+  NamespaceIndex,
+  type ResourceKey,
+  ServiceIndex,
+  SliceIndex,
+} from "./resource_index.ts";
 
 /** Options of {@link KubeSource}. */
 export interface KubeSourceOptions {
@@ -71,205 +71,12 @@ export interface KubeSourceOptions {
   /**
    * How lists are read: "raw" (default) parses the JSON as is, with client-node's KubeConfig for
    * TLS and auth; "typed" goes through client-node's generated API client, whose typed
-   * deserialization costs ~40% more CPU and garbage. Watches always use client-node's Watch.
+   * deserialization costs more CPU and garbage. Watches always use client-node's Watch.
    */
   readonly lists?: "raw" | "typed";
   /** Injected environment and service-account folder, for tests of the in-cluster path. */
   readonly env?: (name: string) => string | undefined;
   readonly serviceAccountDir?: string;
-}
-
-type ResourceKey = "services" | "endpointslices" | "endpoints" | "namespaces";
-
-/** The namespace, name and resourceVersion of a raw object, or null when unreadable. */
-function identity(obj: unknown): { namespace: string; name: string; rv: string } | null {
-  const meta = (obj as { metadata?: Record<string, unknown> } | null)?.metadata;
-  if (!meta || typeof meta.name !== "string" || meta.name === "") return null;
-  const namespace = typeof meta.namespace === "string" && meta.namespace !== ""
-    ? meta.namespace
-    : "";
-  const rv = typeof meta.resourceVersion === "string" ? meta.resourceVersion : "";
-  return { namespace, name: meta.name, rv };
-}
-
-/** Shared by the handlers: where they write and how they report. */
-interface HandlerContext {
-  readonly store: () => ModelStore;
-  readonly changed: () => void;
-  readonly invalid: (resource: ResourceKey, errors: ValidationError[]) => void;
-  readonly warn: (resource: ResourceKey, errors: ValidationError[]) => void;
-}
-
-function where(kind: string, id: { namespace: string; name: string; rv: string }): string {
-  const name = id.namespace ? `${id.namespace}/${id.name}` : id.name;
-  return `API ${kind} ${name} (resourceVersion ${id.rv || "?"})`;
-}
-
-/**
- * Keeps, per object key, the resourceVersion last seen and what the store holds for it, and
- * turns events and relists into store writes. Subclasses say how to parse and write.
- */
-abstract class Index<T> implements ResourceHandler {
-  /** key -> resourceVersion last seen, and the value in the store (absent when never valid). */
-  protected readonly seen = new Map<string, { rv: string; value?: T }>();
-  #listing = false;
-  #size = 0;
-
-  constructor(protected readonly ctx: HandlerContext, readonly resource: ResourceKey) {}
-
-  /** Number of objects whose valid version is in the store. */
-  get size(): number {
-    return this.#size;
-  }
-
-  protected abstract parse(obj: unknown, id: { namespace: string; name: string; rv: string }): {
-    value?: T;
-    errors: ValidationError[];
-  };
-  protected abstract write(prev: T | undefined, next: T): void;
-  protected abstract erase(prev: T): void;
-  /** Called once after a batch of changes (a relist), or after each event. */
-  protected flush(): void {}
-
-  #key(id: { namespace: string; name: string }): string {
-    return id.namespace ? `${id.namespace}/${id.name}` : id.name;
-  }
-
-  upsert(obj: unknown): void {
-    const id = identity(obj);
-    if (!id) {
-      this.ctx.invalid(this.resource, [{
-        where: `API ${this.resource}`,
-        path: "metadata.name",
-        message: "missing; the object is ignored",
-      }]);
-      return;
-    }
-    const key = this.#key(id);
-    const prev = this.seen.get(key);
-    if (prev && id.rv !== "" && prev.rv === id.rv) return; // Same version: nothing to do.
-    const { value, errors } = this.parse(obj, id);
-    if (value === undefined) {
-      // Keep serving the last good version; remember this version so a relist does not
-      // report it again.
-      this.ctx.invalid(this.resource, errors);
-      this.seen.set(key, { rv: id.rv, value: prev?.value });
-      return;
-    }
-    if (errors.length > 0) this.ctx.warn(this.resource, errors);
-    this.seen.set(key, { rv: id.rv, value });
-    if (prev?.value === undefined) this.#size++;
-    this.write(prev?.value, value);
-    if (!this.#listing) this.#changed();
-  }
-
-  remove(obj: unknown): void {
-    const id = identity(obj);
-    if (!id) return;
-    const key = this.#key(id);
-    const prev = this.seen.get(key);
-    if (!prev) return;
-    this.seen.delete(key);
-    if (prev.value !== undefined) {
-      this.#size--;
-      this.erase(prev.value);
-      if (!this.#listing) this.#changed();
-    }
-  }
-
-  beginList() {
-    const listed = new Set<string>();
-    this.#listing = true;
-    return {
-      add: (obj: unknown) => {
-        const id = identity(obj);
-        if (id) listed.add(this.#key(id));
-        this.upsert(obj);
-      },
-      commit: () => {
-        // Deleting the current entry while iterating a Map is safe: no copy of 20,000 entries.
-        for (const [key, s] of this.seen) {
-          if (listed.has(key)) continue;
-          this.seen.delete(key);
-          if (s.value !== undefined) {
-            this.#size--;
-            this.erase(s.value);
-          }
-        }
-        this.#listing = false;
-        this.#changed();
-      },
-    };
-  }
-
-  #changed(): void {
-    this.flush();
-    this.ctx.changed();
-  }
-}
-
-class ServiceIndex extends Index<Service> {
-  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseService(obj, where("Service", id));
-  }
-  protected write(_prev: Service | undefined, next: Service): void {
-    this.ctx.store().setService(next);
-  }
-  protected erase(prev: Service): void {
-    this.ctx.store().deleteService(prev.namespace, prev.name);
-  }
-}
-
-class SliceIndex extends Index<EndpointSet> {
-  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseEndpointSlice(obj, where("EndpointSlice", id));
-  }
-  protected write(prev: EndpointSet | undefined, next: EndpointSet): void {
-    // A slice relabelled to another service leaves the first one.
-    if (prev && (prev.serviceName !== next.serviceName || prev.id !== next.id)) this.erase(prev);
-    this.ctx.store().setEndpointSet(next);
-  }
-  protected erase(prev: EndpointSet): void {
-    this.ctx.store().deleteEndpointSet(prev.namespace, prev.serviceName, prev.id);
-  }
-}
-
-class EndpointsIndex extends Index<readonly EndpointSet[]> {
-  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseEndpoints(obj, where("Endpoints", id));
-  }
-  protected write(prev: readonly EndpointSet[] | undefined, next: readonly EndpointSet[]): void {
-    const keep = new Set(next.map((s) => `${s.serviceName}\n${s.id}`));
-    for (const s of prev ?? []) {
-      if (!keep.has(`${s.serviceName}\n${s.id}`)) {
-        this.ctx.store().deleteEndpointSet(s.namespace, s.serviceName, s.id);
-      }
-    }
-    for (const s of next) this.ctx.store().setEndpointSet(s);
-  }
-  protected erase(prev: readonly EndpointSet[]): void {
-    for (const s of prev) this.ctx.store().deleteEndpointSet(s.namespace, s.serviceName, s.id);
-  }
-}
-
-class NamespaceIndex extends Index<string> {
-  #dirty = false;
-  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseNamespace(obj, where("Namespace", id));
-  }
-  protected write(): void {
-    this.#dirty = true;
-  }
-  protected erase(): void {
-    this.#dirty = true;
-  }
-  protected override flush(): void {
-    if (!this.#dirty) return;
-    this.#dirty = false;
-    const names: string[] = [];
-    for (const s of this.seen.values()) if (s.value !== undefined) names.push(s.value);
-    this.ctx.store().setNamespaces(names);
-  }
 }
 
 type ClientNode = typeof import("@kubernetes/client-node");

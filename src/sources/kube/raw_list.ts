@@ -3,9 +3,8 @@
  * KubeConfig) supplies the TLS material and the auth headers (token, token file, client
  * certificate, exec plugin). The runtime's fetch carries the request; node:https does where
  * only it can (credential plugins, insecure-skip-tls-verify, tls-server-name): in Deno it keeps
- * ~10 MB of a big download's buffers. The JSON is handed on as parsed, without the generated
- * client's typed deserialization, which costs ~40% of a list's CPU and doubles its garbage
- * (measured: 190 ms for 10,000 EndpointSlices; see tests/bench/kube_bench.ts).
+ * a big download's buffers. The JSON is handed on as parsed, without the generated client's
+ * typed deserialization (measured in ../README.md).
  * @module
  */
 

@@ -9,14 +9,9 @@
 import YAML from "yaml";
 import { buildServiceEntry } from "../../model/snapshot.ts";
 import type { EndpointSet, Service } from "../../model/types.ts";
-import {
-  formatError,
-  isWarning,
-  type ParsedObject,
-  parseObject,
-  rawObjectId,
-  type ValidationError,
-} from "../objects.ts";
+import { compareText } from "../../model/text.ts";
+import { type ParsedObject, parseObject, rawObjectId } from "../objects/parse_object.ts";
+import { formatError, isWarning, type ValidationError } from "../objects/validate.ts";
 import { locateJsonError } from "./json_locate.ts";
 
 /** The text of one manifest file. */
@@ -367,10 +362,6 @@ export function keepLastGood(previous: ManifestFile | undefined, next: ManifestF
     });
   }
   return { ...next, objects, kept, errors: [...next.errors, ...notes] };
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

@@ -3,6 +3,7 @@
  * @module
  */
 
+import { compareText } from "../../model/text.ts";
 import {
   assembleManifests,
   type ManifestFile,
@@ -31,10 +32,6 @@ function reason(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   return e instanceof Error ? e.message : String(e);
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

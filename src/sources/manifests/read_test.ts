@@ -2,23 +2,15 @@ import { deepStrictEqual as assertEquals, rejects, strictEqual } from "node:asse
 import { ModelStore } from "../../model/store.ts";
 import { formatLoadErrors } from "./load.ts";
 import { listManifestFiles, readManifestFile, readManifests } from "./read.ts";
+import { withTempDir } from "../../../tests/support/temp_dir.ts";
 
 const FIXTURES = decodeURIComponent(
-  new URL("../../../tests/fixtures/manifests", import.meta.url).pathname,
+  new URL("../../../tests/support/manifests", import.meta.url).pathname,
 );
 
 /** Error lines with the fixture folder removed, so expectations do not depend on the checkout. */
 function relative(lines: string[]): string[] {
   return lines.map((l) => l.replaceAll(`${FIXTURES}/`, ""));
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "svcgate-manifests-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 Deno.test("listManifestFiles: recursive, sorted, manifest extensions only, hidden skipped", async () => {
@@ -101,7 +93,7 @@ Deno.test("readManifests: the invalid fixtures report every problem and load the
 });
 
 Deno.test("readManifests: a single file path is read whatever its extension", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-manifests-", async (dir) => {
     await Deno.writeTextFile(
       `${dir}/svc.conf`,
       "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 1}]}\n",
@@ -113,7 +105,7 @@ Deno.test("readManifests: a single file path is read whatever its extension", as
 });
 
 Deno.test("readManifests: a missing path is a clear error", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-manifests-", async (dir) => {
     await rejects(
       readManifests(`${dir}/nope`),
       new Error(`Cannot read manifests "${dir}/nope": no such file or directory`),
@@ -122,7 +114,7 @@ Deno.test("readManifests: a missing path is a clear error", async () => {
 });
 
 Deno.test("readManifestFile: unreadable and non-UTF-8 files are broken, with the reason", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-manifests-", async (dir) => {
     await Deno.symlink(`${dir}/missing.yaml`, `${dir}/dangling.yaml`);
     await Deno.writeFile(`${dir}/latin1.yaml`, new Uint8Array([0x6b, 0x3a, 0x20, 0xe9, 0x0a]));
     const files = await listManifestFiles(dir);
@@ -142,7 +134,7 @@ Deno.test("readManifestFile: unreadable and non-UTF-8 files are broken, with the
 });
 
 Deno.test("listManifestFiles: follows symlinked folders once, skips ConfigMap ..data folders", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("svcgate-manifests-", async (dir) => {
     // The layout of a ConfigMap volume: visible symlinks into a hidden, atomically swapped folder.
     await Deno.mkdir(`${dir}/..2024_01_01`);
     await Deno.writeTextFile(`${dir}/..2024_01_01/web.yaml`, "");

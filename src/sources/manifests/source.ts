@@ -8,7 +8,7 @@
 
 import { type Logger, silentLogger } from "../../observe/log.ts";
 import { type Counter, type Gauge, MetricsRegistry } from "../../observe/metrics.ts";
-import { formatError, isWarning, type ValidationError } from "../objects.ts";
+import { formatError, isWarning, type ValidationError } from "../objects/validate.ts";
 import type { Source, SourceSink, SourceStatus } from "../source.ts";
 import {
   assembleManifests,

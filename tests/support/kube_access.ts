@@ -4,7 +4,7 @@
  * @module
  */
 
-import { KubeAccess, type KubeAccessOptions } from "./kube_access.ts";
+import { KubeAccess, type KubeAccessOptions } from "../../src/sources/kube/kube_access.ts";
 
 /** A KubeAccess whose current user and cluster carry these fields. */
 export function testAccess(

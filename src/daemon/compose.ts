@@ -1,6 +1,7 @@
 /**
- * Builds what each command needs from the configuration: the daemon's parts (source, dataplane,
- * DNS), the rendered ruleset for `render`, the clean-up for `cleanup` and the lock for `ipam pin`.
+ * Composition: builds each command's parts from the configuration. The daemon's source, dataplane
+ * and DNS for `run`, the rendered ruleset for `render`, the clean-up for `cleanup` and the lock
+ * file for `ipam pin`. Thin: the parts do the work.
  * @module
  */
 
@@ -15,14 +16,12 @@ import { ConntrackCommand, NftCommandExecutor, type NftExecutor } from "../nft/e
 import { NftLibExecutor } from "../nft/lib_executor.ts";
 import { BIG_SCRIPT_BYTES, RoutedExecutor } from "../nft/routed_executor.ts";
 import { DnsServer } from "../dns/server.ts";
-import { readManifests } from "../sources/manifests/read.ts";
-import { formatLoadErrors } from "../sources/manifests/load.ts";
-import { VipAllocator } from "../ipam/allocator.ts";
-import { pinVips, vipLockPath } from "../ipam/lock.ts";
-import { loadIpamState, readVipLock, writeFileAtomic } from "../ipam/state_file.ts";
+import { loadStandaloneOnce } from "../sources/standalone/load_once.ts";
+import { StandaloneSource } from "../sources/standalone/standalone_source.ts";
+import { pinAllocation } from "../ipam/lock.ts";
+import { writeFileAtomic } from "../ipam/state_file.ts";
 import { Daemon } from "./daemon.ts";
 import { MallocTrimmer } from "../observe/memory.ts";
-import { createStandalone } from "./standalone.ts";
 
 /** The nft render options the configuration implies. */
 export function renderOptionsFor(config: Config): RenderOptions {
@@ -160,39 +159,23 @@ export async function buildDaemon(
     loadKubeConfig(options);
     return new Daemon({ ...common, source: new KubeSource(options) });
   }
-  const standalone = await createStandalone({
+  const source = new StandaloneSource({
+    ...standaloneOptions(config, log),
+    // The VIPs the kernel serves now: a lost state file is rebuilt from them.
+    liveVips: await readLiveVips(executor),
+    metrics,
+  });
+  return new Daemon({ ...common, source });
+}
+
+/** The standalone source's options the configuration implies. */
+function standaloneOptions(config: Config, log: Logger) {
+  return {
     manifests: config.manifests!,
     serviceCidrs: config.serviceCidrs,
     stateDir: config.stateDir,
-    liveVips: await readLiveVips(executor),
     log,
-    metrics,
-  });
-  return new Daemon({
-    ...common,
-    source: standalone.source,
-    reload: () => standalone.reload(),
-    onStop: [() => standalone.stop()],
-    details: () => ({
-      ipam: { problems: standalone.problems() },
-      health: {
-        unhealthy: standalone.health.status().filter((e) => e.verdict === "unhealthy")
-          .map((e) => `${e.service} ${e.address}:${e.port}`),
-      },
-    }),
-  });
-}
-
-/** Loads the manifests and allocates VIPs the way `run` would, without writing anything. */
-async function loadStandalone(config: Config, log: Logger) {
-  const load = await readManifests(config.manifests!);
-  const errors = formatLoadErrors(load).filter((e) => !e.startsWith("warning: "));
-  for (const w of formatLoadErrors(load).filter((e) => e.startsWith("warning: "))) log.warn(w);
-  const loaded = await loadIpamState(config.stateDir, {}, { readOnly: true });
-  const isDir = (await Deno.stat(config.manifests!)).isDirectory;
-  const lock = await readVipLock(vipLockPath(config.manifests!, isDir));
-  if (typeof lock === "string") errors.push(lock);
-  return { load, errors, state: loaded.state, lock: typeof lock === "string" ? null : lock, isDir };
+  };
 }
 
 /**
@@ -206,18 +189,12 @@ export async function renderForConfig(
   const store = new ModelStore();
   const errors: string[] = [];
   if (requireSource(config) === "manifests") {
-    const { load, errors: loadErrors, state, lock } = await loadStandalone(config, log);
-    errors.push(...loadErrors);
-    const allocator = new VipAllocator(state, {
-      cidrs: config.serviceCidrs,
-      ...(lock ? { pins: lock.services } : {}),
-    });
-    const result = allocator.allocate(load.services, Date.now());
-    errors.push(...result.errors.map((e) => e.message));
+    const once = await loadStandaloneOnce(standaloneOptions(config, log));
+    errors.push(...once.errors);
     store.replaceAll({
-      services: result.services,
-      endpointSets: load.endpointSets,
-      namespaces: load.namespaces,
+      services: once.services,
+      endpointSets: once.load.endpointSets,
+      namespaces: once.load.namespaces,
     });
   } else {
     const { KubeSource } = await import("../sources/kube/kube_source.ts");
@@ -251,17 +228,9 @@ export async function pinVipsForConfig(
   log: Logger,
 ): Promise<{ summary: string; errors: string[] }> {
   if (!config.manifests) throw new Error("ipam pin needs --manifests PATH");
-  const { load, errors, state, lock, isDir } = await loadStandalone(config, log);
-  const result = pinVips({
-    services: load.services,
-    state,
-    cidrs: config.serviceCidrs,
-    now: Date.now(),
-    ...(lock ? { previous: lock } : {}),
-  });
-  errors.push(...result.allocation.errors.map((e) => e.message));
-  const path = vipLockPath(config.manifests, isDir);
-  await writeFileAtomic(path, result.text);
+  const once = await loadStandaloneOnce(standaloneOptions(config, log));
+  const result = pinAllocation(once.allocation, once.lock ?? undefined);
+  await writeFileAtomic(once.lockPath, result.text);
   const count = Object.keys(result.lock.services).length;
-  return { summary: `pinned ${count} services in ${path}`, errors };
+  return { summary: `pinned ${count} services in ${once.lockPath}`, errors: [...once.errors] };
 }
