@@ -11,6 +11,8 @@
  * @module
  */
 
+import { fnv1a32 } from "./hash.ts";
+
 /**
  * A trie node, one flat array so that a node is a single allocation:
  * - bitmap node: `[dataMap, nodeMap, k0, v0, k1, v1, ..., child0, child1, ...]`. Bit f of dataMap
@@ -60,8 +62,7 @@ let sizeChange = 0;
  * ```
  */
 export function hashKey(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  let h = fnv1a32(key);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return h ^ (h >>> 16);

@@ -7,6 +7,7 @@
 import { formatIp, parseIp } from "./ip.ts";
 import type { Endpoint, EndpointSet, IpFamily, Service, ServiceKey, ServicePort } from "./types.ts";
 import { EMPTY_LIST, SERVICE_PROXY_NAME_LABEL } from "./types.ts";
+import { compareText } from "./text.ts";
 import { diffKeys, PersistentMap } from "./persistent_map.ts";
 
 /** One endpoint, resolved to the port number a given service port targets. */
@@ -153,10 +154,6 @@ function addressOf(ep: Endpoint): { address: string; family: IpFamily } | null {
   if (!ip) return null;
   const text = formatIp(ip);
   return { address: text === ep.address ? ep.address : text, family: ip.family };
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Sets in id order: the store keeps them so, then they are used as they are. */

@@ -1,6 +1,6 @@
 /**
  * The Kubernetes source: Services, EndpointSlices (or legacy v1 Endpoints) and Namespaces from
- * the API server, through @kubernetes/client-node, into the {@link ModelStore}.
+ * the API server, through @kubernetes/client-node, into the model store.
  *
  * Only the slim model is kept: each object is converted by `../objects/` as it arrives and the
  * raw object is dropped (client-node's informer caches would keep every object whole). Per object
@@ -29,7 +29,6 @@ import type {
 import { silentLogger } from "../../observe/log.ts";
 import type { Logger } from "../../observe/log.ts";
 import { MetricsRegistry } from "../../observe/metrics.ts";
-import type { ModelStore } from "../../model/store.ts";
 import { SERVICE_NAME_LABEL } from "../../model/types.ts";
 import { formatError, isWarning } from "../objects/validate.ts";
 import type { Source, SourceSink, SourceStatus } from "../source.ts";
