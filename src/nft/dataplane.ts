@@ -37,15 +37,10 @@ import {
 } from "./diff.ts";
 import { type ConntrackCleaner, type NftExecutor, type UdpFlowFilter } from "./executor.ts";
 import { elementFromJson, parseDynamicMap, parseTable } from "./parse.ts";
-import {
-  affinityMap,
-  BACKEND_MAPS,
-  type RenderOptions,
-  renderServiceFragment,
-  SETS,
-  setSpecs,
-  TableBuilder,
-} from "./render.ts";
+import type { RenderOptions } from "./render_options.ts";
+import { renderServiceFragment } from "./service_fragment.ts";
+import { affinityMap, BACKEND_MAPS, SETS, setSpecs } from "./skeleton.ts";
+import { TableBuilder } from "./table_builder.ts";
 import { FAMILIES, type Family, TABLE_NAME, type TableSpec, tableStats } from "./ruleset.ts";
 
 /** What an {@link NftDataplane} needs. */

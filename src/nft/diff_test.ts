@@ -11,7 +11,9 @@ import {
 } from "./diff.ts";
 import { FakeNftExecutor } from "./fake_executor.ts";
 import { parseTable } from "./parse.ts";
-import { renderRuleset, renderServiceFragment, TableBuilder } from "./render.ts";
+import { renderRuleset } from "./render.ts";
+import { renderServiceFragment } from "./service_fragment.ts";
+import { TableBuilder } from "./table_builder.ts";
 import { type Family, formatTable, type TableSpec } from "./ruleset.ts";
 import { ModelStore } from "../model/store.ts";
 import type { ServiceEntry } from "../model/snapshot.ts";

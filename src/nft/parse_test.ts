@@ -2,7 +2,8 @@ import { cidr, endpointSet, ep, LAB_OPTIONS, port, service, snapshotOf } from ".
 import { assert, assertEquals } from "./test_assert.ts";
 import { opText, planFull } from "./diff.ts";
 import { atomText, elementFromJson, parseDynamicMap, parseTable, verdictText } from "./parse.ts";
-import { renderRuleset, SETS } from "./render.ts";
+import { renderRuleset } from "./render.ts";
+import { SETS } from "./skeleton.ts";
 
 // The testdata/nft106_*.json files are real `nft -j list` output of nft 1.0.6 (kernel 6.18) for
 // the ruleset rendered below, loaded with `nft -f`; the affinity files were listed after traffic

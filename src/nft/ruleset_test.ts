@@ -1,7 +1,7 @@
 import { assertEquals } from "./test_assert.ts";
 import { cidr, LAB_OPTIONS } from "./test_fixtures.ts";
 import { opText } from "./diff.ts";
-import { dynamicChain, fixedChains, setSpecs } from "./render.ts";
+import { dynamicChain, fixedChains, setSpecs } from "./skeleton.ts";
 import { cidrAtom, fnv1a, naturalCompare, ruleBody, ruleText } from "./ruleset.ts";
 
 Deno.test("ruleset: natural order puts 198.19.0.2 before 198.19.0.10", () => {

@@ -7,7 +7,7 @@ import { type Cidr, parseCidr } from "../model/ip.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Endpoint, EndpointSet, Protocol, Service, ServicePort } from "../model/types.ts";
-import type { RenderOptions } from "./render.ts";
+import type { RenderOptions } from "./render_options.ts";
 import { testService } from "../model/test_service.ts";
 
 /** Parses a CIDR or throws (test input is trusted). */

@@ -1,0 +1,52 @@
+import { endpointSet, ep, port, service, snapshotOf } from "./test_fixtures.ts";
+import { assert, assertEquals } from "./test_assert.ts";
+import { renderRuleset } from "./render.ts";
+import type { RenderOptions } from "./render_options.ts";
+import { renderServiceFragment } from "./service_fragment.ts";
+import { TableBuilder } from "./table_builder.ts";
+import type { Service } from "../model/types.ts";
+
+/** Options without CIDRs, so the golden lines show only what services contribute. */
+const BARE: RenderOptions = { clusterCidrs: [], nodeName: "node-a", nodePortAddresses: [] };
+
+Deno.test("render: two services claiming one NodePort: the first by key wins, with a warning", () => {
+  const a = service("a", ["198.19.0.1"], [port(80, 8080, "TCP", "", 30080)], { type: "NodePort" });
+  const b = service("b", ["198.19.0.2"], [port(80, 9090, "TCP", "", 30080)], { type: "NodePort" });
+  const sets = [endpointSet(a, [ep("198.18.0.10")]), endpointSet(b, [ep("198.18.0.11")])];
+  const rs = renderRuleset(snapshotOf([b, a], sets), BARE);
+  assertEquals(
+    rs.tables[0].elements.get("nodeport-backends-tcp")!.get("30080 . 0"),
+    "198.18.0.10 . 8080",
+    "a wins",
+  );
+  assertEquals(rs.warnings, [
+    'services "default/a", "default/b" all claim nodeport-backends-tcp element "30080 . 0"; "default/a" wins',
+  ], "conflict warning");
+});
+
+Deno.test("render: a shared or contested element passes to the remaining owner when one goes", () => {
+  const a = service("a", ["198.19.0.1"], [port(80, 8080, "TCP", "", 30080)], { type: "NodePort" });
+  const b = service("b", ["198.19.0.2"], [port(80, 9090, "TCP", "", 30080)], { type: "NodePort" });
+  const snap = snapshotOf([a, b], [
+    endpointSet(a, [ep("198.18.0.10")]),
+    endpointSet(b, [ep("198.18.0.10")]),
+  ]);
+  const fragment = (s: Service) =>
+    renderServiceFragment(snap.services.get(`default/${s.name}`)!, "ip", BARE);
+  const builder = new TableBuilder("ip", BARE);
+  builder.setService("default/b", fragment(b), null);
+  builder.setService("default/a", fragment(a), null);
+  const backends = builder.table.elements.get("nodeport-backends-tcp")!;
+  const hairpin = builder.table.elements.get("hairpin")!;
+  assertEquals(backends.get("30080 . 0"), "198.18.0.10 . 8080", "a wins");
+  assertEquals(builder.warnings().length, 1, "the conflict is warned");
+  builder.clearJournal();
+  builder.setService("default/a", null, fragment(a));
+  assertEquals(backends.get("30080 . 0"), "198.18.0.10 . 9090", "b takes over");
+  assert(hairpin.has("198.18.0.10 . 198.18.0.10"), "b still claims the shared pair");
+  assertEquals(builder.journal().elements.get("hairpin"), undefined, "the pair never left");
+  assertEquals(builder.warnings(), [], "no conflict left");
+  builder.setService("default/b", null, fragment(b));
+  assertEquals([...hairpin.keys()], [], "the pair goes with its last owner");
+  assertEquals(backends.size, 0, "no backend left");
+});
