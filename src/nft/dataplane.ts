@@ -128,7 +128,7 @@ export class NftDataplane {
   readonly #families: readonly Family[];
   readonly #now: () => number;
   #builders = new Map<Family, TableBuilder>();
-  /** The snapshot the builders hold; its entries re-render what a changed service gave before. */
+  /** The snapshot the builders hold: the next apply re-renders only the services changed since. */
   #absorbed: Snapshot | null = null;
   /** Kernel state read by adopt(), used once by the next apply. */
   #adopted: Map<Family, ObservedTable | null> | null = null;
@@ -230,7 +230,7 @@ export class NftDataplane {
           const existed = mode === "incremental";
           for (let i = 0; i === 0 || i < keys.length; i += APPLY_BATCH) {
             for (const key of keys.slice(i, i + APPLY_BATCH)) {
-              this.#absorbService(key, prev.services.get(key), snapshot.services.get(key));
+              this.#absorbService(key, snapshot.services.get(key));
             }
             await this.#transaction(done, (b) => planScoped(b.journal(), b.table), existed);
           }
@@ -398,25 +398,21 @@ export class NftDataplane {
     const prev = this.#absorbed ?? EMPTY_SNAPSHOT;
     if (prev === snapshot) return;
     for (const key of changedServiceKeys(prev, snapshot)) {
-      this.#absorbService(key, prev.services.get(key), snapshot.services.get(key));
+      this.#absorbService(key, snapshot.services.get(key));
     }
     this.#absorbed = snapshot;
   }
 
   /**
-   * Brings the builders from one service's entry in the absorbed snapshot to its entry in the next
-   * (undefined: absent). What it contributed before is rendered again rather than kept.
+   * Brings the builders to one service's entry in the next snapshot (undefined: absent). Only the
+   * new entry is rendered: the builders remember what the service contributed before.
    */
-  #absorbService(
-    key: ServiceKey,
-    before: ServiceEntry | undefined,
-    after: ServiceEntry | undefined,
-  ): void {
-    if (before === after) return;
+  #absorbService(key: ServiceKey, entry: ServiceEntry | undefined): void {
     for (const f of this.#families) {
-      const render = (e: ServiceEntry | undefined) =>
-        e ? renderServiceFragment(e, f, this.#options) : null;
-      this.#builders.get(f)!.setService(key, render(after), render(before));
+      this.#builders.get(f)!.setService(
+        key,
+        entry ? renderServiceFragment(entry, f, this.#options) : null,
+      );
     }
   }
 

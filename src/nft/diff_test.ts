@@ -110,12 +110,12 @@ Deno.test("diff: a random walk of changes, applied incrementally, always equals 
       const before = prev.services.get(key);
       if (before === entry) continue;
       for (const f of families) {
-        builders.get(f)!.setService(key, render(entry, f), render(before, f));
+        builders.get(f)!.setService(key, render(entry, f));
       }
     }
-    for (const [key, before] of prev.services) {
+    for (const key of prev.services.keys()) {
       if (!snapshot.services.has(key)) {
-        for (const f of families) builders.get(f)!.setService(key, null, render(before, f));
+        for (const f of families) builders.get(f)!.setService(key, null);
       }
     }
     prev = snapshot;
@@ -193,13 +193,12 @@ Deno.test("diff: a new endpoint count adds its chain before the elements that us
     "ip",
     LAB_OPTIONS,
   );
-  builder.setService("default/web", two, null);
+  builder.setService("default/web", two);
   builder.clearJournal();
   store.setEndpointSet(endpointSet(web, [ep("198.18.0.10"), ep("198.18.0.11"), ep("198.18.0.12")]));
   builder.setService(
     "default/web",
     renderServiceFragment(store.commit().snapshot.services.get("default/web")!, "ip", LAB_OPTIONS),
-    two,
   );
   const text = formatOps(planScoped(builder.journal(), builder.table));
   assertText(
@@ -227,10 +226,10 @@ Deno.test("diff: a change that cancels out writes nothing", () => {
   const first = store.commit().snapshot.services.get("default/web")!;
   const builder = new TableBuilder("ip", LAB_OPTIONS);
   const fragment = renderServiceFragment(first, "ip", LAB_OPTIONS);
-  builder.setService("default/web", fragment, null);
+  builder.setService("default/web", fragment);
   builder.clearJournal();
-  builder.setService("default/web", null, fragment);
-  builder.setService("default/web", fragment, null);
+  builder.setService("default/web", null);
+  builder.setService("default/web", fragment);
   assert(builder.dirty, "journal recorded the touches");
   assertEquals(planScoped(builder.journal(), builder.table), [], "no operation");
 });

@@ -34,11 +34,7 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions): Rules
     const builder = new TableBuilder(family, options);
     const keys = [...snapshot.services.keys()].sort();
     for (const key of keys) {
-      builder.setService(
-        key,
-        renderServiceFragment(snapshot.services.get(key)!, family, options),
-        null,
-      );
+      builder.setService(key, renderServiceFragment(snapshot.services.get(key)!, family, options));
     }
     for (const w of builder.warnings()) warnings.add(w);
     return builder.table;

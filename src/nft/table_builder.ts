@@ -64,20 +64,87 @@ class OwnerIds {
   }
 }
 
+/** What a fragment claimed: element keys by set, and chain names. */
+interface Claimed {
+  readonly elements: readonly (readonly [set: string, key: string])[];
+  readonly chains: readonly string[];
+}
+
+/** Starts a chain line in a claim record. */
+const CHAIN_LINE = "#";
+/**
+ * One-character codes of the sets in a claim record, in the order of the table's declarations:
+ * letters, so a code packs into one byte and an address after it is still packed (packed_map.ts).
+ */
+const SET_CODES = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/**
+ * What each owner's last fragment claimed, one packed record per owner: a line per chain
+ * (`#lb-vip-tcp-2`) and per element (the set's code, then the key). Values are not kept:
+ * removing an element needs only its set, key and owner. At 10,000 services x 10 endpoints the
+ * records take ~3.4 MB (README.md), where keeping the fragments took ~42 MB.
+ */
+class ClaimRecords {
+  readonly #records = new PackedStringMap();
+  readonly #codes = new Map<string, string>();
+  readonly #names = new Map<string, string>();
+
+  constructor(sets: Iterable<string>) {
+    for (const name of sets) {
+      const code = SET_CODES[this.#codes.size];
+      if (code === undefined) {
+        throw new Error(`Cannot give set "${name}" a claim code: too many sets`);
+      }
+      this.#codes.set(name, code);
+      this.#names.set(code, name);
+    }
+  }
+
+  /** Remembers what the fragment claims for the owner (nothing for null or an empty one). */
+  record(owner: string, fragment: Fragment | null): void {
+    if (!fragment || (fragment.elements.length === 0 && fragment.chains.length === 0)) {
+      this.#records.delete(owner);
+      return;
+    }
+    let text = "";
+    for (const c of fragment.chains) text += CHAIN_LINE + c + "\n";
+    for (const [set, key] of fragment.elements) {
+      const code = this.#codes.get(set);
+      if (code === undefined) {
+        throw new Error(`Cannot record element "${key}": unknown set "${set}"`);
+      }
+      text += code + key + "\n";
+    }
+    this.#records.set(owner, text);
+  }
+
+  /** What the owner's recorded fragment claimed, or null when it claims nothing. */
+  claimed(owner: string): Claimed | null {
+    const text = this.#records.get(owner);
+    if (text === undefined) return null;
+    const elements: [string, string][] = [], chains: string[] = [];
+    for (const line of text.split("\n")) {
+      if (line === "") continue;
+      if (line[0] === CHAIN_LINE) chains.push(line.slice(1));
+      else elements.push([this.#names.get(line[0])!, line.slice(1)]);
+    }
+    return { elements, chains };
+  }
+}
+
 /**
  * One family's desired table, maintained incrementally from per-owner fragments. An element
  * contributed by several owners (shared hairpin pairs, conflicting services) is held by the
  * smallest owner key, and passes to the next one when that owner goes. Dynamic chains are
  * reference-counted. Every change is journaled with its value before the first change.
  *
- * The builder does not keep fragments (at 10,000 services they would double its memory): whoever
- * replaces an owner's fragment hands back the one it gave before, e.g. by rendering the previous
- * entry again ({@link renderServiceFragment} is deterministic).
+ * It remembers what each owner's fragment claimed (keys and chains, packed: see
+ * {@link ClaimRecords}), so replacing an owner's fragment takes only the new one.
  *
  * @example
  * ```ts
  * const builder = new TableBuilder("ip", options);
- * builder.setService("default/web", renderServiceFragment(entry, "ip", options), null);
+ * builder.setService("default/web", renderServiceFragment(entry, "ip", options));
  * const journal = builder.journal(); // what a transaction must change
  * ```
  */
@@ -99,6 +166,7 @@ export class TableBuilder {
   /** Sets without values, whose element tags count claims. */
   readonly #counted = new Set<string>();
   readonly #chainRefs = new Map<string, number>();
+  readonly #claims: ClaimRecords;
   /** Owner -> the warnings of its fragment, for the few owners that have any. */
   readonly #warnings = new Map<string, readonly string[]>();
   #journalElements = new Map<string, Map<string, string | null>>();
@@ -113,8 +181,9 @@ export class TableBuilder {
       if (s.kind !== "map" && !s.commentValue) this.#counted.add(s.name);
     }
     for (const c of fixedChains(family, options)) this.#chains.set(c.name, c);
+    this.#claims = new ClaimRecords(this.#sets.keys());
     this.#table = { family, sets: this.#sets, chains: this.#chains, elements: this.#elements };
-    this.setService(OPTIONS_OWNER, optionsFragment(family, options), null);
+    this.setService(OPTIONS_OWNER, optionsFragment(family, options));
     // The initial content is the baseline, not a change.
     this.clearJournal();
   }
@@ -124,17 +193,15 @@ export class TableBuilder {
     return this.#table;
   }
 
-  /**
-   * Replaces what one owner contributes: `previous` is the fragment last given for it (null when
-   * none) and `next` its new one (null removes it).
-   */
-  setService(owner: ServiceKey, next: Fragment | null, previous: Fragment | null): void {
-    if (next === previous) return;
+  /** Replaces what one owner contributes with `next` (null removes it). */
+  setService(owner: ServiceKey, next: Fragment | null): void {
+    const previous = this.#claims.claimed(owner);
     // New chain references first so a chain kept by both versions is never dropped and re-added.
     for (const c of next?.chains ?? []) this.#refChain(c, 1);
     for (const [s, k] of previous?.elements ?? []) this.#remove(s, k, owner);
     for (const [s, k, v] of next?.elements ?? []) this.#add(s, k, v, owner);
     for (const c of previous?.chains ?? []) this.#refChain(c, -1);
+    this.#claims.record(owner, next);
     if (next && next.warnings.length > 0) this.#warnings.set(owner, next.warnings);
     else this.#warnings.delete(owner);
   }

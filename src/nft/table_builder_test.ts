@@ -34,19 +34,58 @@ Deno.test("render: a shared or contested element passes to the remaining owner w
   const fragment = (s: Service) =>
     renderServiceFragment(snap.services.get(`default/${s.name}`)!, "ip", BARE);
   const builder = new TableBuilder("ip", BARE);
-  builder.setService("default/b", fragment(b), null);
-  builder.setService("default/a", fragment(a), null);
+  builder.setService("default/b", fragment(b));
+  builder.setService("default/a", fragment(a));
   const backends = builder.table.elements.get("nodeport-backends-tcp")!;
   const hairpin = builder.table.elements.get("hairpin")!;
   assertEquals(backends.get("30080 . 0"), "198.18.0.10 . 8080", "a wins");
   assertEquals(builder.warnings().length, 1, "the conflict is warned");
   builder.clearJournal();
-  builder.setService("default/a", null, fragment(a));
+  builder.setService("default/a", null);
   assertEquals(backends.get("30080 . 0"), "198.18.0.10 . 9090", "b takes over");
   assert(hairpin.has("198.18.0.10 . 198.18.0.10"), "b still claims the shared pair");
   assertEquals(builder.journal().elements.get("hairpin"), undefined, "the pair never left");
   assertEquals(builder.warnings(), [], "no conflict left");
-  builder.setService("default/b", null, fragment(b));
+  builder.setService("default/b", null);
   assertEquals([...hairpin.keys()], [], "the pair goes with its last owner");
   assertEquals(backends.size, 0, "no backend left");
+});
+
+/** Every element and chain of a table, as sorted text. */
+function contentOf(builder: TableBuilder): string[] {
+  const out: string[] = [];
+  for (const [set, els] of builder.table.elements) {
+    for (const [k, v] of els) out.push(`${set}: ${k} : ${v}`);
+  }
+  for (const name of builder.table.chains.keys()) out.push(`chain ${name}`);
+  return out.sort();
+}
+
+Deno.test("table builder: a change takes only the new fragment; what the old one claimed goes", () => {
+  const options = BARE;
+  const web = service("web", ["198.19.0.10", "2001:db8:ffff::10"], [
+    port(80, 8080, "TCP", "http", 30080),
+    port(53, 5353, "UDP", "dns"),
+  ], { type: "NodePort", sessionAffinity: "ClientIP" });
+  const versions = [
+    [ep("198.18.0.10"), ep("198.18.0.11"), ep("2001:db8::a")],
+    [ep("198.18.0.12")],
+    [],
+    [ep("198.18.0.10"), ep("198.18.0.13", { nodeName: "node-b" }), ep("2001:db8::b")],
+  ];
+  for (const family of ["ip", "ip6"] as const) {
+    const builder = new TableBuilder(family, options);
+    const empty = contentOf(builder);
+    for (const [i, endpoints] of versions.entries()) {
+      const snap = snapshotOf([web], endpoints.length ? [endpointSet(web, endpoints)] : []);
+      const fragment = renderServiceFragment(snap.services.get("default/web")!, family, options);
+      builder.setService("default/web", fragment);
+      const fresh = new TableBuilder(family, options);
+      fresh.setService("default/web", fragment);
+      assertEquals(contentOf(builder), contentOf(fresh), `${family} version ${i}`);
+    }
+    builder.setService("default/web", null);
+    assertEquals(contentOf(builder), empty, `${family}: removed`);
+    assertEquals(builder.warnings(), [], `${family}: no warnings left`);
+  }
 });
