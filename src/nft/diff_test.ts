@@ -1,5 +1,5 @@
-import { endpointSet, ep, LAB_OPTIONS, port, service } from "./test_fixtures.ts";
-import { assert, assertEquals, assertText } from "./test_assert.ts";
+import { endpointSet, ep, LAB_OPTIONS, port, service } from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import {
   formatOps,
   type Op,
@@ -9,7 +9,7 @@ import {
   planReplace,
   planScoped,
 } from "./diff.ts";
-import { FakeNftExecutor } from "./fake_executor.ts";
+import { FakeNftExecutor } from "../../tests/support/nft_fake_executor.ts";
 import { parseTable } from "./parse.ts";
 import { renderRuleset } from "./render.ts";
 import { renderServiceFragment } from "./service_fragment.ts";
@@ -127,7 +127,7 @@ Deno.test("diff: a random walk of changes, applied incrementally, always equals 
     const fresh = renderRuleset(snapshot, LAB_OPTIONS);
     for (const t of fresh.tables) {
       const b = builders.get(t.family)!;
-      assertText(
+      strictEqual(
         formatTable(b.table),
         formatTable(t),
         `step ${step}: ${t.family} builder vs fresh`,
@@ -201,7 +201,7 @@ Deno.test("diff: a new endpoint count adds its chain before the elements that us
     renderServiceFragment(store.commit().snapshot.services.get("default/web")!, "ip", LAB_OPTIONS),
   );
   const text = formatOps(planScoped(builder.journal(), builder.table));
-  assertText(
+  strictEqual(
     text,
     [
       "add chain ip svcgate lb-vip-tcp-3",

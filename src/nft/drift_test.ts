@@ -1,9 +1,16 @@
-import { endpointSet, ep, LAB_OPTIONS, port, service, snapshotOf } from "./test_fixtures.ts";
-import { assert, assertEquals } from "./test_assert.ts";
+import {
+  endpointSet,
+  ep,
+  LAB_OPTIONS,
+  port,
+  service,
+  snapshotOf,
+} from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { formatOps, opText, planCreate } from "./diff.ts";
 import { type DriftCheckOptions, repairDrift, sameOutline } from "./drift.ts";
 import type { NftExecutor } from "./executor.ts";
-import { FakeNftExecutor } from "./fake_executor.ts";
+import { FakeNftExecutor } from "../../tests/support/nft_fake_executor.ts";
 import { parseTable } from "./parse.ts";
 import { renderRuleset } from "./render.ts";
 import type { Family, TableSpec } from "./ruleset.ts";

@@ -1,5 +1,12 @@
-import { endpointSet, ep, LAB_OPTIONS, port, service, snapshotOf } from "./test_fixtures.ts";
-import { assertEquals } from "./test_assert.ts";
+import {
+  endpointSet,
+  ep,
+  LAB_OPTIONS,
+  port,
+  service,
+  snapshotOf,
+} from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { planScoped } from "./diff.ts";
 import { staleFlows } from "./flow_cleanup.ts";
 import type { Family, TableSpec } from "./ruleset.ts";

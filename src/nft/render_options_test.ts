@@ -1,5 +1,5 @@
-import { cidr } from "./test_fixtures.ts";
-import { assertEquals } from "./test_assert.ts";
+import { cidr } from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { disjointCidrs } from "./render_options.ts";
 
 Deno.test("render: disjointCidrs drops nested CIDRs and keeps disjoint ones", () => {

@@ -1,5 +1,12 @@
-import { endpointSet, ep, LAB_OPTIONS, port, service, snapshotOf } from "./test_fixtures.ts";
-import { assertText } from "./test_assert.ts";
+import {
+  endpointSet,
+  ep,
+  LAB_OPTIONS,
+  port,
+  service,
+  snapshotOf,
+} from "../../tests/support/nft_fixtures.ts";
+import { strictEqual } from "node:assert/strict";
 import { renderRuleset } from "./render.ts";
 import { formatRuleset } from "./ruleset.ts";
 
@@ -15,7 +22,7 @@ Deno.test("render: golden text of a small dual-stack ruleset", async () => {
     LAB_OPTIONS,
   );
   const text = formatRuleset(rs);
-  const path = new URL("./testdata/golden_small.nft", import.meta.url);
+  const path = new URL("../../tests/fixtures/nft/golden_small.nft", import.meta.url);
   if (Deno.env.get("UPDATE_GOLDEN") === "1") await Deno.writeTextFile(path, text);
-  assertText(text, await Deno.readTextFile(path), "golden ruleset");
+  strictEqual(text, await Deno.readTextFile(path), "golden ruleset");
 });

@@ -1,5 +1,5 @@
-import { assertEquals } from "./test_assert.ts";
-import { cidr, LAB_OPTIONS } from "./test_fixtures.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { cidr, LAB_OPTIONS } from "../../tests/support/nft_fixtures.ts";
 import { opText } from "./diff.ts";
 import { dynamicChain, fixedChains, setSpecs } from "./skeleton.ts";
 import { cidrAtom, fnv1a, naturalCompare, ruleBody, ruleText } from "./ruleset.ts";

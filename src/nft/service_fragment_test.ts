@@ -1,5 +1,13 @@
-import { cidr, endpointSet, ep, LAB_OPTIONS, port, service, snapshotOf } from "./test_fixtures.ts";
-import { assert, assertEquals } from "./test_assert.ts";
+import {
+  cidr,
+  endpointSet,
+  ep,
+  LAB_OPTIONS,
+  port,
+  service,
+  snapshotOf,
+} from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { renderRuleset } from "./render.ts";
 import type { RenderOptions } from "./render_options.ts";
 import { renderServiceFragment } from "./service_fragment.ts";

@@ -1,5 +1,5 @@
-import { cidr } from "./test_fixtures.ts";
-import { assert, assertEquals } from "./test_assert.ts";
+import { cidr } from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { renderRuleset } from "./render.ts";
 import type { RenderOptions } from "./render_options.ts";
 import { ruleBody } from "./ruleset.ts";
