@@ -260,6 +260,31 @@ function inSet(key: Key, name: string, negate = false): Match {
   return negate ? { m: "in", key, set: name, negate: true } : { m: "in", key, set: name };
 }
 
+/**
+ * The chain behind external traffic policy Local: pods and the host itself still reach every
+ * endpoint (the host's traffic masqueraded); anyone else only the local ones.
+ */
+function localPolicyChain(
+  name: string,
+  key: Key,
+  clusterDispatch: string,
+  localDispatch: string,
+  bit: number,
+): ChainSpec {
+  return {
+    name,
+    rules: [
+      rule([inSet([SADDR], SETS.clusterCidrs)], [{ s: "vmap", key, map: clusterDispatch }]),
+      rule([{ m: "fib-local", addr: "saddr" }], [{ s: "mark-or", bit }, {
+        s: "vmap",
+        key,
+        map: clusterDispatch,
+      }]),
+      rule([], [{ s: "vmap", key, map: localDispatch }]),
+    ],
+  };
+}
+
 /** The chains every table has under the options (everything except lb/aff/record chains). */
 export function fixedChains(family: Family, options: RenderOptions): ChainSpec[] {
   const bit = masqueradeBit(options);
@@ -359,22 +384,13 @@ export function fixedChains(family: Family, options: RenderOptions): ChainSpec[]
         ...(nodePorts ? [rule(npAddrMatches, [{ s: "goto", chain: "nodeports" }])] : []),
       ],
     },
-    {
-      name: "external-local",
-      rules: [
-        rule([inSet([SADDR], SETS.clusterCidrs)], [{
-          s: "vmap",
-          key: VIP_KEY,
-          map: SETS.vipClusterDispatch,
-        }]),
-        rule([{ m: "fib-local", addr: "saddr" }], [markMasq, {
-          s: "vmap",
-          key: VIP_KEY,
-          map: SETS.vipClusterDispatch,
-        }]),
-        rule([], [{ s: "vmap", key: VIP_KEY, map: SETS.vipLocalDispatch }]),
-      ],
-    },
+    localPolicyChain(
+      "external-local",
+      VIP_KEY,
+      SETS.vipClusterDispatch,
+      SETS.vipLocalDispatch,
+      bit,
+    ),
     {
       name: "affinity-record",
       rules: [
@@ -417,22 +433,13 @@ export function fixedChains(family: Family, options: RenderOptions): ChainSpec[]
           rule([], [{ s: "vmap", key: NP_KEY, map: SETS.nodePortDispatch }]),
         ],
       },
-      {
-        name: "nodeport-local",
-        rules: [
-          rule([inSet([SADDR], SETS.clusterCidrs)], [{
-            s: "vmap",
-            key: NP_KEY,
-            map: SETS.nodePortClusterDispatch,
-          }]),
-          rule([{ m: "fib-local", addr: "saddr" }], [markMasq, {
-            s: "vmap",
-            key: NP_KEY,
-            map: SETS.nodePortClusterDispatch,
-          }]),
-          rule([], [{ s: "vmap", key: NP_KEY, map: SETS.nodePortLocalDispatch }]),
-        ],
-      },
+      localPolicyChain(
+        "nodeport-local",
+        NP_KEY,
+        SETS.nodePortClusterDispatch,
+        SETS.nodePortLocalDispatch,
+        bit,
+      ),
     );
   }
   if (dnsBinds(family, options).length > 0) {
