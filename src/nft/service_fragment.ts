@@ -16,7 +16,8 @@ import {
   nodePortsEnabled,
   type RenderOptions,
 } from "./render_options.ts";
-import { backendMap, DEFAULT_AFFINITY_SECONDS, lbChainName, SETS } from "./skeleton.ts";
+import { lbChainName } from "./lb_chains.ts";
+import { backendMap, DEFAULT_AFFINITY_SECONDS, SETS } from "./skeleton.ts";
 
 /** One element a fragment contributes: set name, key text, value text ("" for sets). */
 export type ElementContribution = readonly [set: string, key: string, value: string];

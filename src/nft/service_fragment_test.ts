@@ -11,7 +11,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { renderRuleset } from "./render.ts";
 import type { RenderOptions } from "./render_options.ts";
 import { renderServiceFragment } from "./service_fragment.ts";
-import { isDynamicChain } from "./skeleton.ts";
+import { isDynamicChain } from "./lb_chains.ts";
 import { TableBuilder } from "./table_builder.ts";
 import { elementText, type Family, naturalCompare, ruleBody, type TableSpec } from "./ruleset.ts";
 import type { EndpointSet, Service } from "../model/types.ts";

@@ -30,8 +30,6 @@ import {
 } from "./render_options.ts";
 
 const DEFAULT_AFFINITY_SIZE = 1_048_576;
-/** jhash seeds of the IPv6 affinity key; constants so prerouting and postrouting agree. */
-const AFFINITY_SEEDS = [0x53474131, 0x53474132] as const;
 /** Kubernetes' default ClientIP affinity timeout (3 hours). */
 export const DEFAULT_AFFINITY_SECONDS = 10800;
 
@@ -95,15 +93,18 @@ export function affinityMap(family: Family, proto: L4Proto): string {
   return family === "ip" ? `${SETS.affinity}-${proto}` : SETS.affinity;
 }
 
-const SADDR: Expr = { e: "saddr" };
-const DADDR: Expr = { e: "daddr" };
-const PROTO: Expr = { e: "l4proto" };
-const DPORT: Expr = { e: "dport" };
+// The expressions rules are made of, shared with lb_chains.ts.
+export const SADDR: Expr = { e: "saddr" };
+export const DADDR: Expr = { e: "daddr" };
+export const PROTO: Expr = { e: "l4proto" };
+export const DPORT: Expr = { e: "dport" };
 const SPORT: Expr = { e: "sport" };
-const ORIG_DADDR: Expr = { e: "ct-orig-daddr" };
-const ORIG_DPORT: Expr = { e: "ct-orig-dport" };
-const VIP_KEY: Key = [DADDR, PROTO, DPORT];
-const NP_KEY: Key = [PROTO, DPORT];
+export const ORIG_DADDR: Expr = { e: "ct-orig-daddr" };
+export const ORIG_DPORT: Expr = { e: "ct-orig-dport" };
+/** The key of VIP maps: `address . protocol . port`. */
+export const VIP_KEY: Key = [DADDR, PROTO, DPORT];
+/** The key of NodePort maps: `protocol . port`. */
+export const NP_KEY: Key = [PROTO, DPORT];
 
 function addrType(family: Family): string {
   return family === "ip" ? "ipv4_addr" : "ipv6_addr";
@@ -129,12 +130,6 @@ function map(
   extra: Partial<SetSpec> = {},
 ): SetSpec {
   return { name, kind: "map", decl, keyTypes, valueTypes, ...extra };
-}
-
-function affinityKey(family: Family, daddr: Expr, dport: Expr): Key {
-  if (family === "ip") return [SADDR, daddr, dport];
-  const input: Key = [SADDR, daddr, PROTO, dport];
-  return AFFINITY_SEEDS.map((seed): Expr => ({ e: "jhash", input, seed }));
 }
 
 /** Every set and map of a family's table under the options. */
@@ -250,7 +245,8 @@ export function setSpecs(family: Family, options: RenderOptions): SetSpec[] {
 // ---------------------------------------------------------------------------------------------
 // Chains
 
-function rule(matches: Match[], stmts: Stmt[]): Rule {
+/** A rule of matches and statements. */
+export function rule(matches: Match[], stmts: Stmt[]): Rule {
   return { matches, stmts };
 }
 
@@ -461,76 +457,4 @@ export function fixedChains(family: Family, options: RenderOptions): ChainSpec[]
     );
   }
   return chains;
-}
-
-/** Load-balancing chain names: `lb-vip-3`, `aff-np-local-2`, …; `affinity-record-10800`. */
-const DYNAMIC_CHAIN = /^(lb|aff)-(vip|np)(-local)?-(tcp|udp|sctp)-(\d+)$/;
-const RECORD_CHAIN = /^affinity-record-(\d+)$/;
-
-/** Name of the chain that picks one of n endpoints of a protocol: `lb-vip-tcp-3`, `aff-np-local-udp-1`. */
-export function lbChainName(
-  kind: "vip" | "np",
-  local: boolean,
-  proto: L4Proto,
-  n: number,
-  affinity: boolean,
-): string {
-  return `${affinity ? "aff" : "lb"}-${kind}${local ? "-local" : ""}-${proto}-${n}`;
-}
-
-/**
- * The spec of a chain created on demand (`lb-…`, `aff-…`, `affinity-record-…`), from its name.
- * Throws on a name that is not one.
- */
-export function dynamicChain(name: string, family: Family): ChainSpec {
-  const record = RECORD_CHAIN.exec(name);
-  if (record) {
-    const timeoutSeconds = Number(record[1]);
-    const key = affinityKey(family, ORIG_DADDR, ORIG_DPORT);
-    const value: Key = family === "ip" ? [DADDR, DPORT] : [DADDR];
-    // `ct original proto-dst` only has a type after a protocol match: one rule per protocol.
-    return {
-      name,
-      rules: L4_PROTOS.map((p) =>
-        rule([{ m: "l4proto", protos: [p] }], [{
-          s: "update",
-          map: affinityMap(family, p),
-          key,
-          timeoutSeconds,
-          value,
-        }])
-      ),
-    };
-  }
-  const m = DYNAMIC_CHAIN.exec(name);
-  if (!m) throw new Error(`Cannot build chain "${name}": not a svcgate load-balancing chain`);
-  const [, flavour, kindText, local, protoText, nText] = m;
-  const kind = kindText as "vip" | "np", proto = protoText as L4Proto, n = Number(nText);
-  const isProto: Match = { m: "l4proto", protos: [proto] };
-  const base: Key = kind === "vip" ? [DADDR, DPORT] : [DPORT];
-  const pick = rule([isProto], [{
-    s: "dnat",
-    key: [...base, { e: "numgen", mod: n }],
-    map: backendMap(kind, local !== undefined, proto),
-  }]);
-  if (flavour === "lb") return { name, rules: [pick] };
-  const lookup: Rule = family === "ip"
-    ? rule([isProto], [{
-      s: "dnat",
-      key: affinityKey(family, DADDR, DPORT),
-      map: affinityMap(family, proto),
-    }])
-    : rule([isProto], [{
-      s: "dnat",
-      key: affinityKey(family, DADDR, DPORT),
-      map: affinityMap(family, proto),
-      portKey: kind === "vip" ? VIP_KEY : NP_KEY,
-      portMap: kind === "vip" ? SETS.affinityVipPorts : SETS.affinityNodePortPorts,
-    }]);
-  return { name, rules: [lookup, pick] };
-}
-
-/** True when a chain name is one {@link dynamicChain} builds. */
-export function isDynamicChain(name: string): boolean {
-  return DYNAMIC_CHAIN.test(name) || RECORD_CHAIN.test(name);
 }

@@ -10,7 +10,8 @@ import type { ChainSpec, Family, SetSpec, TableSpec } from "./ruleset.ts";
 import { PackedStringMap } from "./packed_map.ts";
 import type { RenderOptions } from "./render_options.ts";
 import { type Fragment, optionsFragment } from "./service_fragment.ts";
-import { dynamicChain, fixedChains, setSpecs } from "./skeleton.ts";
+import { dynamicChain } from "./lb_chains.ts";
+import { fixedChains, setSpecs } from "./skeleton.ts";
 
 /** Owner key of the options' own elements (sorts before every service key). */
 export const OPTIONS_OWNER = "\u0000options";
