@@ -189,9 +189,9 @@ export class NftDataplane {
    *
    * Atomicity: a reconcile against existing tables is one transaction, and so is every sync of
    * up to {@link APPLY_BATCH} changed services. More changed services (a cold start, a big
-   * relist) go in transactions of that many services each, every service whole in one of them:
-   * one transaction of the whole 10,000-service table held ~60 MB of text and plans at once.
-   * A cold start of that size first creates the empty table, then fills it batch by batch.
+   * relist) go in transactions of that many services each, every service whole in one of them,
+   * so the text and plans of a whole big table are never held at once (README.md). A cold start
+   * of that size first creates the empty table, then fills it batch by batch.
    */
   apply(snapshot: Snapshot): Promise<SyncReport> {
     return this.#serialize(async () => {

@@ -43,8 +43,8 @@ export interface DriftCheck {
  * Reads the kernel and repairs any difference from the desired tables in one transaction.
  * Throws when reading or writing failed (the caller then reconciles in full on its next apply).
  *
- * A full check reads every element back (about 2 s of nft CPU at 10,000 services x 10
- * endpoints), so run it rarely. With `elements: false` it first looks only at the table's
+ * A full check reads every element back (seconds of nft CPU at 10,000 services), so run it
+ * rarely. With `elements: false` it first looks only at the table's
  * outline (set declarations and chains, milliseconds) and does the full check only when that
  * differs: it catches a deleted table, set or chain cheaply, but not a deleted element or rule.
  *

@@ -1,10 +1,9 @@
 /**
- * A string -> string map packed into typed arrays, for the nft table builder's elements: at
- * 10,000 services a table holds ~220,000 elements, and as a `Map` of JS strings each costs
- * ~130 bytes (two strings, two map entries with the owner; every pointer is 8 bytes in Deno's
- * V8). Here an element is its key and value bytes in one arena (addresses coded in 5 bytes),
- * 5 ints of entry and 1.3-2.7 ints of hash slot (load at most 3/4): ~50 bytes. Each entry also
- * carries a small integer tag (the builder's owner id, or a count of claims).
+ * A string -> string map packed into typed arrays, for the nft table builder's elements (~200,000
+ * at 10,000 services) and its claim records: an entry is its key and value bytes in one arena
+ * (IPv4 addresses coded in 5 bytes), 5 ints of entry and 1.3-2.7 ints of hash slot (load at most
+ * 3/4), about half what a `Map` of JS strings costs (README.md, Memory). Each entry also carries
+ * a small integer tag (the builder's owner id, or a count of claims).
  *
  * Iteration follows insertion order, as a `Map`'s does (replacing a value keeps the position).
  * Unlike a `Map`, deleting many entries while iterating may compact the arrays, and the iteration

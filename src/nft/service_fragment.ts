@@ -154,8 +154,8 @@ export function renderServiceFragment(
   for (const ip of externals) add(SETS.serviceAddrs, ip);
 
   const backendsAt = (set: string, key: string, list: readonly Backend[]) => {
-    // Joined, not a template literal: V8 keeps a concatenation as a tree of its parts (64 bytes
-    // here) for as long as the element lives, and a join as one flat string (40 bytes).
+    // Joined, not a template literal: V8 keeps a concatenation as a tree of its parts for as
+    // long as the element lives, a join as one flat string (README.md, Memory).
     list.forEach((b, i) => add(set, `${key} . ${i}`, [b.address, b.port].join(" . ")));
   };
 

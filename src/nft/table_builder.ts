@@ -82,8 +82,8 @@ const SET_CODES = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /**
  * What each owner's last fragment claimed, one packed record per owner: a line per chain
  * (`#lb-vip-tcp-2`) and per element (the set's code, then the key). Values are not kept:
- * removing an element needs only its set, key and owner. At 10,000 services x 10 endpoints the
- * records take ~3.4 MB (README.md), where keeping the fragments took ~42 MB.
+ * removing an element needs only its set, key and owner. A tenth of what keeping the fragments
+ * would cost (figures: README.md, Memory).
  */
 class ClaimRecords {
   readonly #records = new PackedStringMap();
@@ -154,11 +154,10 @@ export class TableBuilder {
   readonly #sets = new Map<string, SetSpec>();
   readonly #chains = new Map<string, ChainSpec>();
   /**
-   * Elements per set, packed (packed_map.ts: ~70 bytes an element where a Map of strings took
-   * ~130). In sets whose elements carry a value (maps, comments) each element's tag is the id
-   * of the owner whose value holds; an element of any other set is the same whoever claims it,
-   * so there its tag counts the owners that claim it (pods behind several services share
-   * their elements: a Map of counts beside took ~3 MB at 10,000 services).
+   * Elements per set, packed (packed_map.ts). In sets whose elements carry a value (maps,
+   * comments) each element's tag is the id of the owner whose value holds; an element of any
+   * other set is the same whoever claims it, so there its tag counts the owners that claim it
+   * (pods behind several services share their elements), with no map of counts beside.
    */
   readonly #elements = new Map<string, PackedStringMap>();
   readonly #owners = new OwnerIds();
