@@ -200,7 +200,6 @@ export class Daemon {
     try {
       const repaired = await this.#parts.dataplane.checkDrift(options);
       if (repaired) {
-        metrics.counter("svcgate_drift_repairs_total", "Kernel drift found and repaired").inc();
         log.warn("kernel ruleset drifted from the applied state; repaired");
       }
       return repaired;

@@ -9,9 +9,8 @@
  *   it once at {@link NftDataplane.adopt} (restart: the first apply writes only the difference, so
  *   traffic never stops), after any failure (the next apply is a full reconcile against what really
  *   is in the kernel), and in {@link NftDataplane.checkDrift}.
- * - After a successful apply it deletes UDP conntrack entries pinned to endpoints that are gone
- *   (and to services that just appeared), and affinity entries pointing at removed endpoints.
- *   Both are best effort: logged and counted, never failing the sync.
+ * - After a successful apply it deletes stale UDP conntrack and affinity entries (flow_cleanup.ts),
+ *   best effort. Drift repair between applies: drift.ts.
  * @module
  */
 
@@ -25,6 +24,7 @@ import {
   type Snapshot,
 } from "../model/snapshot.ts";
 import type { ServiceKey } from "../model/types.ts";
+import { type DriftCheck, repairDrift } from "./drift.ts";
 import {
   formatOps,
   type ObservedTable,
@@ -32,20 +32,15 @@ import {
   planDelete,
   planFull,
   planScoped,
-  structuralMismatch,
   summarizeOps,
 } from "./diff.ts";
-import { type ConntrackCleaner, type NftExecutor, type UdpFlowFilter } from "./executor.ts";
-import { elementFromJson, parseDynamicMap, parseTable } from "./parse.ts";
-import {
-  affinityMap,
-  BACKEND_MAPS,
-  type RenderOptions,
-  renderServiceFragment,
-  SETS,
-  setSpecs,
-  TableBuilder,
-} from "./render.ts";
+import type { ConntrackCleaner, NftExecutor } from "./executor.ts";
+import { StaleFlowCleaner } from "./flow_cleanup.ts";
+import { elementFromJson, parseTable } from "./parse.ts";
+import type { RenderOptions } from "./render_options.ts";
+import { renderServiceFragment } from "./service_fragment.ts";
+import { SETS, setSpecs } from "./skeleton.ts";
+import { TableBuilder } from "./table_builder.ts";
 import { FAMILIES, type Family, TABLE_NAME, type TableSpec, tableStats } from "./ruleset.ts";
 
 /** What an {@link NftDataplane} needs. */
@@ -84,8 +79,6 @@ export class NftSyncError extends Error {
     super(message, options);
   }
 }
-
-const CONNTRACK_CONCURRENCY = 4;
 
 /** Changed services per transaction past which a sync is split (see {@link NftDataplane.apply}). */
 export const APPLY_BATCH = 1000;
@@ -126,14 +119,14 @@ class AppliedOps {
  */
 export class NftDataplane {
   readonly #executor: NftExecutor;
-  readonly #conntrack?: ConntrackCleaner;
+  readonly #flows: StaleFlowCleaner;
   readonly #options: RenderOptions;
   readonly #log: Logger;
   readonly #metrics?: MetricsRegistry;
   readonly #families: readonly Family[];
   readonly #now: () => number;
   #builders = new Map<Family, TableBuilder>();
-  /** The snapshot the builders hold; its entries re-render what a changed service gave before. */
+  /** The snapshot the builders hold: the next apply re-renders only the services changed since. */
   #absorbed: Snapshot | null = null;
   /** Kernel state read by adopt(), used once by the next apply. */
   #adopted: Map<Family, ObservedTable | null> | null = null;
@@ -149,12 +142,17 @@ export class NftDataplane {
 
   constructor(options: NftDataplaneOptions) {
     this.#executor = options.executor;
-    if (options.conntrack) this.#conntrack = options.conntrack;
     this.#options = options.renderOptions;
     this.#log = options.log ?? silentLogger;
     if (options.metrics) this.#metrics = options.metrics;
     this.#families = options.families ?? FAMILIES;
     this.#now = options.now ?? (() => performance.now());
+    this.#flows = new StaleFlowCleaner({
+      executor: options.executor,
+      conntrack: options.conntrack,
+      log: this.#log,
+      metrics: this.#metrics,
+    });
     this.#resetBuilders();
   }
 
@@ -191,9 +189,9 @@ export class NftDataplane {
    *
    * Atomicity: a reconcile against existing tables is one transaction, and so is every sync of
    * up to {@link APPLY_BATCH} changed services. More changed services (a cold start, a big
-   * relist) go in transactions of that many services each, every service whole in one of them:
-   * one transaction of the whole 10,000-service table held ~60 MB of text and plans at once.
-   * A cold start of that size first creates the empty table, then fills it batch by batch.
+   * relist) go in transactions of that many services each, every service whole in one of them,
+   * so the text and plans of a whole big table are never held at once (README.md). A cold start
+   * of that size first creates the empty table, then fills it batch by batch.
    */
   apply(snapshot: Snapshot): Promise<SyncReport> {
     return this.#serialize(async () => {
@@ -235,7 +233,7 @@ export class NftDataplane {
           const existed = mode === "incremental";
           for (let i = 0; i === 0 || i < keys.length; i += APPLY_BATCH) {
             for (const key of keys.slice(i, i + APPLY_BATCH)) {
-              this.#absorbService(key, prev.services.get(key), snapshot.services.get(key));
+              this.#absorbService(key, snapshot.services.get(key));
             }
             await this.#transaction(done, (b) => planScoped(b.journal(), b.table), existed);
           }
@@ -284,66 +282,43 @@ export class NftDataplane {
     const families = new Map(
       this.#families.map((f) => [f, typeof existed === "boolean" ? existed : existed(f)]),
     );
-    await this.#afterApply(ops, families);
+    await this.#flows.clean(ops, this.#tables(), families);
   }
 
   /**
    * Reads the kernel and repairs any difference from the last applied ruleset (an element or a
-   * whole table deleted by someone). Returns true when something was repaired.
-   *
-   * A full check reads every element back (about 2 s of nft CPU at 10,000 services x 10
-   * endpoints), so run it rarely. With `{ elements: false }` it first looks only at the table's
-   * outline (set declarations and chains, milliseconds) and does the full check only when that
-   * differs: it catches a deleted table, set or chain cheaply, but not a deleted element or rule.
+   * whole table deleted by someone). Returns true when something was repaired. With
+   * `{ elements: false }` it reads only the outline unless that differs (see {@link repairDrift}).
    */
   checkDrift(options: { readonly elements?: boolean } = {}): Promise<boolean> {
     return this.#serialize(async () => {
       if (!this.#absorbed) return false;
       const t0 = this.#now();
-      if (options.elements === false) {
-        let same = true;
-        try {
-          for (const f of this.#families) {
-            const table = this.#builders.get(f)!.table;
-            const outline = parseTable(await this.#executor.listOutline(f), table);
-            if (!sameOutline(outline, table)) same = false;
-          }
-        } catch (e) {
-          this.#log.warn("cannot read the nftables outline; checking in full", {
-            error: e as Error,
-          });
-          same = false;
-        }
-        if (same) return false;
-      }
-      const ops: Op[] = [];
-      let script = "";
+      let check: DriftCheck;
       try {
-        for (const f of this.#families) {
-          ops.push(
-            ...planFull(await this.#read(f), this.#builders.get(f)!.table, {
-              keepUnknown: this.#keptUnknown,
-            }),
-          );
-        }
-        script = formatOps(ops);
-        if (script) await this.#executor.apply(script);
+        check = await repairDrift({
+          executor: this.#executor,
+          desired: this.#tables(),
+          read: (f) => this.#read(f),
+          keepUnknown: this.#keptUnknown,
+          elements: options.elements,
+          log: this.#log,
+          metrics: this.#metrics,
+          now: this.#now,
+        });
       } catch (e) {
         this.#fail(e, "drift");
         throw new NftSyncError(`Cannot check or repair nftables drift: ${(e as Error).message}`, {
           cause: e,
         });
       }
+      if (check.read === "outline") return false;
       for (const b of this.#builders.values()) b.clearJournal();
       this.#full = false;
-      this.#metrics?.histogram("svcgate_nft_drift_check_duration_seconds", "Drift check duration")
-        .observe((this.#now() - t0) / 1000);
-      if (ops.length === 0) return false;
+      if (check.ops.length === 0) return false;
       const done = new AppliedOps();
-      done.add(ops, script.length);
+      done.add(check.ops, check.scriptBytes);
       const report = this.#report(this.#absorbed.version, "full", done, t0);
-      this.#metrics?.counter("svcgate_nft_drift_repairs_total", "Drift repairs written to nftables")
-        .inc();
       this.#log.warn("repaired nftables drift", { ...report });
       return true;
     });
@@ -381,6 +356,11 @@ export class NftDataplane {
     return run;
   }
 
+  /** The desired tables, by family. */
+  #tables(): Map<Family, TableSpec> {
+    return new Map([...this.#builders].map(([f, b]) => [f, b.table]));
+  }
+
   #resetBuilders(): void {
     this.#builders = new Map(this.#families.map((f) => [f, new TableBuilder(f, this.#options)]));
   }
@@ -403,25 +383,21 @@ export class NftDataplane {
     const prev = this.#absorbed ?? EMPTY_SNAPSHOT;
     if (prev === snapshot) return;
     for (const key of changedServiceKeys(prev, snapshot)) {
-      this.#absorbService(key, prev.services.get(key), snapshot.services.get(key));
+      this.#absorbService(key, snapshot.services.get(key));
     }
     this.#absorbed = snapshot;
   }
 
   /**
-   * Brings the builders from one service's entry in the absorbed snapshot to its entry in the next
-   * (undefined: absent). What it contributed before is rendered again rather than kept.
+   * Brings the builders to one service's entry in the next snapshot (undefined: absent). Only the
+   * new entry is rendered: the builders remember what the service contributed before.
    */
-  #absorbService(
-    key: ServiceKey,
-    before: ServiceEntry | undefined,
-    after: ServiceEntry | undefined,
-  ): void {
-    if (before === after) return;
+  #absorbService(key: ServiceKey, entry: ServiceEntry | undefined): void {
     for (const f of this.#families) {
-      const render = (e: ServiceEntry | undefined) =>
-        e ? renderServiceFragment(e, f, this.#options) : null;
-      this.#builders.get(f)!.setService(key, render(after), render(before));
+      this.#builders.get(f)!.setService(
+        key,
+        entry ? renderServiceFragment(entry, f, this.#options) : null,
+      );
     }
   }
 
@@ -469,166 +445,6 @@ export class NftDataplane {
     }
     return report;
   }
-
-  // -------------------------------------------------------------------------------------------
-  // After a successful apply: stale UDP flows and affinity entries.
-
-  async #afterApply(ops: readonly Op[], existed: ReadonlyMap<Family, boolean>): Promise<void> {
-    const flows = new Map<string, UdpFlowFilter>();
-    const stale: StaleAffinity[] = [];
-    const addFlow = (f: UdpFlowFilter) => flows.set(JSON.stringify(f), f);
-    const deletedDispatch = new Set<string>();
-    for (const op of ops) {
-      if (op.op !== "delete-elements") continue;
-      if (op.set === SETS.vipDispatch || op.set === SETS.nodePortDispatch) {
-        for (const [k] of op.elements) deletedDispatch.add(`${op.family}|${op.set}|${k}`);
-      }
-      const info = BACKEND_MAPS.get(op.set);
-      if (!info) continue;
-      const table = this.#builders.get(op.family)!.table;
-      const want = table.elements.get(op.set)!;
-      for (const [key, value] of op.elements) {
-        // vip maps: `address . port . slot`; NodePort maps: `port . slot`.
-        const parts = key.split(" . ");
-        const prefix = parts.slice(0, -1).join(" . ");
-        const vip = info.kind === "vip" ? parts[0] : undefined;
-        const port = Number(info.kind === "vip" ? parts[1] : parts[0]);
-        const endpoint = value.split(" . ")[0];
-        if (stillServes(want, prefix, endpoint)) continue;
-        if (info.proto === "udp") {
-          addFlow({
-            family: op.family,
-            ...(vip ? { origDst: vip } : {}),
-            origPortDst: port,
-            replySrc: endpoint,
-          });
-        }
-        const timeouts = vip
-          ? table.elements.get(SETS.affinityVipTimeouts)?.has(`${vip} . ${info.proto} . ${port}`)
-          : table.elements.get(SETS.affinityNodePortTimeouts)?.has(`${info.proto} . ${port}`);
-        if (timeouts) {
-          stale.push({
-            family: op.family,
-            map: affinityMap(op.family, info.proto),
-            vip,
-            port,
-            value,
-            endpoint,
-          });
-        }
-      }
-    }
-    // A UDP service that just appeared (or just got endpoints): flows created before it routed.
-    for (const op of ops) {
-      if (op.op !== "add-elements" || !existed.get(op.family)) continue;
-      if (op.set !== SETS.vipDispatch && op.set !== SETS.nodePortDispatch) continue;
-      const isVip = op.set === SETS.vipDispatch;
-      for (const [key] of op.elements) {
-        if (deletedDispatch.has(`${op.family}|${op.set}|${key}`)) continue;
-        const parts = key.split(" . ");
-        const [proto, port] = isVip ? [parts[1], Number(parts[2])] : [parts[0], Number(parts[1])];
-        if (proto !== "udp") continue;
-        addFlow({ family: op.family, ...(isVip ? { origDst: parts[0] } : {}), origPortDst: port });
-      }
-    }
-    await Promise.all([this.#clearFlows([...flows.values()]), this.#clearAffinity(stale)]);
-  }
-
-  async #clearFlows(filters: UdpFlowFilter[]): Promise<void> {
-    if (!this.#conntrack || filters.length === 0) return;
-    let deleted = 0, failed = 0;
-    for (let i = 0; i < filters.length; i += CONNTRACK_CONCURRENCY) {
-      const batch = filters.slice(i, i + CONNTRACK_CONCURRENCY);
-      const results = await Promise.allSettled(
-        batch.map((f) => this.#conntrack!.deleteUdpFlows(f)),
-      );
-      for (const r of results) {
-        if (r.status === "fulfilled") deleted += r.value;
-        else {
-          failed++;
-          this.#log.warn("cannot delete stale UDP conntrack entries", { error: r.reason as Error });
-        }
-      }
-    }
-    this.#metrics?.counter(
-      "svcgate_nft_conntrack_deleted_total",
-      "Stale UDP conntrack entries deleted",
-    )
-      .inc(undefined, deleted);
-    if (failed > 0) {
-      this.#metrics?.counter(
-        "svcgate_nft_conntrack_failures_total",
-        "conntrack cleanups that failed",
-      ).inc(undefined, failed);
-    }
-    this.#log.debug("UDP conntrack cleanup", { filters: filters.length, deleted, failed });
-  }
-
-  async #clearAffinity(stale: readonly StaleAffinity[]): Promise<void> {
-    const byMap = new Map<string, StaleAffinity[]>();
-    for (const s of stale) {
-      const id = `${s.family} ${s.map}`;
-      byMap.set(id, [...(byMap.get(id) ?? []), s]);
-    }
-    for (const group of byMap.values()) {
-      const { family, map } = group[0];
-      const spec = this.#builders.get(family)!.table.sets.get(map)!;
-      // IPv4 keys are `client . service address . port`: precise. IPv6 keys are hashes, so every
-      // entry pointing at a removed endpoint address goes (its clients simply pick again).
-      const precise = new Set(group.map((s) => `${s.vip ?? "*"} . ${s.port} -> ${s.value}`));
-      const addresses = new Set(group.map((s) => s.endpoint));
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          const json = await this.#executor.listSet(family, "map", map);
-          if (json === null) break;
-          const victims = parseDynamicMap(json, spec).filter(([k, v]) => {
-            if (family === "ip6") return addresses.has(v);
-            const parts = k.split(" . ");
-            return precise.has(`${parts[1]} . ${parts[2]} -> ${v}`) ||
-              precise.has(`* . ${parts[2]} -> ${v}`);
-          });
-          if (victims.length === 0) break;
-          // `add` first makes the delete valid even if the entry expired meanwhile.
-          const t = `${family} ${TABLE_NAME} ${map}`;
-          const lines = victims.flatMap(([k, v]) => [
-            `add element ${t} { ${k} : ${v} }`,
-            `delete element ${t} { ${k} }`,
-          ]);
-          await this.#executor.apply(lines.join("\n") + "\n");
-          this.#log.debug("deleted affinity entries of removed endpoints", {
-            family,
-            map,
-            count: victims.length,
-          });
-          break;
-        } catch (e) {
-          if (attempt === 1) {
-            this.#metrics?.counter(
-              "svcgate_nft_affinity_cleanup_failures_total",
-              "Affinity cleanups that failed",
-            ).inc();
-            this.#log.warn("cannot delete affinity entries of removed endpoints", {
-              family,
-              map,
-              error: e as Error,
-            });
-          }
-        }
-      }
-    }
-  }
-}
-
-/** An affinity entry kind that must go: its endpoint left the service port. */
-interface StaleAffinity {
-  readonly family: Family;
-  readonly map: string;
-  /** Service address (undefined for NodePorts: any node address). */
-  readonly vip: string | undefined;
-  readonly port: number;
-  /** Backend value `address . port`. */
-  readonly value: string;
-  readonly endpoint: string;
 }
 
 /**
@@ -673,21 +489,4 @@ export async function readLiveVips(
   const sorted: Record<string, string[]> = {};
   for (const key of Object.keys(out).sort()) sorted[key] = out[key].sort();
   return sorted;
-}
-
-/** True when the kernel's sets and chains (names, declarations, hooks) are the desired ones. */
-function sameOutline(outline: ObservedTable, table: TableSpec): boolean {
-  if (structuralMismatch(outline, table) !== null) return false;
-  if (outline.chains.size !== table.chains.size) return false;
-  for (const name of table.chains.keys()) if (!outline.chains.has(name)) return false;
-  return true;
-}
-
-/** True when some slot of `prefix` in a backend map still points at the endpoint address. */
-function stillServes(map: ReadonlyMap<string, string>, prefix: string, address: string): boolean {
-  for (let i = 0;; i++) {
-    const v = map.get(`${prefix} . ${i}`);
-    if (v === undefined) return false;
-    if (v.startsWith(`${address} . `)) return true;
-  }
 }

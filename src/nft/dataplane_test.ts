@@ -1,7 +1,7 @@
-import { endpointSet, ep, LAB_OPTIONS, port, service } from "./test_fixtures.ts";
-import { assert, assertEquals, assertRejects } from "./test_assert.ts";
+import { endpointSet, ep, LAB_OPTIONS, port, service } from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, match, ok as assert, rejects } from "node:assert/strict";
 import { APPLY_BATCH, NftDataplane, NftSyncError, readLiveVips } from "./dataplane.ts";
-import { FakeConntrack, FakeNftExecutor } from "./fake_executor.ts";
+import { FakeConntrack, FakeNftExecutor } from "../../tests/support/nft_fake_executor.ts";
 import { renderRuleset } from "./render.ts";
 import { parseTable } from "./parse.ts";
 import { opText, planFull } from "./diff.ts";
@@ -93,12 +93,15 @@ Deno.test("dataplane: a failed apply changes nothing, throws a clear error, and 
   const before = nft.applied.length;
   const snap = setEndpoints(store, web, ["198.18.0.11"]);
   nft.failNextApply("Could not process rule: Cannot allocate memory");
-  const err = await assertRejects(
-    () => dataplane.apply(snap),
-    /Cannot apply snapshot version 2 to nftables \(incremental sync; the previous ruleset keeps serving\):.*Cannot allocate memory/,
-    "apply",
-  );
-  assert(err instanceof NftSyncError, "an NftSyncError");
+  await rejects(() => dataplane.apply(snap), (e) => {
+    match(
+      (e as Error).message,
+      /Cannot apply snapshot version 2 to nftables \(incremental sync; the previous ruleset keeps serving\):.*Cannot allocate memory/,
+      "apply",
+    );
+    assert(e instanceof NftSyncError, "an NftSyncError");
+    return true;
+  });
   assertEquals(nft.applied.length, before, "nothing applied");
   assertEquals(
     nft.elements("ip", "vip-backends-tcp")?.get("198.19.0.10 . 80 . 0"),
@@ -348,7 +351,7 @@ Deno.test("dataplane: a batch that fails leaves the earlier ones in; the next ap
     if (++calls === 3) nft.failNextApply("Could not process rule: Cannot allocate memory");
     return apply(script);
   };
-  await assertRejects(
+  await rejects(
     () => dataplane.apply(snap),
     /\(full sync; the services of earlier batches are in\):.*Cannot allocate memory/,
     "the second batch",

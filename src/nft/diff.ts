@@ -33,7 +33,7 @@ import {
   TABLE_NAME,
   type TableSpec,
 } from "./ruleset.ts";
-import type { Journal } from "./render.ts";
+import type { Journal } from "./table_builder.ts";
 
 /** One step of a transaction. */
 export type Op =

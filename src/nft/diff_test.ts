@@ -1,5 +1,5 @@
-import { endpointSet, ep, LAB_OPTIONS, port, service } from "./test_fixtures.ts";
-import { assert, assertEquals, assertText } from "./test_assert.ts";
+import { endpointSet, ep, LAB_OPTIONS, port, service } from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import {
   formatOps,
   type Op,
@@ -9,9 +9,11 @@ import {
   planReplace,
   planScoped,
 } from "./diff.ts";
-import { FakeNftExecutor } from "./fake_executor.ts";
+import { FakeNftExecutor } from "../../tests/support/nft_fake_executor.ts";
 import { parseTable } from "./parse.ts";
-import { renderRuleset, renderServiceFragment, TableBuilder } from "./render.ts";
+import { renderRuleset } from "./render.ts";
+import { renderServiceFragment } from "./service_fragment.ts";
+import { TableBuilder } from "./table_builder.ts";
 import { type Family, formatTable, type TableSpec } from "./ruleset.ts";
 import { ModelStore } from "../model/store.ts";
 import type { ServiceEntry } from "../model/snapshot.ts";
@@ -108,12 +110,12 @@ Deno.test("diff: a random walk of changes, applied incrementally, always equals 
       const before = prev.services.get(key);
       if (before === entry) continue;
       for (const f of families) {
-        builders.get(f)!.setService(key, render(entry, f), render(before, f));
+        builders.get(f)!.setService(key, render(entry, f));
       }
     }
-    for (const [key, before] of prev.services) {
+    for (const key of prev.services.keys()) {
       if (!snapshot.services.has(key)) {
-        for (const f of families) builders.get(f)!.setService(key, null, render(before, f));
+        for (const f of families) builders.get(f)!.setService(key, null);
       }
     }
     prev = snapshot;
@@ -125,7 +127,7 @@ Deno.test("diff: a random walk of changes, applied incrementally, always equals 
     const fresh = renderRuleset(snapshot, LAB_OPTIONS);
     for (const t of fresh.tables) {
       const b = builders.get(t.family)!;
-      assertText(
+      strictEqual(
         formatTable(b.table),
         formatTable(t),
         `step ${step}: ${t.family} builder vs fresh`,
@@ -191,16 +193,15 @@ Deno.test("diff: a new endpoint count adds its chain before the elements that us
     "ip",
     LAB_OPTIONS,
   );
-  builder.setService("default/web", two, null);
+  builder.setService("default/web", two);
   builder.clearJournal();
   store.setEndpointSet(endpointSet(web, [ep("198.18.0.10"), ep("198.18.0.11"), ep("198.18.0.12")]));
   builder.setService(
     "default/web",
     renderServiceFragment(store.commit().snapshot.services.get("default/web")!, "ip", LAB_OPTIONS),
-    two,
   );
   const text = formatOps(planScoped(builder.journal(), builder.table));
-  assertText(
+  strictEqual(
     text,
     [
       "add chain ip svcgate lb-vip-tcp-3",
@@ -225,10 +226,10 @@ Deno.test("diff: a change that cancels out writes nothing", () => {
   const first = store.commit().snapshot.services.get("default/web")!;
   const builder = new TableBuilder("ip", LAB_OPTIONS);
   const fragment = renderServiceFragment(first, "ip", LAB_OPTIONS);
-  builder.setService("default/web", fragment, null);
+  builder.setService("default/web", fragment);
   builder.clearJournal();
-  builder.setService("default/web", null, fragment);
-  builder.setService("default/web", fragment, null);
+  builder.setService("default/web", null);
+  builder.setService("default/web", fragment);
   assert(builder.dirty, "journal recorded the touches");
   assertEquals(planScoped(builder.journal(), builder.table), [], "no operation");
 });

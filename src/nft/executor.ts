@@ -191,8 +191,8 @@ export class NftCommandExecutor implements NftExecutor {
 
   async listOutline(family: Family): Promise<string> {
     const items: unknown[] = [];
-    // `list sets` leaves maps out: without `list maps` every outline looked like a missing map
-    // and each periodic check fell back to reading every element (seconds, ~450 MB at 10k).
+    // `list sets` leaves maps out: without `list maps` every map looks missing and each periodic
+    // check falls back to reading every element (README.md, Invariants).
     const calls = [
       ["-t", "list", "sets", family],
       ["-t", "list", "maps", family],

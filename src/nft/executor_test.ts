@@ -1,6 +1,6 @@
-import { assert, assertEquals, assertRejects } from "./test_assert.ts";
+import { deepStrictEqual as assertEquals, match, ok as assert, rejects } from "node:assert/strict";
 import { conntrackArgs, NftError, nftErrorFrom } from "./executor.ts";
-import { FakeNftExecutor } from "./fake_executor.ts";
+import { FakeNftExecutor } from "../../tests/support/nft_fake_executor.ts";
 
 Deno.test("executor: nft's error output becomes a typed error quoting the reason and the line", () => {
   const script = "add table ip svcgate\nadd element ip svcgate m { 1.2.3.4 : goto y }\n";
@@ -85,12 +85,15 @@ Deno.test("fake nft: all-or-nothing, with the kernel's refusals", async () => {
   ];
   for (const [line, pattern] of rows) {
     const script = `add element ip svcgate m { 198.19.0.9 : drop }\n${line}\n`;
-    const e = await assertRejects(() => nft.apply(script), pattern, line);
-    assertEquals((e as NftError).line, 2, `${line}: failing line`);
+    await rejects(() => nft.apply(script), (e) => {
+      match((e as Error).message, pattern, line);
+      assertEquals((e as NftError).line, 2, `${line}: failing line`);
+      return true;
+    });
     assertEquals(nft.elements("ip", "m")?.has("198.19.0.9"), false, `${line}: nothing applied`);
   }
   nft.failNextApply("Could not process rule: Cannot allocate memory");
-  await assertRejects(
+  await rejects(
     () => nft.apply("add table ip6 svcgate\n"),
     /Cannot allocate memory/,
     "injected",

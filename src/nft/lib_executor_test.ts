@@ -11,7 +11,7 @@
  * @module
  */
 
-import { assert, assertEquals } from "./test_assert.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { NftCommandExecutor, NftError, type NftExecutor } from "./executor.ts";
 import { libnftablesUnavailableReason, NftLibExecutor } from "./lib_executor.ts";
 

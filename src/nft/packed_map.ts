@@ -1,10 +1,9 @@
 /**
- * A string -> string map packed into typed arrays, for the nft table builder's elements: at
- * 10,000 services a table holds ~220,000 elements, and as a `Map` of JS strings each costs
- * ~130 bytes (two strings, two map entries with the owner; every pointer is 8 bytes in Deno's
- * V8). Here an element is its key and value bytes in one arena (addresses coded in 5 bytes),
- * 5 ints of entry and 1.3-2.7 ints of hash slot (load at most 3/4): ~50 bytes. Each entry also
- * carries a small integer tag (the builder's owner id, or a count of claims).
+ * A string -> string map packed into typed arrays, for the nft table builder's elements (~200,000
+ * at 10,000 services) and its claim records: an entry is its key and value bytes in one arena
+ * (IPv4 addresses coded in 5 bytes), 5 ints of entry and 1.3-2.7 ints of hash slot (load at most
+ * 3/4), about half what a `Map` of JS strings costs (README.md, Memory). Each entry also carries
+ * a small integer tag (the builder's owner id, or a count of claims).
  *
  * Iteration follows insertion order, as a `Map`'s does (replacing a value keeps the position).
  * Unlike a `Map`, deleting many entries while iterating may compact the arrays, and the iteration
@@ -109,47 +108,37 @@ function isDigitOrDot(c: number): boolean {
   return (c >= 48 && c <= 57) || c === 46;
 }
 
-/** Char codes of the text being decoded: one flat string is made from them at the end. */
-let codes = new Uint16Array(256);
+/** UTF-8 bytes of the text being decoded, expanded: one string is decoded from them at the end. */
+let plain = new Uint8Array(256);
 
 function decode(bytes: Uint8Array, start: number, length: number): string {
   // Coded bytes expand at most 3x (an address: 5 bytes, up to 15 characters).
-  if (codes.length < length * 3) codes = new Uint16Array(length * 3);
+  if (plain.length < length * 3) plain = new Uint8Array(length * 3);
   let n = 0;
   const end = start + length;
   for (let i = start; i < end;) {
     const b = bytes[i];
     if (b === SEP) {
-      codes[n++] = 32;
-      codes[n++] = 46;
-      codes[n++] = 32;
+      plain[n++] = 32;
+      plain[n++] = 46;
+      plain[n++] = 32;
       i++;
     } else if (b === IPV4) {
       for (let k = 1; k <= 4; k++) {
-        if (k > 1) codes[n++] = 46;
+        if (k > 1) plain[n++] = 46;
         const v = bytes[i + k];
-        if (v >= 100) codes[n++] = 48 + Math.floor(v / 100);
-        if (v >= 10) codes[n++] = 48 + Math.floor(v / 10) % 10;
-        codes[n++] = 48 + v % 10;
+        if (v >= 100) plain[n++] = 48 + Math.floor(v / 100);
+        if (v >= 10) plain[n++] = 48 + Math.floor(v / 10) % 10;
+        plain[n++] = 48 + v % 10;
       }
       i += 5;
-    } else if (b < 0x80) {
-      codes[n++] = b;
-      i++;
     } else {
-      let j = i + 1;
-      while (j < end && bytes[j] >= 0x80 && bytes[j] < SEP) j++;
-      const text = decoder.decode(bytes.subarray(i, j));
-      for (let k = 0; k < text.length; k++) codes[n++] = text.charCodeAt(k);
-      i = j;
+      // ASCII, or a byte of a UTF-8 sequence: copied as is.
+      plain[n++] = b;
+      i++;
     }
   }
-  let out = "";
-  // fromCharCode over chunks: element texts are short, but a comment may be long.
-  for (let i = 0; i < n; i += 4096) {
-    out += String.fromCharCode(...codes.subarray(i, Math.min(n, i + 4096)));
-  }
-  return out;
+  return decoder.decode(plain.subarray(0, n));
 }
 
 function hashBytes(buf: Uint8Array, length: number): number {
@@ -246,6 +235,19 @@ export class PackedStringMap implements ReadonlyMap<string, string> {
     const found = this.#find(key);
     const keyLen = found.length;
     const valueLen = encode(value, this.#valueScratch);
+    if (found.entry >= 0) {
+      const e = found.entry * E;
+      const oldLen = this.#entries[e + VAL_LEN];
+      if (valueLen <= oldLen) {
+        // A value no longer than the one it replaces is written over it: churn adds no bytes.
+        const at = this.#entries[e + KEY_OFF] + keyLen;
+        this.#arena.set(this.#valueScratch.buf.subarray(0, valueLen), at);
+        this.#garbage += oldLen - valueLen;
+        this.#entries[e + VAL_LEN] = valueLen;
+        this.#entries[e + TAG] = tag;
+        return this;
+      }
+    }
     const total = keyLen + valueLen;
     this.#reserveArena(total);
     const off = this.#arenaUsed;

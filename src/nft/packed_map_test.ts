@@ -99,3 +99,17 @@ Deno.test("PackedStringMap: every text reads back exactly, coded addresses or no
   }
   assertEquals([...m.keys()], texts.map(expect));
 });
+
+Deno.test("PackedStringMap: replacing with shorter, equal and longer values keeps order and tags", () => {
+  const m = new PackedStringMap();
+  m.set("a", "198.18.0.10 . 8080", 1).set("b", "goto lb-vip-tcp-2", 2).set("c", "x", 3);
+  m.set("a", "1.2.3.4 . 1", 4); // shorter: written over the old bytes
+  m.set("b", "goto lb-vip-tcp-3", 5); // equal
+  m.set("c", "a longer value — ü", 6); // longer: appended
+  m.set("a", "", 7);
+  assertEquals([...m], [["a", ""], ["b", "goto lb-vip-tcp-3"], ["c", "a longer value — ü"]]);
+  assertEquals([m.tagOf("a"), m.tagOf("b"), m.tagOf("c")], [7, 5, 6]);
+  m.set("a", "198.18.0.11 . 8080 . and more");
+  strictEqual(m.get("a"), "198.18.0.11 . 8080 . and more");
+  strictEqual(m.get("b"), "goto lb-vip-tcp-3");
+});

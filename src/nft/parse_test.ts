@@ -1,10 +1,19 @@
-import { cidr, endpointSet, ep, LAB_OPTIONS, port, service, snapshotOf } from "./test_fixtures.ts";
-import { assert, assertEquals } from "./test_assert.ts";
+import {
+  cidr,
+  endpointSet,
+  ep,
+  LAB_OPTIONS,
+  port,
+  service,
+  snapshotOf,
+} from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { opText, planFull } from "./diff.ts";
 import { atomText, elementFromJson, parseDynamicMap, parseTable, verdictText } from "./parse.ts";
-import { renderRuleset, SETS } from "./render.ts";
+import { renderRuleset } from "./render.ts";
+import { SETS } from "./skeleton.ts";
 
-// The testdata/nft106_*.json files are real `nft -j list` output of nft 1.0.6 (kernel 6.18) for
+// The tests/fixtures/nft/nft106_*.json files are real `nft -j list` output of nft 1.0.6 (kernel 6.18) for
 // the ruleset rendered below, loaded with `nft -f`; the affinity files were listed after traffic
 // went through an affinity service.
 function rendered() {
@@ -36,7 +45,7 @@ for (const family of ["ip", "ip6"] as const) {
   Deno.test(`parse: real nft 1.0.6 JSON of the ${family} table reads back as exactly the rendered table`, async () => {
     const table = rendered().tables.find((t) => t.family === family)!;
     const json = await Deno.readTextFile(
-      new URL(`./testdata/nft106_${family}.json`, import.meta.url),
+      new URL(`../../tests/fixtures/nft/nft106_${family}.json`, import.meta.url),
     );
     const observed = parseTable(json, table);
     assertEquals(observed.problems, [], "problems");
@@ -54,10 +63,10 @@ for (const family of ["ip", "ip6"] as const) {
 Deno.test("parse: real affinity map listings (IPv4 exact key, IPv6 hashed key) read as element text", async () => {
   const [v4, v6] = rendered().tables;
   const j4 = await Deno.readTextFile(
-    new URL("./testdata/nft106_affinity_ip.json", import.meta.url),
+    new URL("../../tests/fixtures/nft/nft106_affinity_ip.json", import.meta.url),
   );
   const j6 = await Deno.readTextFile(
-    new URL("./testdata/nft106_affinity_ip6.json", import.meta.url),
+    new URL("../../tests/fixtures/nft/nft106_affinity_ip6.json", import.meta.url),
   );
   assertEquals(parseDynamicMap(j4, v4.sets.get("affinity-tcp")!), [
     ["198.18.100.2 . 198.19.0.11 . 80", "198.18.0.11 . 8080"],

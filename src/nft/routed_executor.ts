@@ -4,9 +4,8 @@
  * Why: libnftables (lib_executor.ts) saves a process spawn on every small transaction, which is
  * most of a one-service update. But for a big one, a cold load of 10,000 services (7.5 MB of
  * text) or a full listing of the table, nft builds parse trees and caches of several hundred MB;
- * in process that is the daemon's own peak memory (measured: +410 MB for the cold load, against
- * +80 MB for everything else the load does), and glibc gives it back only partly. In an `nft`
- * child the same work ends with the child. Both executors give the same results and the same
+ * in process that is the daemon's own peak memory, and glibc gives it back only partly (figures:
+ * README.md, Executors). In an `nft` child the same work ends with the child. Both executors give the same results and the same
  * {@link NftError}s, so callers cannot tell which one ran.
  *
  * Routing: a transaction of at least `bigScriptBytes` and every full table listing go to the
@@ -22,9 +21,8 @@ import { NftError, type NftExecutor } from "./executor.ts";
 import type { Family } from "./ruleset.ts";
 
 /**
- * Transactions from this size on run in the child by default: ~80 services' worth of text.
- * Measured: batches of 500 services (~385 KB each) in process raised the 10k cold start's peak
- * RSS by ~30 MB.
+ * Transactions from this size on run in the child by default: ~80 services' worth of text (even
+ * 500-service batches in process raised the cold start's peak RSS; README.md).
  */
 export const BIG_SCRIPT_BYTES = 64 * 1024;
 

@@ -1,7 +1,8 @@
-import { assertEquals } from "./test_assert.ts";
-import { cidr, LAB_OPTIONS } from "./test_fixtures.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { cidr, LAB_OPTIONS } from "../../tests/support/nft_fixtures.ts";
 import { opText } from "./diff.ts";
-import { dynamicChain, fixedChains, setSpecs } from "./render.ts";
+import { dynamicChain } from "./lb_chains.ts";
+import { fixedChains, setSpecs } from "./skeleton.ts";
 import { cidrAtom, fnv1a, naturalCompare, ruleBody, ruleText } from "./ruleset.ts";
 
 Deno.test("ruleset: natural order puts 198.19.0.2 before 198.19.0.10", () => {

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../nft/test_assert.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { MallocTrimmer, trimMalloc } from "./memory.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -20,7 +20,7 @@ import { NftCommandExecutor } from "../../src/nft/executor.ts";
 import { libnftablesUnavailableReason } from "../../src/nft/lib_executor.ts";
 import { formatOps, planCreate } from "../../src/nft/diff.ts";
 import { type RenderOptions, renderRuleset } from "../../src/nft/render.ts";
-import { cidr, endpointSet, ep } from "../../src/nft/test_fixtures.ts";
+import { cidr, endpointSet, ep } from "../support/nft_fixtures.ts";
 import {
   kubeProxyShape,
   median,

@@ -20,7 +20,7 @@ import { NftDataplane } from "../../src/nft/dataplane.ts";
 import { NftCommandExecutor, type NftExecutor } from "../../src/nft/executor.ts";
 import { NftLibExecutor } from "../../src/nft/lib_executor.ts";
 import type { Family } from "../../src/nft/ruleset.ts";
-import { cidr, endpointSet, ep } from "../../src/nft/test_fixtures.ts";
+import { cidr, endpointSet, ep } from "../support/nft_fixtures.ts";
 import { syntheticService, syntheticStore, vipOf } from "./nft_bench_lib.ts";
 
 const [servicesText, endpointsText, coldPod, podA, podB, updatesText, executorsText] = Deno.args;

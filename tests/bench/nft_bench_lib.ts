@@ -6,7 +6,7 @@
 
 import { ModelStore } from "../../src/model/store.ts";
 import type { Endpoint, Service } from "../../src/model/types.ts";
-import { endpointSet, ep, port, service } from "../../src/nft/test_fixtures.ts";
+import { endpointSet, ep, port, service } from "../support/nft_fixtures.ts";
 
 /** The VIP of synthetic service i: 198.19.x.y. */
 export function vipOf(i: number): string {

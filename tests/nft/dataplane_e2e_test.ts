@@ -14,7 +14,7 @@ import {
   probe,
   type TcpReport,
 } from "./helpers.ts";
-import { endpointSet, ep, port, service } from "../../src/nft/test_fixtures.ts";
+import { endpointSet, ep, port, service } from "../support/nft_fixtures.ts";
 import { NftDataplane, NftSyncError, readLiveVips } from "../../src/nft/dataplane.ts";
 import type { NftExecutor } from "../../src/nft/executor.ts";
 import type { Family } from "../../src/nft/ruleset.ts";

@@ -13,7 +13,7 @@ import {
   type NftExecutor,
 } from "../../src/nft/executor.ts";
 import type { RenderOptions } from "../../src/nft/render.ts";
-import { cidr } from "../../src/nft/test_fixtures.ts";
+import { cidr } from "../support/nft_fixtures.ts";
 
 const PROBE = new URL("./probe.ts", import.meta.url).pathname;
 

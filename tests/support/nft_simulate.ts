@@ -11,7 +11,7 @@
  * @module
  */
 
-import { canonicalIp, cidrContains, parseCidr } from "../model/ip.ts";
+import { canonicalIp, cidrContains, parseCidr } from "../../src/model/ip.ts";
 import type {
   AtomType,
   BaseChain,
@@ -22,7 +22,7 @@ import type {
   Match,
   Stmt,
   TableSpec,
-} from "./ruleset.ts";
+} from "../../src/nft/ruleset.ts";
 
 /** The first packet of a connection. */
 export interface Packet {

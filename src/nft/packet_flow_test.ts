@@ -1,7 +1,14 @@
-import { cidr, endpointSet, ep, port, service, snapshotOf } from "./test_fixtures.ts";
-import { assert, assertEquals } from "./test_assert.ts";
+import {
+  cidr,
+  endpointSet,
+  ep,
+  port,
+  service,
+  snapshotOf,
+} from "../../tests/support/nft_fixtures.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type RenderOptions, renderRuleset } from "./render.ts";
-import { type Packet, simulateText } from "./simulate.ts";
+import { type Packet, simulateText } from "../../tests/support/nft_simulate.ts";
 import { usableBackends } from "../model/snapshot.ts";
 import type { EndpointSet, Service } from "../model/types.ts";
 

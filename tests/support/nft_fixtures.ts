@@ -3,12 +3,18 @@
  * @module
  */
 
-import { type Cidr, parseCidr } from "../model/ip.ts";
-import type { Snapshot } from "../model/snapshot.ts";
-import { ModelStore } from "../model/store.ts";
-import type { Endpoint, EndpointSet, Protocol, Service, ServicePort } from "../model/types.ts";
-import type { RenderOptions } from "./render.ts";
-import { testService } from "../model/test_service.ts";
+import { type Cidr, parseCidr } from "../../src/model/ip.ts";
+import type { Snapshot } from "../../src/model/snapshot.ts";
+import { ModelStore } from "../../src/model/store.ts";
+import type {
+  Endpoint,
+  EndpointSet,
+  Protocol,
+  Service,
+  ServicePort,
+} from "../../src/model/types.ts";
+import type { RenderOptions } from "../../src/nft/render_options.ts";
+import { testService } from "../../src/model/test_service.ts";
 
 /** Parses a CIDR or throws (test input is trusted). */
 export function cidr(text: string): Cidr {

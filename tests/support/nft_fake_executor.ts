@@ -12,8 +12,8 @@ import {
   nftErrorFrom,
   type NftExecutor,
   type UdpFlowFilter,
-} from "./executor.ts";
-import { type BaseChain, type Family, TABLE_NAME } from "./ruleset.ts";
+} from "../../src/nft/executor.ts";
+import { type BaseChain, type Family, TABLE_NAME } from "../../src/nft/ruleset.ts";
 
 interface FakeSet {
   kind: "set" | "map";
