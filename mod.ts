@@ -48,8 +48,14 @@ export {
   buildServiceEntry,
   EMPTY_SNAPSHOT,
   publishedEndpoints,
-  usableBackends,
 } from "./src/model/snapshot.ts";
+export type {
+  EndpointCategories,
+  EndpointConditions,
+  NodeTopology,
+  TrafficPolicies,
+} from "./src/model/topology.ts";
+export { categorizeEndpoints } from "./src/model/topology.ts";
 export type { ChangeSet, Commit, ModelState } from "./src/model/store.ts";
 export { ModelStore } from "./src/model/store.ts";
 

@@ -25,6 +25,7 @@ Deno.test("mod.ts exports exactly the public API", () => {
     "buildDaemon",
     "buildServiceEntry",
     "canonicalIp",
+    "categorizeEndpoints",
     "cidrContains",
     "createLogger",
     "formatError",
@@ -45,7 +46,6 @@ Deno.test("mod.ts exports exactly the public API", () => {
     "reverseName",
     "serviceKey",
     "silentLogger",
-    "usableBackends",
   ];
   const actual = Object.keys(mod).sort();
   if (JSON.stringify(actual) !== JSON.stringify(expected)) {

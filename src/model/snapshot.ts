@@ -266,16 +266,6 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
 }
 
 /**
- * The backends traffic should go to, as kube-proxy chooses them: the ready ones; when none is
- * ready, the serving-and-terminating ones (so draining pods finish their work).
- */
-export function usableBackends(backends: readonly Backend[]): readonly Backend[] {
-  const ready = backends.filter((b) => b.ready);
-  if (ready.length > 0) return ready;
-  return backends.filter((b) => b.serving && b.terminating);
-}
-
-/**
  * Endpoints DNS publishes for a headless service: ready ones, or all of them when the service
  * sets publishNotReadyAddresses.
  */

@@ -4,7 +4,6 @@ import {
   buildServiceEntry,
   publishedEndpoints,
   type ServiceEntry,
-  usableBackends,
 } from "./snapshot.ts";
 import type { Endpoint, EndpointPort, EndpointSet, Service, ServicePort } from "./types.ts";
 import { SERVICE_PROXY_NAME_LABEL } from "./types.ts";
@@ -229,43 +228,4 @@ Deno.test("buildServiceEntry: ownership label and fingerprints", () => {
       .fingerprint,
   );
   strictEqual(a.fingerprint, buildServiceEntry(svc([{ port: 80 }]), [...sets]).fingerprint);
-});
-
-Deno.test("usableBackends: ready ones, else serving and terminating ones", async (t) => {
-  const b = (address: string, ready: boolean, serving: boolean, terminating: boolean): Backend => ({
-    address,
-    family: 4,
-    port: 8080,
-    ready,
-    serving,
-    terminating,
-  });
-  const cases: { name: string; backends: Backend[]; want: string[] }[] = [
-    {
-      name: "ready ones only",
-      backends: [b("a", true, true, false), b("b", false, true, true), b("c", false, false, false)],
-      want: ["a"],
-    },
-    {
-      name: "none ready: the draining ones",
-      backends: [
-        b("b", false, true, true),
-        b("c", false, false, false),
-        b("d", false, true, false),
-      ],
-      want: ["b"],
-    },
-    {
-      name: "none ready and none draining: nothing",
-      backends: [b("c", false, false, false), b("e", false, false, true)],
-      want: [],
-    },
-    { name: "empty", backends: [], want: [] },
-  ];
-  for (const c of cases) {
-    await t.step(
-      c.name,
-      () => assertEquals(usableBackends(c.backends).map((x) => x.address), c.want),
-    );
-  }
 });

@@ -9,7 +9,7 @@ import {
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type RenderOptions, renderRuleset } from "./render.ts";
 import { type Packet, simulateText } from "../../tests/support/nft_simulate.ts";
-import { usableBackends } from "../model/snapshot.ts";
+import { categorizeEndpoints } from "../model/topology.ts";
 import type { EndpointSet, Service } from "../model/types.ts";
 
 const OPTIONS: RenderOptions = {
@@ -219,7 +219,8 @@ Deno.test("simulate: over 300 random services, a pod reaches exactly the usable 
   let checked = 0;
   for (const entry of snap.services.values()) {
     for (const rp of entry.ports) {
-      const usable = usableBackends(rp.backends).map((b) => `${b.address}:${b.port}`).sort();
+      const usable = categorizeEndpoints(rp.backends, entry.service, { nodeName: "node-a" })
+        .cluster.map((b) => `${b.address}:${b.port}`).sort();
       const got = simulateText(table, {
         src: "198.18.9.9",
         dst: entry.service.clusterIPs[0],

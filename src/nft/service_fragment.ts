@@ -5,7 +5,8 @@
  */
 
 import { canonicalIp, type Cidr, ipFamilyOf, parseCidr } from "../model/ip.ts";
-import { type Backend, type ServiceEntry, usableBackends } from "../model/snapshot.ts";
+import type { Backend, ServiceEntry } from "../model/snapshot.ts";
+import { categorizeEndpoints } from "../model/topology.ts";
 import type { ServicePort } from "../model/types.ts";
 import { cidrAtom, type Family, type L4Proto } from "./ruleset.ts";
 import {
@@ -163,8 +164,9 @@ export function renderServiceFragment(
     const sp = rp.servicePort;
     const proto = sp.protocol.toLowerCase();
     const ofFamily = rp.backends.filter((b) => b.family === fnum);
-    const cluster = usableBackends(ofFamily);
-    const local = usableBackends(ofFamily.filter((b) => b.nodeName === options.nodeName));
+    const { cluster, local, internal, hasAny } = categorizeEndpoints(ofFamily, svc, {
+      nodeName: options.nodeName,
+    });
     for (const b of cluster) {
       if (hairpins.has(b.address)) continue;
       hairpins.add(b.address);
@@ -187,7 +189,6 @@ export function renderServiceFragment(
 
     // ClusterIP: internal traffic policy picks the endpoints.
     const key = `${vip} . ${proto} . ${sp.port}`;
-    const internal = svc.internalTrafficPolicy === "Local" ? local : cluster;
     if (internal.length > 0) {
       add(
         SETS.vipDispatch,
@@ -201,7 +202,7 @@ export function renderServiceFragment(
       }
     } else {
       // No endpoints at all: refuse. Local policy with endpoints elsewhere only: drop, as kube-proxy.
-      add(SETS.noEndpointServices, key, cluster.length === 0 ? "goto reject-chain" : "drop");
+      add(SETS.noEndpointServices, key, hasAny ? "drop" : "goto reject-chain");
     }
 
     // External traffic (external IPs, load-balancer IPs, NodePorts): external traffic policy.
@@ -227,7 +228,7 @@ export function renderServiceFragment(
           ports: SETS.affinityNodePortPorts,
           localChain: "nodeport-local",
         };
-      if (cluster.length === 0) {
+      if (!hasAny) {
         add(m.noEndpoints, ekey, "goto reject-chain");
         return;
       }
