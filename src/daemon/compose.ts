@@ -10,7 +10,7 @@ import { ModelStore } from "../model/store.ts";
 import type { Logger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type RenderOptions, renderRuleset } from "../nft/render.ts";
-import { formatRuleset } from "../nft/ruleset.ts";
+import { formatRuleset, TABLE_NAME } from "../nft/ruleset.ts";
 import { NftDataplane, readLiveVips } from "../nft/dataplane.ts";
 import { ConntrackCommand, NftCommandExecutor, type NftExecutor } from "../nft/executor.ts";
 import { NftLibExecutor } from "../nft/lib_executor.ts";
@@ -22,6 +22,7 @@ import { pinAllocation } from "../ipam/lock.ts";
 import { writeFileAtomic } from "../ipam/state_file.ts";
 import { Daemon } from "./daemon.ts";
 import { MallocTrimmer } from "../observe/memory.ts";
+import { KernelMonitor, OwnProcesses } from "../nft/kernel_monitor.ts";
 
 /** The nft render options the configuration implies. */
 export function renderOptionsFor(config: Config): RenderOptions {
@@ -43,7 +44,8 @@ export function renderOptionsFor(config: Config): RenderOptions {
  * command. `SVCGATE_NFT_EXECUTOR=command` forces the command (e.g. to put a wrapper `nft` on
  * PATH); `=libnftables` runs everything in process and makes the library's absence an error.
  */
-export function chooseNftExecutor(log: Logger): NftExecutor {
+export function chooseNftExecutor(log: Logger, own?: OwnProcesses): NftExecutor {
+  const commandOptions = own ? { onSpawn: (pid: number) => own.add(pid) } : {};
   const wanted = Deno.env.get("SVCGATE_NFT_EXECUTOR") ?? "auto";
   if (!["auto", "libnftables", "command"].includes(wanted)) {
     throw new Error(
@@ -52,7 +54,7 @@ export function chooseNftExecutor(log: Logger): NftExecutor {
   }
   if (wanted === "command") {
     log.info("nftables through the nft command", { reason: "SVCGATE_NFT_EXECUTOR=command" });
-    return new NftCommandExecutor();
+    return new NftCommandExecutor(commandOptions);
   }
   const lib = NftLibExecutor.tryOpen();
   if (lib && wanted === "libnftables") {
@@ -64,7 +66,7 @@ export function chooseNftExecutor(log: Logger): NftExecutor {
       library: lib.path,
       bigScriptBytes: BIG_SCRIPT_BYTES,
     });
-    return new RoutedExecutor({ small: lib, big: new NftCommandExecutor(), log });
+    return new RoutedExecutor({ small: lib, big: new NftCommandExecutor(commandOptions), log });
   }
   if (wanted === "libnftables") {
     throw new Error(
@@ -72,7 +74,7 @@ export function chooseNftExecutor(log: Logger): NftExecutor {
     );
   }
   log.info("nftables through the nft command", { reason: NftLibExecutor.unavailableReason });
-  return new NftCommandExecutor();
+  return new NftCommandExecutor(commandOptions);
 }
 
 /** The Kubernetes source's options the configuration implies. */
@@ -116,7 +118,8 @@ export async function buildDaemon(
   } = {},
 ): Promise<Daemon> {
   const kind = requireSource(config);
-  const executor = chooseNftExecutor(log.child("nft"));
+  const own = new OwnProcesses();
+  const executor = chooseNftExecutor(log.child("nft"), own);
   const dataplane = new NftDataplane({
     executor,
     conntrack: new ConntrackCommand(),
@@ -149,6 +152,7 @@ export async function buildDaemon(
     healthzBind: config.healthzBind,
     metricsBind: config.metricsBind,
     trimmer: new MallocTrimmer(),
+    kernelMonitor: new KernelMonitor({ table: TABLE_NAME, own, log: log.child("nft") }),
   };
   if (kind === "kube") {
     // Loaded only in Kubernetes mode: even its Watch alone (kube_access.ts) costs ~30 MB at import.

@@ -12,6 +12,8 @@ import { heapGauge, type MetricsRegistry } from "../observe/metrics.ts";
 import type { MallocTrimmer } from "../observe/memory.ts";
 import type { Source, SourceStatus } from "../sources/source.ts";
 import type { HostPort } from "../config/flags.ts";
+import type { Family } from "../nft/ruleset.ts";
+import type { DriftScope } from "../nft/monitor_events.ts";
 import { handleHttp } from "./http.ts";
 import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
 
@@ -22,6 +24,9 @@ import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
  * resync.
  */
 export const FULL_DRIFT_CHECK_EVERY = 120;
+
+/** How long foreign changes are gathered before one repair. */
+const FOREIGN_REPAIR_DELAY_MS = 20;
 
 /** Sets the process memory gauges (as kube-proxy and CoreDNS export them) from this process. */
 function recordMemory(metrics: MetricsRegistry): void {
@@ -38,7 +43,19 @@ export interface DaemonDataplane extends SnapshotApplier {
    * Compares the kernel with what was applied and repairs any difference; true if it did. With
    * `elements: false` only the outline (tables, sets, chains) is read: cheap at any size.
    */
-  checkDrift(options?: { readonly elements?: boolean }): Promise<boolean>;
+  checkDrift(options?: DriftCheckRequest): Promise<boolean>;
+}
+
+/** What a drift check reads: the outline, every element, or what another process changed. */
+export interface DriftCheckRequest {
+  readonly elements?: boolean;
+  readonly scopes?: ReadonlyMap<Family, DriftScope>;
+}
+
+/** Reports changes another process makes to svcgate's tables (nft/kernel_monitor.ts). */
+export interface DaemonKernelMonitor {
+  start(onForeignChange: (scopes: Map<Family, DriftScope>) => void): void;
+  stop(): Promise<void>;
 }
 
 /** The DNS server as the daemon drives it. */
@@ -64,6 +81,8 @@ export interface DaemonParts {
   readonly store?: ModelStore;
   /** Told of every committed sync, to hand freed memory back once things are quiet. */
   readonly trimmer?: MallocTrimmer;
+  /** Repairs drift as soon as another process causes it; the periodic check stays a backstop. */
+  readonly kernelMonitor?: DaemonKernelMonitor;
 }
 
 /**
@@ -87,6 +106,9 @@ export class Daemon {
   #stopped = false;
   #driftRunning = false;
   #driftChecks = 0;
+  #foreign: Map<Family, { structural: boolean; sets: Set<string>; chains: Set<string> }> | null =
+    null;
+  #foreignTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(parts: DaemonParts) {
     this.#parts = parts;
@@ -171,6 +193,7 @@ export class Daemon {
       });
     }
     this.#scheduleDriftCheck();
+    this.#parts.kernelMonitor?.start((scopes) => this.#onForeignChange(scopes));
   }
 
   #onSourceChange(): void {
@@ -188,12 +211,54 @@ export class Daemon {
     }, this.#parts.syncPeriodMs);
   }
 
+  /** Gathers what other processes changed and repairs it soon, reading only what they touched. */
+  #onForeignChange(scopes: Map<Family, DriftScope>): void {
+    if (this.#stopped || this.loop.applied === null) return;
+    const pending = this.#foreign ??= new Map();
+    for (const [family, s] of scopes) {
+      const into = pending.get(family);
+      if (!into) {
+        pending.set(family, {
+          structural: s.structural,
+          sets: new Set(s.sets),
+          chains: new Set(s.chains),
+        });
+        continue;
+      }
+      into.structural ||= s.structural;
+      for (const n of s.sets) into.sets.add(n);
+      for (const n of s.chains) into.chains.add(n);
+    }
+    // A burst of foreign transactions (a script of nft commands) is repaired once.
+    this.#foreignTimer ??= setTimeout(() => {
+      this.#foreignTimer = null;
+      const todo = this.#foreign;
+      this.#foreign = null;
+      if (todo) void this.#repairForeign(todo);
+    }, FOREIGN_REPAIR_DELAY_MS);
+  }
+
+  async #repairForeign(scopes: ReadonlyMap<Family, DriftScope>): Promise<void> {
+    const { log, metrics } = this.#parts;
+    try {
+      if (await this.#parts.dataplane.checkDrift({ scopes })) {
+        log.warn("another process changed svcgate's nftables tables; repaired", {
+          families: [...scopes.keys()].join(","),
+        });
+      }
+    } catch (e) {
+      metrics.counter("svcgate_drift_check_failures_total", "Drift checks that failed").inc();
+      log.error("drift repair failed; checking in full", { error: e });
+      setTimeout(() => void this.checkDrift({ elements: true }), 1000);
+    }
+  }
+
   /**
    * Runs one drift check now (also used by the periodic timer). The periodic timer reads every
    * element only every {@link FULL_DRIFT_CHECK_EVERY}th time: a full read costs seconds of nft CPU
    * at 10,000 services. Never throws.
    */
-  async checkDrift(options: { readonly elements?: boolean } = {}): Promise<boolean> {
+  async checkDrift(options: DriftCheckRequest = {}): Promise<boolean> {
     if (this.#driftRunning || this.loop.applied === null) return false;
     this.#driftRunning = true;
     const { log, metrics } = this.#parts;
@@ -228,6 +293,8 @@ export class Daemon {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#driftTimer !== null) clearTimeout(this.#driftTimer);
+    if (this.#foreignTimer !== null) clearTimeout(this.#foreignTimer);
+    await this.#parts.kernelMonitor?.stop();
     await this.#parts.source.stop();
     await this.loop.stop();
     await this.#parts.dns?.stop();

@@ -24,7 +24,8 @@ import {
   type Snapshot,
 } from "../model/snapshot.ts";
 import type { ServiceKey } from "../model/types.ts";
-import { type DriftCheck, repairDrift } from "./drift.ts";
+import { type DriftCheck, repairDrift, repairScoped } from "./drift.ts";
+import type { DriftScope } from "./monitor_events.ts";
 import {
   formatOps,
   type ObservedTable,
@@ -288,24 +289,34 @@ export class NftDataplane {
   /**
    * Reads the kernel and repairs any difference from the last applied ruleset (an element or a
    * whole table deleted by someone). Returns true when something was repaired. With
-   * `{ elements: false }` it reads only the outline unless that differs (see {@link repairDrift}).
+   * `{ elements: false }` it reads only the outline unless that differs (see {@link repairDrift});
+   * with `scopes` (what the kernel monitor saw another process change) it reads and repairs only
+   * that (see {@link repairScoped}).
    */
-  checkDrift(options: { readonly elements?: boolean } = {}): Promise<boolean> {
+  checkDrift(
+    options: {
+      readonly elements?: boolean;
+      readonly scopes?: ReadonlyMap<Family, DriftScope>;
+    } = {},
+  ): Promise<boolean> {
     return this.#serialize(async () => {
       if (!this.#absorbed) return false;
       const t0 = this.#now();
+      const common = {
+        executor: this.#executor,
+        desired: this.#tables(),
+        read: (f: Family) => this.#read(f),
+        keepUnknown: this.#keptUnknown,
+        log: this.#log,
+        metrics: this.#metrics,
+        now: this.#now,
+      };
       let check: DriftCheck;
       try {
-        check = await repairDrift({
-          executor: this.#executor,
-          desired: this.#tables(),
-          read: (f) => this.#read(f),
-          keepUnknown: this.#keptUnknown,
-          elements: options.elements,
-          log: this.#log,
-          metrics: this.#metrics,
-          now: this.#now,
-        });
+        // After a failure the kernel may lack more than the monitor saw: repair in full.
+        check = options.scopes && !this.#full
+          ? await repairScoped({ ...common, scopes: options.scopes })
+          : await repairDrift({ ...common, elements: options.elements });
       } catch (e) {
         this.#fail(e, "drift");
         throw new NftSyncError(`Cannot check or repair nftables drift: ${(e as Error).message}`, {

@@ -11,6 +11,7 @@ import { formatOps, type ObservedTable, type Op, planFull, structuralMismatch } 
 import type { NftExecutor } from "./executor.ts";
 import { parseTable } from "./parse.ts";
 import type { Family, TableSpec } from "./ruleset.ts";
+import type { DriftScope } from "./monitor_events.ts";
 
 /** What {@link repairDrift} needs. */
 export interface DriftCheckOptions {
@@ -99,4 +100,61 @@ export function sameOutline(outline: ObservedTable, table: TableSpec): boolean {
   if (outline.chains.size !== table.chains.size) return false;
   for (const name of table.chains.keys()) if (!outline.chains.has(name)) return false;
   return true;
+}
+
+/** What {@link repairScoped} needs besides {@link DriftCheckOptions}. */
+export interface ScopedRepairOptions extends Omit<DriftCheckOptions, "elements"> {
+  /** What another process changed, per family (from the kernel monitor). */
+  readonly scopes: ReadonlyMap<Family, DriftScope>;
+}
+
+/**
+ * Repairs what another process changed, reading only what it touched: each changed set is read
+ * back and made equal; each changed chain is rewritten (its rules are ours alone). A structural
+ * change (a table, set or chain created or deleted) reads and repairs every family in full, as
+ * {@link repairDrift}. Changes to dynamic sets (affinity entries) are the packet path's own.
+ *
+ * @example
+ * ```ts
+ * await repairScoped({ executor, desired, read, keepUnknown: false, scopes, log, now });
+ * ```
+ */
+export async function repairScoped(options: ScopedRepairOptions): Promise<DriftCheck> {
+  const { executor, desired, scopes, metrics } = options;
+  const full = () => repairDrift({ ...options, elements: true });
+  const t0 = options.now();
+  const ops: Op[] = [];
+  for (const [family, scope] of scopes) {
+    const table = desired.get(family);
+    if (!table) continue;
+    if (scope.structural) return full();
+    for (const name of scope.sets) {
+      const spec = table.sets.get(name);
+      if (!spec) return full();
+      if (spec.dynamic) continue;
+      const json = await executor.listSet(family, spec.kind, name);
+      if (json === null) return full();
+      const one: TableSpec = {
+        family,
+        sets: new Map([[name, spec]]),
+        chains: new Map(),
+        elements: new Map([[name, table.elements.get(name) ?? new Map()]]),
+      };
+      ops.push(...planFull(parseTable(json, one), one, { keepUnknown: options.keepUnknown }));
+    }
+    for (const name of scope.chains) {
+      const chain = table.chains.get(name);
+      if (!chain) return full();
+      ops.push({ op: "flush-chain", family, name });
+      for (const rule of chain.rules) ops.push({ op: "add-rule", family, chain: name, rule });
+    }
+  }
+  const script = formatOps(ops);
+  if (script) await executor.apply(script);
+  metrics?.histogram("svcgate_nft_drift_check_duration_seconds", "Drift check duration")
+    .observe((options.now() - t0) / 1000);
+  if (ops.length > 0) {
+    metrics?.counter("svcgate_nft_drift_repairs_total", "Drift repairs written to nftables").inc();
+  }
+  return { read: "full", ops, scriptBytes: script.length };
 }

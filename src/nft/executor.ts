@@ -100,6 +100,8 @@ export interface CommandOptions {
   readonly binary?: string;
   /** Kill the command after this long (default 120 s; a 10k-service cold load takes seconds). */
   readonly timeoutMs?: number;
+  /** Told each child's pid as it starts (the kernel monitor tells svcgate's own changes apart). */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 interface RunResult {
@@ -112,6 +114,7 @@ async function runCommand(
   argv: readonly string[],
   stdin: string | null,
   timeoutMs: number,
+  onSpawn?: (pid: number) => void,
 ): Promise<RunResult> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -123,6 +126,7 @@ async function runCommand(
       stderr: "piped",
       signal: controller.signal,
     }).spawn();
+    onSpawn?.(child.pid);
     if (stdin !== null) {
       const w = child.stdin.getWriter();
       try {
@@ -159,18 +163,20 @@ export class NftCommandExecutor implements NftExecutor {
   readonly #prefix: readonly string[];
   readonly #nft: string;
   readonly #timeoutMs: number;
+  readonly #onSpawn?: (pid: number) => void;
 
   constructor(options: CommandOptions = {}) {
     this.#prefix = options.argvPrefix ?? [];
     this.#nft = options.binary ?? "nft";
     this.#timeoutMs = options.timeoutMs ?? 120_000;
+    this.#onSpawn = options.onSpawn;
   }
 
   async apply(script: string): Promise<void> {
     const argv = [...this.#prefix, this.#nft, "-f", "-"];
     let r: RunResult;
     try {
-      r = await runCommand(argv, script, this.#timeoutMs);
+      r = await runCommand(argv, script, this.#timeoutMs, this.#onSpawn);
     } catch (e) {
       throw new NftError(`Running "${argv.join(" ")}"`, {
         stderr: "",

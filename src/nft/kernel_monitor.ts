@@ -29,8 +29,6 @@ export interface KernelMonitorOptions {
   /** The table whose foreign changes matter (both families). */
   readonly table: string;
   readonly own: OwnProcesses;
-  /** Called once per foreign transaction that touched the table. Must not throw. */
-  readonly onForeignChange: (scopes: Map<Family, DriftScope>) => void;
   readonly log?: Logger;
   /** The monitor command; default `nft monitor`. */
   readonly command?: readonly string[];
@@ -42,8 +40,8 @@ export interface KernelMonitorOptions {
  *
  * @example
  * ```ts
- * const monitor = new KernelMonitor({ table: "svcgate", own, onForeignChange: (s) => repair(s) });
- * monitor.start();
+ * const monitor = new KernelMonitor({ table: "svcgate", own });
+ * monitor.start((scopes) => void dataplane.checkDrift({ scopes }));
  * await monitor.stop();
  * ```
  */
@@ -55,14 +53,19 @@ export class KernelMonitor {
   #stopped = false;
   #retry: ReturnType<typeof setTimeout> | null = null;
   #wake: (() => void) | null = null;
+  #onForeignChange: (scopes: Map<Family, DriftScope>) => void = () => {};
 
   constructor(options: KernelMonitorOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
   }
 
-  /** Starts watching; returns at once. */
-  start(): void {
+  /**
+   * Starts watching; returns at once. `onForeignChange` is called once per foreign transaction
+   * that touched the table, with what it touched; it must not throw.
+   */
+  start(onForeignChange: (scopes: Map<Family, DriftScope>) => void): void {
+    this.#onForeignChange = onForeignChange;
     this.#loop ??= this.#run();
   }
 
@@ -118,7 +121,7 @@ export class KernelMonitor {
           for (const tx of reader.push(line)) {
             if (this.#o.own.has(tx.pid)) continue;
             const scopes = driftScopes(tx.changes, this.#o.table);
-            if (scopes.size > 0) this.#o.onForeignChange(scopes);
+            if (scopes.size > 0) this.#onForeignChange(scopes);
           }
         }
       }

@@ -3,6 +3,8 @@
  *
  * nft prints each object a transaction touched, then `# new generation N by process PID (COMM)`
  * once the transaction committed; a change is attributed to a process by that closing line.
+ * Only which tables, sets and chains changed is kept, so a transaction costs memory by the objects
+ * it touched, not by its elements.
  * @module
  */
 
@@ -39,26 +41,29 @@ const CHANGE = /^(add|delete) (table|chain|set|map|element|rule) (\S+) (\S+)(?: 
  * ```
  */
 export class MonitorReader {
-  #pending: MonitorChange[] = [];
+  /** Distinct changes of the open transaction: a flush of 100,000 elements is one entry. */
+  #pending = new Map<string, MonitorChange>();
 
   /** Reads one line; returns the transaction it closed, if any. */
   push(line: string): MonitorTransaction[] {
     const gen = GENERATION.exec(line);
     if (gen) {
-      const tx = { generation: Number(gen[1]), pid: Number(gen[2]), changes: this.#pending };
-      this.#pending = [];
-      return [tx];
+      const changes = [...this.#pending.values()];
+      this.#pending.clear();
+      return [{ generation: Number(gen[1]), pid: Number(gen[2]), changes }];
     }
     const m = CHANGE.exec(line);
     if (m && (FAMILIES as readonly string[]).includes(m[3])) {
       const object = m[2] === "map" ? "set" : m[2] as MonitorChange["object"];
-      this.#pending.push({
+      const change: MonitorChange = {
         op: m[1] as "add" | "delete",
         object,
         family: m[3] as Family,
         table: m[4],
         name: object === "table" ? "" : m[5] ?? "",
-      });
+      };
+      const key = `${change.op} ${object} ${change.family} ${change.table} ${change.name}`;
+      if (!this.#pending.has(key)) this.#pending.set(key, change);
     }
     return [];
   }

@@ -494,3 +494,63 @@ labTest(
     });
   },
 );
+
+labTest(
+  "daemon: drift another process causes is repaired within 2 s (table, map, chain, element)",
+  async () => {
+    await withLab(1, async (lab, dir) => {
+      const manifests = `${dir}/manifests`;
+      await Deno.mkdir(manifests);
+      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
+      // The periodic check is 30 s away: only the kernel monitor can repair this fast.
+      const daemon = startDaemon(lab, {
+        args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
+      });
+      await daemon.waitReady();
+      assertEquals(await httpGet(lab, "http://198.19.0.10/"), "pod-0", "web routes");
+      const breakages: [string, string[]][] = [
+        ["one element deleted", [
+          "delete",
+          "element",
+          "ip",
+          "svcgate",
+          "vip-dispatch",
+          "{ 198.19.0.10 . tcp . 80 }",
+        ]],
+        ["the dispatch map flushed", ["flush", "map", "ip", "svcgate", "vip-dispatch"]],
+        ["the services chain flushed", ["flush", "chain", "ip", "svcgate", "services"]],
+        ["the nat chains flushed", ["flush", "chain", "ip", "svcgate", "nat-output"]],
+        ["the table deleted", ["delete", "table", "ip", "svcgate"]],
+      ];
+      const pid = daemon.child.pid;
+      const curl = async () =>
+        (await lab.exec(lab.node.ns, ["curl", "-s", "-m", "0.5", "http://198.19.0.10/"])).stdout
+          .trim();
+      for (const [what, cmd] of breakages) {
+        // Paused, svcgate cannot repair: the breakage must really stop traffic.
+        Deno.kill(pid, "SIGSTOP");
+        try {
+          const r = await lab.exec(lab.node.ns, ["nft", ...cmd]);
+          assertEquals(r.code, 0, `${what}: nft ${cmd.join(" ")}: ${r.stderr}`);
+          assertEquals(await curl(), "", `${what}: traffic stops while svcgate is paused`);
+        } finally {
+          Deno.kill(pid, "SIGCONT");
+        }
+        const resumed = performance.now();
+        await waitFor(
+          `traffic back after ${what}`,
+          async () => (await curl()) === "pod-0",
+          2000,
+          daemon.log,
+        );
+        const ms = Math.round(performance.now() - resumed);
+        console.log(`  ${what}: traffic back ${ms} ms after svcgate resumed`);
+      }
+      assert(
+        daemon.log.some((l) => l.includes("another process changed svcgate's nftables tables")),
+        "the repair is logged",
+      );
+      assertEquals(await daemon.stop(), 0, "exits 0");
+    });
+  },
+);

@@ -20,11 +20,10 @@ labTest("KernelMonitor: reports foreign changes to svcgate's table, not its own"
   const monitor = new KernelMonitor({
     table: "svcgate",
     own,
-    onForeignChange: (scopes) => seen.push(show(scopes)),
     command: ["ip", "netns", "exec", lab.node.ns, "nft", "monitor"],
   });
   try {
-    monitor.start();
+    monitor.start((scopes) => seen.push(show(scopes)));
     const nft = (script: string, mine = false) => {
       const child = new Deno.Command("ip", {
         args: ["netns", "exec", lab.node.ns, "nft", "-f", "-"],
