@@ -5,9 +5,9 @@
 
 import { helpText, type Invocation, parseArgs, UsageError } from "./src/config/flags.ts";
 import { VERSION } from "./src/version.ts";
-import { isDnsWorkerContext } from "./src/dns/server.ts";
+import { isDnsWorkerContext } from "./src/dns/serve/server.ts";
 // DNS workers re-enter this same module (so one bundled file is enough); this import serves them.
-import "./src/dns/worker.ts";
+import "./src/dns/serve/worker.ts";
 import { createLogger } from "./src/observe/log.ts";
 import { MetricsRegistry } from "./src/observe/metrics.ts";
 import {

@@ -76,8 +76,8 @@ export type { NftExecutor } from "./src/nft/executor.ts";
 export { ConntrackCommand, NftCommandExecutor, NftError } from "./src/nft/executor.ts";
 export { NftDataplane } from "./src/nft/dataplane.ts";
 
-export type { DnsServerOptions } from "./src/dns/server.ts";
-export { DnsServer } from "./src/dns/server.ts";
+export type { DnsServerOptions } from "./src/dns/serve/server.ts";
+export { DnsServer } from "./src/dns/serve/server.ts";
 
 export { VipAllocator } from "./src/ipam/allocator.ts";
 export { pinVips } from "./src/ipam/lock.ts";

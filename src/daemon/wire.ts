@@ -14,7 +14,7 @@ import { NftDataplane, readLiveVips } from "../nft/dataplane.ts";
 import { ConntrackCommand, NftCommandExecutor, type NftExecutor } from "../nft/executor.ts";
 import { NftLibExecutor } from "../nft/lib_executor.ts";
 import { BIG_SCRIPT_BYTES, RoutedExecutor } from "../nft/routed_executor.ts";
-import { DnsServer } from "../dns/server.ts";
+import { DnsServer } from "../dns/serve/server.ts";
 import { readManifests } from "../sources/manifests/read.ts";
 import { formatLoadErrors } from "../sources/manifests/load.ts";
 import { VipAllocator } from "../ipam/allocator.ts";

@@ -5,17 +5,17 @@
  * @module
  */
 
-import type { Cidr } from "../model/ip.ts";
-import type { Snapshot } from "../model/snapshot.ts";
-import { AnswerTableBuilder } from "./fast.ts";
+import type { Cidr } from "../../model/ip.ts";
+import type { Snapshot } from "../../model/snapshot.ts";
+import { AnswerTableBuilder } from "../answer/fast.ts";
 import { AllowList, type AnswerFiller, QueryHandler } from "./handler.ts";
 import { DnsStats, type StatsDelta } from "./stats.ts";
 import { TcpDnsServer } from "./tcp.ts";
 import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
 import { DnsCache, Forwarder, type Upstream } from "./upstream.ts";
-import { validateZoneOptions, type ZoneOptions } from "./zone.ts";
-import { applyUpdate, ZoneIndex } from "./zone_index.ts";
+import { validateZoneOptions, type ZoneOptions } from "../zone/zone.ts";
+import { applyUpdate, ZoneIndex } from "../zone/zone_index.ts";
 
 /** Longest stretch a zone build runs before answering queued UDP queries. */
 const SLICE_MS = 1;

@@ -1,9 +1,9 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { ModelStore } from "../model/store.ts";
-import type { Snapshot } from "../model/snapshot.ts";
+import { ModelStore } from "../../model/store.ts";
+import type { Snapshot } from "../../model/snapshot.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
-import { buildZone, slimEntry } from "./zone.ts";
-import { cidr, makeService, port } from "./testdata/fixture.ts";
+import { buildZone, slimEntry } from "../zone/zone.ts";
+import { cidr, makeService, port } from "../../../tests/support/dns_fixture.ts";
 
 const ZONE = { clusterDomain: "cluster.local", ttl: 30, reverseCidrs: [cidr("198.19.0.0/16")] };
 

@@ -9,19 +9,19 @@
  */
 
 import dgram from "node:dgram";
-import { parseIp } from "../model/ip.ts";
+import { parseIp } from "../../model/ip.ts";
+import { decodeMessage } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
+import { nameKey } from "../codec/names.ts";
 import {
-  decodeMessage,
-  encodeMessage,
   type Message,
-  nameKey,
   queryMessage,
   type Question,
   Rcode,
   type ResourceRecord,
   RRType,
   type SoaData,
-} from "./wire.ts";
+} from "../codec/records.ts";
 
 /** One upstream resolver. */
 export interface Upstream {

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { LATENCY_BUCKETS, type MetricsRegistry } from "../observe/metrics.ts";
-import { rcodeName, RRType, typeName } from "./wire.ts";
+import { LATENCY_BUCKETS, type MetricsRegistry } from "../../observe/metrics.ts";
+import { rcodeName, RRType, typeName } from "../codec/records.ts";
 
 /** Query types counted by name; everything else is `other`. */
 const COUNTED_TYPES = [

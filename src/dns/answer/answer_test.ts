@@ -1,18 +1,22 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { answerQuery, type AnswerResult } from "./answer.ts";
+import { decodeMessage } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
 import {
-  decodeMessage,
-  encodeMessage,
   formatRecord,
   type Message,
   queryMessage,
   rcodeName,
   RRClass,
   typeFromName,
-} from "./wire.ts";
-import { buildZone, reverseZoneApexes, type Zone, type ZoneOptions } from "./zone.ts";
-import { cidr, FIXTURE_REVERSE_CIDRS, fixtureSnapshot } from "./testdata/fixture.ts";
-import { EMPTY_SNAPSHOT } from "../model/snapshot.ts";
+} from "../codec/records.ts";
+import { buildZone, reverseZoneApexes, type Zone, type ZoneOptions } from "../zone/zone.ts";
+import {
+  cidr,
+  FIXTURE_REVERSE_CIDRS,
+  fixtureSnapshot,
+} from "../../../tests/support/dns_fixture.ts";
+import { EMPTY_SNAPSHOT } from "../../model/snapshot.ts";
 
 const OPTIONS: ZoneOptions = {
   clusterDomain: "cluster.local",

@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { ServiceEntry, Snapshot } from "../model/snapshot.ts";
+import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { DnsEngine, type EngineOptions } from "./engine.ts";
-import { EntryPool, slimEntry } from "./zone.ts";
+import { EntryPool, slimEntry } from "../zone/zone.ts";
 
 /** Messages DnsServer sends to a worker. */
 export type ToWorker =

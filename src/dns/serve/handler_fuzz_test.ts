@@ -1,11 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { buildAnswerTable } from "./fast.ts";
+import { buildAnswerTable } from "../answer/fast.ts";
 import { QueryHandler } from "./handler.ts";
 import { DnsStats } from "./stats.ts";
-import { decodeMessage } from "./wire.ts";
-import { buildZone } from "./zone.ts";
-import { FIXTURE_REVERSE_CIDRS, fixtureSnapshot } from "./testdata/fixture.ts";
-import { fuzzPackets } from "./testdata/fuzz.ts";
+import { decodeMessage } from "../codec/decode.ts";
+import { buildZone } from "../zone/zone.ts";
+import { FIXTURE_REVERSE_CIDRS, fixtureSnapshot } from "../../../tests/support/dns_fixture.ts";
+import { fuzzPackets } from "../../../tests/support/dns_fuzz.ts";
 
 const SEED = Number(Deno.env.get("DNS_FUZZ_SEED") ?? "20240601");
 

@@ -1,18 +1,17 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ModelStore } from "../model/store.ts";
-import type { Snapshot } from "../model/snapshot.ts";
-import { answerQuery } from "./answer.ts";
-import { type AnswerTable, AnswerTableBuilder, buildAnswerTable, fastAnswer } from "./fast.ts";
+import { ModelStore } from "../../model/store.ts";
+import type { Snapshot } from "../../model/snapshot.ts";
+import { answerQuery } from "../answer/answer.ts";
 import {
-  encodeMessage,
-  type Message,
-  nameToWire,
-  newQueryScan,
-  queryMessage,
-  RRClass,
-  RRType,
-  scanQuery,
-} from "./wire.ts";
+  type AnswerTable,
+  AnswerTableBuilder,
+  buildAnswerTable,
+  fastAnswer,
+} from "../answer/fast.ts";
+import { newQueryScan, scanQuery } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
+import { nameToWire } from "../codec/names.ts";
+import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
 import { buildZone, EntryPool, slimEntry, type Zone, type ZoneOptions } from "./zone.ts";
 import { applyUpdate, ZoneIndex } from "./zone_index.ts";
 import {
@@ -22,7 +21,7 @@ import {
   fixtureSnapshot,
   makeService,
   port,
-} from "./testdata/fixture.ts";
+} from "../../../tests/support/dns_fixture.ts";
 
 const BASE: Omit<ZoneOptions, "serial"> = {
   clusterDomain: "cluster.local",

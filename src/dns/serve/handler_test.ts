@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { buildAnswerTable } from "./fast.ts";
+import { buildAnswerTable } from "../answer/fast.ts";
 import { AllowList, QueryHandler } from "./handler.ts";
 import { DnsStats } from "./stats.ts";
 import {
@@ -9,19 +9,23 @@ import {
   type Upstream,
   type UpstreamTransport,
 } from "./upstream.ts";
+import { decodeMessage } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
 import {
-  decodeMessage,
-  encodeMessage,
   formatRecord,
   type Message,
   queryMessage,
   rcodeName,
   RRClass,
   RRType,
-} from "./wire.ts";
-import { buildZone } from "./zone.ts";
-import { cidr, FIXTURE_REVERSE_CIDRS, fixtureSnapshot } from "./testdata/fixture.ts";
-import { MetricsRegistry } from "../observe/metrics.ts";
+} from "../codec/records.ts";
+import { buildZone } from "../zone/zone.ts";
+import {
+  cidr,
+  FIXTURE_REVERSE_CIDRS,
+  fixtureSnapshot,
+} from "../../../tests/support/dns_fixture.ts";
+import { MetricsRegistry } from "../../observe/metrics.ts";
 import { applyStats } from "./stats.ts";
 
 Deno.test("AllowList: text, sockaddr_in, sockaddr_in6 and v4-mapped addresses", () => {

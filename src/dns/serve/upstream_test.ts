@@ -9,15 +9,15 @@ import {
   type Upstream,
   type UpstreamTransport,
 } from "./upstream.ts";
+import { decodeMessage } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
 import {
-  decodeMessage,
-  encodeMessage,
   formatRecord,
   type Message,
   type ResourceRecord,
   RRClass,
   RRType,
-} from "./wire.ts";
+} from "../codec/records.ts";
 
 Deno.test("parseUpstream: forms and errors", () => {
   assertEquals(parseUpstream("198.18.0.53"), {

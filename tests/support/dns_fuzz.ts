@@ -5,8 +5,9 @@
  * @module
  */
 
-import { encodeMessage, type Message, RRClass, RRType } from "../wire.ts";
-import { mulberry32 } from "../../model/test_random.ts";
+import { encodeMessage } from "../../src/dns/codec/encode.ts";
+import { type Message, RRClass, RRType } from "../../src/dns/codec/records.ts";
+import { mulberry32 } from "../../src/model/test_random.ts";
 
 const NAMES = [
   "web.default.svc.cluster.local",

@@ -10,17 +10,11 @@
  */
 
 import { answerQuery } from "./answer.ts";
-import {
-  type Message,
-  MessageEncoder,
-  nameToWire,
-  OUR_UDP_SIZE,
-  type QueryScan,
-  RRClass,
-  RRType,
-  type SoaData,
-} from "./wire.ts";
-import type { Zone, ZoneNode } from "./zone.ts";
+import { type QueryScan } from "../codec/decode.ts";
+import { MessageEncoder } from "../codec/encode.ts";
+import { nameToWire } from "../codec/names.ts";
+import { type Message, OUR_UDP_SIZE, RRClass, RRType, type SoaData } from "../codec/records.ts";
+import type { Zone, ZoneNode } from "../zone/zone.ts";
 
 /** Flat table of precomputed replies. */
 export interface AnswerTable {

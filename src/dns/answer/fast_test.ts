@@ -1,18 +1,15 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { answerQuery, udpLimit } from "./answer.ts";
 import { buildAnswerTable, fastAnswer } from "./fast.ts";
+import { decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
+import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
+import { buildZone } from "../zone/zone.ts";
 import {
-  decodeMessage,
-  encodeMessage,
-  type Message,
-  newQueryScan,
-  queryMessage,
-  RRClass,
-  RRType,
-  scanQuery,
-} from "./wire.ts";
-import { buildZone } from "./zone.ts";
-import { bigHeadlessSnapshot, FIXTURE_REVERSE_CIDRS, fixtureSnapshot } from "./testdata/fixture.ts";
+  bigHeadlessSnapshot,
+  FIXTURE_REVERSE_CIDRS,
+  fixtureSnapshot,
+} from "../../../tests/support/dns_fixture.ts";
 
 const OPTIONS = {
   clusterDomain: "cluster.local",

@@ -4,12 +4,12 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { MetricsRegistry } from "../observe/metrics.ts";
-import { buildAnswerTable } from "./fast.ts";
+import { MetricsRegistry } from "../../observe/metrics.ts";
+import { buildAnswerTable } from "../answer/fast.ts";
 import { AllowList, QueryHandler } from "./handler.ts";
 import { applyStats, DnsStats } from "./stats.ts";
 import { type TcpDnsOptions, TcpDnsServer } from "./tcp.ts";
-import { bigHeadlessSnapshot, cidr } from "./testdata/fixture.ts";
+import { bigHeadlessSnapshot, cidr } from "../../../tests/support/dns_fixture.ts";
 import {
   DnsCache,
   Forwarder,
@@ -17,15 +17,10 @@ import {
   type Upstream,
   type UpstreamTransport,
 } from "./upstream.ts";
-import {
-  decodeMessage,
-  encodeMessage,
-  type Message,
-  queryMessage,
-  RRClass,
-  RRType,
-} from "./wire.ts";
-import { buildZone } from "./zone.ts";
+import { decodeMessage } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
+import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
+import { buildZone } from "../zone/zone.ts";
 
 /** Endpoints of the headless test service: its A answer is ~3.2 KB, so buffers fill fast. */
 const BIG_ENDPOINTS = 200;

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ModelStore } from "../model/store.ts";
+import { ModelStore } from "../../model/store.ts";
 import { DnsEngine, type PublishReport } from "./engine.ts";
-import { cidr, makeService, port } from "./testdata/fixture.ts";
+import { cidr, makeService, port } from "../../../tests/support/dns_fixture.ts";
 
 async function dig(port: number, name: string, type: string): Promise<string> {
   const out = await new Deno.Command("dig", {

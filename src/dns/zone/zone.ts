@@ -9,23 +9,16 @@
  * @module
  */
 
-import { bigIntToIp, type Cidr, formatIp, parseIp, reverseName } from "../model/ip.ts";
+import { bigIntToIp, type Cidr, formatIp, parseIp, reverseName } from "../../model/ip.ts";
 import {
   publishedEndpoints,
   type ResolvedPort,
   type ServiceEntry,
   type Snapshot,
-} from "../model/snapshot.ts";
-import { EMPTY_LIST, EMPTY_RECORD, type IpFamily, type ServicePort } from "../model/types.ts";
-import {
-  isValidName,
-  nameKey,
-  nameToLabels,
-  type ResourceRecord,
-  RRClass,
-  RRType,
-  type SoaData,
-} from "./wire.ts";
+} from "../../model/snapshot.ts";
+import { EMPTY_LIST, EMPTY_RECORD, type IpFamily, type ServicePort } from "../../model/types.ts";
+import { isValidName, nameKey, nameToLabels } from "../codec/names.ts";
+import { type ResourceRecord, RRClass, RRType, type SoaData } from "../codec/records.ts";
 
 /** How the zone is built. */
 export interface ZoneOptions {

@@ -6,23 +6,16 @@
  * @module
  */
 
-import { bigIntToIp, type Cidr } from "../model/ip.ts";
-import { answerQuery, formErrFor, replyTo, udpLimit } from "./answer.ts";
-import { type AnswerTable, fastAnswer } from "./fast.ts";
+import { bigIntToIp, type Cidr } from "../../model/ip.ts";
+import { answerQuery, formErrFor, replyTo, udpLimit } from "../answer/answer.ts";
+import { type AnswerTable, fastAnswer } from "../answer/fast.ts";
 import type { DnsStats } from "./stats.ts";
 import { chasedReply, forwardedReply, type Forwarder } from "./upstream.ts";
-import {
-  decodeMessage,
-  encodeMessage,
-  MAX_MESSAGE,
-  type Message,
-  nameKey,
-  newQueryScan,
-  Rcode,
-  RRClass,
-  scanQuery,
-} from "./wire.ts";
-import { reverseZoneApexes, type Zone } from "./zone.ts";
+import { decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
+import { nameKey } from "../codec/names.ts";
+import { MAX_MESSAGE, type Message, Rcode, RRClass } from "../codec/records.ts";
+import { reverseZoneApexes, type Zone } from "../zone/zone.ts";
 
 /**
  * CIDRs allowed to recurse, checked against raw socket addresses without allocating.

@@ -7,17 +7,11 @@
  * @module
  */
 
-import type { ServiceEntry, Snapshot } from "../model/snapshot.ts";
-import type { ServiceKey } from "../model/types.ts";
-import type { AnswerTableBuilder } from "./fast.ts";
-import {
-  isValidName,
-  type NameData,
-  nameKey,
-  type ResourceRecord,
-  RRClass,
-  RRType,
-} from "./wire.ts";
+import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
+import type { ServiceKey } from "../../model/types.ts";
+import type { AnswerTableBuilder } from "../answer/fast.ts";
+import { isValidName, nameKey } from "../codec/names.ts";
+import { type NameData, type ResourceRecord, RRClass, RRType } from "../codec/records.ts";
 import {
   type Contribution,
   EMPTY_NODE,

@@ -46,21 +46,21 @@
  * @module
  */
 
-import { type Cidr, parseCidr } from "../model/ip.ts";
+import { type Cidr, parseCidr } from "../../model/ip.ts";
 import {
   changedServiceKeys,
   EMPTY_SNAPSHOT,
   hashText,
   type ServiceEntry,
   type Snapshot,
-} from "../model/snapshot.ts";
-import { type Logger, silentLogger } from "../observe/log.ts";
-import { heapGauge, type MetricsRegistry } from "../observe/metrics.ts";
+} from "../../model/snapshot.ts";
+import { type Logger, silentLogger } from "../../observe/log.ts";
+import { heapGauge, type MetricsRegistry } from "../../observe/metrics.ts";
 import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
 import { applyStats, DNS_METRICS } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
-import { dnsFingerprint, slimEntry, validateZoneOptions } from "./zone.ts";
+import { dnsFingerprint, slimEntry, validateZoneOptions } from "../zone/zone.ts";
 
 /** Options of {@link DnsServer}. */
 export interface DnsServerOptions {

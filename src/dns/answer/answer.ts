@@ -10,14 +10,14 @@
  * @module
  */
 
+import { encodeHeaderOnlyReply } from "../codec/encode.ts";
+import { nameKey } from "../codec/names.ts";
 import {
   CLASSIC_UDP_SIZE,
   type Edns,
-  encodeHeaderOnlyReply,
   type Header,
   type Message,
   type NameData,
-  nameKey,
   Opcode,
   OUR_UDP_SIZE,
   type Question,
@@ -25,8 +25,8 @@ import {
   type ResourceRecord,
   RRClass,
   RRType,
-} from "./wire.ts";
-import { findApex, parseDashedIp, recordsOfType, soaRecord, type Zone } from "./zone.ts";
+} from "../codec/records.ts";
+import { findApex, parseDashedIp, recordsOfType, soaRecord, type Zone } from "../zone/zone.ts";
 
 /** Facts about the client that change the answer. */
 export interface AnswerContext {

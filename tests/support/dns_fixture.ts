@@ -5,11 +5,11 @@
  * @module
  */
 
-import { type Cidr, parseCidr } from "../../model/ip.ts";
-import type { Snapshot } from "../../model/snapshot.ts";
-import { ModelStore } from "../../model/store.ts";
-import { testService } from "../../model/test_service.ts";
-import type { Endpoint, EndpointSet, Service, ServicePort } from "../../model/types.ts";
+import { type Cidr, parseCidr } from "../../src/model/ip.ts";
+import type { Snapshot } from "../../src/model/snapshot.ts";
+import { ModelStore } from "../../src/model/store.ts";
+import { testService } from "../../src/model/test_service.ts";
+import type { Endpoint, EndpointSet, Service, ServicePort } from "../../src/model/types.ts";
 
 /** A Service with Kubernetes' defaults, overridden by `over`. */
 export function makeService(over: Partial<Service> & Pick<Service, "namespace" | "name">): Service {
