@@ -7,8 +7,10 @@
 
 import { ModelStore } from "../../src/model/store.ts";
 import { AnswerTableBuilder, buildAnswerTable } from "../../src/dns/answer/fast.ts";
-import { buildZone, type ZoneOptions } from "../../src/dns/zone/zone.ts";
-import { applyUpdate, ZoneIndex } from "../../src/dns/zone/zone_index.ts";
+import { type ZoneOptions } from "../../src/dns/zone/zone.ts";
+import { buildZone } from "../../src/dns/zone/zone_index.ts";
+import { applyUpdate } from "../../src/dns/answer/fast.ts";
+import { ZoneIndex } from "../../src/dns/zone/zone_index.ts";
 import {
   endpointSet,
   ep,

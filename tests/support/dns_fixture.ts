@@ -1,7 +1,8 @@
 /**
  * Test fixtures for DNS: services and endpoint sets covering every record kind, built into a
- * real snapshot through the real ModelStore. Used by unit tests beside the code and by the
- * cross-process tests in tests/dns.
+ * real snapshot through the real ModelStore and into a zone through the production zone builder
+ * (zone_index.ts buildZone); and an upstream that answers forwarded questions itself. Used by
+ * the unit tests in src/dns, by tests/dns and by the DNS benchmarks.
  * @module
  */
 
@@ -10,6 +11,18 @@ import type { Snapshot } from "../../src/model/snapshot.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import { testService } from "../../src/model/test_service.ts";
 import type { Endpoint, EndpointSet, Service, ServicePort } from "../../src/model/types.ts";
+import { decodeMessage } from "../../src/dns/codec/decode.ts";
+import { encodeMessage } from "../../src/dns/codec/encode.ts";
+import { type Message, RRClass, RRType } from "../../src/dns/codec/records.ts";
+import {
+  DnsCache,
+  Forwarder,
+  parseUpstream,
+  type Upstream,
+  type UpstreamTransport,
+} from "../../src/dns/serve/upstream.ts";
+import type { Zone, ZoneOptions } from "../../src/dns/zone/zone.ts";
+import { buildZone } from "../../src/dns/zone/zone_index.ts";
 
 /** A Service with Kubernetes' defaults, overridden by `over`. */
 export function makeService(over: Partial<Service> & Pick<Service, "namespace" | "name">): Service {
@@ -56,6 +69,25 @@ export const FIXTURE_REVERSE_CIDRS: readonly Cidr[] = [
   cidr("2001:db8:ffff::/112"),
 ];
 
+/** Zone options of the fixture cluster: `cluster.local`, TTL 30, its reverse zones, serial 1. */
+export const FIXTURE_ZONE_OPTIONS: ZoneOptions = {
+  clusterDomain: "cluster.local",
+  ttl: 30,
+  reverseCidrs: FIXTURE_REVERSE_CIDRS,
+  serial: 1,
+};
+
+/**
+ * The zone of a snapshot (the fixture cluster by default), built by the production builder with
+ * the fixture's options, `over` replacing any of them.
+ */
+export function fixtureZone(
+  snapshot: Snapshot = fixtureSnapshot(),
+  over: Partial<ZoneOptions> = {},
+): Zone {
+  return buildZone(snapshot, { ...FIXTURE_ZONE_OPTIONS, ...over });
+}
+
 /**
  * The fixture cluster:
  * - web.default: dual-stack ClusterIP, named ports http/TCP 80 and dns/UDP 53, one unnamed-free
@@ -70,84 +102,115 @@ export const FIXTURE_REVERSE_CIDRS: readonly Cidr[] = [
  */
 export function fixtureSnapshot(): Snapshot {
   const store = new ModelStore();
-  store.setService(makeService({
-    namespace: "default",
-    name: "web",
-    clusterIPs: ["198.19.0.10", "2001:db8:ffff::10"],
-    ports: [port("http", "TCP", 80, 8080), port("dns", "UDP", 53)],
-  }));
-  store.setEndpointSet(
-    endpointSet("default", "web", [{ name: "http", protocol: "TCP", port: 8080 }, {
-      name: "dns",
-      protocol: "UDP",
-      port: 53,
-    }], [ep("198.18.0.50")]),
-  );
-  store.setService(makeService({
-    namespace: "prod",
-    name: "api",
-    clusterIPs: ["198.19.0.20"],
-    ports: [port("grpc", "TCP", 9000)],
-  }));
-  store.setService(makeService({
-    namespace: "default",
-    name: "plain",
-    clusterIPs: ["198.19.0.30"],
-    ports: [port("", "TCP", 8000)],
-  }));
-  store.setService(makeService({
-    namespace: "default",
-    name: "db",
-    headless: true,
-    ports: [port("pg", "TCP", 5432)],
-  }));
-  store.setEndpointSet(endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
-    ep("198.18.0.101", { hostname: "db-0" }),
-    ep("198.18.0.102", { hostname: "db-1" }),
-    ep("198.18.0.103"),
-    ep("198.18.0.104", { hostname: "db-3", ready: false }),
-  ], "db-v4"));
-  store.setEndpointSet(endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
-    ep("2001:db8::a1", { hostname: "db-0" }),
-  ], "db-v6"));
-  store.setService(makeService({
-    namespace: "default",
-    name: "db-alt",
-    headless: true,
-    ports: [port("pg", "TCP", 5432)],
-  }));
-  store.setEndpointSet(
-    endpointSet("default", "db-alt", [{ name: "pg", protocol: "TCP", port: 5432 }], [
-      ep("198.18.0.101", { hostname: "db-0" }),
-    ]),
-  );
-  store.setService(makeService({ namespace: "default", name: "empty", headless: true }));
-  store.setEndpointSet(endpointSet("default", "empty", [], [ep("198.18.0.120", { ready: false })]));
-  store.setService(makeService({
-    namespace: "default",
-    name: "early",
-    headless: true,
-    publishNotReadyAddresses: true,
-  }));
-  store.setEndpointSet(endpointSet("default", "early", [], [ep("198.18.0.110", { ready: false })]));
-  store.setService(makeService({
-    namespace: "default",
-    name: "ext",
-    type: "ExternalName",
-    externalName: "example.org",
-  }));
-  store.setService(makeService({
-    namespace: "default",
-    name: "alias",
-    type: "ExternalName",
-    externalName: "web.default.svc.cluster.local.",
-  }));
-  store.setService(
-    makeService({ namespace: "default", name: "pending", ports: [port("http", "TCP", 80)] }),
-  );
-  store.setNamespaces(["default", "prod", "kube-system"]);
+  for (const put of Object.values(FIXTURE_SERVICES)) put(store);
+  store.setNamespaces(FIXTURE_NAMESPACES);
   return store.commit().snapshot;
 }
+
+/** Namespaces the fixture cluster lists (kube-system holds no service). */
+export const FIXTURE_NAMESPACES: readonly string[] = ["default", "prod", "kube-system"];
+
+/** How each service of the fixture cluster (and its endpoints) is put into a store, by key. */
+export const FIXTURE_SERVICES: Readonly<Record<string, (store: ModelStore) => void>> = {
+  "default/web": (store) => {
+    store.setService(makeService({
+      namespace: "default",
+      name: "web",
+      clusterIPs: ["198.19.0.10", "2001:db8:ffff::10"],
+      ports: [port("http", "TCP", 80, 8080), port("dns", "UDP", 53)],
+    }));
+    store.setEndpointSet(
+      endpointSet("default", "web", [{ name: "http", protocol: "TCP", port: 8080 }, {
+        name: "dns",
+        protocol: "UDP",
+        port: 53,
+      }], [ep("198.18.0.50")]),
+    );
+  },
+  "prod/api": (store) =>
+    store.setService(makeService({
+      namespace: "prod",
+      name: "api",
+      clusterIPs: ["198.19.0.20"],
+      ports: [port("grpc", "TCP", 9000)],
+    })),
+  "default/plain": (store) =>
+    store.setService(makeService({
+      namespace: "default",
+      name: "plain",
+      clusterIPs: ["198.19.0.30"],
+      ports: [port("", "TCP", 8000)],
+    })),
+  "default/db": (store) => {
+    store.setService(makeService({
+      namespace: "default",
+      name: "db",
+      headless: true,
+      ports: [port("pg", "TCP", 5432)],
+    }));
+    store.setEndpointSet(
+      endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
+        ep("198.18.0.101", { hostname: "db-0" }),
+        ep("198.18.0.102", { hostname: "db-1" }),
+        ep("198.18.0.103"),
+        ep("198.18.0.104", { hostname: "db-3", ready: false }),
+      ], "db-v4"),
+    );
+    store.setEndpointSet(
+      endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
+        ep("2001:db8::a1", { hostname: "db-0" }),
+      ], "db-v6"),
+    );
+  },
+  "default/db-alt": (store) => {
+    store.setService(makeService({
+      namespace: "default",
+      name: "db-alt",
+      headless: true,
+      ports: [port("pg", "TCP", 5432)],
+    }));
+    store.setEndpointSet(
+      endpointSet("default", "db-alt", [{ name: "pg", protocol: "TCP", port: 5432 }], [
+        ep("198.18.0.101", { hostname: "db-0" }),
+      ]),
+    );
+  },
+  "default/empty": (store) => {
+    store.setService(makeService({ namespace: "default", name: "empty", headless: true }));
+    store.setEndpointSet(
+      endpointSet("default", "empty", [], [ep("198.18.0.120", { ready: false })]),
+    );
+  },
+  "default/early": (store) => {
+    store.setService(makeService({
+      namespace: "default",
+      name: "early",
+      headless: true,
+      publishNotReadyAddresses: true,
+    }));
+    store.setEndpointSet(
+      endpointSet("default", "early", [], [ep("198.18.0.110", { ready: false })]),
+    );
+  },
+  "default/ext": (store) =>
+    store.setService(makeService({
+      namespace: "default",
+      name: "ext",
+      type: "ExternalName",
+      externalName: "example.org",
+    })),
+  "default/alias": (store) =>
+    store.setService(makeService({
+      namespace: "default",
+      name: "alias",
+      type: "ExternalName",
+      externalName: "web.default.svc.cluster.local.",
+    })),
+  "default/pending": (store) =>
+    store.setService(
+      makeService({ namespace: "default", name: "pending", ports: [port("http", "TCP", 80)] }),
+    ),
+};
 
 /** A snapshot with `count` ClusterIP services `svc<i>.bench` (for benchmarks and load tests). */
 export function manyServicesSnapshot(count: number, namespace = "bench"): Snapshot {
@@ -180,4 +243,49 @@ export function bigHeadlessSnapshot(count: number): Snapshot {
   );
   store.setNamespaces(["default"]);
   return store.commit().snapshot;
+}
+
+/** The address {@link EchoUpstream} answers every question with. */
+export const ECHO_ADDRESS = "198.18.9.9";
+
+/**
+ * An upstream transport that answers every question itself with one A record of
+ * {@link ECHO_ADDRESS} (TTL 60), after a random delay of up to `maxDelayMs` (0: at once).
+ */
+export class EchoUpstream implements UpstreamTransport {
+  constructor(readonly maxDelayMs = 0) {}
+
+  async exchange(_s: Upstream, packet: Uint8Array): Promise<Uint8Array> {
+    if (this.maxDelayMs > 0) {
+      await new Promise((r) => setTimeout(r, Math.random() * this.maxDelayMs));
+    }
+    const d = decodeMessage(packet);
+    if (!d.ok) throw new Error(d.error);
+    const q = d.message.questions[0];
+    const m: Message = {
+      ...d.message,
+      qr: true,
+      ra: true,
+      answers: [{
+        name: q.name,
+        type: RRType.A,
+        class: RRClass.IN,
+        ttl: 60,
+        data: { address: ECHO_ADDRESS },
+      }],
+      edns: undefined,
+    };
+    return encodeMessage(m);
+  }
+
+  close(): void {}
+}
+
+/** A forwarder to one upstream (198.18.0.53) that is an {@link EchoUpstream}, cache on a stopped clock. */
+export function echoForwarder(maxDelayMs = 0): Forwarder {
+  return new Forwarder({
+    upstreams: [parseUpstream("198.18.0.53") as Upstream],
+    transport: new EchoUpstream(maxDelayMs),
+    cache: new DnsCache({ now: () => 0 }),
+  });
 }

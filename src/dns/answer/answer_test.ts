@@ -10,7 +10,8 @@ import {
   RRClass,
   typeFromName,
 } from "../codec/records.ts";
-import { buildZone, reverseZoneApexes, type Zone, type ZoneOptions } from "../zone/zone.ts";
+import { reverseZoneApexes, type Zone, type ZoneOptions } from "../zone/zone.ts";
+import { buildZone } from "../zone/zone_index.ts";
 import {
   cidr,
   FIXTURE_REVERSE_CIDRS,

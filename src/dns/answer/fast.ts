@@ -15,6 +15,9 @@ import { MessageEncoder } from "../codec/encode.ts";
 import { nameToWire } from "../codec/names.ts";
 import { type Message, OUR_UDP_SIZE, RRClass, RRType, type SoaData } from "../codec/records.ts";
 import type { Zone, ZoneNode } from "../zone/zone.ts";
+import type { ZoneIndex } from "../zone/zone_index.ts";
+import type { ServiceKey } from "../../model/types.ts";
+import type { Snapshot } from "../../model/snapshot.ts";
 
 /** Flat table of precomputed replies. */
 export interface AnswerTable {
@@ -431,4 +434,41 @@ export function fastAnswer(
     out[outOff + 11] = ar & 0xff;
   }
   return total;
+}
+
+/**
+ * One incremental step: {@link ZoneIndex.update} for `keys`, then the precomputed answers of
+ * every changed name (and of CNAMEs leading through one) replaced in `table`, and with
+ * `everything` the SOA serial of every negative answer rewritten. Returns the zone to answer
+ * from, to be switched to together with `table.view()` before any query runs.
+ */
+export function applyUpdate(
+  index: ZoneIndex,
+  table: AnswerTableBuilder,
+  snapshot: Snapshot,
+  serial: number,
+  keys: readonly ServiceKey[],
+  everything: boolean,
+): Zone {
+  const changes = index.update(snapshot, serial, keys, everything);
+  const zone = index.zone();
+  // The table holds the names clients asked (engine.ts): those stay precomputed, others wait
+  // for their first ask.
+  const asked: string[] = [];
+  for (const [name, before] of changes) {
+    if (!before || !table.has(name)) continue;
+    table.removeNode(name, before);
+    asked.push(name);
+  }
+  for (const name of index.chasersThrough(changes)) {
+    if (!table.has(name)) continue;
+    table.removeNode(name, zone.nodes.get(name)!);
+    asked.push(name);
+  }
+  for (const name of asked) {
+    const node = zone.nodes.get(name);
+    if (node) table.addNode(zone, name, node);
+  }
+  if (everything) table.patchSerial(serial >>> 0);
+  return zone;
 }

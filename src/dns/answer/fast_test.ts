@@ -4,7 +4,7 @@ import { buildAnswerTable, fastAnswer } from "./fast.ts";
 import { decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
-import { buildZone } from "../zone/zone.ts";
+import { buildZone } from "../zone/zone_index.ts";
 import {
   bigHeadlessSnapshot,
   FIXTURE_REVERSE_CIDRS,

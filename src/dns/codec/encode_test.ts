@@ -2,7 +2,14 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { decodeMessage } from "./decode.ts";
 import { encodeHeaderOnlyReply, encodeMessage } from "./encode.ts";
 import { nameToLabels } from "./names.ts";
-import { formatRecord, type Message, type ResourceRecord, RRClass, RRType } from "./records.ts";
+import {
+  formatRecord,
+  type Message,
+  queryMessage,
+  type ResourceRecord,
+  RRClass,
+  RRType,
+} from "./records.ts";
 
 const rr = (
   name: string,
@@ -18,23 +25,8 @@ const rr = (
 });
 
 function message(over: Partial<Message> = {}): Message {
-  return {
-    id: 0x1234,
-    qr: true,
-    opcode: 0,
-    aa: true,
-    tc: false,
-    rd: true,
-    ra: true,
-    ad: false,
-    cd: false,
-    rcode: 0,
-    questions: [{ name: "web.default.svc.cluster.local", type: RRType.A, class: RRClass.IN }],
-    answers: [],
-    authority: [],
-    additional: [],
-    ...over,
-  };
+  const q = { name: "web.default.svc.cluster.local", type: RRType.A, class: RRClass.IN };
+  return queryMessage([q], { id: 0x1234, qr: true, aa: true, ra: true, ...over });
 }
 
 Deno.test("wire: every record kind survives an encode/decode round trip", () => {

@@ -15,7 +15,8 @@ import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
 import { DnsCache, Forwarder, type Upstream } from "./upstream.ts";
 import { validateZoneOptions, type ZoneOptions } from "../zone/zone.ts";
-import { applyUpdate, ZoneIndex } from "../zone/zone_index.ts";
+import { applyUpdate } from "../answer/fast.ts";
+import { ZoneIndex } from "../zone/zone_index.ts";
 
 /** Longest stretch a zone build runs before answering queued UDP queries. */
 const SLICE_MS = 1;

@@ -3,8 +3,7 @@ import { buildAnswerTable } from "../answer/fast.ts";
 import { QueryHandler } from "./handler.ts";
 import { DnsStats } from "./stats.ts";
 import { decodeMessage } from "../codec/decode.ts";
-import { buildZone } from "../zone/zone.ts";
-import { FIXTURE_REVERSE_CIDRS, fixtureSnapshot } from "../../../tests/support/dns_fixture.ts";
+import { FIXTURE_REVERSE_CIDRS, fixtureZone } from "../../../tests/support/dns_fixture.ts";
 import { fuzzPackets } from "../../../tests/support/dns_fuzz.ts";
 
 const SEED = Number(Deno.env.get("DNS_FUZZ_SEED") ?? "20240601");
@@ -17,12 +16,7 @@ Deno.test(`fuzz (seed ${SEED}): 100,000 packets through the handler: no crash, n
     forwarder: null,
     stats,
   });
-  const zone = buildZone(fixtureSnapshot(), {
-    clusterDomain: "cluster.local",
-    ttl: 30,
-    reverseCidrs: FIXTURE_REVERSE_CIDRS,
-    serial: 1,
-  });
+  const zone = fixtureZone();
   h.setZone(zone, buildAnswerTable(zone));
   let replies = 0, dropped = 0, malformed = 0;
   for (const packet of fuzzPackets(SEED, 100_000)) {

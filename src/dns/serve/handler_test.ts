@@ -1,32 +1,17 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { buildAnswerTable } from "../answer/fast.ts";
 import { AllowList, QueryHandler } from "./handler.ts";
-import { DnsStats } from "./stats.ts";
-import {
-  DnsCache,
-  Forwarder,
-  parseUpstream,
-  type Upstream,
-  type UpstreamTransport,
-} from "./upstream.ts";
+import { applyStats, DnsStats } from "./stats.ts";
 import { decodeMessage } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
-import {
-  formatRecord,
-  type Message,
-  queryMessage,
-  rcodeName,
-  RRClass,
-  RRType,
-} from "../codec/records.ts";
-import { buildZone } from "../zone/zone.ts";
+import { formatRecord, queryMessage, rcodeName, RRClass, RRType } from "../codec/records.ts";
 import {
   cidr,
+  echoForwarder,
   FIXTURE_REVERSE_CIDRS,
-  fixtureSnapshot,
+  fixtureZone,
 } from "../../../tests/support/dns_fixture.ts";
 import { MetricsRegistry } from "../../observe/metrics.ts";
-import { applyStats } from "./stats.ts";
 
 Deno.test("AllowList: text, sockaddr_in, sockaddr_in6 and v4-mapped addresses", () => {
   const allow = new AllowList([
@@ -59,49 +44,16 @@ Deno.test("AllowList: text, sockaddr_in, sockaddr_in6 and v4-mapped addresses", 
   assert(new AllowList([cidr("0.0.0.0/0")]).allowsAddress("203.0.113.1"));
 });
 
-class EchoUpstream implements UpstreamTransport {
-  exchange(_s: Upstream, packet: Uint8Array): Promise<Uint8Array> {
-    const d = decodeMessage(packet);
-    if (!d.ok) throw new Error(d.error);
-    const q = d.message.questions[0];
-    const m: Message = {
-      ...d.message,
-      qr: true,
-      ra: true,
-      answers: [{
-        name: q.name,
-        type: RRType.A,
-        class: RRClass.IN,
-        ttl: 60,
-        data: { address: "198.18.9.9" },
-      }],
-      edns: undefined,
-    };
-    return Promise.resolve(encodeMessage(m));
-  }
-  close(): void {}
-}
-
 function handler(withZone = true) {
   const stats = new DnsStats();
-  const forwarder = new Forwarder({
-    upstreams: [parseUpstream("198.18.0.53") as Upstream],
-    transport: new EchoUpstream(),
-    cache: new DnsCache({ now: () => 0 }),
-  });
   const h = new QueryHandler({
     clusterDomain: "cluster.local",
     reverseCidrs: FIXTURE_REVERSE_CIDRS,
-    forwarder,
+    forwarder: echoForwarder(),
     stats,
   });
   if (withZone) {
-    const zone = buildZone(fixtureSnapshot(), {
-      clusterDomain: "cluster.local",
-      ttl: 30,
-      reverseCidrs: FIXTURE_REVERSE_CIDRS,
-      serial: 1,
-    });
+    const zone = fixtureZone();
     h.setZone(zone, buildAnswerTable(zone));
   }
   return { h, stats };

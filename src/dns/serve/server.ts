@@ -60,7 +60,9 @@ import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine
 import { applyStats, DNS_METRICS } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
-import { dnsFingerprint, slimEntry, validateZoneOptions } from "../zone/zone.ts";
+import { dnsFingerprint } from "../zone/service_records.ts";
+import { slimEntry } from "../zone/slim_entry.ts";
+import { validateZoneOptions } from "../zone/zone.ts";
 
 /** Options of {@link DnsServer}. */
 export interface DnsServerOptions {

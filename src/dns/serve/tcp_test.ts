@@ -9,66 +9,32 @@ import { buildAnswerTable } from "../answer/fast.ts";
 import { AllowList, QueryHandler } from "./handler.ts";
 import { applyStats, DnsStats } from "./stats.ts";
 import { type TcpDnsOptions, TcpDnsServer } from "./tcp.ts";
-import { bigHeadlessSnapshot, cidr } from "../../../tests/support/dns_fixture.ts";
 import {
-  DnsCache,
-  Forwarder,
-  parseUpstream,
-  type Upstream,
-  type UpstreamTransport,
-} from "./upstream.ts";
+  bigHeadlessSnapshot,
+  cidr,
+  echoForwarder,
+  fixtureZone,
+} from "../../../tests/support/dns_fixture.ts";
 import { decodeMessage } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
-import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
-import { buildZone } from "../zone/zone.ts";
+import { queryMessage, RRClass, RRType } from "../codec/records.ts";
 
 /** Endpoints of the headless test service: its A answer is ~3.2 KB, so buffers fill fast. */
 const BIG_ENDPOINTS = 200;
 const BIG_NAME = "big.default.svc.cluster.local";
 
-/** Answers forwarded questions itself after a few milliseconds (the async path). */
-class SlowEchoUpstream implements UpstreamTransport {
-  async exchange(_s: Upstream, packet: Uint8Array): Promise<Uint8Array> {
-    await new Promise((r) => setTimeout(r, Math.random() * 5));
-    const d = decodeMessage(packet);
-    if (!d.ok) throw new Error(d.error);
-    const q = d.message.questions[0];
-    const m: Message = {
-      ...d.message,
-      qr: true,
-      ra: true,
-      answers: [{
-        name: q.name,
-        type: RRType.A,
-        class: RRClass.IN,
-        ttl: 60,
-        data: { address: "198.18.9.9" },
-      }],
-      edns: undefined,
-    };
-    return encodeMessage(m);
-  }
-  close(): void {}
-}
-
 function startServer(over: Partial<TcpDnsOptions> = {}) {
   const stats = new DnsStats();
-  const forwarder = new Forwarder({
-    upstreams: [parseUpstream("198.18.0.53") as Upstream],
-    transport: new SlowEchoUpstream(),
-    cache: new DnsCache({ now: () => 0 }),
-  });
+  // Forwarded questions are answered after a few milliseconds (the async path).
+  const forwarder = echoForwarder(5);
   const handler = new QueryHandler({
     clusterDomain: "cluster.local",
     reverseCidrs: [cidr("198.19.0.0/16")],
     forwarder,
     stats,
   });
-  const zone = buildZone(bigHeadlessSnapshot(BIG_ENDPOINTS), {
-    clusterDomain: "cluster.local",
-    ttl: 30,
+  const zone = fixtureZone(bigHeadlessSnapshot(BIG_ENDPOINTS), {
     reverseCidrs: [cidr("198.19.0.0/16")],
-    serial: 1,
   });
   handler.setZone(zone, buildAnswerTable(zone));
   const errors: string[] = [];

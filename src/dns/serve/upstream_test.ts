@@ -14,6 +14,7 @@ import { encodeMessage } from "../codec/encode.ts";
 import {
   formatRecord,
   type Message,
+  queryMessage,
   type ResourceRecord,
   RRClass,
   RRType,
@@ -93,23 +94,8 @@ const SOA = (ttl: number, minimum: number) =>
   });
 
 function reply(over: Partial<Message>): Message {
-  return {
-    id: 1,
-    qr: true,
-    opcode: 0,
-    aa: false,
-    tc: false,
-    rd: true,
-    ra: true,
-    ad: false,
-    cd: false,
-    rcode: 0,
-    questions: [{ name: "www.example.org", type: RRType.A, class: RRClass.IN }],
-    answers: [],
-    authority: [],
-    additional: [],
-    ...over,
-  };
+  const q = { name: "www.example.org", type: RRType.A, class: RRClass.IN };
+  return queryMessage([q], { id: 1, qr: true, ra: true, ...over });
 }
 
 Deno.test("cacheTtl: positive, negative (RFC 2308) and uncacheable", () => {

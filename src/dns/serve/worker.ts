@@ -9,7 +9,7 @@
 
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { DnsEngine, type EngineOptions } from "./engine.ts";
-import { EntryPool, slimEntry } from "../zone/zone.ts";
+import { EntryPool, slimEntry } from "../zone/slim_entry.ts";
 
 /** Messages DnsServer sends to a worker. */
 export type ToWorker =

@@ -2,7 +2,8 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { ModelStore } from "../../model/store.ts";
 import type { Snapshot } from "../../model/snapshot.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
-import { buildZone, slimEntry } from "../zone/zone.ts";
+import { slimEntry } from "../zone/slim_entry.ts";
+import { buildZone } from "../zone/zone_index.ts";
 import { cidr, makeService, port } from "../../../tests/support/dns_fixture.ts";
 
 const ZONE = { clusterDomain: "cluster.local", ttl: 30, reverseCidrs: [cidr("198.19.0.0/16")] };

@@ -1,25 +1,25 @@
 /**
- * The cluster zone kept up to date in place: a full build once, then per publish only the names
+ * The cluster zone, built from a snapshot and then kept up to date in place: the whole zone once
+ * ({@link buildZone}, or {@link ZoneIndex.buildSteps} in slices), then per publish only the names
  * of services that were added, removed or changed (and of namespaces that appeared or went) are
  * rebuilt. Every name remembers which services put records there, so a rebuilt node holds
- * exactly what {@link buildZone} would give it for the same snapshot, records in the same order.
- * Pure (no I/O, no clock); the result is checked against buildZone in zone_index_test.ts.
+ * exactly what a whole build gives it for the same snapshot, records in the same order
+ * (zone_index_test.ts checks every step against a whole build). The one zone builder: the
+ * engine, the tests and the benchmarks all build zones here. Pure (no I/O, no clock).
  * @module
  */
 
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import type { ServiceKey } from "../../model/types.ts";
-import type { AnswerTableBuilder } from "../answer/fast.ts";
 import { isValidName, nameKey } from "../codec/names.ts";
 import { type NameData, type ResourceRecord, RRClass, RRType } from "../codec/records.ts";
+import { type Contribution, serviceContribution } from "./service_records.ts";
 import {
-  type Contribution,
   EMPTY_NODE,
   findApex,
   MutableNode,
   recordsOfType,
   reverseZoneApexes,
-  serviceContribution,
   soaRecord,
   validateZoneOptions,
   writableNode,
@@ -27,6 +27,20 @@ import {
   type ZoneNode,
   type ZoneOptions,
 } from "./zone.ts";
+
+/**
+ * Builds the whole zone from a snapshot. Pure; cost is linear in services plus endpoints.
+ *
+ * @example
+ * ```ts
+ * const zone = buildZone(snapshot, {
+ *   clusterDomain: "cluster.local", ttl: 30, serial: 1, reverseCidrs: [serviceCidr],
+ * });
+ * ```
+ */
+export function buildZone(snapshot: Snapshot, options: ZoneOptions): Zone {
+  return ZoneIndex.build(snapshot, options).zone();
+}
 
 /** One owner name's share of a contribution, in contribution order. */
 interface Share {
@@ -98,7 +112,7 @@ export class ZoneIndex {
     this.#options = options;
   }
 
-  /** Builds the whole zone (as {@link buildZone}); see {@link buildSteps} for the sliced form. */
+  /** Builds the whole zone; see {@link buildSteps} for the sliced form. */
   static build(snapshot: Snapshot, options: ZoneOptions): ZoneIndex {
     const steps = ZoneIndex.buildSteps(snapshot, options);
     for (;;) {
@@ -134,7 +148,7 @@ export class ZoneIndex {
       if (++done % chunk === 0) yield;
       const shares = sharesOf(serviceContribution(entry, z.domain, z.ttl));
       z.#attach(key, entry, shares, null);
-      // Services arrive in snapshot order, so appending gives buildZone's order.
+      // Services arrive in snapshot order; a rebuilt node (#rebuild) follows the same order.
       for (const [name, share] of shares) {
         if (share.records.length === 0 && share.additional.length === 0) continue;
         const n = writable(name);
@@ -317,7 +331,7 @@ export class ZoneIndex {
       let keys: ServiceKey[];
       if (typeof who === "string") keys = [who];
       else {
-        // buildZone adds services in snapshot order; so does a rebuilt node.
+        // A whole build adds services in snapshot order; so does a rebuilt node.
         const rank = order();
         const at = (k: ServiceKey) => rank.get(k) ?? Number.MAX_SAFE_INTEGER;
         keys = [...who].sort((a, b) => at(a) - at(b));
@@ -459,41 +473,4 @@ export class ZoneIndex {
       if ((delta > 0 && n === 1) || n === 0) affected?.add(k);
     }
   }
-}
-
-/**
- * One incremental step: {@link ZoneIndex.update} for `keys`, then the precomputed answers of
- * every changed name (and of CNAMEs leading through one) replaced in `table`, and with
- * `everything` the SOA serial of every negative answer rewritten. Returns the zone to answer
- * from, to be switched to together with `table.view()` before any query runs.
- */
-export function applyUpdate(
-  index: ZoneIndex,
-  table: AnswerTableBuilder,
-  snapshot: Snapshot,
-  serial: number,
-  keys: readonly ServiceKey[],
-  everything: boolean,
-): Zone {
-  const changes = index.update(snapshot, serial, keys, everything);
-  const zone = index.zone();
-  // The table holds the names clients asked (engine.ts): those stay precomputed, others wait
-  // for their first ask.
-  const asked: string[] = [];
-  for (const [name, before] of changes) {
-    if (!before || !table.has(name)) continue;
-    table.removeNode(name, before);
-    asked.push(name);
-  }
-  for (const name of index.chasersThrough(changes)) {
-    if (!table.has(name)) continue;
-    table.removeNode(name, zone.nodes.get(name)!);
-    asked.push(name);
-  }
-  for (const name of asked) {
-    const node = zone.nodes.get(name);
-    if (node) table.addNode(zone, name, node);
-  }
-  if (everything) table.patchSerial(serial >>> 0);
-  return zone;
 }

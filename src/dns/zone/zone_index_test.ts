@@ -5,6 +5,7 @@ import { answerQuery } from "../answer/answer.ts";
 import {
   type AnswerTable,
   AnswerTableBuilder,
+  applyUpdate,
   buildAnswerTable,
   fastAnswer,
 } from "../answer/fast.ts";
@@ -12,12 +13,15 @@ import { newQueryScan, scanQuery } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { nameToWire } from "../codec/names.ts";
 import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
-import { buildZone, EntryPool, slimEntry, type Zone, type ZoneOptions } from "./zone.ts";
-import { applyUpdate, ZoneIndex } from "./zone_index.ts";
+import { EntryPool, slimEntry } from "./slim_entry.ts";
+import { type Zone, type ZoneOptions } from "./zone.ts";
+import { buildZone, ZoneIndex } from "./zone_index.ts";
 import {
   endpointSet,
   ep,
+  FIXTURE_NAMESPACES,
   FIXTURE_REVERSE_CIDRS,
+  FIXTURE_SERVICES,
   fixtureSnapshot,
   makeService,
   port,
@@ -112,51 +116,11 @@ function assertSameAnswers(
   assert(compared > 100, `${step}: only ${compared} questions compared`);
 }
 
-/** A cluster with every record kind, shared PTRs and a CNAME into the zone. */
+/** A cluster with every record kind, shared PTRs and a CNAME into the zone: part of the fixture. */
 function seed(store: ModelStore): void {
-  store.setService(makeService({
-    namespace: "default",
-    name: "web",
-    clusterIPs: ["198.19.0.10", "2001:db8:ffff::10"],
-    ports: [port("http", "TCP", 80, 8080), port("dns", "UDP", 53)],
-  }));
-  store.setService(makeService({
-    namespace: "prod",
-    name: "api",
-    clusterIPs: ["198.19.0.20"],
-    ports: [port("grpc", "TCP", 9000)],
-  }));
-  store.setService(makeService({
-    namespace: "default",
-    name: "db",
-    headless: true,
-    ports: [port("pg", "TCP", 5432)],
-  }));
-  store.setEndpointSet(endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
-    ep("198.18.0.101", { hostname: "db-0" }),
-    ep("198.18.0.102", { hostname: "db-1" }),
-    ep("198.18.0.103"),
-    ep("198.18.0.104", { hostname: "db-3", ready: false }),
-  ], "db-v4"));
-  store.setEndpointSet(endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
-    ep("2001:db8::a1", { hostname: "db-0" }),
-  ], "db-v6"));
-  store.setService(makeService({
-    namespace: "default",
-    name: "alias",
-    type: "ExternalName",
-    externalName: "web.default.svc.cluster.local.",
-  }));
-  store.setService(makeService({
-    namespace: "default",
-    name: "ext",
-    type: "ExternalName",
-    externalName: "example.org",
-  }));
-  store.setService(
-    makeService({ namespace: "default", name: "pending", ports: [port("http", "TCP", 80)] }),
-  );
-  store.setNamespaces(["default", "prod", "kube-system"]);
+  const keys = ["default/web", "prod/api", "default/db", "default/alias", "default/ext"];
+  for (const key of [...keys, "default/pending"]) FIXTURE_SERVICES[key](store);
+  store.setNamespaces(FIXTURE_NAMESPACES);
 }
 
 interface Step {
