@@ -13,9 +13,16 @@ import { testService } from "../../src/model/test_service.ts";
 import type { Endpoint, EndpointSet, Service, ServicePort } from "../../src/model/types.ts";
 import { decodeMessage } from "../../src/dns/codec/decode.ts";
 import { encodeMessage } from "../../src/dns/codec/encode.ts";
-import { type Message, RRClass, RRType } from "../../src/dns/codec/records.ts";
 import {
-  DnsCache,
+  type Message,
+  queryMessage,
+  type RData,
+  type ResourceRecord,
+  RRClass,
+  RRType,
+} from "../../src/dns/codec/records.ts";
+import { DnsCache } from "../../src/dns/serve/dns_cache.ts";
+import {
   Forwarder,
   parseUpstream,
   type Upstream,
@@ -288,4 +295,15 @@ export function echoForwarder(maxDelayMs = 0): Forwarder {
     transport: new EchoUpstream(maxDelayMs),
     cache: new DnsCache({ now: () => 0 }),
   });
+}
+
+/** A record of class IN. */
+export function record(name: string, type: number, data: RData, ttl = 30): ResourceRecord {
+  return { name, type, class: RRClass.IN, ttl, data };
+}
+
+/** An upstream resolver's reply to `www.example.org A` (ID 1, RA set), `over` replacing any field. */
+export function upstreamReply(over: Partial<Message> = {}): Message {
+  const q = { name: "www.example.org", type: RRType.A, class: RRClass.IN };
+  return queryMessage([q], { id: 1, qr: true, ra: true, ...over });
 }

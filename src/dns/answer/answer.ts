@@ -272,3 +272,37 @@ export function answerQuery(
 function reply(query: Message, rcode: number, ctx: AnswerContext): AnswerResult {
   return { kind: "reply", message: replyTo(query, rcode, ctx) };
 }
+
+/** The client's reply built from an upstream answer: our header bits, its records. */
+export function forwardedReply(query: Message, upstream: Message): Message {
+  return {
+    id: query.id,
+    qr: true,
+    opcode: query.opcode,
+    aa: false,
+    tc: false,
+    rd: query.rd,
+    ra: true,
+    ad: false,
+    cd: query.cd,
+    rcode: upstream.rcode & 0x0f,
+    questions: query.questions,
+    answers: upstream.answers,
+    authority: upstream.authority,
+    additional: upstream.additional,
+    ...(query.edns
+      ? { edns: { udpSize: 1232, version: 0, dnssecOk: query.edns.dnssecOk, options: [] } }
+      : {}),
+  };
+}
+
+/** A CNAME answer (ExternalName) completed with the upstream's records for its target. */
+export function chasedReply(partial: Message, upstream: Message): Message {
+  return {
+    ...partial,
+    rcode: upstream.rcode & 0x0f,
+    answers: [...partial.answers, ...upstream.answers],
+    authority: upstream.answers.length > 0 ? [] : upstream.authority,
+    additional: [],
+  };
+}

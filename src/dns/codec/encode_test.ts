@@ -2,6 +2,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { decodeMessage } from "./decode.ts";
 import { encodeHeaderOnlyReply, encodeMessage } from "./encode.ts";
 import { nameToLabels } from "./names.ts";
+import { record } from "../../../tests/support/dns_fixture.ts";
 import {
   formatRecord,
   type Message,
@@ -11,19 +12,6 @@ import {
   RRType,
 } from "./records.ts";
 
-const rr = (
-  name: string,
-  type: number,
-  data: ResourceRecord["data"],
-  ttl = 30,
-): ResourceRecord => ({
-  name,
-  type,
-  class: RRClass.IN,
-  ttl,
-  data,
-});
-
 function message(over: Partial<Message> = {}): Message {
   const q = { name: "web.default.svc.cluster.local", type: RRType.A, class: RRClass.IN };
   return queryMessage([q], { id: 0x1234, qr: true, aa: true, ra: true, ...over });
@@ -31,19 +19,19 @@ function message(over: Partial<Message> = {}): Message {
 
 Deno.test("wire: every record kind survives an encode/decode round trip", () => {
   const answers: ResourceRecord[] = [
-    rr("web.default.svc.cluster.local", RRType.A, { address: "198.19.0.10" }),
-    rr("web.default.svc.cluster.local", RRType.AAAA, { address: "2001:db8:ffff::10" }),
-    rr("x.cluster.local", RRType.CNAME, { target: "example.org" }),
-    rr("10.0.19.198.in-addr.arpa", RRType.PTR, { target: "web.default.svc.cluster.local" }),
-    rr("cluster.local", RRType.NS, { target: "ns.dns.cluster.local" }),
-    rr("_http._tcp.web.default.svc.cluster.local", RRType.SRV, {
+    record("web.default.svc.cluster.local", RRType.A, { address: "198.19.0.10" }),
+    record("web.default.svc.cluster.local", RRType.AAAA, { address: "2001:db8:ffff::10" }),
+    record("x.cluster.local", RRType.CNAME, { target: "example.org" }),
+    record("10.0.19.198.in-addr.arpa", RRType.PTR, { target: "web.default.svc.cluster.local" }),
+    record("cluster.local", RRType.NS, { target: "ns.dns.cluster.local" }),
+    record("_http._tcp.web.default.svc.cluster.local", RRType.SRV, {
       priority: 0,
       weight: 100,
       port: 80,
       target: "web.default.svc.cluster.local",
     }),
-    rr("dns-version.cluster.local", RRType.TXT, { texts: ["1.1.0", 'with "quote"', ""] }),
-    rr("cluster.local", RRType.SOA, {
+    record("dns-version.cluster.local", RRType.TXT, { texts: ["1.1.0", 'with "quote"', ""] }),
+    record("cluster.local", RRType.SOA, {
       mname: "ns.dns.cluster.local",
       rname: "hostmaster.cluster.local",
       serial: 4294967295,
@@ -52,8 +40,8 @@ Deno.test("wire: every record kind survives an encode/decode round trip", () => 
       expire: 86400,
       minimum: 30,
     }),
-    rr("mx.example", RRType.MX, { preference: 10, exchange: "mail.example" }),
-    rr("raw.example", 65280, { raw: Uint8Array.from([1, 2, 3]) }),
+    record("mx.example", RRType.MX, { preference: 10, exchange: "mail.example" }),
+    record("raw.example", 65280, { raw: Uint8Array.from([1, 2, 3]) }),
   ];
   const msg = message({
     answers,
@@ -81,7 +69,7 @@ Deno.test("wire: every record kind survives an encode/decode round trip", () => 
 });
 
 Deno.test("wire: names are compressed against the question", () => {
-  const answers = [rr("web.default.svc.cluster.local", RRType.A, { address: "198.19.0.10" })];
+  const answers = [record("web.default.svc.cluster.local", RRType.A, { address: "198.19.0.10" })];
   const bytes = encodeMessage(message({ answers }));
   // header 12 + question (31 + 4) + answer (pointer 2 + 10 + 4)
   assertEquals(bytes.length, 12 + 35 + 16);
@@ -112,7 +100,7 @@ Deno.test("wire: bad names are refused with the name quoted", () => {
 Deno.test("wire: truncation keeps whole answers that fit, sets TC and never exceeds the limit", () => {
   const answers: ResourceRecord[] = [];
   for (let i = 0; i < 100; i++) {
-    answers.push(rr("web.default.svc.cluster.local", RRType.A, { address: `198.18.0.${i}` }));
+    answers.push(record("web.default.svc.cluster.local", RRType.A, { address: `198.18.0.${i}` }));
   }
   for (const limit of [512, 600, 1232]) {
     const bytes = encodeMessage(
@@ -137,7 +125,7 @@ Deno.test("wire: truncation keeps whole answers that fit, sets TC and never exce
 Deno.test("wire: additional records that do not fit are dropped without TC", () => {
   const additional: ResourceRecord[] = [];
   for (let i = 0; i < 60; i++) {
-    additional.push(rr(`host${i}.example`, RRType.A, { address: `198.18.0.${i}` }));
+    additional.push(record(`host${i}.example`, RRType.A, { address: `198.18.0.${i}` }));
   }
   const bytes = encodeMessage(message({ additional }), 512);
   const back = decodeMessage(bytes);

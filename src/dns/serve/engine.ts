@@ -8,12 +8,14 @@
 import type { Cidr } from "../../model/ip.ts";
 import type { Snapshot } from "../../model/snapshot.ts";
 import { AnswerTableBuilder } from "../answer/fast.ts";
-import { AllowList, type AnswerFiller, QueryHandler } from "./handler.ts";
+import { AllowList } from "./allow_list.ts";
+import { type AnswerFiller, QueryHandler } from "./handler.ts";
 import { DnsStats, type StatsDelta } from "./stats.ts";
 import { TcpDnsServer } from "./tcp.ts";
 import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
-import { DnsCache, Forwarder, type Upstream } from "./upstream.ts";
+import { DnsCache } from "./dns_cache.ts";
+import { Forwarder, type Upstream } from "./upstream.ts";
 import { validateZoneOptions, type ZoneOptions } from "../zone/zone.ts";
 import { applyUpdate } from "../answer/fast.ts";
 import { ZoneIndex } from "../zone/zone_index.ts";

@@ -20,7 +20,8 @@
  * @module
  */
 
-import type { AllowList, QueryHandler } from "./handler.ts";
+import type { AllowList } from "./allow_list.ts";
+import type { QueryHandler } from "./handler.ts";
 
 /** Options of {@link TcpDnsServer.open}. */
 export interface TcpDnsOptions {

@@ -6,7 +6,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { MetricsRegistry } from "../../observe/metrics.ts";
 import { buildAnswerTable } from "../answer/fast.ts";
-import { AllowList, QueryHandler } from "./handler.ts";
+import { AllowList } from "./allow_list.ts";
+import { QueryHandler } from "./handler.ts";
 import { applyStats, DnsStats } from "./stats.ts";
 import { type TcpDnsOptions, TcpDnsServer } from "./tcp.ts";
 import {

@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { AllowList, QueryHandler } from "./handler.ts";
+import type { AllowList } from "./allow_list.ts";
+import type { QueryHandler } from "./handler.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },

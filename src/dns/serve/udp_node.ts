@@ -5,7 +5,8 @@
  */
 
 import dgram from "node:dgram";
-import type { AllowList, QueryHandler } from "./handler.ts";
+import type { AllowList } from "./allow_list.ts";
+import type { QueryHandler } from "./handler.ts";
 
 /** Options of {@link NodeUdpServer.open}. */
 export interface NodeUdpOptions {

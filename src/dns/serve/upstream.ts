@@ -1,8 +1,8 @@
 /**
- * Forwarding of names svcgate is not authoritative for: upstream list parsing (pure), a bounded
- * LRU cache honouring TTLs and negative TTLs (pure, clock injected), and the forwarder that asks
- * the upstream resolvers over UDP, retrying over TCP when the answer is truncated, and gives up
- * within a deadline so a dead upstream costs a quick SERVFAIL, never a hang.
+ * Forwarding of names svcgate is not authoritative for: upstream list parsing (pure), and the
+ * forwarder that asks the upstream resolvers over UDP, retrying over TCP when the answer is
+ * truncated, with a cache in front (dns_cache.ts), and gives up within a deadline so a dead
+ * upstream costs a quick SERVFAIL, never a hang.
  *
  * Who may use it is decided by the caller (answer.ts: recursion only for allowed clients).
  * @module
@@ -13,15 +13,8 @@ import { parseIp } from "../../model/ip.ts";
 import { decodeMessage } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { nameKey } from "../codec/names.ts";
-import {
-  type Message,
-  queryMessage,
-  type Question,
-  Rcode,
-  type ResourceRecord,
-  RRType,
-  type SoaData,
-} from "../codec/records.ts";
+import { type Message, queryMessage, type Question, Rcode } from "../codec/records.ts";
+import { cacheKey, DnsCache } from "./dns_cache.ts";
 
 /** One upstream resolver. */
 export interface Upstream {
@@ -102,115 +95,6 @@ export function defaultUpstreams(
 export async function readResolvConf(path = "/etc/resolv.conf"): Promise<string> {
   return await Deno.readTextFile(path);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Cache
-
-/** Cache limits. */
-export interface CacheOptions {
-  /** Entries kept at most; the least recently used go first. Default 10000. */
-  readonly maxEntries?: number;
-  /** Upper bound of a positive TTL, seconds. Default 3600. */
-  readonly maxTtl?: number;
-  /** Upper bound of a negative TTL, seconds. Default 1800. */
-  readonly maxNegativeTtl?: number;
-  /** Milliseconds clock, injected so tests control time. */
-  readonly now: () => number;
-}
-
-interface CacheEntry {
-  readonly message: Message;
-  readonly stored: number;
-  readonly expires: number;
-}
-
-/** The cache key of a question: lower-case name, type and class. */
-export function cacheKey(q: Question): string {
-  return `${nameKey(q.name)}|${q.type}|${q.class}`;
-}
-
-/**
- * How long a response may be cached, in seconds (RFC 2308): the smallest TTL of its records when
- * it has answers; min(SOA TTL, SOA minimum) for NXDOMAIN and NODATA; 0 (do not cache) for
- * truncated answers, negative answers without SOA and error rcodes.
- */
-export function cacheTtl(msg: Message, maxTtl = 3600, maxNegativeTtl = 1800): number {
-  if (msg.tc) return 0;
-  if (msg.rcode !== Rcode.NOERROR && msg.rcode !== Rcode.NXDOMAIN) return 0;
-  if (msg.rcode === Rcode.NOERROR && msg.answers.length > 0) {
-    let ttl = maxTtl;
-    for (const rr of [...msg.answers, ...msg.authority]) ttl = Math.min(ttl, rr.ttl);
-    return ttl;
-  }
-  const soa = msg.authority.find((rr) => rr.type === RRType.SOA);
-  if (!soa) return 0;
-  return Math.min(soa.ttl, (soa.data as SoaData).minimum, maxNegativeTtl);
-}
-
-/** Bounded LRU cache of upstream responses. Pure apart from the injected clock. */
-export class DnsCache {
-  readonly #entries = new Map<string, CacheEntry>();
-  readonly #max: number;
-  readonly #maxTtl: number;
-  readonly #maxNeg: number;
-  readonly #now: () => number;
-
-  constructor(options: CacheOptions) {
-    this.#max = options.maxEntries ?? 10000;
-    this.#maxTtl = options.maxTtl ?? 3600;
-    this.#maxNeg = options.maxNegativeTtl ?? 1800;
-    this.#now = options.now;
-  }
-
-  /** Number of entries held. */
-  get size(): number {
-    return this.#entries.size;
-  }
-
-  /** The cached response with TTLs reduced by its age, or null when absent or expired. */
-  get(q: Question): Message | null {
-    const key = cacheKey(q);
-    const e = this.#entries.get(key);
-    if (!e) return null;
-    const now = this.#now();
-    if (now >= e.expires) {
-      this.#entries.delete(key);
-      return null;
-    }
-    this.#entries.delete(key);
-    this.#entries.set(key, e);
-    const age = Math.floor((now - e.stored) / 1000);
-    if (age === 0) return e.message;
-    const older = (rr: ResourceRecord): ResourceRecord => ({
-      ...rr,
-      ttl: Math.max(0, rr.ttl - age),
-    });
-    return {
-      ...e.message,
-      answers: e.message.answers.map(older),
-      authority: e.message.authority.map(older),
-      additional: e.message.additional.map(older),
-    };
-  }
-
-  /** Stores a response when {@link cacheTtl} allows it; returns the TTL used (0: not stored). */
-  put(q: Question, msg: Message): number {
-    const ttl = cacheTtl(msg, this.#maxTtl, this.#maxNeg);
-    if (ttl <= 0 || this.#max <= 0) return 0;
-    const key = cacheKey(q);
-    const now = this.#now();
-    this.#entries.delete(key);
-    this.#entries.set(key, { message: msg, stored: now, expires: now + ttl * 1000 });
-    while (this.#entries.size > this.#max) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
-    }
-    return ttl;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Transport and forwarder
 
 /** Sends one query to one upstream and returns the raw response. */
 export interface UpstreamTransport {
@@ -507,38 +391,4 @@ export class Forwarder {
   close(): void {
     this.#transport.close();
   }
-}
-
-/** The client's reply built from an upstream answer: our header bits, its records. */
-export function forwardedReply(query: Message, upstream: Message): Message {
-  return {
-    id: query.id,
-    qr: true,
-    opcode: query.opcode,
-    aa: false,
-    tc: false,
-    rd: query.rd,
-    ra: true,
-    ad: false,
-    cd: query.cd,
-    rcode: upstream.rcode & 0x0f,
-    questions: query.questions,
-    answers: upstream.answers,
-    authority: upstream.authority,
-    additional: upstream.additional,
-    ...(query.edns
-      ? { edns: { udpSize: 1232, version: 0, dnssecOk: query.edns.dnssecOk, options: [] } }
-      : {}),
-  };
-}
-
-/** A CNAME answer (ExternalName) completed with the upstream's records for its target. */
-export function chasedReply(partial: Message, upstream: Message): Message {
-  return {
-    ...partial,
-    rcode: upstream.rcode & 0x0f,
-    answers: [...partial.answers, ...upstream.answers],
-    authority: upstream.answers.length > 0 ? [] : upstream.authority,
-    additional: [],
-  };
 }

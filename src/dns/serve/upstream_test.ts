@@ -1,8 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { DnsCache } from "./dns_cache.ts";
 import {
-  cacheTtl,
   defaultUpstreams,
-  DnsCache,
   Forwarder,
   parseResolvConf,
   parseUpstream,
@@ -11,14 +10,8 @@ import {
 } from "./upstream.ts";
 import { decodeMessage } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
-import {
-  formatRecord,
-  type Message,
-  queryMessage,
-  type ResourceRecord,
-  RRClass,
-  RRType,
-} from "../codec/records.ts";
+import { type Message, RRClass, RRType } from "../codec/records.ts";
+import { record, upstreamReply } from "../../../tests/support/dns_fixture.ts";
 
 Deno.test("parseUpstream: forms and errors", () => {
   assertEquals(parseUpstream("198.18.0.53"), {
@@ -70,66 +63,6 @@ Deno.test("parseResolvConf and defaultUpstreams: nameservers minus our own addre
   assertEquals(defaultUpstreams(conf, { hostname: "169.254.20.10", port: 5353 }).length, 3);
 });
 
-const rr = (
-  name: string,
-  type: number,
-  ttl: number,
-  data: ResourceRecord["data"],
-): ResourceRecord => ({
-  name,
-  type,
-  class: RRClass.IN,
-  ttl,
-  data,
-});
-const SOA = (ttl: number, minimum: number) =>
-  rr("example.org", RRType.SOA, ttl, {
-    mname: "ns.example.org",
-    rname: "hostmaster.example.org",
-    serial: 1,
-    refresh: 1,
-    retry: 1,
-    expire: 1,
-    minimum,
-  });
-
-function reply(over: Partial<Message>): Message {
-  const q = { name: "www.example.org", type: RRType.A, class: RRClass.IN };
-  return queryMessage([q], { id: 1, qr: true, ra: true, ...over });
-}
-
-Deno.test("cacheTtl: positive, negative (RFC 2308) and uncacheable", () => {
-  const a = (ttl: number) => rr("www.example.org", RRType.A, ttl, { address: "198.18.0.80" });
-  assertEquals(cacheTtl(reply({ answers: [a(300), a(60)] })), 60);
-  assertEquals(cacheTtl(reply({ answers: [a(99999)] })), 3600);
-  assertEquals(cacheTtl(reply({ rcode: 3, authority: [SOA(600, 120)] })), 120);
-  assertEquals(cacheTtl(reply({ rcode: 0, authority: [SOA(90, 120)] })), 90);
-  assertEquals(cacheTtl(reply({ rcode: 3 })), 0);
-  assertEquals(cacheTtl(reply({ rcode: 2 })), 0);
-  assertEquals(cacheTtl(reply({ tc: true, answers: [a(30)] })), 0);
-});
-
-Deno.test("DnsCache: TTLs count down with the injected clock, entries expire, LRU bound holds", () => {
-  let now = 1_000_000;
-  const cache = new DnsCache({ maxEntries: 2, now: () => now });
-  const q = (name: string) => ({ name, type: RRType.A, class: RRClass.IN });
-  const msg = reply({ answers: [rr("www.example.org", RRType.A, 30, { address: "198.18.0.80" })] });
-  assertEquals(cache.put(q("www.example.org"), msg), 30);
-  now += 10_400;
-  assertEquals(cache.get(q("WWW.Example.ORG"))?.answers.map(formatRecord), [
-    "www.example.org. 20 IN A 198.18.0.80",
-  ]);
-  now += 20_000;
-  assertEquals(cache.get(q("www.example.org")), null);
-  cache.put(q("a.example"), msg);
-  cache.put(q("b.example"), msg);
-  cache.get(q("a.example"));
-  cache.put(q("c.example"), msg);
-  assertEquals(cache.size, 2);
-  assert(cache.get(q("a.example")) !== null, "recently used entry was evicted");
-  assertEquals(cache.get(q("b.example")), null);
-});
-
 /** An in-memory upstream on the other side of the transport seam. */
 class FakeTransport implements UpstreamTransport {
   calls: { server: string; tcp: boolean }[] = [];
@@ -164,7 +97,9 @@ class FakeTransport implements UpstreamTransport {
 const U1 = parseUpstream("198.18.0.53") as Upstream;
 const U2 = parseUpstream("198.18.0.54") as Upstream;
 const Q = { name: "www.example.org", type: RRType.A, class: RRClass.IN };
-const GOOD = reply({ answers: [rr("www.example.org", RRType.A, 60, { address: "198.18.0.80" })] });
+const GOOD = upstreamReply({
+  answers: [record("www.example.org", RRType.A, { address: "198.18.0.80" }, 60)],
+});
 
 Deno.test("Forwarder: answers, then serves from the cache", async () => {
   const t = new FakeTransport(() => GOOD);
@@ -178,7 +113,7 @@ Deno.test("Forwarder: answers, then serves from the cache", async () => {
 });
 
 Deno.test("Forwarder: a truncated UDP answer is retried over TCP", async () => {
-  const t = new FakeTransport((_, __, tcp) => (tcp ? GOOD : reply({ tc: true })));
+  const t = new FakeTransport((_, __, tcp) => (tcp ? GOOD : upstreamReply({ tc: true })));
   const f = new Forwarder({ upstreams: [U1], transport: t, cache: new DnsCache({ now: () => 0 }) });
   const r = await f.resolve(Q);
   assert(r.ok);
@@ -221,7 +156,7 @@ Deno.test("Forwarder: all upstreams dead gives a failure within the timeout, nev
 
 Deno.test("Forwarder: SERVFAIL and garbage from upstream are failures, not cached", async () => {
   let n = 0;
-  const t = new FakeTransport(() => (n++ % 2 === 0 ? reply({ rcode: 2 }) : "garbage"));
+  const t = new FakeTransport(() => (n++ % 2 === 0 ? upstreamReply({ rcode: 2 }) : "garbage"));
   const f = new Forwarder({
     upstreams: [U1],
     transport: t,
@@ -237,7 +172,7 @@ Deno.test("Forwarder: SERVFAIL and garbage from upstream are failures, not cache
 
 Deno.test("Forwarder: an answer to another question is rejected", async () => {
   const t = new FakeTransport(() =>
-    reply({ questions: [{ name: "evil.example", type: 1, class: 1 }] })
+    upstreamReply({ questions: [{ name: "evil.example", type: 1, class: 1 }] })
   );
   const f = new Forwarder({
     upstreams: [U1],
