@@ -105,11 +105,6 @@ export function formErrFor(header: Header): Uint8Array | null {
   );
 }
 
-/** True when the canonical name is inside the cluster domain or one of the reverse zones. */
-export function isClusterName(zone: Pick<Zone, "domain" | "reverseApexes">, name: string): boolean {
-  return findApex(zone, nameKey(name)) !== null;
-}
-
 const withOwner = (rr: ResourceRecord, name: string): ResourceRecord =>
   rr.name === name ? rr : { ...rr, name };
 

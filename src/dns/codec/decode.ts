@@ -135,9 +135,7 @@ function readRData(r: Reader, type: number, rdlen: number, what: string): RData 
       if (rdlen !== 4) {
         throw new DecodeError(`${what} at offset ${r.pos}: A data is ${rdlen} bytes, not 4`);
       }
-      data = {
-        address: `${r.buf[r.pos]}.${r.buf[r.pos + 1]}.${r.buf[r.pos + 2]}.${r.buf[r.pos + 3]}`,
-      };
+      data = { address: formatIp({ family: 4, bytes: r.buf.subarray(r.pos, end) }) };
       r.pos = end;
       break;
     case RRType.AAAA:

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { parseIp } from "../../model/ip.ts";
 import { asciiLower, labelText, nameToLabels, plainNameProblem } from "./names.ts";
 import {
   type AddressData,
@@ -126,48 +127,6 @@ class Writer {
   }
 }
 
-function parseV4Bytes(text: string): number[] | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
-  const out: number[] = [];
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return null;
-    out.push(Number(p));
-  }
-  return out;
-}
-
-function parseV6Bytes(text: string): number[] | null {
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const groups = (s: string) => (s === "" ? [] : s.split(":"));
-  const left = groups(halves[0]);
-  const right = halves.length === 2 ? groups(halves[1]) : [];
-  const all: number[] = [];
-  const tail: number[] = [];
-  const push = (list: string[], into: number[]): boolean => {
-    for (let i = 0; i < list.length; i++) {
-      const g = list[i];
-      if (g.includes(".") && i === list.length - 1) {
-        const v4 = parseV4Bytes(g);
-        if (!v4) return false;
-        into.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-        continue;
-      }
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return false;
-      into.push(parseInt(g, 16));
-    }
-    return true;
-  };
-  if (!push(left, all) || !push(right, tail)) return null;
-  const missing = 8 - all.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
-  const words = [...all, ...new Array(halves.length === 2 ? missing : 0).fill(0), ...tail];
-  const out: number[] = [];
-  for (const w of words) out.push(w >> 8, w & 0xff);
-  return out;
-}
-
 function writeRData(w: Writer, rr: ResourceRecord): void {
   const lenAt = w.len;
   w.u16(0);
@@ -177,18 +136,18 @@ function writeRData(w: Writer, rr: ResourceRecord): void {
     w.bytes(d.raw as Uint8Array);
   } else {
     switch (rr.type) {
-      case RRType.A: {
-        const b = parseV4Bytes((d as unknown as AddressData).address);
-        if (!b) throw new Error(`Cannot encode A record "${rr.name}": "${d.address}" is not IPv4`);
-        for (const x of b) w.u8(x);
-        break;
-      }
+      case RRType.A:
       case RRType.AAAA: {
-        const b = parseV6Bytes((d as unknown as AddressData).address);
-        if (!b) {
-          throw new Error(`Cannot encode AAAA record "${rr.name}": "${d.address}" is not IPv6`);
+        const ip = parseIp((d as unknown as AddressData).address);
+        const family = rr.type === RRType.A ? 4 : 6;
+        if (!ip || ip.family !== family) {
+          throw new Error(
+            `Cannot encode ${
+              typeName(rr.type)
+            } record "${rr.name}": "${d.address}" is not IPv${family}`,
+          );
         }
-        for (const x of b) w.u8(x);
+        w.bytes(ip.bytes);
         break;
       }
       case RRType.CNAME:

@@ -151,3 +151,27 @@ Deno.test("wire: header-only FORMERR echoes ID, opcode and RD only", () => {
   );
   assertEquals([...bytes], [0xbe, 0xef, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
 });
+
+Deno.test("wire: an address of the wrong family is refused with the record and address quoted", () => {
+  const bad = (type: number, address: string) => {
+    try {
+      encodeMessage(message({ answers: [record("web.example", type, { address })] }));
+      return "encoded";
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  assertEquals(
+    bad(RRType.A, "2001:db8::1"),
+    'Cannot encode A record "web.example": "2001:db8::1" is not IPv4',
+  );
+  assertEquals(
+    bad(RRType.A, "198.18.0.256"),
+    'Cannot encode A record "web.example": "198.18.0.256" is not IPv4',
+  );
+  assertEquals(
+    bad(RRType.AAAA, "198.18.0.1"),
+    'Cannot encode AAAA record "web.example": "198.18.0.1" is not IPv6',
+  );
+  assertEquals(bad(RRType.AAAA, "::ffff:198.18.0.1"), "encoded");
+});

@@ -355,7 +355,6 @@ export class DnsEngine {
       f.cacheHits =
         f.cacheMisses =
         f.upstreamFailures =
-        f.upstreamQueries =
           0;
     }
     return stats.drain();

@@ -71,11 +71,6 @@ export class QueryHandler {
     this.stats = options.stats;
   }
 
-  /** The zone answers come from; null before the first publish. */
-  get zone(): Zone | null {
-    return this.#zone;
-  }
-
   /**
    * Switches to a new zone and its precomputed answers, atomically for later queries. With
    * `fill`, a name the general path answered authoritatively is handed to it, so the next ask

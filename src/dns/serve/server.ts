@@ -46,7 +46,7 @@
  * @module
  */
 
-import { type Cidr, parseCidr } from "../../model/ip.ts";
+import type { Cidr } from "../../model/ip.ts";
 import {
   changedServiceKeys,
   EMPTY_SNAPSHOT,
@@ -560,13 +560,4 @@ export class DnsServer {
     this.#waiters = [];
     this.#addr = null;
   }
-}
-
-/** Parses a list of CIDR texts, throwing an error that names the flag and quotes the value. */
-export function parseCidrList(flag: string, texts: readonly string[]): Cidr[] {
-  return texts.map((t) => {
-    const c = parseCidr(t.trim());
-    if (typeof c === "string") throw new Error(`Cannot parse ${flag} "${t}": ${c}`);
-    return c;
-  });
 }

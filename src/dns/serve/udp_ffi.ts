@@ -6,6 +6,7 @@
  * @module
  */
 
+import { parseIp } from "../../model/ip.ts";
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
 
@@ -86,43 +87,22 @@ const HDR = 64;
 /** Batches drained per wake-up before yielding to the event loop (TCP, timers, messages). */
 const MAX_BATCHES_PER_TURN = 16;
 
+/** The `sockaddr_in`/`sockaddr_in6` to bind, or an error quoting the hostname. */
 function parseBind(
   hostname: string,
   port: number,
 ): { family: number; sockaddr: Uint8Array } | string {
+  const ip = parseIp(hostname.replace(/^\[|\]$/g, ""));
+  if (!ip) return `"${hostname}" is not an IP address`;
   const sa = new Uint8Array(28);
-  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(hostname);
-  if (v4) {
-    const parts = v4.slice(1).map(Number);
-    if (parts.some((p) => p > 255)) return `"${hostname}" is not an IP address`;
-    sa[0] = AF_INET;
-    sa[2] = port >> 8;
-    sa[3] = port & 0xff;
-    sa.set(parts, 4);
-    return { family: AF_INET, sockaddr: sa.subarray(0, 16) };
-  }
-  const clean = hostname.replace(/^\[|\]$/g, "");
-  const halves = clean.split("::");
-  const words = (s: string) => (s === "" ? [] : s.split(":"));
-  if (halves.length > 2) return `"${hostname}" is not an IP address`;
-  const l = words(halves[0]), r = halves.length === 2 ? words(halves[1]) : [];
-  const fill = 8 - l.length - r.length;
-  if (
-    fill < 0 || (halves.length === 1 && fill !== 0) ||
-    [...l, ...r].some((w) => !/^[0-9a-fA-F]{1,4}$/.test(w))
-  ) {
-    return `"${hostname}" is not an IP address`;
-  }
-  const all = [...l, ...new Array(halves.length === 2 ? fill : 0).fill("0"), ...r].map((w) =>
-    parseInt(w, 16)
-  );
-  sa[0] = AF_INET6;
+  sa[0] = ip.family === 4 ? AF_INET : AF_INET6;
   sa[2] = port >> 8;
   sa[3] = port & 0xff;
-  all.forEach((w, i) => {
-    sa[8 + 2 * i] = w >> 8;
-    sa[8 + 2 * i + 1] = w & 0xff;
-  });
+  if (ip.family === 4) {
+    sa.set(ip.bytes, 4);
+    return { family: AF_INET, sockaddr: sa.subarray(0, 16) };
+  }
+  sa.set(ip.bytes, 8);
   return { family: AF_INET6, sockaddr: sa };
 }
 

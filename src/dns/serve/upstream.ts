@@ -246,7 +246,6 @@ export type ForwardResult =
 export interface ForwarderStats {
   cacheHits: number;
   cacheMisses: number;
-  upstreamQueries: number;
   upstreamFailures: number;
 }
 
@@ -269,7 +268,6 @@ export class Forwarder {
   readonly stats: ForwarderStats = {
     cacheHits: 0,
     cacheMisses: 0,
-    upstreamQueries: 0,
     upstreamFailures: 0,
   };
   readonly #upstreams: readonly Upstream[];
@@ -287,11 +285,6 @@ export class Forwarder {
     this.#transport = options.transport ?? new SocketTransport();
     this.#cache = options.cache ?? new DnsCache({ now: () => Date.now() });
     this.#randomId = options.randomId ?? defaultRandomId;
-  }
-
-  /** The upstreams in use. */
-  get upstreams(): readonly Upstream[] {
-    return this.#upstreams;
   }
 
   /** Resolves a question; never throws, never takes longer than the timeout (plus a tick). */
@@ -356,7 +349,6 @@ export class Forwarder {
       edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [] },
     });
     const packet = encodeMessage(query);
-    this.stats.upstreamQueries++;
     let msg = this.#check(
       await this.#transport.exchange(server, packet, false, timeoutMs),
       id,
@@ -366,7 +358,6 @@ export class Forwarder {
     if (msg.tc) {
       const left = timeoutMs - (Date.now() - start);
       if (left <= 0) throw new Error(`${server.text}: truncated answer and no time left for TCP`);
-      this.stats.upstreamQueries++;
       msg = this.#check(await this.#transport.exchange(server, packet, true, left), id, q, server);
     }
     return msg;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { formatIp, parseIp, reverseName } from "../../model/ip.ts";
+import { canonicalIp, formatIp, parseIp, reverseName } from "../../model/ip.ts";
 import { publishedEndpoints, type ServiceEntry } from "../../model/snapshot.ts";
 import type { IpFamily } from "../../model/types.ts";
 import { isValidName, nameKey } from "../codec/names.ts";
@@ -127,7 +127,7 @@ export function serviceContribution(
     const targets: { port: number; host: string; addresses: string[] }[] = [];
     const byTarget = new Map<string, { port: number; host: string; addresses: string[] }>();
     for (const ep of eps) {
-      const address = canonical(ep.address);
+      const address = canonicalIp(ep.address);
       const host = address ? hostNames.get(address) : undefined;
       const backendPort = address ? portOf.get(address) : undefined;
       if (!address || !host || backendPort === undefined) continue;
@@ -179,9 +179,4 @@ export function dnsFingerprint(entry: ServiceEntry): string {
     p.backends.map((b) => [b.address, b.port]),
   ]);
   return JSON.stringify([...base, "headless", ports, eps, backends]);
-}
-
-function canonical(address: string): string | null {
-  const ip = parseIp(address);
-  return ip ? formatIp(ip) : null;
 }
