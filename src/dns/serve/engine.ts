@@ -121,6 +121,7 @@ export class DnsEngine {
         upstreams: options.upstreams,
         timeoutMs: options.upstreamTimeoutMs,
         cache: new DnsCache({ maxEntries: options.cacheSize, now: () => Date.now() }),
+        stats: stats.counters,
       })
       : null;
     const handler = new QueryHandler({
@@ -346,18 +347,7 @@ export class DnsEngine {
 
   /** Counters since the last drain (forwarder counters included). */
   drainStats(): StatsDelta {
-    const stats = this.#handler.stats;
-    const f = this.#forwarder?.stats;
-    if (f) {
-      stats.cacheHits += f.cacheHits;
-      stats.cacheMisses += f.cacheMisses;
-      stats.upstreamFailures += f.upstreamFailures;
-      f.cacheHits =
-        f.cacheMisses =
-        f.upstreamFailures =
-          0;
-    }
-    return stats.drain();
+    return this.#handler.stats.drain();
   }
 
   /** Stops listening and closes upstream sockets. */

@@ -107,7 +107,7 @@ Deno.test({
         clusterIPs: [ip],
         ports: [port("http", "TCP", 80)],
       });
-    const fastAnswers = () => engine.drainStats().fastPath;
+    const fastAnswers = () => engine.drainStats().counters.fastPath;
     try {
       const store = new ModelStore();
       store.setService(web("198.19.0.10"));

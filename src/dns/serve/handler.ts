@@ -106,7 +106,7 @@ export class QueryHandler {
     const n = fastAnswer(table, q, scan, out, outOff, limit, allowed);
     if (n > 0) {
       this.stats.query(scan.qtype, out[outOff + 3] & 0x0f);
-      this.stats.fastPath++;
+      this.stats.counters.fastPath++;
     }
     return n;
   }
@@ -117,7 +117,7 @@ export class QueryHandler {
       return this.#general(packet, allowed, udp);
     } catch {
       // A bug must cost one SERVFAIL, never the server.
-      this.stats.internalErrors++;
+      this.stats.counters.internalErrors++;
       const r = decodeMessage(packet);
       if (r.ok && !r.message.qr) {
         return this.#encode(
@@ -125,7 +125,7 @@ export class QueryHandler {
           MAX_MESSAGE,
         );
       }
-      this.stats.dropped++;
+      this.stats.counters.dropped++;
       return null;
     }
   }
@@ -141,7 +141,7 @@ export class QueryHandler {
   #encode(msg: Message, limit: number): Uint8Array {
     const bytes = encodeMessage(msg, limit);
     this.stats.query(msg.questions[0]?.type ?? 0, msg.rcode);
-    if ((bytes[2] & 0x02) !== 0) this.stats.truncated++;
+    if ((bytes[2] & 0x02) !== 0) this.stats.counters.truncated++;
     return bytes;
   }
 
@@ -150,7 +150,7 @@ export class QueryHandler {
     if (!r.ok) {
       const reply = r.header ? formErrFor(r.header) : null;
       if (!reply) {
-        this.stats.dropped++;
+        this.stats.counters.dropped++;
         return null;
       }
       this.stats.query(0, reply[3] & 0x0f);
@@ -162,7 +162,7 @@ export class QueryHandler {
     const result = answerQuery(this.#zone, query, ctx, this.#zones);
     switch (result.kind) {
       case "drop":
-        this.stats.dropped++;
+        this.stats.counters.dropped++;
         return null;
       case "reply": {
         if (this.#fill && result.message.aa && query.questions.length === 1) {

@@ -47,7 +47,7 @@ Deno.test(`fuzz (seed ${SEED}): 100,000 packets through the handler: no crash, n
       }
     }
   }
-  assertEquals(stats.internalErrors, 0);
+  assertEquals(stats.counters.internalErrors, 0);
   assert(
     replies > 50_000 && dropped > 1000 && malformed > 10_000,
     `replies ${replies} dropped ${dropped} malformed ${malformed}`,

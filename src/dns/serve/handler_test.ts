@@ -151,7 +151,7 @@ Deno.test("QueryHandler: stats count types and rcodes, and reach the metrics reg
   stats.latency(0.0003, 4);
   const registry = new MetricsRegistry();
   const d = stats.drain();
-  applyStats(registry, { ...d, cacheHits: 1 });
+  applyStats(registry, { ...d, counters: { ...d.counters, cacheHits: 1 } });
   const text = registry.render();
   assert(text.includes('svcgate_dns_requests_total{rcode="NOERROR",type="A"} 3'), text);
   assert(text.includes('svcgate_dns_requests_total{rcode="NXDOMAIN",type="A"} 1'), text);

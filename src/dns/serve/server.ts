@@ -57,7 +57,7 @@ import {
 import { type Logger, silentLogger } from "../../observe/log.ts";
 import { heapGauge, type MetricsRegistry } from "../../observe/metrics.ts";
 import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
-import { applyStats, DNS_METRICS } from "./stats.ts";
+import { applyStats, setDnsGauge } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { dnsFingerprint } from "../zone/service_records.ts";
@@ -356,9 +356,9 @@ export class DnsServer {
   #recordPublish(version: number, records: number, seconds: number): void {
     const m = this.#opts.metrics;
     if (!m) return;
-    m.gauge(DNS_METRICS.zoneRecords, "Records in the published DNS zone").set(records);
-    m.gauge(DNS_METRICS.zoneVersion, "Snapshot version DNS answers from").set(version);
-    m.gauge(DNS_METRICS.zoneBuild, "Seconds the last DNS zone build took").set(seconds);
+    setDnsGauge(m, "zoneRecords", records);
+    setDnsGauge(m, "zoneVersion", version);
+    setDnsGauge(m, "zoneBuild", seconds);
   }
 
   #settle(): void {

@@ -369,7 +369,7 @@ export class TcpDnsServer {
   /** Counts a cut-off slow client; logs it at most once per address per minute. */
   #slowClient(address: string, reason: string): void {
     this.#slowClients++;
-    this.#opts.handler.stats.tcpSlowClients++;
+    this.#opts.handler.stats.counters.tcpSlowClients++;
     const now = performance.now();
     const seen = this.#slowLogged.get(address);
     if (seen && now - seen.at < SLOW_LOG_INTERVAL_MS) {

@@ -211,7 +211,7 @@ Deno.test("TcpDnsServer: a client that never reads is cut off, its queue stays b
     );
     assert(peak.answers <= maxQueuedAnswers, `peak ${peak.answers} answers unsent`);
     assert(bad[0].written >= 5000, `bad client wrote only ${bad[0].written} queries`);
-    assertEquals(stats.tcpSlowClients, 2);
+    assertEquals(stats.counters.tcpSlowClients, 2);
     // Both came from 127.0.0.1: one log line a minute per address.
     assertEquals(errors.length, 1, errors.join("\n"));
     assert(errors[0].includes('"127.0.0.1"') && errors[0].includes("stopped reading"), errors[0]);

@@ -397,7 +397,7 @@ export class FfiUdpServer {
         if (e !== EAGAIN) this.#opts.onError(`sendmmsg failed with errno ${e}`);
         sent = 0;
       }
-      if (sent < out) handler.stats.dropped += out - sent;
+      if (sent < out) handler.stats.counters.dropped += out - sent;
       handler.stats.latency((performance.now() - t0) / 1000, out);
     }
     return n;

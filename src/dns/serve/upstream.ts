@@ -235,6 +235,8 @@ export interface ForwarderOptions {
   readonly cache?: DnsCache;
   /** Random 16-bit IDs; injected for tests. */
   readonly randomId?: () => number;
+  /** Where to count (an engine passes its DnsStats counters); omit for the forwarder's own. */
+  readonly stats?: ForwarderStats;
 }
 
 /** Outcome of one forwarded question. */
@@ -265,11 +267,7 @@ function defaultRandomId(): number {
  * ```
  */
 export class Forwarder {
-  readonly stats: ForwarderStats = {
-    cacheHits: 0,
-    cacheMisses: 0,
-    upstreamFailures: 0,
-  };
+  readonly stats: ForwarderStats;
   readonly #upstreams: readonly Upstream[];
   readonly #timeout: number;
   readonly #transport: UpstreamTransport;
@@ -285,6 +283,7 @@ export class Forwarder {
     this.#transport = options.transport ?? new SocketTransport();
     this.#cache = options.cache ?? new DnsCache({ now: () => Date.now() });
     this.#randomId = options.randomId ?? defaultRandomId;
+    this.stats = options.stats ?? { cacheHits: 0, cacheMisses: 0, upstreamFailures: 0 };
   }
 
   /** Resolves a question; never throws, never takes longer than the timeout (plus a tick). */
