@@ -93,7 +93,10 @@ export interface DnsServerOptions {
   readonly upstreamTimeoutMs?: number;
   /** Forwarding cache entries per engine. Default 10000. */
   readonly cacheSize?: number;
-  /** Module the workers run; defaults to worker.ts beside this file (a bundle passes its own URL). */
+  /**
+   * Module the workers run: worker_main.ts beside this file by default; a bundle passes where it
+   * put that entry (main.ts does).
+   */
   readonly workerUrl?: string | URL;
   /** Where default upstreams come from. Default /etc/resolv.conf. */
   readonly resolvConfPath?: string;
@@ -106,12 +109,6 @@ export interface DnsServerAddr {
   readonly tcpPort: number | null;
   /** UDP transport in use. */
   readonly udpMode: "ffi" | "node";
-}
-
-/** True inside a worker started by DnsServer (a bundled entry point then must not run main). */
-export function isDnsWorkerContext(): boolean {
-  return (globalThis as { name?: string }).name === DNS_WORKER_NAME &&
-    "WorkerGlobalScope" in globalThis;
 }
 
 /** Entries per upsert message: each deserialises in about a millisecond inside the worker. */
@@ -268,7 +265,7 @@ export class DnsServer {
   #spawn(
     options: EngineOptions,
   ): Promise<{ udpPort: number; tcpPort: number | null; udpMode: "ffi" | "node" }> {
-    const url = this.#opts.workerUrl ?? new URL("./worker.ts", import.meta.url);
+    const url = this.#opts.workerUrl ?? new URL("./worker_main.ts", import.meta.url);
     const worker = new Worker(url, { type: "module", name: DNS_WORKER_NAME });
     const slot: WorkerSlot = { worker, started: false, synced: false, publishedVersion: 0 };
     return new Promise((resolve, reject) => {

@@ -1,9 +1,9 @@
 /**
- * Worker entry of the DNS engine: receives start/publish/stop messages from DnsServer, posts
- * back ports, publish reports, stats deltas and log lines. Keeping DNS in a worker means the
- * daemon's own work (relists, nft syncs) never delays an answer.
- *
- * The same code runs when a bundle re-enters itself as a worker: see {@link runDnsWorker}.
+ * The DNS worker protocol: the messages DnsServer and a worker exchange (start, services in
+ * chunks, commit, drain, stop; ports, publish reports, stats deltas and log lines back), and the
+ * worker's side of it, {@link runDnsWorker}, which worker_main.ts (the worker's entry module)
+ * runs. Keeping DNS in a worker means the daemon's own work (relists, nft syncs) never delays
+ * an answer.
  * @module
  */
 
@@ -63,7 +63,7 @@ export type FromWorker =
   }
   | { readonly type: "stopped" };
 
-/** Name given to DNS workers, so a bundle entry can recognise it runs as one. */
+/** Name given to DNS workers (it shows in their error messages and thread names). */
 export const DNS_WORKER_NAME = "svcgate-dns";
 
 interface WorkerScope {
@@ -72,10 +72,7 @@ interface WorkerScope {
   close(): void;
 }
 
-/**
- * Runs the DNS worker protocol on this worker's global scope. Called at load by this module when
- * it is a worker; a bundled entry point calls it itself when `self.name` is {@link DNS_WORKER_NAME}.
- */
+/** Runs the DNS worker protocol on this worker's global scope (worker_main.ts calls it). */
 export function runDnsWorker(): void {
   const scope = globalThis as unknown as WorkerScope;
   let engine: DnsEngine | null = null;
@@ -173,11 +170,4 @@ export function runDnsWorker(): void {
         break;
     }
   };
-}
-
-// Started as a worker from this file's URL: serve at once.
-if (
-  (globalThis as { name?: string }).name === DNS_WORKER_NAME && "WorkerGlobalScope" in globalThis
-) {
-  runDnsWorker();
 }

@@ -34,7 +34,7 @@ Deno.test({
     }
     const second = store.commit().snapshot;
 
-    const worker = new Worker(new URL("./worker.ts", import.meta.url), {
+    const worker = new Worker(new URL("./worker_main.ts", import.meta.url), {
       type: "module",
       name: DNS_WORKER_NAME,
     });
