@@ -4,8 +4,8 @@
  * Per query the hot path hashes the question, copies the bytes and patches the ID, flags,
  * question case and OPT record: no decoding, no allocation. Pure.
  *
- * The server fills the table per name on first ask (engine.ts), not for the whole zone: every
- * name of 10,000 services took ~8 MB, while the names clients ask are usually a few hundred.
+ * The server fills the table per name on first ask (engine.ts), not for the whole zone: clients
+ * ask a few hundred names, not all of them (src/dns/README.md).
  * @module
  */
 

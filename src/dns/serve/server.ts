@@ -1,45 +1,9 @@
 /**
  * svcgate's DNS server: authoritative for the cluster domain and its reverse zones, forwarding
- * the rest for allowed clients, over UDP and TCP.
- *
- * Design, chosen by measurement (2-core machine, dnsperf on loopback, tests/bench/dns_bench.ts):
- * - Socket I/O, not JavaScript, limits a Deno DNS server: node:dgram / Deno.listenDatagram cost
- *   one syscall and one event-loop turn per packet (node:dgram measured 45-62k qps here, p99
- *   ~3 ms at 5k qps). The UDP transport therefore calls libc through FFI (udp_ffi.ts): a
- *   non-blocking socket, `recvmmsg`/`sendmmsg` moving up to 64 packets per syscall, and `poll`
- *   run on FFI's thread pool (a `nonblocking: true` symbol) to wait without blocking the event
- *   loop. Measured: 135-176k qps (1.0-1.24x dnsmasq in the same runs, on a par with knot), p99
- *   0.1-0.4 ms at 5k qps on a quiet machine. A blocking `poll` in-thread between batches was
- *   tried and measured slower (70-97k qps). A blocking recvmmsg loop (prototype) had a somewhat
- *   better tail (p99 0.1-0.2 vs 0.2-0.7 ms) but would hold TCP, forwarding and zone updates
- *   behind it, so it was not taken.
- * - Answers are precomputed as wire bytes per (name, type), for a name when it is first asked
- *   (fast.ts, engine.ts: at most 4,096 names, precomputed again when their service changes);
- *   per query the hot path hashes the question, copies the bytes and patches ID, flags,
- *   question case and OPT, without allocating. Everything else (NXDOMAIN, pods, forwarded
- *   names, malformed input) takes the general codec path (wire.ts + answer.ts).
- * - `workers: N` runs N engines in Workers sharing the port with SO_REUSEPORT (2 measured ~8%
- *   more qps here than 1), so the main thread (kube relists, nft transactions, JSON parsing)
- *   never delays an answer; `workers: 0` runs the one engine on the main thread. The daemon
- *   defaults to 0 (`--dns-workers`): a worker is a second isolate and a second copy of the
- *   zone, ~18 MiB idle and ~25 MiB more at 10,000 services, against a 150 MB budget; the
- *   main thread's pauses are short (one service is a few ms, zone builds run in 1 ms slices).
- * - Publishing: only services whose DNS-visible content changed (zone.ts dnsFingerprint) cross
- *   to the workers, in chunks; a snapshot that changes nothing DNS shows (endpoint readiness
- *   behind a ClusterIP, labels) costs no rebuild. The engine builds the whole zone only for
- *   the first publish (and when a quarter of the services changed at once), in 1 ms slices
- *   while the previous zone keeps serving; after that it updates in place only the names (and
- *   the precomputed answers of those asked) of services added, removed or changed
- *   (zone_index.ts): ~0.5 ms for one service on a 10k-service zone instead of ~0.37 s
- *   (tests/bench/dns_incremental_bench.ts). Publishes arriving meanwhile are coalesced to the
- *   newest, never abandoned.
- * - Memory: a worker holds per service a slim entry (zone.ts slimEntry; namespaces and port
- *   lists shared) and its zone nodes as plain arrays, no contributions cached: ~17 MB of heap
- *   at 10,000 ClusterIP services, where a Map per node and cached contributions took ~56 MB. A
- *   commit hands the worker's own map to the engine (copied only if a change arrives while a
- *   publish still reads it), so it allocates for the changed services only.
- * - Without `--allow-ffi` (or off Linux) UDP falls back to node:dgram, which works without
- *   unstable flags; it is several times slower and logged at start. TCP uses Deno.listen.
+ * the rest for allowed clients, over UDP and TCP. It runs one engine (engine.ts) on the main
+ * thread (`workers: 0`) or one per worker, the workers sharing the port (SO_REUSEPORT), and hands
+ * the engines only the services whose DNS content changed. Why it is shaped so, with the
+ * measurements: src/dns/README.md.
  *
  * Permissions: --allow-net (TCP, fallback UDP, upstream sockets), --allow-ffi (fast UDP),
  * --allow-read (worker module and /etc/resolv.conf when no upstreams are given).
@@ -47,20 +11,14 @@
  */
 
 import type { Cidr } from "../../model/ip.ts";
-import {
-  changedServiceKeys,
-  EMPTY_SNAPSHOT,
-  hashText,
-  type ServiceEntry,
-  type Snapshot,
-} from "../../model/snapshot.ts";
+import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { type Logger, silentLogger } from "../../observe/log.ts";
 import { heapGauge, type MetricsRegistry } from "../../observe/metrics.ts";
 import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
 import { applyStats, setDnsGauge } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
-import { dnsFingerprint } from "../zone/service_records.ts";
+import { DnsChangeTracker } from "../zone/change_tracker.ts";
 import { slimEntry } from "../zone/slim_entry.ts";
 import { validateZoneOptions } from "../zone/zone.ts";
 
@@ -383,7 +341,7 @@ export class DnsServer {
    */
   publish(snapshot: Snapshot): void {
     this.#lastSnapshot = snapshot;
-    if (!this.#dnsChanged(snapshot)) {
+    if (!this.#changes.examine(snapshot)) {
       // Nothing DNS shows changed (endpoint readiness behind a ClusterIP, labels...): the zone
       // being served is already this snapshot's zone, so skip the rebuild.
       this.#settle();
@@ -395,46 +353,15 @@ export class DnsServer {
     if (this.#addr) this.#send(snapshot);
   }
 
-  /**
-   * Brings the DNS fingerprints up to the snapshot and says whether anything DNS shows changed.
-   * Only services that differ from the last examined snapshot are looked at (O(changed) on the
-   * store's snapshots); keys whose fingerprint moved wait in #unsent for the workers.
-   */
-  #dnsChanged(snapshot: Snapshot): boolean {
-    const prev = this.#examined ?? EMPTY_SNAPSHOT;
-    let changed = this.#examined === null;
-    for (const key of changedServiceKeys(prev, snapshot)) {
-      const entry = snapshot.services.get(key);
-      const print = entry ? hashText(dnsFingerprint(entry)) : undefined;
-      if (this.#prints.get(key) === print) continue;
-      if (print === undefined) this.#prints.delete(key);
-      else this.#prints.set(key, print);
-      this.#unsent.add(key);
-      changed = true;
-    }
-    if (snapshot.namespaces !== prev.namespaces) {
-      const ns = [...snapshot.namespaces].sort().join(",");
-      if (ns !== this.#namespacesPrint) changed = true;
-      this.#namespacesPrint = ns;
-    }
-    this.#examined = snapshot;
-    return changed;
-  }
-
-  /** The snapshot #prints describes (null before the first publish). */
-  #examined: Snapshot | null = null;
-  /** Hash of the DNS fingerprint of every service of #examined, by key (the texts: ~1 MB). */
-  #prints = new Map<string, number>();
-  /** Services whose fingerprint changed (or that went) since the workers were last sent them. */
-  #unsent = new Set<string>();
-  #namespacesPrint = "";
+  /** Services whose DNS content changed, waiting to be sent. */
+  readonly #changes = new DnsChangeTracker();
   /** Version of the last snapshot that changed DNS; later ones answer the same. */
   #requiredVersion = 0;
 
   #send(snapshot: Snapshot): void {
     const serial = this.#lastSerial;
     if (this.#engine) {
-      this.#unsent.clear();
+      this.#changes.clear();
       this.#engine.publish(snapshot, serial).then(
         (r) => {
           if (!r) return;
@@ -452,13 +379,7 @@ export class DnsServer {
     // Only services whose DNS content changed cross to the workers.
     const fresh = this.#workers.filter((w) => !w.synced);
     const synced = this.#workers.filter((w) => w.synced);
-    const upserts: ServiceEntry[] = [], removed: string[] = [];
-    for (const key of this.#unsent) {
-      const entry = snapshot.services.get(key);
-      if (entry) upserts.push(entry);
-      else removed.push(key);
-    }
-    this.#unsent.clear();
+    const { upserts, removed } = this.#changes.take(snapshot);
     const commit: ToWorker = {
       type: "commit",
       version: snapshot.version,
@@ -490,7 +411,7 @@ export class DnsServer {
       w.synced = true;
     }
     // Every worker now holds the last published snapshot.
-    this.#unsent.clear();
+    this.#changes.clear();
   }
 
   #post(workers: WorkerSlot[], entries: ServiceEntry[]): void {

@@ -3,8 +3,8 @@
  * they complete (pipelining), an idle timeout, and bounds on connections, queries in flight and
  * answers waiting to be sent.
  *
- * Every connection has a fixed memory budget, whatever its client does (issue 20: a client that
- * pipelines queries and never reads its answers once grew the daemon by ~900 MB and wedged it):
+ * Every connection has a fixed memory budget, whatever its client does (a client that pipelines
+ * queries and never reads its answers must not grow the daemon; src/dns/README.md):
  * - answers not yet written (queued or being written) are bounded in bytes and in count, on
  *   every path, the synchronous fast path included. At the bound the connection is not read
  *   (nor are buffered queries answered) until the writer drains it: the client's own writes then

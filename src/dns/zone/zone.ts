@@ -26,7 +26,7 @@ export interface ZoneOptions {
 
 /**
  * One owner name and what it holds; a node without records is an empty non-terminal. Plain
- * arrays, not a map per type: a 10k-service zone has ~40k nodes, nearly all of one record.
+ * arrays, not a map per type: nearly every node holds one record (src/dns/README.md).
  */
 export interface ZoneNode {
   /** Records, owner name in canonical (lower) case, grouped by type in the order types came. */

@@ -197,8 +197,8 @@ export class ZoneIndex {
 
   /**
    * Keys of services added, removed or changed (another entry object) in `snapshot`. Walks
-   * every service but allocates only for changed ones (forEach: a for-of over the entries makes
-   * a pair per service, 0.6 MB of garbage per publish at 10k).
+   * every service but allocates only for changed ones (forEach: a for-of over the entries would
+   * make a pair per service).
    */
   diff(snapshot: Snapshot): ServiceKey[] {
     const out: ServiceKey[] = [];
