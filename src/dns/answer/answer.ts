@@ -58,8 +58,13 @@ const MAX_CHAIN = 8;
 
 /** The largest UDP reply a query allows: its EDNS size (at least 512, at most ours), else 512. */
 export function udpLimit(query: Pick<Message, "edns">): number {
-  if (!query.edns) return CLASSIC_UDP_SIZE;
-  return Math.min(Math.max(query.edns.udpSize, CLASSIC_UDP_SIZE), OUR_UDP_SIZE);
+  return udpPayloadLimit(query.edns ? query.edns.udpSize : -1);
+}
+
+/** {@link udpLimit} from the requestor's EDNS UDP size, -1 without EDNS (the hot path's form). */
+export function udpPayloadLimit(ednsSize: number): number {
+  if (ednsSize < 0) return CLASSIC_UDP_SIZE;
+  return Math.min(Math.max(ednsSize, CLASSIC_UDP_SIZE), OUR_UDP_SIZE);
 }
 
 /** The OPT record svcgate puts in a reply to an EDNS query. */
@@ -270,25 +275,11 @@ function reply(query: Message, rcode: number, ctx: AnswerContext): AnswerResult 
 
 /** The client's reply built from an upstream answer: our header bits, its records. */
 export function forwardedReply(query: Message, upstream: Message): Message {
-  return {
-    id: query.id,
-    qr: true,
-    opcode: query.opcode,
-    aa: false,
-    tc: false,
-    rd: query.rd,
-    ra: true,
-    ad: false,
-    cd: query.cd,
-    rcode: upstream.rcode & 0x0f,
-    questions: query.questions,
+  return replyTo(query, upstream.rcode & 0x0f, { recursionAllowed: true }, {
     answers: upstream.answers,
     authority: upstream.authority,
     additional: upstream.additional,
-    ...(query.edns
-      ? { edns: { udpSize: 1232, version: 0, dnssecOk: query.edns.dnssecOk, options: [] } }
-      : {}),
-  };
+  });
 }
 
 /** A CNAME answer (ExternalName) completed with the upstream's records for its target. */

@@ -302,6 +302,15 @@ function encodeInto(w: Writer, msg: Message, maxSize: number): void {
   b[11] = ar & 0xff;
 }
 
+/** A message with the 2-byte length prefix it travels with over TCP (RFC 1035 4.2.2). */
+export function tcpFrame(message: Uint8Array): Uint8Array {
+  const framed = new Uint8Array(message.length + 2);
+  framed[0] = message.length >> 8;
+  framed[1] = message.length & 0xff;
+  framed.set(message, 2);
+  return framed;
+}
+
 /**
  * A header-only reply (FORMERR, NOTIMP, ...) to a query whose body could not be used: echoes
  * the ID, opcode, RD and CD, and nothing else, so it is never larger than the query.

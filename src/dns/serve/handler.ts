@@ -14,6 +14,7 @@ import {
   forwardedReply,
   replyTo,
   udpLimit,
+  udpPayloadLimit,
 } from "../answer/answer.ts";
 import { type AnswerTable, fastAnswer } from "../answer/fast.ts";
 import type { DnsStats } from "./stats.ts";
@@ -98,11 +99,7 @@ export class QueryHandler {
     if (table === null) return -1;
     const scan = this.#scan;
     if (!scanQuery(q, len, scan)) return -1;
-    const limit = !udp
-      ? MAX_MESSAGE
-      : scan.hasEdns
-      ? Math.min(Math.max(scan.ednsSize, 512), 1232)
-      : 512;
+    const limit = udp ? udpPayloadLimit(scan.hasEdns ? scan.ednsSize : -1) : MAX_MESSAGE;
     const n = fastAnswer(table, q, scan, out, outOff, limit, allowed);
     if (n > 0) {
       this.stats.query(scan.qtype, out[outOff + 3] & 0x0f);

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { tcpFrame } from "../codec/encode.ts";
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
 
@@ -286,10 +287,7 @@ export class TcpDnsServer {
     };
     const send = (bytes: Uint8Array) => {
       if (closed) return;
-      const framed = new Uint8Array(bytes.length + 2);
-      framed[0] = bytes.length >> 8;
-      framed[1] = bytes.length & 0xff;
-      framed.set(bytes, 2);
+      const framed = tcpFrame(bytes);
       queue.push(framed);
       unsentBytes += framed.length;
       unsentAnswers++;

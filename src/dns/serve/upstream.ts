@@ -11,9 +11,15 @@
 import dgram from "node:dgram";
 import { parseIp } from "../../model/ip.ts";
 import { decodeMessage } from "../codec/decode.ts";
-import { encodeMessage } from "../codec/encode.ts";
+import { encodeMessage, tcpFrame } from "../codec/encode.ts";
 import { nameKey } from "../codec/names.ts";
-import { type Message, queryMessage, type Question, Rcode } from "../codec/records.ts";
+import {
+  type Message,
+  OUR_UDP_SIZE,
+  queryMessage,
+  type Question,
+  Rcode,
+} from "../codec/records.ts";
 import { cacheKey, DnsCache } from "./dns_cache.ts";
 
 /** One upstream resolver. */
@@ -187,10 +193,7 @@ export class SocketTransport implements UpstreamTransport {
     this.#open.add(handle);
     const work = (async () => {
       conn = await Deno.connect({ hostname: server.host, port: server.port, transport: "tcp" });
-      const framed = new Uint8Array(packet.length + 2);
-      framed[0] = packet.length >> 8;
-      framed[1] = packet.length & 0xff;
-      framed.set(packet, 2);
+      const framed = tcpFrame(packet);
       let off = 0;
       while (off < framed.length) off += await conn.write(framed.subarray(off));
       const readExactly = async (n: number): Promise<Uint8Array> => {
@@ -345,7 +348,7 @@ export class Forwarder {
     const id = this.#randomId() & 0xffff;
     const query = queryMessage([{ name: q.name, type: q.type, class: q.class }], {
       id,
-      edns: { udpSize: 1232, version: 0, dnssecOk: false, options: [] },
+      edns: { udpSize: OUR_UDP_SIZE, version: 0, dnssecOk: false, options: [] },
     });
     const packet = encodeMessage(query);
     let msg = this.#check(

@@ -9,10 +9,9 @@
 
 import { canonicalIp, formatIp, parseIp, reverseName } from "../../model/ip.ts";
 import { publishedEndpoints, type ServiceEntry } from "../../model/snapshot.ts";
-import type { IpFamily } from "../../model/types.ts";
 import { isValidName, nameKey } from "../codec/names.ts";
 import { type ResourceRecord, RRClass, RRType } from "../codec/records.ts";
-import { dashedIp } from "./zone.ts";
+import { addressRecord, dashedIp, nameRecord } from "./zone.ts";
 
 /** What one service puts into the zone: a pure function of its entry, the domain and the TTL. */
 export interface Contribution {
@@ -23,27 +22,6 @@ export interface Contribution {
   /** Names that exist even without records (a ClusterIP service without an IP yet). */
   readonly names: readonly string[];
 }
-
-const nameRecord = (name: string, type: number, target: string, ttl: number): ResourceRecord => ({
-  name,
-  type,
-  class: RRClass.IN,
-  ttl,
-  data: { target },
-});
-
-const addressRecord = (
-  name: string,
-  address: string,
-  family: IpFamily,
-  ttl: number,
-): ResourceRecord => ({
-  name,
-  type: family === 4 ? RRType.A : RRType.AAAA,
-  class: RRClass.IN,
-  ttl,
-  data: { address },
-});
 
 /** The records of one service (see the module doc for what the spec asks). */
 export function serviceContribution(

@@ -202,6 +202,34 @@ export function parseDashedIp(label: string): { address: string; family: IpFamil
   return null;
 }
 
+/** A record whose data is a name (CNAME, NS, PTR). */
+export const nameRecord = (
+  name: string,
+  type: number,
+  target: string,
+  ttl: number,
+): ResourceRecord => ({
+  name,
+  type,
+  class: RRClass.IN,
+  ttl,
+  data: { target },
+});
+
+/** An A or AAAA record. */
+export const addressRecord = (
+  name: string,
+  address: string,
+  family: IpFamily,
+  ttl: number,
+): ResourceRecord => ({
+  name,
+  type: family === 4 ? RRType.A : RRType.AAAA,
+  class: RRClass.IN,
+  ttl,
+  data: { address },
+});
+
 /** The SOA record of an apex. */
 export function soaRecord(zone: Pick<Zone, "domain" | "options">, apex: string): ResourceRecord {
   const data: SoaData = {

@@ -18,6 +18,7 @@ import {
   EMPTY_NODE,
   findApex,
   MutableNode,
+  nameRecord,
   recordsOfType,
   reverseZoneApexes,
   soaRecord,
@@ -354,13 +355,7 @@ export class ZoneIndex {
 
   #setFixed(): void {
     const { domain, ttl } = this;
-    const ns = (name: string): ResourceRecord => ({
-      name,
-      type: RRType.NS,
-      class: RRClass.IN,
-      ttl,
-      data: { target: `ns.dns.${domain}` },
-    });
+    const ns = (name: string) => nameRecord(name, RRType.NS, `ns.dns.${domain}`, ttl);
     const base = { domain, options: this.#options };
     this.#fixed.set(domain, [soaRecord(base, domain), ns(domain)]);
     this.#fixed.set(`dns-version.${domain}`, [{
