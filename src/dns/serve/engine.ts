@@ -67,8 +67,6 @@ export type EngineLog = (
 export interface PublishReport {
   readonly version: number;
   readonly records: number;
-  /** Answers precomputed so far (of the names asked since the last full build). */
-  readonly answers: number;
   readonly buildSeconds: number;
   /** Services updated in place; -1 when the whole zone was built. */
   readonly changedServices: number;
@@ -274,7 +272,7 @@ export class DnsEngine {
             this.#handler.setZone(zone, table.view(), fill);
             await breathe();
           }
-          return this.#report(snapshot, index.zone().recordCount, table.count, t0, keys.length);
+          return this.#report(snapshot, index.zone().recordCount, t0, keys.length);
         } catch (e) {
           // A bug here must not leave a half-updated zone: rebuild it whole.
           this.#log("error", "DNS incremental update failed; rebuilding the zone", {
@@ -299,7 +297,7 @@ export class DnsEngine {
     // Answers are precomputed per name on first ask (#fill), from the new zone only.
     table.clear();
     this.#handler.setZone(zone, table.view(), fill);
-    return this.#report(snapshot, zone.recordCount, table.count, t0, -1);
+    return this.#report(snapshot, zone.recordCount, t0, -1);
   }
 
   /**
@@ -321,14 +319,12 @@ export class DnsEngine {
   #report(
     snapshot: Snapshot,
     records: number,
-    answers: number,
     t0: number,
     changed: number,
   ): PublishReport {
     return {
       version: snapshot.version,
       records,
-      answers,
       buildSeconds: (performance.now() - t0) / 1000,
       changedServices: changed,
     };

@@ -42,7 +42,6 @@ export type FromWorker =
     readonly type: "published";
     readonly version: number;
     readonly records: number;
-    readonly answers: number;
     readonly buildSeconds: number;
     /** Services updated in place; -1 for a whole build. */
     readonly changedServices: number;
