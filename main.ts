@@ -5,9 +5,6 @@
 
 import { helpText, type Invocation, parseArgs, UsageError } from "./src/config/flags.ts";
 import { VERSION } from "./src/version.ts";
-import { isDnsWorkerContext } from "./src/dns/server.ts";
-// DNS workers re-enter this same module (so one bundled file is enough); this import serves them.
-import "./src/dns/worker.ts";
 import { createLogger } from "./src/observe/log.ts";
 import { MetricsRegistry } from "./src/observe/metrics.ts";
 import {
@@ -16,6 +13,15 @@ import {
   pinVipsForConfig,
   renderForConfig,
 } from "./src/daemon/compose.ts";
+
+/**
+ * The DNS workers' entry module. deploy/bundle.ts bundles it as a second entry, at the same path
+ * beside this file's bundle but ending in .js.
+ */
+const dnsWorkerUrl = new URL(
+  `./src/dns/serve/worker_main.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
+  import.meta.url,
+);
 
 function hostName(): string {
   try {
@@ -61,7 +67,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case "run": {
       const metrics = new MetricsRegistry();
-      const daemon = await buildDaemon(inv.config, log, metrics, { dnsWorkerUrl: import.meta.url });
+      const daemon = await buildDaemon(inv.config, log, metrics, {
+        dnsWorkerUrl: dnsWorkerUrl.href,
+      });
       const stopped = Promise.withResolvers<void>();
       const onStop = (signal: string) => () => {
         log.info("stopping", { signal });
@@ -81,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main && !isDnsWorkerContext()) {
+if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (e) {

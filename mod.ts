@@ -44,11 +44,7 @@ export {
   reverseName,
 } from "./src/model/ip.ts";
 export type { Backend, ResolvedPort, ServiceEntry, Snapshot } from "./src/model/snapshot.ts";
-export {
-  buildServiceEntry,
-  EMPTY_SNAPSHOT,
-  publishedEndpoints,
-} from "./src/model/snapshot.ts";
+export { buildServiceEntry, EMPTY_SNAPSHOT, publishedEndpoints } from "./src/model/snapshot.ts";
 export type {
   EndpointCategories,
   EndpointConditions,
@@ -82,8 +78,8 @@ export type { NftExecutor } from "./src/nft/executor.ts";
 export { ConntrackCommand, NftCommandExecutor, NftError } from "./src/nft/executor.ts";
 export { NftDataplane } from "./src/nft/dataplane.ts";
 
-export type { DnsServerOptions } from "./src/dns/server.ts";
-export { DnsServer } from "./src/dns/server.ts";
+export type { DnsServerOptions } from "./src/dns/serve/server.ts";
+export { DnsServer } from "./src/dns/serve/server.ts";
 
 export { VipAllocator } from "./src/ipam/vip_allocator.ts";
 export { pinVips } from "./src/ipam/lock.ts";

@@ -1,7 +1,8 @@
 /**
  * Builds dist/svcgate/: main.ts and its npm dependencies as minified files, the entry
  * `svcgate.js` and the chunks it imports, run by the pinned deno with the compile task's
- * permission flags. Used where `deno compile` cannot fetch its runtime.
+ * permission flags; and the DNS workers' entry, `src/dns/serve/worker_main.js` (main.ts finds it
+ * there), sharing those chunks. Used where `deno compile` cannot fetch its runtime.
  *
  * Split into chunks so that a process loads only what its mode imports: the whole Kubernetes
  * client (~3.2 MB of the ~3.9 MB) is imported only by the "typed" list mode and the
@@ -12,6 +13,8 @@
  */
 
 const root = new URL("..", import.meta.url).pathname;
+/** The DNS workers' entry: bundled at the same path, `.js` for `.ts` (main.ts relies on it). */
+const DNS_WORKER_ENTRY = "src/dns/serve/worker_main.ts";
 const outArg = Deno.args[0] ?? "dist/svcgate";
 const out = (outArg.startsWith("/") ? outArg : `${root}${outArg}`).replace(/\/+$/, "");
 // Built beside the target and renamed over it: no chunk of an older build is left behind.
@@ -22,7 +25,7 @@ try {
   const bundled = await new Deno.Command(Deno.execPath(), {
     args: [
       ...["bundle", "--quiet", "--minify", "--platform=deno", "--code-splitting"],
-      ...["--outdir", staging, "main.ts"],
+      ...["--outdir", staging, "main.ts", DNS_WORKER_ENTRY],
     ],
     cwd: root,
     stdout: "inherit",
@@ -53,7 +56,9 @@ async function removeOldBundle(dir: string): Promise<void> {
     if (e instanceof Deno.errors.NotFound) return;
     throw e;
   }
-  const foreign = names.filter((n) => !n.endsWith(".js"));
+  // The worker entry keeps its source path: its top folder is the bundle's too.
+  const ownDir = DNS_WORKER_ENTRY.split("/")[0];
+  const foreign = names.filter((n) => !n.endsWith(".js") && n !== ownDir);
   if (names.length > 0 && (!names.includes("svcgate.js") || foreign.length > 0)) {
     throw new Error(
       `Cannot replace ${JSON.stringify(dir)}: it is not an earlier bundle (holds ${

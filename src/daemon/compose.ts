@@ -15,7 +15,7 @@ import { NftDataplane, readLiveVips } from "../nft/dataplane.ts";
 import { ConntrackCommand, NftCommandExecutor, type NftExecutor } from "../nft/executor.ts";
 import { NftLibExecutor } from "../nft/lib_executor.ts";
 import { BIG_SCRIPT_BYTES, RoutedExecutor } from "../nft/routed_executor.ts";
-import { DnsServer } from "../dns/server.ts";
+import { DnsServer } from "../dns/serve/server.ts";
 import { loadStandaloneOnce } from "../sources/standalone/load_once.ts";
 import { StandaloneSource } from "../sources/standalone/standalone_source.ts";
 import { pinAllocation } from "../ipam/lock.ts";

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { manyServicesSnapshot } from "../../src/dns/testdata/fixture.ts";
+import { manyServicesSnapshot } from "../support/dns_fixture.ts";
 import {
   freePort,
   quantile,

@@ -6,13 +6,9 @@
  */
 
 import dgram from "node:dgram";
-import {
-  decodeMessage,
-  encodeMessage,
-  type Message,
-  RRClass,
-  typeFromName,
-} from "../../src/dns/wire.ts";
+import { decodeMessage } from "../../src/dns/codec/decode.ts";
+import { encodeMessage } from "../../src/dns/codec/encode.ts";
+import { type Message, RRClass, typeFromName } from "../../src/dns/codec/records.ts";
 
 /** A process this module started, and how to stop it. */
 export interface Started {

@@ -6,16 +6,18 @@
  */
 
 import { ModelStore } from "../../src/model/store.ts";
-import { AnswerTableBuilder, buildAnswerTable } from "../../src/dns/fast.ts";
-import { buildZone, type ZoneOptions } from "../../src/dns/zone.ts";
-import { applyUpdate, ZoneIndex } from "../../src/dns/zone_index.ts";
+import { AnswerTableBuilder, buildAnswerTable } from "../../src/dns/answer/fast.ts";
+import { type ZoneOptions } from "../../src/dns/zone/zone.ts";
+import { buildZone } from "../../src/dns/zone/zone_index.ts";
+import { applyUpdate } from "../../src/dns/answer/fast.ts";
+import { ZoneIndex } from "../../src/dns/zone/zone_index.ts";
 import {
   endpointSet,
   ep,
   FIXTURE_REVERSE_CIDRS,
   makeService,
   port,
-} from "../../src/dns/testdata/fixture.ts";
+} from "../support/dns_fixture.ts";
 
 const arg = Deno.args.indexOf("--services");
 const count = arg >= 0 ? Number(Deno.args[arg + 1]) : 10_000;

@@ -15,15 +15,15 @@ import type { Snapshot } from "../../src/model/snapshot.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import { createLogger } from "../../src/observe/log.ts";
 import { MetricsRegistry } from "../../src/observe/metrics.ts";
-import { DnsServer } from "../../src/dns/server.ts";
-import type { UdpTransportChoice } from "../../src/dns/engine.ts";
+import { DnsServer } from "../../src/dns/serve/server.ts";
+import type { UdpTransportChoice } from "../../src/dns/serve/engine.ts";
 import {
   bigHeadlessSnapshot,
   FIXTURE_REVERSE_CIDRS,
   fixtureSnapshot,
   makeService,
   manyServicesSnapshot,
-} from "../../src/dns/testdata/fixture.ts";
+} from "../support/dns_fixture.ts";
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);

@@ -12,11 +12,11 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import dgram from "node:dgram";
-import { DnsServer, type DnsServerOptions } from "../../src/dns/server.ts";
+import { DnsServer, type DnsServerOptions } from "../../src/dns/serve/server.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import type { Snapshot } from "../../src/model/snapshot.ts";
 import { MetricsRegistry } from "../../src/observe/metrics.ts";
-import { decodeMessage } from "../../src/dns/wire.ts";
+import { decodeMessage } from "../../src/dns/codec/decode.ts";
 import {
   bigHeadlessSnapshot,
   cidr,
@@ -25,8 +25,8 @@ import {
   FIXTURE_REVERSE_CIDRS,
   fixtureSnapshot,
   makeService,
-} from "../../src/dns/testdata/fixture.ts";
-import { fuzzPackets } from "../../src/dns/testdata/fuzz.ts";
+} from "../support/dns_fixture.ts";
+import { fuzzPackets } from "../support/dns_fuzz.ts";
 import {
   freePort,
   queryPacket,

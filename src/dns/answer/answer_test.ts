@@ -1,0 +1,588 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { answerQuery, type AnswerResult } from "./answer.ts";
+import { decodeMessage } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
+import {
+  formatRecord,
+  type Message,
+  queryMessage,
+  rcodeName,
+  RRClass,
+  typeFromName,
+} from "../codec/records.ts";
+import { reverseZoneApexes, type Zone, type ZoneOptions } from "../zone/zone.ts";
+import { buildZone } from "../zone/zone_index.ts";
+import {
+  cidr,
+  FIXTURE_REVERSE_CIDRS,
+  fixtureSnapshot,
+} from "../../../tests/support/dns_fixture.ts";
+import { EMPTY_SNAPSHOT } from "../../model/snapshot.ts";
+
+const OPTIONS: ZoneOptions = {
+  clusterDomain: "cluster.local",
+  ttl: 30,
+  reverseCidrs: FIXTURE_REVERSE_CIDRS,
+  serial: 1700000000,
+};
+const ZONE = buildZone(fixtureSnapshot(), OPTIONS);
+const SOA =
+  "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30";
+const SOA_SVC_REV =
+  "19.198.in-addr.arpa. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30";
+
+interface Ask {
+  name: string;
+  type: string | number;
+  class?: number;
+  opcode?: number;
+  edns?: { udpSize: number; version: number };
+  questions?: number;
+}
+
+function query(a: Ask): Message {
+  const type = typeof a.type === "number" ? a.type : typeFromName(a.type)!;
+  const q = { name: a.name, type, class: a.class ?? RRClass.IN };
+  return queryMessage(Array.from({ length: a.questions ?? 1 }, () => q), {
+    id: 4242,
+    opcode: a.opcode ?? 0,
+    ...(a.edns ? { edns: { ...a.edns, dnssecOk: false, options: [] } } : {}),
+  });
+}
+
+interface Rendered {
+  kind: string;
+  name?: string;
+  rcode?: string;
+  aa?: boolean;
+  question?: string[];
+  answer?: string[];
+  authority?: string[];
+  additional?: string[];
+  chase?: string;
+}
+
+/** Runs the pure handler, then a wire round trip, and renders the reply as zone-file text. */
+function run(zone: Zone | null, a: Ask, recursionAllowed = true): Rendered {
+  const result: AnswerResult = answerQuery(zone, query(a), { recursionAllowed }, ZONE);
+  if (result.kind === "drop") return { kind: "drop" };
+  if (result.kind === "forward") return { kind: "forward", name: result.question.name };
+  const decoded = decodeMessage(encodeMessage(result.message));
+  if (!decoded.ok) throw new Error(decoded.error);
+  const m = decoded.message;
+  return {
+    kind: result.kind,
+    rcode: rcodeName(m.rcode),
+    aa: m.aa,
+    question: m.questions.map((q) => `${q.name} ${q.type}`),
+    answer: m.answers.map(formatRecord),
+    authority: m.authority.map(formatRecord),
+    additional: m.additional.map(formatRecord),
+    ...(result.kind === "chase" ? { chase: result.target } : {}),
+  };
+}
+
+interface Case {
+  name: string;
+  ask: Ask;
+  rcode: string;
+  answer?: string[];
+  authority?: string[];
+  additional?: string[];
+  aa?: boolean;
+}
+
+const CASES: Case[] = [
+  {
+    name: "ClusterIP A",
+    ask: { name: "web.default.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: ["web.default.svc.cluster.local. 30 IN A 198.19.0.10"],
+  },
+  {
+    name: "ClusterIP AAAA (dual stack)",
+    ask: { name: "web.default.svc.cluster.local", type: "AAAA" },
+    rcode: "NOERROR",
+    answer: ["web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10"],
+  },
+  {
+    name: "IPv4-only service asked AAAA is NODATA with SOA",
+    ask: { name: "api.prod.svc.cluster.local", type: "AAAA" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "existing name, other type: NODATA",
+    ask: { name: "web.default.svc.cluster.local", type: "TXT" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "unknown type on an existing name is NODATA (RFC 3597)",
+    ask: { name: "web.default.svc.cluster.local", type: 65280 },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "SRV for a named TCP port, A/AAAA in additional",
+    ask: { name: "_http._tcp.web.default.svc.cluster.local", type: "SRV" },
+    rcode: "NOERROR",
+    answer: [
+      "_http._tcp.web.default.svc.cluster.local. 30 IN SRV 0 100 80 web.default.svc.cluster.local.",
+    ],
+    additional: [
+      "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+      "web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10",
+    ],
+  },
+  {
+    name: "SRV for a named UDP port",
+    ask: { name: "_dns._udp.web.default.svc.cluster.local", type: "SRV" },
+    rcode: "NOERROR",
+    answer: [
+      "_dns._udp.web.default.svc.cluster.local. 30 IN SRV 0 100 53 web.default.svc.cluster.local.",
+    ],
+    additional: [
+      "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+      "web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10",
+    ],
+  },
+  {
+    name: "SRV with the wrong protocol does not exist",
+    ask: { name: "_http._udp.web.default.svc.cluster.local", type: "SRV" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "unnamed port has no SRV",
+    ask: { name: "_tcp.plain.default.svc.cluster.local", type: "SRV" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "empty non-terminal _tcp.<svc> is NODATA",
+    ask: { name: "_tcp.web.default.svc.cluster.local", type: "SRV" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "PTR for a ClusterIP",
+    ask: { name: "10.0.19.198.in-addr.arpa", type: "PTR" },
+    rcode: "NOERROR",
+    answer: ["10.0.19.198.in-addr.arpa. 30 IN PTR web.default.svc.cluster.local."],
+  },
+  {
+    name: "PTR for an IPv6 ClusterIP",
+    ask: {
+      name: "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.f.f.f.f.8.b.d.0.1.0.0.2.ip6.arpa",
+      type: "PTR",
+    },
+    rcode: "NOERROR",
+    answer: [
+      "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.f.f.f.f.8.b.d.0.1.0.0.2.ip6.arpa. 30 IN PTR web.default.svc.cluster.local.",
+    ],
+  },
+  {
+    name: "unknown IP in the service CIDR: NXDOMAIN with the reverse zone's SOA",
+    ask: { name: "99.99.19.198.in-addr.arpa", type: "PTR" },
+    rcode: "NXDOMAIN",
+    authority: [SOA_SVC_REV],
+  },
+  {
+    name: "reverse empty non-terminal is NODATA",
+    ask: { name: "0.19.198.in-addr.arpa", type: "PTR" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA_SVC_REV],
+  },
+  {
+    name: "reverse zone apex SOA",
+    ask: { name: "19.198.in-addr.arpa", type: "SOA" },
+    rcode: "NOERROR",
+    answer: [SOA_SVC_REV],
+  },
+  {
+    name: "headless A: one per ready endpoint",
+    ask: { name: "db.default.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: [
+      "db.default.svc.cluster.local. 30 IN A 198.18.0.101",
+      "db.default.svc.cluster.local. 30 IN A 198.18.0.102",
+      "db.default.svc.cluster.local. 30 IN A 198.18.0.103",
+    ],
+  },
+  {
+    name: "headless AAAA",
+    ask: { name: "db.default.svc.cluster.local", type: "AAAA" },
+    rcode: "NOERROR",
+    answer: ["db.default.svc.cluster.local. 30 IN AAAA 2001:db8::a1"],
+  },
+  {
+    name: "endpoint hostname A",
+    ask: { name: "db-0.db.default.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: ["db-0.db.default.svc.cluster.local. 30 IN A 198.18.0.101"],
+  },
+  {
+    name: "endpoint hostname AAAA (same pod, other family)",
+    ask: { name: "db-0.db.default.svc.cluster.local", type: "AAAA" },
+    rcode: "NOERROR",
+    answer: ["db-0.db.default.svc.cluster.local. 30 IN AAAA 2001:db8::a1"],
+  },
+  {
+    name: "endpoint without hostname gets its dashed IP",
+    ask: { name: "198-18-0-103.db.default.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: ["198-18-0-103.db.default.svc.cluster.local. 30 IN A 198.18.0.103"],
+  },
+  {
+    name: "not-ready endpoint is not published",
+    ask: { name: "db-3.db.default.svc.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "headless SRV: one per endpoint hostname, weights shared",
+    ask: { name: "_pg._tcp.db.default.svc.cluster.local", type: "SRV" },
+    rcode: "NOERROR",
+    answer: [
+      "_pg._tcp.db.default.svc.cluster.local. 30 IN SRV 0 33 5432 db-0.db.default.svc.cluster.local.",
+      "_pg._tcp.db.default.svc.cluster.local. 30 IN SRV 0 33 5432 db-1.db.default.svc.cluster.local.",
+      "_pg._tcp.db.default.svc.cluster.local. 30 IN SRV 0 33 5432 198-18-0-103.db.default.svc.cluster.local.",
+    ],
+    additional: [
+      "db-0.db.default.svc.cluster.local. 30 IN A 198.18.0.101",
+      "db-0.db.default.svc.cluster.local. 30 IN AAAA 2001:db8::a1",
+      "db-1.db.default.svc.cluster.local. 30 IN A 198.18.0.102",
+      "198-18-0-103.db.default.svc.cluster.local. 30 IN A 198.18.0.103",
+    ],
+  },
+  {
+    name: "PTR for an endpoint selected by two headless services: two PTRs",
+    ask: { name: "101.0.18.198.in-addr.arpa", type: "PTR" },
+    rcode: "NOERROR",
+    answer: [
+      "101.0.18.198.in-addr.arpa. 30 IN PTR db-0.db.default.svc.cluster.local.",
+      "101.0.18.198.in-addr.arpa. 30 IN PTR db-0.db-alt.default.svc.cluster.local.",
+    ],
+  },
+  {
+    name: "PTR for an endpoint IP outside the reverse zones is still answered",
+    ask: {
+      name: "1.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+      type: "PTR",
+    },
+    rcode: "NOERROR",
+    answer: [
+      "1.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. 30 IN PTR db-0.db.default.svc.cluster.local.",
+    ],
+  },
+  {
+    name: "headless without ready endpoints is NXDOMAIN",
+    ask: { name: "empty.default.svc.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "publishNotReadyAddresses publishes not-ready endpoints",
+    ask: { name: "early.default.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: ["early.default.svc.cluster.local. 30 IN A 198.18.0.110"],
+  },
+  {
+    name: "ClusterIP service without an allocated IP is NODATA",
+    ask: { name: "pending.default.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "ExternalName CNAME asked directly",
+    ask: { name: "ext.default.svc.cluster.local", type: "CNAME" },
+    rcode: "NOERROR",
+    answer: ["ext.default.svc.cluster.local. 30 IN CNAME example.org."],
+  },
+  {
+    name: "ExternalName to an in-cluster name is chased in the zone",
+    ask: { name: "alias.default.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: [
+      "alias.default.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.",
+      "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+    ],
+  },
+  {
+    name: "dns-version TXT",
+    ask: { name: "dns-version.cluster.local", type: "TXT" },
+    rcode: "NOERROR",
+    answer: ['dns-version.cluster.local. 30 IN TXT "1.1.0"'],
+  },
+  {
+    name: "apex SOA",
+    ask: { name: "cluster.local", type: "SOA" },
+    rcode: "NOERROR",
+    answer: [SOA],
+  },
+  {
+    name: "apex NS",
+    ask: { name: "cluster.local", type: "NS" },
+    rcode: "NOERROR",
+    answer: ["cluster.local. 30 IN NS ns.dns.cluster.local."],
+  },
+  {
+    name: "apex A is NODATA",
+    ask: { name: "cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "svc.<zone> is NODATA",
+    ask: { name: "svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "existing namespace is NODATA",
+    ask: { name: "kube-system.svc.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "unknown namespace is NXDOMAIN",
+    ask: { name: "nope.svc.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "service in an unknown namespace is NXDOMAIN",
+    ask: { name: "web.nope.svc.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "unknown service is NXDOMAIN",
+    ask: { name: "nosuch.default.svc.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "ndots search-path miss is NXDOMAIN",
+    ask: { name: "web.default.svc.cluster.local.default.svc.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "pods insecure: dashed IPv4",
+    ask: { name: "1-2-3-4.default.pod.cluster.local", type: "A" },
+    rcode: "NOERROR",
+    answer: ["1-2-3-4.default.pod.cluster.local. 30 IN A 1.2.3.4"],
+  },
+  {
+    name: "pods insecure: dashed IPv6",
+    ask: { name: "2001-db8--5.default.pod.cluster.local", type: "AAAA" },
+    rcode: "NOERROR",
+    answer: ["2001-db8--5.default.pod.cluster.local. 30 IN AAAA 2001:db8::5"],
+  },
+  {
+    name: "pods insecure: IPv4 pod asked AAAA is NODATA",
+    ask: { name: "1-2-3-4.default.pod.cluster.local", type: "AAAA" },
+    rcode: "NOERROR",
+    answer: [],
+    authority: [SOA],
+  },
+  {
+    name: "pods insecure: unknown namespace is NXDOMAIN",
+    ask: { name: "1-2-3-4.nope.pod.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "pods insecure: not an IP is NXDOMAIN",
+    ask: { name: "web.default.pod.cluster.local", type: "A" },
+    rcode: "NXDOMAIN",
+    authority: [SOA],
+  },
+  {
+    name: "AXFR is REFUSED",
+    ask: { name: "cluster.local", type: "AXFR" },
+    rcode: "REFUSED",
+    aa: false,
+  },
+  {
+    name: "IXFR is REFUSED",
+    ask: { name: "cluster.local", type: "IXFR" },
+    rcode: "REFUSED",
+    aa: false,
+  },
+  {
+    name: "opcode STATUS is NOTIMP",
+    ask: { name: "cluster.local", type: "SOA", opcode: 2 },
+    rcode: "NOTIMP",
+    aa: false,
+  },
+  {
+    name: "class CH is NOTIMP",
+    ask: { name: "version.bind", type: "TXT", class: RRClass.CH },
+    rcode: "NOTIMP",
+    aa: false,
+  },
+  {
+    name: "two questions are FORMERR",
+    ask: { name: "web.default.svc.cluster.local", type: "A", questions: 2 },
+    rcode: "FORMERR",
+    aa: false,
+  },
+  {
+    name: "qtype 0 is FORMERR",
+    ask: { name: "cluster.local", type: 0 },
+    rcode: "FORMERR",
+    aa: false,
+  },
+  {
+    name: "MAILA is NOTIMP",
+    ask: { name: "cluster.local", type: "MAILA" },
+    rcode: "NOTIMP",
+    aa: false,
+  },
+  {
+    name: "EDNS version 1 is BADVERS",
+    ask: { name: "web.default.svc.cluster.local", type: "A", edns: { udpSize: 1232, version: 1 } },
+    rcode: "BADVERS",
+    aa: false,
+  },
+  {
+    name: "question case is echoed, matching is case-insensitive",
+    ask: { name: "WeB.Default.SVC.cluster.LOCAL", type: "A" },
+    rcode: "NOERROR",
+    answer: ["WeB.Default.SVC.cluster.LOCAL. 30 IN A 198.19.0.10"],
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`answerQuery: ${c.name}`, () => {
+    const got = run(ZONE, c.ask);
+    assertEquals(got.kind, "reply");
+    if (got.kind !== "reply") return;
+    assertEquals(got.rcode, c.rcode);
+    assertEquals(got.aa, c.aa ?? true);
+    const type = typeof c.ask.type === "number" ? c.ask.type : typeFromName(c.ask.type);
+    assertEquals(got.question?.[0], `${c.ask.name} ${type}`);
+    if (c.answer) assertEquals(got.answer, c.answer);
+    if (c.authority) assertEquals(got.authority, c.authority);
+    else if (c.rcode === "NOERROR" && c.answer?.length) assertEquals(got.authority, []);
+    if (c.additional) assertEquals(got.additional, c.additional);
+  });
+}
+
+Deno.test("answerQuery: ANY returns every record of the name", () => {
+  const got = run(ZONE, { name: "web.default.svc.cluster.local", type: "ANY" });
+  assertEquals(got.rcode, "NOERROR");
+  assertEquals(got.answer, [
+    "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+    "web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10",
+  ]);
+});
+
+Deno.test("answerQuery: ExternalName to an outside name is chased upstream for recursive clients", () => {
+  const got = run(ZONE, { name: "ext.default.svc.cluster.local", type: "A" }, true);
+  assertEquals(got.kind, "chase");
+  assertEquals(got.answer, ["ext.default.svc.cluster.local. 30 IN CNAME example.org."]);
+  assertEquals(got.chase, "example.org");
+  const other = run(ZONE, { name: "ext.default.svc.cluster.local", type: "A" }, false);
+  assertEquals(other.kind, "reply");
+  assertEquals(other.answer, ["ext.default.svc.cluster.local. 30 IN CNAME example.org."]);
+});
+
+Deno.test("answerQuery: outside names forward only for clients allowed to recurse", () => {
+  assertEquals(run(ZONE, { name: "example.org", type: "A" }, true), {
+    kind: "forward",
+    name: "example.org",
+  });
+  const refused = run(ZONE, { name: "example.org", type: "A" }, false);
+  assertEquals(refused.rcode, "REFUSED");
+  assertEquals(refused.aa, false);
+  assertEquals(refused.answer, []);
+  // A PTR outside the reverse zones that svcgate does not know is forwarded too.
+  assertEquals(run(ZONE, { name: "4.3.2.1.in-addr.arpa", type: "PTR" }, true).kind, "forward");
+  // A known PTR name asked with another type is not ours to answer.
+  assertEquals(
+    run(ZONE, {
+      name: "1.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+      type: "A",
+    }, true).kind,
+    "forward",
+  );
+});
+
+Deno.test("answerQuery: before the first snapshot, cluster names are SERVFAIL, never NXDOMAIN", () => {
+  for (
+    const name of [
+      "web.default.svc.cluster.local",
+      "nosuch.cluster.local",
+      "10.0.19.198.in-addr.arpa",
+    ]
+  ) {
+    const got = run(null, { name, type: "A" });
+    assertEquals(got.rcode, "SERVFAIL", name);
+  }
+  assertEquals(run(null, { name: "example.org", type: "A" }).kind, "forward");
+  assertEquals(run(null, { name: "example.org", type: "A" }, false).rcode, "REFUSED");
+});
+
+Deno.test("answerQuery: an empty snapshot has the apex and NXDOMAIN below it", () => {
+  const zone = buildZone(EMPTY_SNAPSHOT, OPTIONS);
+  assertEquals(run(zone, { name: "cluster.local", type: "SOA" }).answer, [SOA]);
+  assertEquals(run(zone, { name: "web.default.svc.cluster.local", type: "A" }).rcode, "NXDOMAIN");
+});
+
+Deno.test("answerQuery: the TTL option applies to every record and the SOA minimum", () => {
+  const zone = buildZone(fixtureSnapshot(), { ...OPTIONS, ttl: 5 });
+  assertEquals(run(zone, { name: "web.default.svc.cluster.local", type: "A" }).answer, [
+    "web.default.svc.cluster.local. 5 IN A 198.19.0.10",
+  ]);
+  assertEquals(run(zone, { name: "nosuch.default.svc.cluster.local", type: "A" }).authority, [
+    "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 5",
+  ]);
+});
+
+Deno.test("answerQuery: another cluster domain", () => {
+  const zone = buildZone(fixtureSnapshot(), { ...OPTIONS, clusterDomain: "k8s.example." });
+  assertEquals(run(zone, { name: "web.default.svc.k8s.example", type: "A" }).answer, [
+    "web.default.svc.k8s.example. 30 IN A 198.19.0.10",
+  ]);
+  assertEquals(run(zone, { name: "web.default.svc.cluster.local", type: "A" }).kind, "forward");
+});
+
+Deno.test("answerQuery: a response is dropped, never answered", () => {
+  const q = { ...query({ name: "cluster.local", type: "SOA" }), qr: true };
+  assertEquals(answerQuery(ZONE, q, { recursionAllowed: true }).kind, "drop");
+});
+
+Deno.test("reverseZoneApexes: rounds up to octet/nibble boundaries", () => {
+  assertEquals(reverseZoneApexes(cidr("198.19.0.0/16")), ["19.198.in-addr.arpa"]);
+  assertEquals(reverseZoneApexes(cidr("10.96.0.0/12")).length, 16);
+  assertEquals(reverseZoneApexes(cidr("10.96.0.0/12"))[0], "96.10.in-addr.arpa");
+  assertEquals(reverseZoneApexes(cidr("10.96.0.0/12"))[15], "111.10.in-addr.arpa");
+  assertEquals(reverseZoneApexes(cidr("2001:db8:ffff::/112")), [
+    "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.f.f.f.f.8.b.d.0.1.0.0.2.ip6.arpa".split(".").slice(4)
+      .join("."),
+  ]);
+  assertEquals(reverseZoneApexes(cidr("2001:db8::/33")).length, 8);
+});
+
+Deno.test("buildZone: bad options are rejected with the value quoted", () => {
+  let msg = "";
+  try {
+    buildZone(EMPTY_SNAPSHOT, { ...OPTIONS, ttl: 4000 });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assertEquals(msg, 'Cannot use DNS TTL "4000": it must be an integer from 0 to 3600');
+});

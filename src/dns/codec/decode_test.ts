@@ -1,0 +1,246 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { decodeMessage, newQueryScan, scanQuery } from "./decode.ts";
+
+/** Builds a query packet by hand. */
+function packet(parts: number[][]): Uint8Array {
+  return Uint8Array.from(parts.flat());
+}
+const HEADER_1Q = [0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+const QNAME = [3, 0x77, 0x65, 0x62, 5, 0x6c, 0x6f, 0x63, 0x61, 0x6c, 0]; // web.local
+const A_IN = [0, 1, 0, 1];
+
+interface BadCase {
+  name: string;
+  bytes: Uint8Array;
+  error: RegExp;
+  header: boolean;
+}
+
+const BAD: BadCase[] = [
+  {
+    name: "empty",
+    bytes: new Uint8Array(0),
+    error: /shorter than a 12-byte header/,
+    header: false,
+  },
+  {
+    name: "11 bytes",
+    bytes: new Uint8Array(11),
+    error: /shorter than a 12-byte header/,
+    header: false,
+  },
+  {
+    name: "counts larger than the packet",
+    bytes: packet([[0, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]]),
+    error: /header counts .* need at least/,
+    header: true,
+  },
+  {
+    name: "pointer to itself",
+    bytes: packet([HEADER_1Q, [0xc0, 12], A_IN]),
+    error: /does not point backwards \(loop\)/,
+    header: true,
+  },
+  {
+    name: "forward pointer",
+    bytes: packet([HEADER_1Q, [0xc0, 20], A_IN, [0, 0]]),
+    error: /does not point backwards/,
+    header: true,
+  },
+  {
+    name: "two pointers pointing at each other",
+    bytes: packet([[0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0], QNAME, A_IN, [0xc0, 29, 0xc0, 27], [
+      0,
+      1,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+    ]]),
+    error: /pointer to 29 does not point backwards/,
+    header: true,
+  },
+  {
+    name: "extended label type",
+    bytes: packet([HEADER_1Q, [0x41, 0], A_IN]),
+    error: /label type 0x40 is unknown/,
+    header: true,
+  },
+  {
+    name: "label past the end",
+    bytes: packet([HEADER_1Q, [20, 0x61, 0x62]]),
+    error: /(past the end|need at least)/,
+    header: true,
+  },
+  {
+    name: "question without type",
+    bytes: packet([HEADER_1Q, QNAME, [0]]),
+    error: /question 1 type at offset \d+: needs 2 bytes/,
+    header: true,
+  },
+  {
+    name: "trailing garbage",
+    bytes: packet([HEADER_1Q, QNAME, A_IN, [1, 2, 3]]),
+    error: /3 trailing bytes/,
+    header: true,
+  },
+  {
+    name: "two OPT records",
+    bytes: packet([
+      [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 2],
+      QNAME,
+      A_IN,
+      [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0],
+      [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0],
+    ]),
+    error: /more than one OPT record/,
+    header: true,
+  },
+  {
+    name: "OPT with a non-root owner",
+    bytes: packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+      0xc0,
+      12,
+      0,
+      41,
+      4,
+      0xd0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+    ]]),
+    error: /OPT owner is "web.local", not the root/,
+    header: true,
+  },
+  {
+    name: "A record with 5 data bytes",
+    bytes: packet([
+      [0, 1, 0x81, 0, 0, 1, 0, 1, 0, 0, 0, 0],
+      QNAME,
+      A_IN,
+      [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 5, 1, 2, 3, 4, 5],
+    ]),
+    error: /A data is 5 bytes, not 4/,
+    header: true,
+  },
+  {
+    name: "name longer than 255 bytes through pointers",
+    bytes: (() => {
+      // 5 labels of 63 bytes, written once, each later name points to the previous one.
+      const parts: number[] = [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+      for (let i = 0; i < 5; i++) parts.push(63, ...new Array(63).fill(0x61));
+      parts.push(0, 0, 1, 0, 1);
+      return Uint8Array.from(parts);
+    })(),
+    error: /longer than 255 bytes/,
+    header: true,
+  },
+];
+
+for (const c of BAD) {
+  Deno.test(`wire: decode rejects ${c.name}`, () => {
+    const r = decodeMessage(c.bytes);
+    assert(!r.ok);
+    if (r.ok) return;
+    assert(c.error.test(r.error), `error "${r.error}" does not match ${c.error}`);
+    assertEquals(r.header !== undefined, c.header);
+  });
+}
+
+Deno.test("wire: scanQuery accepts the common shapes and declines the rest", () => {
+  const scan = newQueryScan();
+  const plain = packet([HEADER_1Q, QNAME, A_IN]);
+  assert(scanQuery(plain, plain.length, scan));
+  assertEquals(scan, {
+    qnameEnd: 23,
+    qtype: 1,
+    qclass: 1,
+    hasEdns: false,
+    ednsSize: 0,
+    dnssecOk: false,
+  });
+  const edns = packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+    0,
+    0,
+    41,
+    0x10,
+    0,
+    0,
+    0,
+    0x80,
+    0,
+    0,
+    8,
+    0,
+    10,
+    0,
+    4,
+    1,
+    2,
+    3,
+    4,
+  ]]);
+  assert(scanQuery(edns, edns.length, scan));
+  assertEquals(scan, {
+    qnameEnd: 23,
+    qtype: 1,
+    qclass: 1,
+    hasEdns: true,
+    ednsSize: 4096,
+    dnssecOk: true,
+  });
+  const declined: [string, Uint8Array][] = [
+    ["compressed question", packet([HEADER_1Q, [0xc0, 12], A_IN])],
+    ["two questions", packet([[0, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0], QNAME, A_IN, QNAME, A_IN])],
+    ["a response", packet([[0, 1, 0x81, 0, 0, 1, 0, 0, 0, 0, 0, 0], QNAME, A_IN])],
+    ["opcode 2", packet([[0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0, 0, 0], QNAME, A_IN])],
+    ["trailing byte", packet([HEADER_1Q, QNAME, A_IN, [0]])],
+    [
+      "EDNS version 1",
+      packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+        0,
+        0,
+        41,
+        4,
+        0xd0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+      ]]),
+    ],
+    [
+      "OPT option overrun",
+      packet([[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1], QNAME, A_IN, [
+        0,
+        0,
+        41,
+        4,
+        0xd0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        4,
+        0,
+        10,
+        0,
+        9,
+      ]]),
+    ],
+    ["truncated", packet([HEADER_1Q, QNAME, [0, 1]])],
+  ];
+  for (const [what, bytes] of declined) {
+    assertEquals(scanQuery(bytes, bytes.length, scan), false, what);
+  }
+});

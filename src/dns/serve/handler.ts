@@ -1,0 +1,192 @@
+/**
+ * One query in, one reply out: the fast path over precomputed answers, then the general path
+ * (decode, answer, forward or chase, encode with truncation), counted in the engine's stats. No
+ * sockets here: transports (UDP via FFI or node:dgram, TCP) call this with the client's right to
+ * recurse (allow_list.ts), and forwarding goes through the {@link Forwarder} seam.
+ * @module
+ */
+
+import type { Cidr } from "../../model/ip.ts";
+import {
+  answerQuery,
+  chasedReply,
+  formErrFor,
+  forwardedReply,
+  replyTo,
+  udpLimit,
+  udpPayloadLimit,
+} from "../answer/answer.ts";
+import { type AnswerTable, fastAnswer } from "../answer/fast.ts";
+import type { DnsStats } from "./stats.ts";
+import type { Forwarder } from "./upstream.ts";
+import { decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
+import { encodeMessage } from "../codec/encode.ts";
+import { nameKey } from "../codec/names.ts";
+import { MAX_MESSAGE, type Message, Rcode, RRClass } from "../codec/records.ts";
+import { reverseZoneApexes, type Zone } from "../zone/zone.ts";
+
+/** Handler settings. */
+export interface QueryHandlerOptions {
+  readonly clusterDomain: string;
+  readonly reverseCidrs: readonly Cidr[];
+  /** Null when no upstream is configured: forwarded questions then get SERVFAIL. */
+  readonly forwarder: Forwarder | null;
+  readonly stats: DnsStats;
+}
+
+/**
+ * Precomputes the answers of a zone name (a key as zone.nodes has them) when it has none yet;
+ * returns the table to use from now on, or null when nothing changed.
+ */
+export type AnswerFiller = (name: string) => AnswerTable | null;
+
+/** A reply now, none, or one later (forwarded). */
+export type HandleOutcome = Uint8Array | null | Promise<Uint8Array | null>;
+
+/**
+ * Answers packets from the current zone.
+ *
+ * @example
+ * ```ts
+ * const h = new QueryHandler({ clusterDomain: "cluster.local", reverseCidrs: [], forwarder: null, stats: new DnsStats() });
+ * h.setZone(zone, buildAnswerTable(zone));
+ * const reply = await h.handle(packet, true, "udp");
+ * ```
+ */
+export class QueryHandler {
+  #zone: Zone | null = null;
+  #table: AnswerTable | null = null;
+  #fill: AnswerFiller | null = null;
+  readonly #zones: Pick<Zone, "domain" | "reverseApexes">;
+  readonly #forwarder: Forwarder | null;
+  readonly #scan = newQueryScan();
+  readonly #scratch = new Uint8Array(MAX_MESSAGE);
+  readonly stats: DnsStats;
+
+  constructor(options: QueryHandlerOptions) {
+    this.#zones = {
+      domain: nameKey(options.clusterDomain),
+      reverseApexes: [...new Set(options.reverseCidrs.flatMap(reverseZoneApexes))],
+    };
+    this.#forwarder = options.forwarder;
+    this.stats = options.stats;
+  }
+
+  /**
+   * Switches to a new zone and its precomputed answers, atomically for later queries. With
+   * `fill`, a name the general path answered authoritatively is handed to it, so the next ask
+   * takes the fast path.
+   */
+  setZone(zone: Zone, table: AnswerTable, fill: AnswerFiller | null = null): void {
+    this.#zone = zone;
+    this.#table = table;
+    this.#fill = fill;
+  }
+
+  /**
+   * The hot path: writes a precomputed reply for `q[0..len)` at `out[outOff..]` and returns its
+   * length, or -1 when the general path must answer.
+   */
+  fast(
+    q: Uint8Array,
+    len: number,
+    out: Uint8Array,
+    outOff: number,
+    udp: boolean,
+    allowed: boolean,
+  ): number {
+    const table = this.#table;
+    if (table === null) return -1;
+    const scan = this.#scan;
+    if (!scanQuery(q, len, scan)) return -1;
+    const limit = udp ? udpPayloadLimit(scan.hasEdns ? scan.ednsSize : -1) : MAX_MESSAGE;
+    const n = fastAnswer(table, q, scan, out, outOff, limit, allowed);
+    if (n > 0) {
+      this.stats.query(scan.qtype, out[outOff + 3] & 0x0f);
+      this.stats.counters.fastPath++;
+    }
+    return n;
+  }
+
+  /** The general path for one packet. Never throws. */
+  general(packet: Uint8Array, allowed: boolean, udp: boolean): HandleOutcome {
+    try {
+      return this.#general(packet, allowed, udp);
+    } catch {
+      // A bug must cost one SERVFAIL, never the server.
+      this.stats.counters.internalErrors++;
+      const r = decodeMessage(packet);
+      if (r.ok && !r.message.qr) {
+        return this.#encode(
+          replyTo(r.message, Rcode.SERVFAIL, { recursionAllowed: allowed }),
+          MAX_MESSAGE,
+        );
+      }
+      this.stats.counters.dropped++;
+      return null;
+    }
+  }
+
+  /** Fast path, then the general path (for TCP and the portable UDP transport). */
+  handle(packet: Uint8Array, allowed: boolean, udp: boolean): HandleOutcome {
+    const out = this.#scratch;
+    const n = packet.length >= 17 ? this.fast(packet, packet.length, out, 0, udp, allowed) : -1;
+    if (n > 0) return out.slice(0, n);
+    return this.general(packet, allowed, udp);
+  }
+
+  #encode(msg: Message, limit: number): Uint8Array {
+    const bytes = encodeMessage(msg, limit);
+    this.stats.query(msg.questions[0]?.type ?? 0, msg.rcode);
+    if ((bytes[2] & 0x02) !== 0) this.stats.counters.truncated++;
+    return bytes;
+  }
+
+  #general(packet: Uint8Array, allowed: boolean, udp: boolean): HandleOutcome {
+    const r = decodeMessage(packet);
+    if (!r.ok) {
+      const reply = r.header ? formErrFor(r.header) : null;
+      if (!reply) {
+        this.stats.counters.dropped++;
+        return null;
+      }
+      this.stats.query(0, reply[3] & 0x0f);
+      return reply;
+    }
+    const query = r.message;
+    const ctx = { recursionAllowed: allowed };
+    const limit = udp ? udpLimit(query) : MAX_MESSAGE;
+    const result = answerQuery(this.#zone, query, ctx, this.#zones);
+    switch (result.kind) {
+      case "drop":
+        this.stats.counters.dropped++;
+        return null;
+      case "reply": {
+        if (this.#fill && result.message.aa && query.questions.length === 1) {
+          this.#table = this.#fill(nameKey(query.questions[0].name)) ?? this.#table;
+        }
+        return this.#encode(result.message, limit);
+      }
+      case "forward": {
+        const fwd = this.#forwarder;
+        if (!fwd) return this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit);
+        return fwd.resolve(result.question).then((f) =>
+          this.#encode(
+            f.ok ? forwardedReply(query, f.message) : replyTo(query, Rcode.SERVFAIL, ctx),
+            limit,
+          )
+        ).catch(() => this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit));
+      }
+      case "chase": {
+        const fwd = this.#forwarder;
+        if (!fwd) return this.#encode(result.message, limit);
+        return fwd.resolve({ name: result.target, type: result.type, class: RRClass.IN }).then((
+          f,
+        ) =>
+          // When the upstream fails the CNAME alone still tells the client where to look.
+          this.#encode(f.ok ? chasedReply(result.message, f.message) : result.message, limit)
+        ).catch(() => this.#encode(result.message, limit));
+      }
+    }
+  }
+}

@@ -1,0 +1,481 @@
+/**
+ * svcgate's DNS server: authoritative for the cluster domain and its reverse zones, forwarding
+ * the rest for allowed clients, over UDP and TCP. It runs one engine (engine.ts) on the main
+ * thread (`workers: 0`) or one per worker, the workers sharing the port (SO_REUSEPORT), and hands
+ * the engines only the services whose DNS content changed. Why it is shaped so, with the
+ * measurements: src/dns/README.md.
+ *
+ * Permissions: --allow-net (TCP, fallback UDP, upstream sockets), --allow-ffi (fast UDP),
+ * --allow-read (worker module and /etc/resolv.conf when no upstreams are given).
+ * @module
+ */
+
+import type { Cidr } from "../../model/ip.ts";
+import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
+import { type Logger, silentLogger } from "../../observe/log.ts";
+import { heapGauge, type MetricsRegistry } from "../../observe/metrics.ts";
+import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
+import { applyStats, setDnsGauge } from "./stats.ts";
+import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
+import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
+import { DnsChangeTracker } from "../zone/change_tracker.ts";
+import { slimEntry } from "../zone/slim_entry.ts";
+import { validateZoneOptions } from "../zone/zone.ts";
+
+/** Options of {@link DnsServer}. */
+export interface DnsServerOptions {
+  /** Where to listen (UDP and TCP), e.g. `{ hostname: "169.254.20.10", port: 53 }`; port 0 picks one. */
+  readonly bind: { readonly hostname: string; readonly port: number };
+  /** Cluster domain, default in the CLI `cluster.local`. */
+  readonly clusterDomain: string;
+  /** TTL of cluster records, 0-3600 s. */
+  readonly ttl: number;
+  /** Service and cluster CIDRs: svcgate is authoritative for their reverse zones. */
+  readonly reverseCidrs: readonly Cidr[];
+  /**
+   * Upstream resolvers as `ip`, `ip:port` or `[ipv6]:port`. Undefined: the nameservers of
+   * /etc/resolv.conf minus svcgate's own address. Empty: no forwarding (SERVFAIL).
+   */
+  readonly upstreams?: readonly string[];
+  /** Clients allowed to recurse (everyone else gets REFUSED for non-cluster names). */
+  readonly allowRecursion: readonly Cidr[];
+  readonly log?: Logger;
+  readonly metrics?: MetricsRegistry;
+  /** Engines in workers sharing the port (SO_REUSEPORT); 0 runs in-process. Default 1. */
+  readonly workers?: number;
+  /** UDP transport: FFI batched syscalls, node:dgram, or FFI when permitted (default). */
+  readonly udpTransport?: UdpTransportChoice;
+  /** Idle TCP connections are closed after this long. Default 10000 ms. */
+  readonly tcpIdleTimeoutMs?: number;
+  /** Forwarded questions get SERVFAIL after this long. Default 1500 ms. */
+  readonly upstreamTimeoutMs?: number;
+  /** Forwarding cache entries per engine. Default 10000. */
+  readonly cacheSize?: number;
+  /**
+   * Module the workers run: worker_main.ts beside this file by default; a bundle passes where it
+   * put that entry (main.ts does).
+   */
+  readonly workerUrl?: string | URL;
+  /** Where default upstreams come from. Default /etc/resolv.conf. */
+  readonly resolvConfPath?: string;
+}
+
+/** Where the server listens, once started. */
+export interface DnsServerAddr {
+  readonly hostname: string;
+  readonly udpPort: number;
+  readonly tcpPort: number | null;
+  /** UDP transport in use. */
+  readonly udpMode: "ffi" | "node";
+}
+
+/** Entries per upsert message: each deserialises in about a millisecond inside the worker. */
+const UPSERT_CHUNK = 500;
+
+interface WorkerSlot {
+  worker: Worker;
+  started: boolean;
+  /** True once the worker holds every entry of the last snapshot sent. */
+  synced: boolean;
+  publishedVersion: number;
+}
+
+/**
+ * The DNS server.
+ *
+ * @example
+ * ```ts
+ * const dns = new DnsServer({
+ *   bind: { hostname: "127.0.0.1", port: 5353 },
+ *   clusterDomain: "cluster.local",
+ *   ttl: 30,
+ *   reverseCidrs: [serviceCidr],
+ *   upstreams: ["198.18.0.53:53"],
+ *   allowRecursion: [loopback],
+ * });
+ * await dns.start();
+ * dns.publish(snapshot); // only after the dataplane committed it
+ * await dns.stop();
+ * ```
+ */
+export class DnsServer {
+  readonly #opts: DnsServerOptions;
+  readonly #log: Logger;
+  #engine: DnsEngine | null = null;
+  #workers: WorkerSlot[] = [];
+  #addr: DnsServerAddr | null = null;
+  #lastSnapshot: Snapshot | null = null;
+  #lastSerial = 0;
+  #waiters: { version: number; resolve: () => void }[] = [];
+  #drains = new Map<number, { left: number; resolve: () => void }>();
+  #drainToken = 0;
+  #stopped = false;
+  /** Moves an in-process engine's counters to the registry, as workers post theirs each second. */
+  #statsTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: DnsServerOptions) {
+    const problem = validateZoneOptions({ ...options, serial: 0 });
+    if (problem) throw new Error(problem);
+    const workers = options.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
+      throw new Error(
+        `Cannot start ${workers} DNS workers: the count must be an integer from 0 to 64`,
+      );
+    }
+    this.#opts = options;
+    this.#log = (options.log ?? silentLogger).child("dns");
+  }
+
+  /** Where the server listens; null before start. */
+  get addr(): DnsServerAddr | null {
+    return this.#addr;
+  }
+
+  /** Binds UDP and TCP and starts serving (SERVFAIL for cluster names until the first publish). */
+  async start(): Promise<void> {
+    if (this.#addr) return;
+    const upstreams = await this.#upstreams();
+    const base: EngineOptions = {
+      hostname: this.#opts.bind.hostname,
+      port: this.#opts.bind.port,
+      clusterDomain: this.#opts.clusterDomain,
+      ttl: this.#opts.ttl,
+      reverseCidrs: [...this.#opts.reverseCidrs],
+      upstreams,
+      allowRecursion: [...this.#opts.allowRecursion],
+      udp: this.#opts.udpTransport ?? "auto",
+      reusePort: (this.#opts.workers ?? 1) > 1,
+      tcp: true,
+      tcpIdleTimeoutMs: this.#opts.tcpIdleTimeoutMs ?? 10_000,
+      upstreamTimeoutMs: this.#opts.upstreamTimeoutMs ?? 1500,
+      cacheSize: this.#opts.cacheSize ?? 10_000,
+    };
+    const count = this.#opts.workers ?? 1;
+    if (count === 0) {
+      this.#engine = await DnsEngine.start(
+        base,
+        (level, msg, fields) => this.#log[level](msg, fields),
+      );
+      this.#addr = {
+        hostname: base.hostname,
+        udpPort: this.#engine.udpPort,
+        tcpPort: this.#engine.tcpPort,
+        udpMode: this.#engine.udpMode,
+      };
+      // Without this the daemon's /metrics (which never calls flushMetrics) would show no DNS
+      // counters at all with the default --dns-workers 0.
+      const metrics = this.#opts.metrics;
+      if (metrics) {
+        this.#statsTimer = setInterval(() => {
+          if (this.#engine) applyStats(metrics, this.#engine.drainStats());
+        }, 1000);
+        Deno.unrefTimer(this.#statsTimer);
+      }
+    } else {
+      const first = await this.#spawn(base);
+      this.#addr = {
+        hostname: base.hostname,
+        udpPort: first.udpPort,
+        tcpPort: first.tcpPort,
+        udpMode: first.udpMode,
+      };
+      for (let i = 1; i < count; i++) {
+        await this.#spawn({ ...base, port: first.udpPort, tcp: false });
+      }
+    }
+    this.#log.info("DNS listening", {
+      address: `${base.hostname}:${this.#addr.udpPort}`,
+      udp: this.#addr.udpMode,
+      workers: count,
+      upstreams: upstreams.map((u) => u.text).join(",") || "none",
+    });
+    if (this.#addr.udpMode === "node") {
+      this.#log.warn("DNS UDP runs on node:dgram (slower): grant --allow-ffi for batched syscalls");
+    }
+    if (this.#engine && this.#lastSnapshot) this.#send(this.#lastSnapshot);
+    this.#syncFresh();
+  }
+
+  async #upstreams(): Promise<Upstream[]> {
+    if (this.#opts.upstreams) {
+      const out: Upstream[] = [];
+      for (const text of this.#opts.upstreams) {
+        const u = parseUpstream(text);
+        if (typeof u === "string") throw new Error(u);
+        out.push(u);
+      }
+      return out;
+    }
+    const path = this.#opts.resolvConfPath ?? "/etc/resolv.conf";
+    let text: string;
+    try {
+      text = await readResolvConf(path);
+    } catch (e) {
+      this.#log.warn("no upstream resolvers: cannot read resolv.conf", {
+        path,
+        error: (e as Error).message,
+      });
+      return [];
+    }
+    return defaultUpstreams(text, this.#opts.bind);
+  }
+
+  #spawn(
+    options: EngineOptions,
+  ): Promise<{ udpPort: number; tcpPort: number | null; udpMode: "ffi" | "node" }> {
+    const url = this.#opts.workerUrl ?? new URL("./worker_main.ts", import.meta.url);
+    const worker = new Worker(url, { type: "module", name: DNS_WORKER_NAME });
+    const slot: WorkerSlot = { worker, started: false, synced: false, publishedVersion: 0 };
+    return new Promise((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<FromWorker>) => {
+        const m = e.data;
+        if (m.type === "started") {
+          slot.started = true;
+          this.#workers.push(slot);
+          resolve(m);
+          return;
+        }
+        if (m.type === "failed") {
+          worker.terminate();
+          reject(new Error(m.message));
+          return;
+        }
+        this.#onWorkerMessage(slot, m);
+      };
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        this.#log.error("DNS worker crashed", { error: e.message });
+        if (!slot.started) reject(new Error(`DNS worker failed to start: ${e.message}`));
+        else this.#restart(slot, options);
+      };
+      worker.postMessage({ type: "start", options } satisfies ToWorker);
+    });
+  }
+
+  #restart(slot: WorkerSlot, options: EngineOptions): void {
+    if (this.#stopped) return;
+    this.#workers = this.#workers.filter((w) => w !== slot);
+    slot.worker.terminate();
+    // Keep serving on the remaining workers; bring this one back after a pause.
+    setTimeout(() => {
+      if (this.#stopped) return;
+      const port = this.#addr?.udpPort ?? options.port;
+      this.#spawn({ ...options, port }).then(() => this.#syncFresh()).catch((e) =>
+        this.#log.error("DNS worker restart failed", { error: (e as Error).message })
+      );
+    }, 1000);
+  }
+
+  #onWorkerMessage(slot: WorkerSlot, m: FromWorker): void {
+    switch (m.type) {
+      case "published":
+        slot.publishedVersion = m.version;
+        this.#log.debug("DNS zone published", {
+          version: m.version,
+          records: m.records,
+          seconds: m.buildSeconds,
+          changedServices: m.changedServices,
+        });
+        this.#recordPublish(m.version, m.records, m.buildSeconds);
+        this.#settle();
+        break;
+      case "publishFailed":
+        this.#log.error("DNS zone build failed; serving the previous one", {
+          version: m.version,
+          error: m.message,
+        });
+        break;
+      case "stats":
+        if (this.#opts.metrics) {
+          applyStats(this.#opts.metrics, m.delta);
+          heapGauge(this.#opts.metrics).set(m.heapUsed, {
+            isolate: `dns-${this.#workers.indexOf(slot)}`,
+          });
+        }
+        if (m.token !== undefined) {
+          const d = this.#drains.get(m.token);
+          if (d && --d.left === 0) {
+            this.#drains.delete(m.token);
+            d.resolve();
+          }
+        }
+        break;
+      case "log":
+        this.#log[m.level](m.msg, m.fields);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #recordPublish(version: number, records: number, seconds: number): void {
+    const m = this.#opts.metrics;
+    if (!m) return;
+    setDnsGauge(m, "zoneRecords", records);
+    setDnsGauge(m, "zoneVersion", version);
+    setDnsGauge(m, "zoneBuild", seconds);
+  }
+
+  #settle(): void {
+    const current = this.#currentVersion();
+    this.#waiters = this.#waiters.filter((w) => {
+      if (current >= w.version) {
+        w.resolve();
+        return false;
+      }
+      return true;
+    });
+  }
+
+  #currentVersion(): number {
+    if (this.#engine) return this.#engineVersion;
+    if (this.#workers.length === 0) return 0;
+    return Math.min(...this.#workers.map((w) => w.publishedVersion));
+  }
+
+  #engineVersion = 0;
+
+  /**
+   * Answers from this snapshot from now on. Call it only after the dataplane committed the
+   * snapshot. Workers switch within milliseconds; {@link settled} waits for that.
+   */
+  publish(snapshot: Snapshot): void {
+    this.#lastSnapshot = snapshot;
+    if (!this.#changes.examine(snapshot)) {
+      // Nothing DNS shows changed (endpoint readiness behind a ClusterIP, labels...): the zone
+      // being served is already this snapshot's zone, so skip the rebuild.
+      this.#settle();
+      return;
+    }
+    // The SOA serial is the time of the last change that DNS shows.
+    this.#lastSerial = Math.max(this.#lastSerial + 1, Math.floor(Date.now() / 1000)) >>> 0;
+    this.#requiredVersion = snapshot.version;
+    if (this.#addr) this.#send(snapshot);
+  }
+
+  /** Services whose DNS content changed, waiting to be sent. */
+  readonly #changes = new DnsChangeTracker();
+  /** Version of the last snapshot that changed DNS; later ones answer the same. */
+  #requiredVersion = 0;
+
+  #send(snapshot: Snapshot): void {
+    const serial = this.#lastSerial;
+    if (this.#engine) {
+      this.#changes.clear();
+      this.#engine.publish(snapshot, serial).then(
+        (r) => {
+          if (!r) return;
+          this.#engineVersion = r.version;
+          this.#recordPublish(r.version, r.records, r.buildSeconds);
+          this.#settle();
+        },
+        (e) =>
+          this.#log.error("DNS zone build failed; serving the previous one", {
+            error: (e as Error).message,
+          }),
+      );
+      return;
+    }
+    // Only services whose DNS content changed cross to the workers.
+    const fresh = this.#workers.filter((w) => !w.synced);
+    const synced = this.#workers.filter((w) => w.synced);
+    const { upserts, removed } = this.#changes.take(snapshot);
+    const commit: ToWorker = {
+      type: "commit",
+      version: snapshot.version,
+      serial,
+      removed,
+      namespaces: [...snapshot.namespaces],
+    };
+    this.#post(synced, upserts);
+    for (const w of synced) w.worker.postMessage(commit);
+    if (fresh.length > 0) this.#syncFresh();
+  }
+
+  /** Sends the whole last snapshot to workers that do not hold it (new or restarted ones). */
+  #syncFresh(): void {
+    const snapshot = this.#lastSnapshot;
+    const fresh = this.#workers.filter((w) => !w.synced);
+    if (!snapshot || fresh.length === 0 || this.#engine) return;
+    for (const w of fresh) w.worker.postMessage({ type: "reset" } satisfies ToWorker);
+    this.#post(fresh, [...snapshot.services.values()]);
+    const commit: ToWorker = {
+      type: "commit",
+      version: snapshot.version,
+      serial: this.#lastSerial,
+      removed: [],
+      namespaces: [...snapshot.namespaces],
+    };
+    for (const w of fresh) {
+      w.worker.postMessage(commit);
+      w.synced = true;
+    }
+    // Every worker now holds the last published snapshot.
+    this.#changes.clear();
+  }
+
+  #post(workers: WorkerSlot[], entries: ServiceEntry[]): void {
+    for (let i = 0; i < entries.length; i += UPSERT_CHUNK) {
+      const chunk = entries.slice(i, i + UPSERT_CHUNK).map((e) => slimEntry(e));
+      for (const w of workers) {
+        w.worker.postMessage({ type: "upsert", entries: chunk } satisfies ToWorker);
+      }
+    }
+  }
+
+  /** Resolves when every engine answers from the last published snapshot. */
+  settled(): Promise<void> {
+    const version = this.#requiredVersion;
+    if (this.#currentVersion() >= version) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ version, resolve }));
+  }
+
+  /** Pulls the latest counters from every engine into the metrics registry. */
+  flushMetrics(): Promise<void> {
+    if (this.#engine) {
+      if (this.#opts.metrics) applyStats(this.#opts.metrics, this.#engine.drainStats());
+      return Promise.resolve();
+    }
+    if (this.#workers.length === 0) return Promise.resolve();
+    const token = ++this.#drainToken;
+    return new Promise((resolve) => {
+      this.#drains.set(token, { left: this.#workers.length, resolve });
+      for (const w of this.#workers) {
+        w.worker.postMessage({ type: "drain", token } satisfies ToWorker);
+      }
+    });
+  }
+
+  /** Stops listening and ends the workers. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#statsTimer);
+    if (this.#engine) {
+      if (this.#opts.metrics) applyStats(this.#opts.metrics, this.#engine.drainStats());
+      await this.#engine.stop();
+      this.#engine = null;
+    }
+    await Promise.all(this.#workers.map((w) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 3000);
+        const prev = w.worker.onmessage;
+        w.worker.onmessage = (e: MessageEvent<FromWorker>) => {
+          if (e.data.type === "stopped") {
+            clearTimeout(timer);
+            resolve();
+            return;
+          }
+          prev?.call(w.worker, e);
+        };
+        w.worker.postMessage({ type: "stop" } satisfies ToWorker);
+      }).finally(() => w.worker.terminate())
+    ));
+    this.#workers = [];
+    for (const d of this.#drains.values()) d.resolve();
+    this.#drains.clear();
+    for (const w of this.#waiters) w.resolve();
+    this.#waiters = [];
+    this.#addr = null;
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * DNS metrics, each declared once ({@link DNS_METRICS}: name, help, type, labels, buckets); the
+ * counters an engine keeps, their delta, its reset and the export to the MetricsRegistry all
+ * follow from the declarations. Counts live in flat objects and typed arrays (cheap on the hot
+ * path, cheap to post from a worker). Pure: callers pass the values.
+ *
+ * A new counter is one entry in {@link DNS_METRICS} and a `stats.counters.<key>++` where its
+ * event happens.
+ * @module
+ */
+
+import { LATENCY_BUCKETS, type MetricsRegistry } from "../../observe/metrics.ts";
+import { rcodeName, RRType, typeName } from "../codec/records.ts";
+
+/** One metric as the catalogue declares it. */
+export interface MetricDeclaration {
+  readonly name: string;
+  readonly help: string;
+  readonly type: "counter" | "gauge" | "histogram";
+  /** Label names of a labelled counter, its slots laid out with the first label slowest. */
+  readonly labels?: readonly string[];
+  /** Upper bounds of a histogram's buckets. */
+  readonly buckets?: readonly number[];
+}
+
+/** Every metric svcgate's DNS exports, by the key the code counts it with. */
+export const DNS_METRICS = {
+  requests: {
+    name: "svcgate_dns_requests_total",
+    help: "DNS queries answered, by query type and rcode",
+    type: "counter",
+    labels: ["type", "rcode"],
+  },
+  duration: {
+    name: "svcgate_dns_request_duration_seconds",
+    help: "Time from receiving a DNS query to sending its answer",
+    type: "histogram",
+    buckets: LATENCY_BUCKETS,
+  },
+  cacheHits: {
+    name: "svcgate_dns_cache_hits_total",
+    help: "Forwarded questions answered from the cache",
+    type: "counter",
+  },
+  cacheMisses: {
+    name: "svcgate_dns_cache_misses_total",
+    help: "Forwarded questions not in the cache",
+    type: "counter",
+  },
+  upstreamFailures: {
+    name: "svcgate_dns_upstream_failures_total",
+    help: "Forwarded questions no upstream answered (SERVFAIL)",
+    type: "counter",
+  },
+  dropped: {
+    name: "svcgate_dns_dropped_total",
+    help: "Packets dropped without an answer (unreadable or responses)",
+    type: "counter",
+  },
+  truncated: {
+    name: "svcgate_dns_truncated_total",
+    help: "UDP answers truncated (TC set)",
+    type: "counter",
+  },
+  fastPath: {
+    name: "svcgate_dns_fast_path_total",
+    help: "Queries answered from precomputed wire answers",
+    type: "counter",
+  },
+  internalErrors: {
+    name: "svcgate_dns_internal_errors_total",
+    help: "Packets whose handling hit a bug (answered SERVFAIL or dropped)",
+    type: "counter",
+  },
+  tcpSlowClients: {
+    name: "svcgate_dns_tcp_slow_clients_total",
+    help: "TCP connections closed because the client stopped reading its answers",
+    type: "counter",
+  },
+  zoneRecords: {
+    name: "svcgate_dns_zone_records",
+    help: "Records in the published DNS zone",
+    type: "gauge",
+  },
+  zoneVersion: {
+    name: "svcgate_dns_snapshot_version",
+    help: "Snapshot version DNS answers from",
+    type: "gauge",
+  },
+  zoneBuild: {
+    name: "svcgate_dns_zone_build_seconds",
+    help: "Seconds the last DNS zone build took",
+    type: "gauge",
+  },
+} as const satisfies Record<string, MetricDeclaration>;
+
+type Declared = typeof DNS_METRICS;
+type KeyWhere<T> = { [K in keyof Declared]: Declared[K] extends T ? K : never }[keyof Declared];
+
+/** Counters without labels: a number each. */
+export type CounterKey = Exclude<KeyWhere<{ type: "counter" }>, LabelledKey>;
+/** Counters with labels: a flat array of slots each. */
+export type LabelledKey = KeyWhere<{ type: "counter"; labels: readonly string[] }>;
+/** Histograms: bucket counts, sum and count each. */
+export type HistogramKey = KeyWhere<{ type: "histogram" }>;
+/** Gauges: set by the server when it publishes (see {@link setDnsGauge}), never in a delta. */
+export type GaugeKey = KeyWhere<{ type: "gauge" }>;
+
+/** Query types counted by name; everything else is `other`. */
+const COUNTED_TYPES = [
+  RRType.A,
+  RRType.AAAA,
+  RRType.SRV,
+  RRType.PTR,
+  RRType.TXT,
+  RRType.CNAME,
+  RRType.SOA,
+  RRType.NS,
+  RRType.MX,
+  RRType.ANY,
+  RRType.AXFR,
+  RRType.IXFR,
+];
+const TYPE_SLOT = new Int8Array(256).fill(COUNTED_TYPES.length);
+COUNTED_TYPES.forEach((t, i) => (TYPE_SLOT[t] = i));
+/** Rcodes counted apart; higher ones share the last slot. */
+const RCODES = 24;
+
+/** The values each label takes, in slot order. */
+const LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
+  type: [...COUNTED_TYPES.map(typeName), "other"],
+  rcode: Array.from({ length: RCODES }, (_, i) => rcodeName(i)),
+};
+
+const KEYS = Object.keys(DNS_METRICS) as (keyof Declared)[];
+const declared = (key: keyof Declared): MetricDeclaration => DNS_METRICS[key];
+const COUNTER_KEYS = KEYS.filter((k) =>
+  declared(k).type === "counter" && !declared(k).labels
+) as CounterKey[];
+const LABELLED_KEYS = KEYS.filter((k) => declared(k).labels !== undefined) as LabelledKey[];
+const HISTOGRAM_KEYS = KEYS.filter((k) => declared(k).type === "histogram") as HistogramKey[];
+
+/** Slots of a labelled counter: one per combination of its label values. */
+function slotCount(d: MetricDeclaration): number {
+  return (d.labels ?? []).reduce((n, label) => n * LABEL_VALUES[label].length, 1);
+}
+
+/** Cumulative bucket counts (as Prometheus counts them) then +Inf, with sum and count. */
+export interface HistogramCounts {
+  readonly buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** Counter deltas, as posted from a worker. */
+export interface StatsDelta {
+  readonly counters: Readonly<Record<CounterKey, number>>;
+  readonly labelled: Readonly<Record<LabelledKey, Float64Array>>;
+  readonly histograms: Readonly<Record<HistogramKey, HistogramCounts>>;
+}
+
+function newCounters(): Record<CounterKey, number> {
+  const out = {} as Record<CounterKey, number>;
+  for (const k of COUNTER_KEYS) out[k] = 0;
+  return out;
+}
+
+function newLabelled(): Record<LabelledKey, Float64Array> {
+  const out = {} as Record<LabelledKey, Float64Array>;
+  for (const k of LABELLED_KEYS) out[k] = new Float64Array(slotCount(DNS_METRICS[k]));
+  return out;
+}
+
+function newHistograms(): Record<HistogramKey, HistogramCounts> {
+  const out = {} as Record<HistogramKey, HistogramCounts>;
+  for (const k of HISTOGRAM_KEYS) {
+    out[k] = { buckets: new Float64Array(DNS_METRICS[k].buckets.length + 1), sum: 0, count: 0 };
+  }
+  return out;
+}
+
+/**
+ * Mutable DNS counters of one engine. `counters` is one object for the engine's life (the
+ * forwarder counts into it too); {@link drain} copies and zeroes it.
+ */
+export class DnsStats {
+  readonly counters: Record<CounterKey, number> = newCounters();
+  #labelled = newLabelled();
+  #histograms = newHistograms();
+
+  /** Counts one answered query. */
+  query(qtype: number, rcode: number): void {
+    const slot = qtype < 256 ? TYPE_SLOT[qtype] : COUNTED_TYPES.length;
+    this.#labelled.requests[slot * RCODES + (rcode < RCODES ? rcode : RCODES - 1)]++;
+  }
+
+  /** Records `count` latencies of `seconds` each (one batch of packets). */
+  latency(seconds: number, count = 1): void {
+    this.observe("duration", seconds, count);
+  }
+
+  /** Records `count` observations of `value` in a histogram. */
+  observe(key: HistogramKey, value: number, count = 1): void {
+    const h = this.#histograms[key];
+    const bounds = DNS_METRICS[key].buckets;
+    for (let i = 0; i < bounds.length; i++) if (value <= bounds[i]) h.buckets[i] += count;
+    h.buckets[bounds.length] += count;
+    h.sum += value * count;
+    h.count += count;
+  }
+
+  /** Returns the counts since the last drain and resets them. */
+  drain(): StatsDelta {
+    const d: StatsDelta = {
+      counters: { ...this.counters },
+      labelled: this.#labelled,
+      histograms: this.#histograms,
+    };
+    for (const k of COUNTER_KEYS) this.counters[k] = 0;
+    this.#labelled = newLabelled();
+    this.#histograms = newHistograms();
+    return d;
+  }
+}
+
+/** Adds a delta to the registry's metrics (every counter and histogram, zeros included). */
+export function applyStats(registry: MetricsRegistry, d: StatsDelta): void {
+  for (const key of LABELLED_KEYS) {
+    const m = DNS_METRICS[key];
+    const counter = registry.counter(m.name, m.help);
+    const slots = d.labelled[key];
+    const values = m.labels.map((label) => LABEL_VALUES[label]);
+    for (let slot = 0; slot < slots.length; slot++) {
+      if (slots[slot] === 0) continue;
+      const labels: Record<string, string> = {};
+      // The first label varies slowest: peel the others off the slot from the last.
+      let rest = slot;
+      for (let i = values.length - 1; i >= 0; i--) {
+        labels[m.labels[i]] = values[i][rest % values[i].length];
+        rest = Math.floor(rest / values[i].length);
+      }
+      counter.inc(labels, slots[slot]);
+    }
+  }
+  for (const key of HISTOGRAM_KEYS) {
+    const m = DNS_METRICS[key];
+    const h = registry.histogram(m.name, m.help, m.buckets);
+    const counts = d.histograms[key];
+    if (counts.count === 0) continue;
+    // The shared Histogram has no bulk observe; its series are public, so add the counts directly.
+    let s = h.series.get("");
+    if (!s) h.series.set("", s = { buckets: h.bounds.map(() => 0), sum: 0, count: 0 });
+    for (let i = 0; i < s.buckets.length && i < counts.buckets.length; i++) {
+      s.buckets[i] += counts.buckets[i];
+    }
+    s.sum += counts.sum;
+    s.count += counts.count;
+  }
+  for (const key of COUNTER_KEYS) {
+    const m = DNS_METRICS[key];
+    registry.counter(m.name, m.help).inc(undefined, d.counters[key]);
+  }
+}
+
+/** Sets one of the DNS gauges. */
+export function setDnsGauge(registry: MetricsRegistry, key: GaugeKey, value: number): void {
+  const m = DNS_METRICS[key];
+  registry.gauge(m.name, m.help).set(value);
+}

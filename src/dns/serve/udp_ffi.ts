@@ -1,0 +1,434 @@
+/**
+ * UDP transport over libc through Deno FFI: batched `recvmmsg`/`sendmmsg` on a non-blocking
+ * socket, woken by `poll` running on FFI's blocking thread pool. One event-loop turn and two
+ * syscalls serve up to 64 queries, instead of one turn and two syscalls per query. Linux only
+ * (x86_64/aarch64 struct layouts); needs `--allow-ffi`. The portable fallback is udp_node.ts.
+ * @module
+ */
+
+import { parseIp } from "../../model/ip.ts";
+import type { AllowList } from "./allow_list.ts";
+import type { QueryHandler } from "./handler.ts";
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "usize"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+let libc: Libc | null = null;
+let loadError: string | null = null;
+
+function load(): Libc | null {
+  if (libc || loadError) return libc;
+  if (
+    Deno.build.os !== "linux" || (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64")
+  ) {
+    loadError =
+      `FFI UDP needs Linux on x86_64/aarch64, this is ${Deno.build.os}/${Deno.build.arch}`;
+    return null;
+  }
+  for (const name of ["libc.so.6", "libc.so"]) {
+    try {
+      libc = Deno.dlopen(name, SYMBOLS);
+      return libc;
+    } catch (e) {
+      loadError = `Cannot load ${name} through FFI: ${(e as Error).message}`;
+    }
+  }
+  return null;
+}
+
+/** Whether the FFI transport can run here; when not, why. */
+export function ffiAvailability(): { ok: true } | { ok: false; reason: string } {
+  try {
+    const state = Deno.permissions.querySync({ name: "ffi" }).state;
+    if (state !== "granted") {
+      return { ok: false, reason: "FFI permission is not granted (run with --allow-ffi)" };
+    }
+  } catch (e) {
+    return { ok: false, reason: `Cannot query the FFI permission: ${(e as Error).message}` };
+  }
+  return load() ? { ok: true } : { ok: false, reason: loadError ?? "libc could not be loaded" };
+}
+
+const AF_INET = 2, AF_INET6 = 10;
+const SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
+const SOL_SOCKET = 1,
+  SO_REUSEPORT = 15,
+  SO_RCVBUF = 8,
+  SO_SNDBUF = 7,
+  SO_RCVBUFFORCE = 33,
+  SO_SNDBUFFORCE = 32;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11, EINTR = 4;
+const POLLIN = 1;
+
+/** Queries served per recvmmsg call. */
+const BATCH = 64;
+/** Receive slot: large enough for any sane query (bigger ones arrive truncated -> FORMERR). */
+const RSZ = 4096;
+/** Send slot: the largest UDP reply svcgate sends (its advertised EDNS size). */
+const SSZ = 1232;
+const NAME = 32;
+const HDR = 64;
+/** Batches drained per wake-up before yielding to the event loop (TCP, timers, messages). */
+const MAX_BATCHES_PER_TURN = 16;
+
+/** The `sockaddr_in`/`sockaddr_in6` to bind, or an error quoting the hostname. */
+function parseBind(
+  hostname: string,
+  port: number,
+): { family: number; sockaddr: Uint8Array } | string {
+  const ip = parseIp(hostname.replace(/^\[|\]$/g, ""));
+  if (!ip) return `"${hostname}" is not an IP address`;
+  const sa = new Uint8Array(28);
+  sa[0] = ip.family === 4 ? AF_INET : AF_INET6;
+  sa[2] = port >> 8;
+  sa[3] = port & 0xff;
+  if (ip.family === 4) {
+    sa.set(ip.bytes, 4);
+    return { family: AF_INET, sockaddr: sa.subarray(0, 16) };
+  }
+  sa.set(ip.bytes, 8);
+  return { family: AF_INET6, sockaddr: sa };
+}
+
+/** Options of {@link FfiUdpServer.open}. */
+export interface FfiUdpOptions {
+  readonly hostname: string;
+  readonly port: number;
+  /** Set SO_REUSEPORT so several workers can share the port. */
+  readonly reusePort: boolean;
+  readonly handler: QueryHandler;
+  readonly allow: AllowList;
+  /** Called for unexpected socket errors (the loop keeps going). */
+  readonly onError: (message: string) => void;
+}
+
+/**
+ * A UDP DNS listener on a raw socket.
+ *
+ * @example
+ * ```ts
+ * const udp = FfiUdpServer.open({ hostname: "127.0.0.1", port: 5353, reusePort: false, handler, allow, onError });
+ * const done = udp.run();
+ * udp.stop(); await done;
+ * ```
+ */
+export class FfiUdpServer {
+  readonly #lib: Libc;
+  readonly #fd: number;
+  readonly #efd: number;
+  readonly #opts: FfiUdpOptions;
+  readonly #port: number;
+  readonly #errno: Int32Array;
+  // One arena keeps every buffer off the V8 heap and at a fixed address while calls use it.
+  readonly #arena: Uint8Array;
+  readonly #recv: Uint8Array[] = [];
+  readonly #send: Uint8Array;
+  readonly #sendBase: number;
+  readonly #names: Uint8Array;
+  readonly #namesBase: number;
+  readonly #sendNamesBase: number;
+  readonly #rhdr: Uint8Array;
+  readonly #shdr: Uint8Array;
+  readonly #rdv: DataView;
+  readonly #sdv: DataView;
+  readonly #siov: DataView;
+  readonly #pollfds: Uint8Array;
+  readonly #wake: Uint8Array;
+  readonly #noFds = new Uint8Array(new ArrayBuffer(128));
+  #running = false;
+  #closed = false;
+
+  private constructor(lib: Libc, fd: number, efd: number, port: number, opts: FfiUdpOptions) {
+    this.#lib = lib;
+    this.#fd = fd;
+    this.#efd = efd;
+    this.#port = port;
+    this.#opts = opts;
+    const errnoPtr = lib.symbols.__errno_location();
+    this.#errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(errnoPtr!, 4));
+
+    const sizes = {
+      recv: BATCH * RSZ,
+      send: BATCH * SSZ,
+      names: BATCH * NAME,
+      sendNames: BATCH * NAME,
+      rhdr: BATCH * HDR,
+      shdr: BATCH * HDR,
+      riov: BATCH * 16,
+      siov: BATCH * 16,
+      poll: 16,
+      wake: 8,
+    };
+    let total = 0;
+    const offs: Record<string, number> = {};
+    for (const [k, v] of Object.entries(sizes)) {
+      offs[k] = total;
+      total += (v + 63) & ~63;
+    }
+    const buffer = new ArrayBuffer(total);
+    this.#arena = new Uint8Array(buffer);
+    const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#arena)));
+    const ptr = (k: string, extra = 0) => base + BigInt(offs[k] + extra);
+    for (let i = 0; i < BATCH; i++) {
+      this.#recv.push(new Uint8Array(buffer, offs.recv + i * RSZ, RSZ));
+    }
+    this.#send = new Uint8Array(buffer, offs.send, BATCH * SSZ);
+    this.#sendBase = 0;
+    this.#names = this.#arena;
+    this.#namesBase = offs.names;
+    this.#sendNamesBase = offs.sendNames;
+    this.#rhdr = new Uint8Array(buffer, offs.rhdr, BATCH * HDR);
+    this.#shdr = new Uint8Array(buffer, offs.shdr, BATCH * HDR);
+    this.#rdv = new DataView(buffer, offs.rhdr, BATCH * HDR);
+    this.#sdv = new DataView(buffer, offs.shdr, BATCH * HDR);
+    const riov = new DataView(buffer, offs.riov, BATCH * 16);
+    this.#siov = new DataView(buffer, offs.siov, BATCH * 16);
+    for (let i = 0; i < BATCH; i++) {
+      riov.setBigUint64(i * 16, ptr("recv", i * RSZ), true);
+      riov.setBigUint64(i * 16 + 8, BigInt(RSZ), true);
+      this.#siov.setBigUint64(i * 16, ptr("send", i * SSZ), true);
+      // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags; then msg_len.
+      this.#rdv.setBigUint64(i * HDR, ptr("names", i * NAME), true);
+      this.#rdv.setUint32(i * HDR + 8, NAME, true);
+      this.#rdv.setBigUint64(i * HDR + 16, ptr("riov", i * 16), true);
+      this.#rdv.setBigUint64(i * HDR + 24, 1n, true);
+      this.#sdv.setBigUint64(i * HDR, ptr("sendNames", i * NAME), true);
+      this.#sdv.setBigUint64(i * HDR + 16, ptr("siov", i * 16), true);
+      this.#sdv.setBigUint64(i * HDR + 24, 1n, true);
+    }
+    this.#pollfds = new Uint8Array(buffer, offs.poll, 16);
+    const pdv = new DataView(buffer, offs.poll, 16);
+    pdv.setInt32(0, fd, true);
+    pdv.setInt16(4, POLLIN, true);
+    pdv.setInt32(8, efd, true);
+    pdv.setInt16(12, POLLIN, true);
+    this.#wake = new Uint8Array(buffer, offs.wake, 8);
+    this.#wake[0] = 1;
+  }
+
+  /** Opens and binds the socket; throws an error naming the address and the OS error. */
+  static open(opts: FfiUdpOptions): FfiUdpServer {
+    const lib = load();
+    if (!lib) throw new Error(loadError ?? "libc could not be loaded");
+    const s = lib.symbols;
+    const where = `${opts.hostname}:${opts.port}`;
+    const bind = parseBind(opts.hostname, opts.port);
+    if (typeof bind === "string") throw new Error(`Cannot listen for DNS on UDP ${where}: ${bind}`);
+    const errnoView = new Int32Array(
+      Deno.UnsafePointerView.getArrayBuffer(s.__errno_location()!, 4),
+    );
+    const osError = () => {
+      const e = errnoView[0];
+      const p = s.strerror(e);
+      return `${p ? Deno.UnsafePointerView.getCString(p) : "error"} (errno ${e})`;
+    };
+    const fd = s.socket(bind.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      throw new Error(`Cannot listen for DNS on UDP ${where}: socket() failed: ${osError()}`);
+    }
+    const opt = new Uint8Array(new ArrayBuffer(128), 0, 4);
+    const setInt = (level: number, name: number, value: number) => {
+      new DataView(opt.buffer).setInt32(0, value, true);
+      return s.setsockopt(fd, level, name, opt, 4);
+    };
+    if (opts.reusePort && setInt(SOL_SOCKET, SO_REUSEPORT, 1) !== 0) {
+      const err = osError();
+      s.close(fd);
+      throw new Error(`Cannot listen for DNS on UDP ${where}: SO_REUSEPORT failed: ${err}`);
+    }
+    // Deep buffers absorb bursts while JavaScript is busy; FORCE works as root, else capped.
+    if (setInt(SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20) !== 0) setInt(SOL_SOCKET, SO_RCVBUF, 4 << 20);
+    if (setInt(SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20) !== 0) setInt(SOL_SOCKET, SO_SNDBUF, 4 << 20);
+    const sa = new Uint8Array(new ArrayBuffer(128), 0, bind.sockaddr.length);
+    sa.set(bind.sockaddr);
+    if (s.bind(fd, sa, sa.length) !== 0) {
+      const err = osError();
+      s.close(fd);
+      throw new Error(`Cannot listen for DNS on UDP ${where}: bind() failed: ${err}`);
+    }
+    const got = new Uint8Array(new ArrayBuffer(128));
+    const gotLen = new Uint8Array(new ArrayBuffer(128), 0, 4);
+    new DataView(gotLen.buffer).setUint32(0, 128, true);
+    s.getsockname(fd, got, gotLen);
+    const port = (got[2] << 8) | got[3];
+    const efd = s.eventfd(0, 0x800 | 0x80000);
+    if (efd < 0) {
+      const err = osError();
+      s.close(fd);
+      throw new Error(`Cannot listen for DNS on UDP ${where}: eventfd() failed: ${err}`);
+    }
+    return new FfiUdpServer(lib, fd, efd, port, opts);
+  }
+
+  /** The bound port (useful after binding port 0). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Serves until {@link stop}. Never throws for one bad packet or one socket error. */
+  async run(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    const s = this.#lib.symbols;
+    try {
+      while (!this.#closed) {
+        const r = await s.poll(this.#pollfds, 2n, -1);
+        if (this.#closed) break;
+        if (r < 0) {
+          // The errno of the pool thread is not ours to read; back off briefly and retry.
+          await new Promise((res) => setTimeout(res, 10));
+          continue;
+        }
+        for (let b = 0; b < MAX_BATCHES_PER_TURN && !this.#closed; b++) {
+          const n = this.#batch();
+          if (n < BATCH) break;
+        }
+      }
+    } finally {
+      this.#running = false;
+      s.close(this.#fd);
+      s.close(this.#efd);
+    }
+  }
+
+  /**
+   * Answers whatever is queued right now, synchronously (up to `maxBatches` batches). Long
+   * synchronous work (a zone build) calls this between slices so UDP queries are not left
+   * waiting for the event loop, which runs timers before I/O completions.
+   */
+  pump(maxBatches = 4): number {
+    if (this.#closed) return 0;
+    let total = 0;
+    for (let b = 0; b < maxBatches; b++) {
+      const n = this.#batch();
+      total += n;
+      if (n < BATCH) break;
+    }
+    return total;
+  }
+
+  /**
+   * An event-loop turn that passes through I/O completions: a zero-length `poll` on FFI's thread
+   * pool. (A `setTimeout(0)` turn runs timers first, and a chain of them can starve I/O.)
+   */
+  async yieldTurn(): Promise<void> {
+    await this.#lib.symbols.poll(this.#noFds, 0n, 0);
+  }
+
+  /** Receives and answers one batch; returns how many packets arrived. */
+  #batch(): number {
+    const s = this.#lib.symbols;
+    const rdv = this.#rdv;
+    for (let i = 0; i < BATCH; i++) rdv.setUint32(i * HDR + 8, NAME, true);
+    const n = s.recvmmsg(this.#fd, this.#rhdr, BATCH, MSG_DONTWAIT, 0n);
+    if (n <= 0) {
+      if (n < 0) {
+        const e = this.#errno[0];
+        if (e !== EAGAIN && e !== EINTR) this.#opts.onError(`recvmmsg failed with errno ${e}`);
+      }
+      return 0;
+    }
+    const t0 = performance.now();
+    const handler = this.#opts.handler;
+    const allow = this.#opts.allow;
+    const names = this.#names;
+    const sdv = this.#sdv;
+    const siov = this.#siov;
+    let out = 0;
+    for (let i = 0; i < n; i++) {
+      const len = rdv.getUint32(i * HDR + 56, true);
+      const nameOff = this.#namesBase + i * NAME;
+      const allowed = allow.allowsSockaddr(names, nameOff);
+      const q = this.#recv[i];
+      let m = handler.fast(q, len, this.#send, this.#sendBase + out * SSZ, true, allowed);
+      if (m < 0) {
+        const outcome = handler.general(q.slice(0, len), allowed, true);
+        if (outcome === null) continue;
+        if (outcome instanceof Promise) {
+          const addr = names.slice(nameOff, nameOff + NAME);
+          const addrLen = rdv.getUint32(i * HDR + 8, true);
+          const start = t0;
+          outcome.then((bytes) => {
+            if (bytes) this.#sendOne(bytes, addr, addrLen);
+            handler.stats.latency((performance.now() - start) / 1000);
+          }, (e) => this.#opts.onError(`forwarding failed: ${(e as Error).message}`));
+          continue;
+        }
+        if (outcome.length > SSZ) continue;
+        this.#send.set(outcome, out * SSZ);
+        m = outcome.length;
+      }
+      siov.setUint32(out * 16 + 8, m, true);
+      const sendNameOff = this.#sendNamesBase + out * NAME;
+      for (let k = 0; k < 28; k++) names[sendNameOff + k] = names[nameOff + k];
+      sdv.setUint32(out * HDR + 8, rdv.getUint32(i * HDR + 8, true), true);
+      out++;
+    }
+    if (out > 0) {
+      let sent = s.sendmmsg(this.#fd, this.#shdr, out, MSG_DONTWAIT);
+      if (sent >= 0 && sent < out) {
+        // Socket buffer full: try the rest once, then let the clients retry.
+        const more = s.sendmmsg(
+          this.#fd,
+          this.#shdr.subarray(sent * HDR),
+          out - sent,
+          MSG_DONTWAIT,
+        );
+        if (more > 0) sent += more;
+      }
+      if (sent < 0) {
+        const e = this.#errno[0];
+        if (e !== EAGAIN) this.#opts.onError(`sendmmsg failed with errno ${e}`);
+        sent = 0;
+      }
+      if (sent < out) handler.stats.counters.dropped += out - sent;
+      handler.stats.latency((performance.now() - t0) / 1000, out);
+    }
+    return n;
+  }
+
+  #sendOne(bytes: Uint8Array, addr: Uint8Array, addrLen: number): void {
+    if (this.#closed) return;
+    // Copy into a fresh ArrayBuffer: the call reads it synchronously.
+    const buf = new Uint8Array(new ArrayBuffer(Math.max(bytes.length, 128)));
+    buf.set(bytes);
+    const sa = new Uint8Array(new ArrayBuffer(128));
+    sa.set(addr.subarray(0, 28));
+    const r = this.#lib.symbols.sendto(
+      this.#fd,
+      buf,
+      BigInt(bytes.length),
+      MSG_DONTWAIT,
+      sa,
+      addrLen,
+    );
+    if (Number(r) < 0) this.#opts.onError(`sendto failed with errno ${this.#errno[0]}`);
+  }
+
+  /** Stops the loop (it closes the socket when it exits). */
+  stop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#lib.symbols.write(this.#efd, this.#wake, 8n);
+    if (!this.#running) {
+      this.#lib.symbols.close(this.#fd);
+      this.#lib.symbols.close(this.#efd);
+    }
+  }
+}
