@@ -5,6 +5,10 @@
  * @module
  */
 
+/** The 32-bit FNV offset basis. */
+export const FNV32_BASIS = 0x811c9dc5;
+const FNV32_PRIME = 0x01000193;
+
 /**
  * 32-bit FNV-1a over the UTF-16 code units of the text, as an unsigned integer.
  *
@@ -14,8 +18,33 @@
  * ```
  */
 export function fnv1a32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  let h = FNV32_BASIS;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV32_PRIME);
+  return h >>> 0;
+}
+
+/**
+ * 32-bit FNV-1a over `bytes[start, end)`, as an unsigned integer. `basis` seeds it (a DNS name's
+ * hash mixes in its query type); `foldAsciiCase` hashes A-Z as a-z (DNS names match without case).
+ *
+ * @example
+ * ```ts
+ * fnv1a32Bytes(new TextEncoder().encode("a"), 0, 1) === fnv1a32("a"); // true
+ * ```
+ */
+export function fnv1a32Bytes(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  basis = FNV32_BASIS,
+  foldAsciiCase = false,
+): number {
+  let h = basis;
+  for (let i = start; i < end; i++) {
+    let c = bytes[i];
+    if (foldAsciiCase && c >= 0x41 && c <= 0x5a) c |= 0x20;
+    h = Math.imul(h ^ c, FNV32_PRIME);
+  }
   return h >>> 0;
 }
 
@@ -34,4 +63,20 @@ export function fnv1a64(text: string): bigint {
     h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
   }
   return h;
+}
+
+/**
+ * A 53-bit hash of a text (two 32-bit FNV-1a variants, combined), as a number: a string of hex
+ * digits would cost three strings per service. Keeping the hash instead of the text saves ~34 MB
+ * at 10k services x 10 endpoints.
+ */
+export function hash53(text: string): number {
+  let h1 = FNV32_BASIS, h2 = FNV32_PRIME ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, FNV32_PRIME);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  return (h1 >>> 0) * 0x200000 + (h2 >>> 11);
 }

@@ -1,5 +1,5 @@
 import { strictEqual as assertStrictEquals } from "node:assert/strict";
-import { fnv1a32, fnv1a64 } from "./hash.ts";
+import { fnv1a32, fnv1a32Bytes, fnv1a64, FNV32_BASIS, hash53 } from "./hash.ts";
 
 // Published FNV-1a test vectors (http://www.isthe.com/chongo/tech/comp/fnv/): the values must
 // never change, since persisted VIP allocations and probe schedules were derived from them.
@@ -22,3 +22,20 @@ function fnv1a64Bytes(bytes: number[]): bigint {
   for (const b of bytes) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
   return h;
 }
+
+Deno.test("fnv1a32Bytes: the same hash over bytes, seeded and case-folded when asked", () => {
+  const bytes = new TextEncoder().encode("xWeb.Default");
+  assertStrictEquals(fnv1a32Bytes(bytes, 1, bytes.length), fnv1a32("Web.Default"));
+  assertStrictEquals(
+    fnv1a32Bytes(bytes, 1, bytes.length, FNV32_BASIS, true),
+    fnv1a32("web.default"),
+  );
+  assertStrictEquals(fnv1a32Bytes(bytes, 0, 0, 7), 7);
+});
+
+Deno.test("hash53: a stable 53-bit number", () => {
+  const h = hash53("default/web");
+  assertStrictEquals(Number.isSafeInteger(h) && h >= 0, true);
+  assertStrictEquals(hash53("default/web"), h);
+  assertStrictEquals(hash53("default/weB") === h, false);
+});

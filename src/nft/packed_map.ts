@@ -11,6 +11,8 @@
  * @module
  */
 
+import { fnv1a32Bytes } from "../model/hash.ts";
+
 /** Ints per entry: key offset, key length (-1 once removed), value length, hash, tag. */
 const E = 5;
 const KEY_OFF = 0, KEY_LEN = 1, VAL_LEN = 2, HASH = 3, TAG = 4;
@@ -142,9 +144,7 @@ function decode(bytes: Uint8Array, start: number, length: number): string {
 }
 
 function hashBytes(buf: Uint8Array, length: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < length; i++) h = Math.imul(h ^ buf[i], 0x01000193);
-  return h | 0;
+  return fnv1a32Bytes(buf, 0, length) | 0;
 }
 
 /**

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { fnv1a32 } from "../model/hash.ts";
+
 /** nftables address family of a svcgate table. */
 export type Family = "ip" | "ip6";
 
@@ -271,12 +273,7 @@ export function ruleBody(rule: Rule, family: Family): string {
  * so the read-back from the kernel can be compared without re-parsing nft's JSON expressions.
  */
 export function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
+  return fnv1a32(text).toString(16).padStart(8, "0");
 }
 
 /** The comment that identifies a rule's content: `sg:<hash of its text>`. */

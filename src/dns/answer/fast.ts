@@ -18,6 +18,7 @@ import type { Zone, ZoneNode } from "../zone/zone.ts";
 import type { ZoneIndex } from "../zone/zone_index.ts";
 import type { ServiceKey } from "../../model/types.ts";
 import type { Snapshot } from "../../model/snapshot.ts";
+import { fnv1a32Bytes, FNV32_BASIS } from "../../model/hash.ts";
 
 /** Flat table of precomputed replies. */
 export interface AnswerTable {
@@ -37,13 +38,7 @@ export interface AnswerTable {
 const E = 7;
 
 function hashName(buf: Uint8Array, start: number, end: number, qtype: number): number {
-  let h = 0x811c9dc5 ^ qtype;
-  for (let i = start; i < end; i++) {
-    let c = buf[i];
-    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-    h = Math.imul(h ^ c, 0x01000193);
-  }
-  return h | 0;
+  return fnv1a32Bytes(buf, start, end, FNV32_BASIS ^ qtype, true) | 0;
 }
 
 /** Types whose presence makes a name an address name, asked as an A + AAAA pair by stubs. */

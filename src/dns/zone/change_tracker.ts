@@ -9,10 +9,10 @@
 import {
   changedServiceKeys,
   EMPTY_SNAPSHOT,
-  hashText,
   type ServiceEntry,
   type Snapshot,
 } from "../../model/snapshot.ts";
+import { hash53 } from "../../model/hash.ts";
 import { dnsFingerprint } from "./service_records.ts";
 
 /**
@@ -44,7 +44,7 @@ export class DnsChangeTracker {
     let changed = this.#examined === null;
     for (const key of changedServiceKeys(prev, snapshot)) {
       const entry = snapshot.services.get(key);
-      const print = entry ? hashText(dnsFingerprint(entry)) : undefined;
+      const print = entry ? hash53(dnsFingerprint(entry)) : undefined;
       if (this.#prints.get(key) === print) continue;
       if (print === undefined) this.#prints.delete(key);
       else this.#prints.set(key, print);
