@@ -8,7 +8,7 @@
 import type { Snapshot } from "../model/snapshot.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Logger } from "../observe/log.ts";
-import { heapGauge, type MetricsRegistry } from "../observe/metrics.ts";
+import type { MetricsRegistry } from "../observe/metrics.ts";
 import type { MallocTrimmer } from "../observe/memory.ts";
 import type { Source, SourceStatus } from "../sources/source.ts";
 import type { HostPort } from "../config/flags.ts";
@@ -16,6 +16,7 @@ import type { Family } from "../nft/ruleset.ts";
 import type { DriftScope } from "../nft/monitor_events.ts";
 import { handleHttp } from "./http.ts";
 import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /**
  * One periodic drift check in this many reads every element (the others read the outline only):
@@ -31,8 +32,8 @@ const FOREIGN_REPAIR_DELAY_MS = 20;
 /** Sets the process memory gauges (as kube-proxy and CoreDNS export them) from this process. */
 function recordMemory(metrics: MetricsRegistry): void {
   const usage = Deno.memoryUsage();
-  metrics.gauge("process_resident_memory_bytes", "Resident memory size in bytes").set(usage.rss);
-  heapGauge(metrics).set(usage.heapUsed, { isolate: "main" });
+  metrics.of(METRICS.residentMemory).set(usage.rss);
+  metrics.of(METRICS.heapUsed).set(usage.heapUsed, { isolate: "main" });
 }
 
 /** The dataplane as the daemon drives it. */
@@ -182,7 +183,7 @@ export class Daemon {
     started.catch((e) => {
       if (this.#stopped) return;
       log.error("source failed to start; nothing is programmed", { error: e });
-      metrics.counter("svcgate_source_errors_total", "Source failures").inc();
+      metrics.of(METRICS.sourceErrors).inc();
     });
     if (
       await Promise.race([started.then(() => "synced" as const, () => "failed"), timeout]) ===
@@ -247,7 +248,7 @@ export class Daemon {
         });
       }
     } catch (e) {
-      metrics.counter("svcgate_drift_check_failures_total", "Drift checks that failed").inc();
+      metrics.of(METRICS.driftCheckFailures).inc();
       log.error("drift repair failed; checking in full", { error: e });
       setTimeout(() => void this.checkDrift({ elements: true }), 1000);
     }
@@ -269,7 +270,7 @@ export class Daemon {
       }
       return repaired;
     } catch (e) {
-      metrics.counter("svcgate_drift_check_failures_total", "Drift checks that failed").inc();
+      metrics.of(METRICS.driftCheckFailures).inc();
       log.error("drift check failed; will retry", { error: e });
       return false;
     } finally {

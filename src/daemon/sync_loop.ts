@@ -9,6 +9,7 @@ import type { ModelStore } from "../model/store.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MetricsRegistry } from "../observe/metrics.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /** The dataplane as the loop sees it: apply a snapshot atomically, or throw and change nothing. */
 export interface SnapshotApplier {
@@ -138,15 +139,12 @@ export class SyncLoop {
         this.#applied = snapshot;
         this.#o.publish(snapshot);
         const done = this.#clock.now();
-        metrics.histogram(
-          "svcgate_network_programming_duration_seconds",
-          "From a change reaching the model to rules live and DNS answering from it",
-        ).observe((done - pendingSince) / 1000);
-        metrics.histogram("svcgate_sync_duration_seconds", "Duration of one sync")
+        metrics.of(METRICS.networkProgramming).observe((done - pendingSince) / 1000);
+        metrics.of(METRICS.syncDuration)
           .observe((done - started) / 1000);
-        metrics.gauge("svcgate_snapshot_version", "Version of the snapshot serving now")
+        metrics.of(METRICS.snapshotVersion)
           .set(snapshot.version);
-        metrics.gauge("svcgate_services", "Services in the serving snapshot")
+        metrics.of(METRICS.services)
           .set(snapshot.services.size);
         log.debug("synced", {
           version: snapshot.version,
@@ -163,7 +161,7 @@ export class SyncLoop {
         this.#o.maxBackoffMs ?? 30_000,
         this.#backoffMs === 0 ? (this.#o.initialBackoffMs ?? 100) : this.#backoffMs * 2,
       );
-      metrics.counter("svcgate_sync_failures_total", "Syncs that failed and will be retried")
+      metrics.of(METRICS.syncFailures)
         .inc();
       log.error("sync failed; the previous state keeps serving, retrying", {
         error: message,

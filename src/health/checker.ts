@@ -33,6 +33,7 @@ import {
   recordProbe,
   type Verdict,
 } from "./verdict.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /** Time and timers, injected so tests can drive the checker without waiting. */
 export interface CheckerClock {
@@ -134,22 +135,10 @@ export class HealthChecker {
     this.#log = (options.logger ?? silentLogger).child("health");
     this.#clock = options.clock ?? systemClock;
     const m = options.metrics ?? new MetricsRegistry();
-    this.#probes = m.counter(
-      "svcgate_health_probes_total",
-      "Health-check probes by service and result",
-    );
-    this.#endpoints = m.gauge(
-      "svcgate_health_endpoints",
-      "Health-checked endpoints by service and verdict (unknown, healthy, unhealthy)",
-    );
-    this.#duration = m.histogram(
-      "svcgate_health_probe_duration_seconds",
-      "Duration of health-check probes by kind",
-    );
-    this.#configErrors = m.gauge(
-      "svcgate_health_config_errors",
-      "Services whose health-check annotations are invalid",
-    );
+    this.#probes = m.of(METRICS.healthProbes);
+    this.#endpoints = m.of(METRICS.healthEndpoints);
+    this.#duration = m.of(METRICS.healthProbeDuration);
+    this.#configErrors = m.of(METRICS.healthConfigErrors);
   }
 
   /**

@@ -9,6 +9,7 @@ import { MetricsRegistry } from "../observe/metrics.ts";
 import { type CheckerClock, HealthChecker } from "./checker.ts";
 import type { HealthCheckConfig } from "./config.ts";
 import type { ProbeOutcome, ProbeTarget } from "./probe.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /** Timers that fire only when the test advances time. */
 class FakeClock implements CheckerClock {
@@ -140,7 +141,7 @@ Deno.test("HealthChecker: an endpoint goes out after the unhealthy threshold and
   // Identity is stable while the verdicts are.
   assertStrictEquals(checker.apply(sets)[0], out[0]);
   assertEquals(
-    metrics.gauge("svcgate_health_endpoints", "").get({
+    metrics.of(METRICS.healthEndpoints).get({
       service: "default/web",
       verdict: "unhealthy",
     }),
@@ -155,7 +156,7 @@ Deno.test("HealthChecker: an endpoint goes out after the unhealthy threshold and
   assertEquals(changes, 2);
   assertStrictEquals(checker.apply(sets)[0], sets[0]);
   assertEquals(
-    metrics.counter("svcgate_health_probes_total", "").get({
+    metrics.of(METRICS.healthProbes).get({
       service: "default/web",
       result: "failure",
     }),

@@ -9,6 +9,7 @@ import type { Logger } from "../observe/log.ts";
 import type { MetricsRegistry } from "../observe/metrics.ts";
 import type { IpamState } from "./state.ts";
 import { saveIpamState } from "./state_file.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /**
  * Saves states to `<dir>/ipam.json` in the background, one at a time.
@@ -44,7 +45,7 @@ export class StateWriter {
         await saveIpamState(this.dir, state);
         delayMs = 100;
       } catch (e) {
-        this.metrics.counter("svcgate_ipam_save_failures_total", "Failed writes of ipam.json")
+        this.metrics.of(METRICS.ipamSaveFailures)
           .inc();
         this.log.error("cannot save VIP allocations; retrying", { dir: this.dir, error: e });
         this.#pending ??= state;

@@ -43,6 +43,7 @@ import { renderServiceFragment } from "./service_fragment.ts";
 import { SETS, setSpecs } from "./skeleton.ts";
 import { TableBuilder } from "./table_builder.ts";
 import { FAMILIES, type Family, TABLE_NAME, type TableSpec, tableStats } from "./ruleset.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /** What an {@link NftDataplane} needs. */
 export interface NftDataplaneOptions {
@@ -415,7 +416,7 @@ export class NftDataplane {
   #fail(e: unknown, stage: string): void {
     this.#full = true;
     this.#adopted = null;
-    this.#metrics?.counter("svcgate_nft_sync_failures_total", "nftables syncs that failed").inc({
+    this.#metrics?.of(METRICS.nftSyncFailures).inc({
       stage,
     });
     this.#log.error("nftables sync failed; previous ruleset keeps serving", {
@@ -439,19 +440,19 @@ export class NftDataplane {
     this.#lastReport = report;
     const m = this.#metrics;
     if (m) {
-      m.histogram("svcgate_nft_sync_duration_seconds", "Time to render, diff and apply a snapshot")
+      m.of(METRICS.nftSyncDuration)
         .observe(durationMs / 1000, { mode });
-      m.counter("svcgate_nft_syncs_total", "nftables syncs that succeeded").inc({ mode });
+      m.of(METRICS.nftSyncs).inc({ mode });
       for (const [f, b] of this.#builders) {
         const st = tableStats(b.table);
-        m.gauge("svcgate_nft_elements", "Set and map elements in svcgate's tables").set(
+        m.of(METRICS.nftElements).set(
           st.elements,
           {
             family: f,
           },
         );
-        m.gauge("svcgate_nft_rules", "Rules in svcgate's tables").set(st.rules, { family: f });
-        m.gauge("svcgate_nft_chains", "Chains in svcgate's tables").set(st.chains, { family: f });
+        m.of(METRICS.nftRules).set(st.rules, { family: f });
+        m.of(METRICS.nftChains).set(st.chains, { family: f });
       }
     }
     return report;

@@ -9,6 +9,7 @@ import { ModelStore } from "../model/store.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 const web = service("web", ["198.19.0.10", "2001:db8:ffff::10"], [port(80, 8080)]);
 const dns = service("dns", ["198.19.0.53"], [
@@ -109,7 +110,7 @@ Deno.test("dataplane: a failed apply changes nothing, throws a clear error, and 
     "old ruleset still there",
   );
   assertEquals(
-    metrics.counter("svcgate_nft_sync_failures_total", "").get({ stage: "apply" }),
+    metrics.of(METRICS.nftSyncFailures).get({ stage: "apply" }),
     1,
     "counted",
   );
@@ -174,7 +175,7 @@ Deno.test("dataplane: checkDrift repairs a deleted element and a deleted table, 
   );
   assertEquals(nft.listCalls, lists + 2, "and then checks in full (repairing the element too)");
   await assertKernelHolds(nft, store.snapshot, "after repairs");
-  assertEquals(metrics.counter("svcgate_nft_drift_repairs_total", "").get(), 2, "counted");
+  assertEquals(metrics.of(METRICS.nftDriftRepairs).get(), 2, "counted");
   assertEquals(await dataplane.checkDrift({ elements: false }), false, "clean outline");
 });
 

@@ -12,6 +12,7 @@ import type { NftExecutor } from "./executor.ts";
 import { parseTable } from "./parse.ts";
 import type { Family, TableSpec } from "./ruleset.ts";
 import type { DriftScope } from "./monitor_events.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /** What {@link repairDrift} needs. */
 export interface DriftCheckOptions {
@@ -67,10 +68,10 @@ export async function repairDrift(options: DriftCheckOptions): Promise<DriftChec
   }
   const script = formatOps(ops);
   if (script) await executor.apply(script);
-  metrics?.histogram("svcgate_nft_drift_check_duration_seconds", "Drift check duration")
+  metrics?.of(METRICS.nftDriftCheckDuration)
     .observe((options.now() - t0) / 1000);
   if (ops.length > 0) {
-    metrics?.counter("svcgate_nft_drift_repairs_total", "Drift repairs written to nftables").inc();
+    metrics?.of(METRICS.nftDriftRepairs).inc();
   }
   return { read: "full", ops, scriptBytes: script.length };
 }
@@ -151,10 +152,10 @@ export async function repairScoped(options: ScopedRepairOptions): Promise<DriftC
   }
   const script = formatOps(ops);
   if (script) await executor.apply(script);
-  metrics?.histogram("svcgate_nft_drift_check_duration_seconds", "Drift check duration")
+  metrics?.of(METRICS.nftDriftCheckDuration)
     .observe((options.now() - t0) / 1000);
   if (ops.length > 0) {
-    metrics?.counter("svcgate_nft_drift_repairs_total", "Drift repairs written to nftables").inc();
+    metrics?.of(METRICS.nftDriftRepairs).inc();
   }
   return { read: "full", ops, scriptBytes: script.length };
 }

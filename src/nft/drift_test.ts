@@ -16,6 +16,7 @@ import { renderRuleset } from "./render.ts";
 import type { Family, TableSpec } from "./ruleset.ts";
 import { silentLogger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 const web = service("web", ["198.19.0.10"], [port(80, 8080)]);
 const TABLES = renderRuleset(
@@ -49,7 +50,7 @@ Deno.test("drift: a kernel that agrees is read in full and left alone", async ()
   const applied = nft.applyCalls;
   assertEquals(await repairDrift(options), { read: "full", ops: [], scriptBytes: 0 }, "check");
   assertEquals(nft.applyCalls, applied, "nothing written");
-  assertEquals(metrics.counter("svcgate_nft_drift_repairs_total", "").get(), 0, "no repair");
+  assertEquals(metrics.of(METRICS.nftDriftRepairs).get(), 0, "no repair");
 });
 
 Deno.test("drift: a deleted element is written back, and the repair is counted", async () => {
@@ -60,7 +61,7 @@ Deno.test("drift: a deleted element is written back, and the repair is counted",
     "add element ip svcgate vip-backends-tcp { 198.19.0.10 . 80 . 1 : 198.18.0.11 . 8080 }",
   ], "repair");
   assertEquals(check.scriptBytes, nft.applied.at(-1)!.length, "script bytes");
-  assertEquals(metrics.counter("svcgate_nft_drift_repairs_total", "").get(), 1, "counted");
+  assertEquals(metrics.of(METRICS.nftDriftRepairs).get(), 1, "counted");
   assertEquals((await repairDrift(options)).ops, [], "clean again");
 });
 

@@ -15,6 +15,7 @@ import type { ConntrackCleaner, NftExecutor, UdpFlowFilter } from "./executor.ts
 import { parseDynamicMap } from "./parse.ts";
 import { type Family, TABLE_NAME, type TableSpec } from "./ruleset.ts";
 import { affinityMap, BACKEND_MAPS, SETS } from "./skeleton.ts";
+import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /** conntrack processes run at once. */
 const CONNTRACK_CONCURRENCY = 4;
@@ -179,16 +180,10 @@ export class StaleFlowCleaner {
         }
       }
     }
-    this.#metrics?.counter(
-      "svcgate_nft_conntrack_deleted_total",
-      "Stale UDP conntrack entries deleted",
-    )
+    this.#metrics?.of(METRICS.nftConntrackDeleted)
       .inc(undefined, deleted);
     if (failed > 0) {
-      this.#metrics?.counter(
-        "svcgate_nft_conntrack_failures_total",
-        "conntrack cleanups that failed",
-      ).inc(undefined, failed);
+      this.#metrics?.of(METRICS.nftConntrackFailures).inc(undefined, failed);
     }
     this.#log.debug("UDP conntrack cleanup", { filters: filters.length, deleted, failed });
   }
@@ -235,10 +230,7 @@ export class StaleFlowCleaner {
           break;
         } catch (e) {
           if (attempt === 1) {
-            this.#metrics?.counter(
-              "svcgate_nft_affinity_cleanup_failures_total",
-              "Affinity cleanups that failed",
-            ).inc();
+            this.#metrics?.of(METRICS.nftAffinityCleanupFailures).inc();
             this.#log.warn("cannot delete affinity entries of removed endpoints", {
               family,
               map,

@@ -4,7 +4,14 @@
  * @module
  */
 
+import { LATENCY_BUCKETS, type MetricDeclaration } from "./metrics_catalogue.ts";
+
 type Labels = Record<string, string>;
+
+/** The metric type a declaration makes. */
+export type MetricOf<D extends MetricDeclaration> = D extends { type: "counter" } ? Counter
+  : D extends { type: "gauge" } ? Gauge
+  : Histogram;
 
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return "";
@@ -61,54 +68,33 @@ export class Histogram {
   }
 }
 
-/** Seconds buckets from 100 µs to 60 s, for latencies. */
-export const LATENCY_BUCKETS: readonly number[] = [
-  0.0001,
-  0.00025,
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-  60,
-];
-
 /**
  * Holds every metric of a process, by name; asking twice for one name returns the same metric.
  *
  * @example
  * ```ts
  * const registry = new MetricsRegistry();
- * registry.counter("svcgate_sync_failures_total", "Failed syncs").inc({ component: "nft" });
+ * registry.of(METRICS.syncFailures).inc();
  * registry.render();
  * ```
  */
 export class MetricsRegistry {
   #metrics = new Map<string, Counter | Gauge | Histogram>();
 
-  /** The counter with this name, created on first use. */
-  counter(name: string, help: string): Counter {
-    return this.#get(name, () => new Counter(name, help), Counter);
-  }
-
-  /** The gauge with this name, created on first use. */
-  gauge(name: string, help: string): Gauge {
-    return this.#get(name, () => new Gauge(name, help), Gauge);
-  }
-
-  /** The histogram with this name, created on first use. */
-  histogram(name: string, help: string, bounds: readonly number[] = LATENCY_BUCKETS): Histogram {
-    return this.#get(name, () => new Histogram(name, help, bounds), Histogram);
+  /** The metric of a catalogue declaration (see metrics_catalogue.ts), created on first use. */
+  of<D extends MetricDeclaration>(d: D): MetricOf<D> {
+    switch (d.type) {
+      case "counter":
+        return this.#get(d.name, () => new Counter(d.name, d.help), Counter) as MetricOf<D>;
+      case "gauge":
+        return this.#get(d.name, () => new Gauge(d.name, d.help), Gauge) as MetricOf<D>;
+      case "histogram":
+        return this.#get(
+          d.name,
+          () => new Histogram(d.name, d.help, d.buckets ?? LATENCY_BUCKETS),
+          Histogram,
+        ) as MetricOf<D>;
+    }
   }
 
   #get<T extends Counter | Gauge | Histogram>(
@@ -153,12 +139,4 @@ export class MetricsRegistry {
     }
     return lines.join("\n") + "\n";
   }
-}
-
-/** The gauge of each isolate's V8 heap in use (label isolate: main, dns-N), bytes. */
-export function heapGauge(registry: MetricsRegistry): Gauge {
-  return registry.gauge(
-    "svcgate_heap_used_bytes",
-    "V8 heap in use per isolate (main thread, DNS workers), bytes",
-  );
 }

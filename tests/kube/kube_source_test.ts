@@ -22,6 +22,7 @@ import {
   startHarness,
   waitFor,
 } from "./harness.ts";
+import { METRICS } from "../../src/observe/metrics_catalogue.ts";
 
 const FAST_BACKOFF = { initialMs: 100, maxMs: 1000 };
 
@@ -107,7 +108,7 @@ Deno.test("initial sync lists everything, paged, into the model; nodeName is kep
     assertEquals(h.api.counts.list.namespaces, 2, "namespaces listed in 2 pages");
     assert(h.syncRequests() >= 1, "requestSync called after sync");
     assertEquals(
-      metrics.gauge("svcgate_kube_synced", "").get(),
+      metrics.of(METRICS.kubeSynced).get(),
       1,
       "synced gauge",
     );
@@ -371,10 +372,10 @@ Deno.test("API server down: last state keeps serving, degraded shows, then conve
     await sleep(5000);
     assert(h.store.snapshot === before, "the last state is kept while the API is down");
     assert(
-      metrics.counter("svcgate_kube_watch_failures_total", "").values.size > 0,
+      metrics.of(METRICS.kubeWatchFailures).values.size > 0,
       "watch failures counted",
     );
-    assertEquals(metrics.gauge("svcgate_kube_degraded", "").get(), 1, "degraded gauge");
+    assertEquals(metrics.of(METRICS.kubeDegraded).get(), 1, "degraded gauge");
     h.api.resetCounts();
     await h.api.start();
     await waitFor("converged", () =>
@@ -382,7 +383,7 @@ Deno.test("API server down: last state keeps serving, degraded shows, then conve
       h.store.snapshot.services.has("default/new"));
     await waitFor("healthy", () => !source.status().degraded);
     assertEquals(h.api.counts.list.services, 0, "resumed from the RV: no relist");
-    assertEquals(metrics.gauge("svcgate_kube_degraded", "").get(), 0, "degraded gauge cleared");
+    assertEquals(metrics.of(METRICS.kubeDegraded).get(), 0, "degraded gauge cleared");
   } finally {
     await source.stop();
     await h.close();
@@ -465,7 +466,7 @@ Deno.test("an invalid update keeps the last good version and is counted", async 
     await waitFor(
       "invalid counted",
       () =>
-        metrics.counter("svcgate_kube_invalid_objects_total", "").get({ resource: "services" }) ===
+        metrics.of(METRICS.kubeInvalidObjects).get({ resource: "services" }) ===
           1,
     );
     assertEquals(

@@ -13,7 +13,7 @@
 import type { Cidr } from "../../model/ip.ts";
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { type Logger, silentLogger } from "../../observe/log.ts";
-import { heapGauge, type MetricsRegistry } from "../../observe/metrics.ts";
+import type { MetricsRegistry } from "../../observe/metrics.ts";
 import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
 import { applyStats, setDnsGauge } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
@@ -21,6 +21,7 @@ import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { DnsChangeTracker } from "../zone/change_tracker.ts";
 import { slimEntry } from "../zone/slim_entry.ts";
 import { validateZoneOptions } from "../zone/zone.ts";
+import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** Options of {@link DnsServer}. */
 export interface DnsServerOptions {
@@ -288,7 +289,7 @@ export class DnsServer {
       case "stats":
         if (this.#opts.metrics) {
           applyStats(this.#opts.metrics, m.delta);
-          heapGauge(this.#opts.metrics).set(m.heapUsed, {
+          this.#opts.metrics.of(METRICS.heapUsed).set(m.heapUsed, {
             isolate: `dns-${this.#workers.indexOf(slot)}`,
           });
         }

@@ -9,90 +9,9 @@
  * @module
  */
 
-import { LATENCY_BUCKETS, type MetricsRegistry } from "../../observe/metrics.ts";
+import type { MetricsRegistry } from "../../observe/metrics.ts";
+import { DNS_METRICS, type MetricDeclaration } from "../../observe/metrics_catalogue.ts";
 import { rcodeName, RRType, typeName } from "../codec/records.ts";
-
-/** One metric as the catalogue declares it. */
-export interface MetricDeclaration {
-  readonly name: string;
-  readonly help: string;
-  readonly type: "counter" | "gauge" | "histogram";
-  /** Label names of a labelled counter, its slots laid out with the first label slowest. */
-  readonly labels?: readonly string[];
-  /** Upper bounds of a histogram's buckets. */
-  readonly buckets?: readonly number[];
-}
-
-/** Every metric svcgate's DNS exports, by the key the code counts it with. */
-export const DNS_METRICS = {
-  requests: {
-    name: "svcgate_dns_requests_total",
-    help: "DNS queries answered, by query type and rcode",
-    type: "counter",
-    labels: ["type", "rcode"],
-  },
-  duration: {
-    name: "svcgate_dns_request_duration_seconds",
-    help: "Time from receiving a DNS query to sending its answer",
-    type: "histogram",
-    buckets: LATENCY_BUCKETS,
-  },
-  cacheHits: {
-    name: "svcgate_dns_cache_hits_total",
-    help: "Forwarded questions answered from the cache",
-    type: "counter",
-  },
-  cacheMisses: {
-    name: "svcgate_dns_cache_misses_total",
-    help: "Forwarded questions not in the cache",
-    type: "counter",
-  },
-  upstreamFailures: {
-    name: "svcgate_dns_upstream_failures_total",
-    help: "Forwarded questions no upstream answered (SERVFAIL)",
-    type: "counter",
-  },
-  dropped: {
-    name: "svcgate_dns_dropped_total",
-    help: "Packets dropped without an answer (unreadable or responses)",
-    type: "counter",
-  },
-  truncated: {
-    name: "svcgate_dns_truncated_total",
-    help: "UDP answers truncated (TC set)",
-    type: "counter",
-  },
-  fastPath: {
-    name: "svcgate_dns_fast_path_total",
-    help: "Queries answered from precomputed wire answers",
-    type: "counter",
-  },
-  internalErrors: {
-    name: "svcgate_dns_internal_errors_total",
-    help: "Packets whose handling hit a bug (answered SERVFAIL or dropped)",
-    type: "counter",
-  },
-  tcpSlowClients: {
-    name: "svcgate_dns_tcp_slow_clients_total",
-    help: "TCP connections closed because the client stopped reading its answers",
-    type: "counter",
-  },
-  zoneRecords: {
-    name: "svcgate_dns_zone_records",
-    help: "Records in the published DNS zone",
-    type: "gauge",
-  },
-  zoneVersion: {
-    name: "svcgate_dns_snapshot_version",
-    help: "Snapshot version DNS answers from",
-    type: "gauge",
-  },
-  zoneBuild: {
-    name: "svcgate_dns_zone_build_seconds",
-    help: "Seconds the last DNS zone build took",
-    type: "gauge",
-  },
-} as const satisfies Record<string, MetricDeclaration>;
 
 type Declared = typeof DNS_METRICS;
 type KeyWhere<T> = { [K in keyof Declared]: Declared[K] extends T ? K : never }[keyof Declared];
@@ -227,7 +146,7 @@ export class DnsStats {
 export function applyStats(registry: MetricsRegistry, d: StatsDelta): void {
   for (const key of LABELLED_KEYS) {
     const m = DNS_METRICS[key];
-    const counter = registry.counter(m.name, m.help);
+    const counter = registry.of(m);
     const slots = d.labelled[key];
     const values = m.labels.map((label) => LABEL_VALUES[label]);
     for (let slot = 0; slot < slots.length; slot++) {
@@ -244,7 +163,7 @@ export function applyStats(registry: MetricsRegistry, d: StatsDelta): void {
   }
   for (const key of HISTOGRAM_KEYS) {
     const m = DNS_METRICS[key];
-    const h = registry.histogram(m.name, m.help, m.buckets);
+    const h = registry.of(m);
     const counts = d.histograms[key];
     if (counts.count === 0) continue;
     // The shared Histogram has no bulk observe; its series are public, so add the counts directly.
@@ -258,12 +177,12 @@ export function applyStats(registry: MetricsRegistry, d: StatsDelta): void {
   }
   for (const key of COUNTER_KEYS) {
     const m = DNS_METRICS[key];
-    registry.counter(m.name, m.help).inc(undefined, d.counters[key]);
+    registry.of(m).inc(undefined, d.counters[key]);
   }
 }
 
 /** Sets one of the DNS gauges. */
 export function setDnsGauge(registry: MetricsRegistry, key: GaugeKey, value: number): void {
   const m = DNS_METRICS[key];
-  registry.gauge(m.name, m.help).set(value);
+  registry.of(m).set(value);
 }

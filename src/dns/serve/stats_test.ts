@@ -1,7 +1,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { MetricsRegistry } from "../../observe/metrics.ts";
 import { RRType } from "../codec/records.ts";
-import { applyStats, type CounterKey, DNS_METRICS, DnsStats, setDnsGauge } from "./stats.ts";
+import { applyStats, type CounterKey, DnsStats, setDnsGauge } from "./stats.ts";
+import { DNS_METRICS } from "../../observe/metrics_catalogue.ts";
 
 Deno.test("DNS_METRICS: one declaration per metric, names unique and svcgate_dns_*", () => {
   const names = Object.values(DNS_METRICS).map((m) => m.name);

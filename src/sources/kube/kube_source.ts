@@ -45,6 +45,7 @@ import {
   ServiceIndex,
   SliceIndex,
 } from "./resource_index.ts";
+import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** Options of {@link KubeSource}. */
 export interface KubeSourceOptions {
@@ -188,10 +189,7 @@ export class KubeSource implements Source {
         if (this.#synced) sink.requestSync();
       },
       invalid: (resource, errors) => {
-        this.#metrics.counter(
-          "svcgate_kube_invalid_objects_total",
-          "API objects rejected by validation (the last good version keeps serving)",
-        ).inc({ resource });
+        this.#metrics.of(METRICS.kubeInvalidObjects).inc({ resource });
         for (const e of errors) {
           if (!isWarning(e)) this.#log.warn("invalid object", { error: formatError(e) });
         }
@@ -348,7 +346,7 @@ export class KubeSource implements Source {
     if (this.#synced) return;
     if (![...this.#reflectors.values()].every((r) => r.state.synced)) return;
     this.#synced = true;
-    this.#metrics.gauge("svcgate_kube_synced", "1 once the initial lists are in the model").set(1);
+    this.#metrics.of(METRICS.kubeSynced).set(1);
     this.#log.info("synced", this.#counts());
     this.#syncedWaiter.resolve();
     this.#sink?.requestSync();
@@ -362,10 +360,7 @@ export class KubeSource implements Source {
       this.#errors.set(key, `${key} ${error}`);
       this.#lastError = `${key} ${error}`;
     }
-    this.#metrics.gauge(
-      "svcgate_kube_degraded",
-      "1 while an API request is failing and the last state keeps serving",
-    ).set(this.#errors.size > 0 ? 1 : 0);
+    this.#metrics.of(METRICS.kubeDegraded).set(this.#errors.size > 0 ? 1 : 0);
   }
 
   #counts(): Record<string, number> {
@@ -375,7 +370,7 @@ export class KubeSource implements Source {
   }
 
   #updateGauges(): void {
-    const g = this.#metrics.gauge("svcgate_kube_objects", "API objects held in the model");
+    const g = this.#metrics.of(METRICS.kubeObjects);
     for (const [k, i] of this.#indexes) g.set(i.size, { resource: k });
   }
 }

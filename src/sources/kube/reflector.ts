@@ -16,6 +16,7 @@ import type { Watch } from "@kubernetes/client-node/dist/watch.js";
 import type { Logger } from "../../observe/log.ts";
 import type { MetricsRegistry } from "../../observe/metrics.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
+import { type MetricDeclaration, METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** One page of a list, as the generated client returns it. */
 export interface ListPage {
@@ -222,7 +223,7 @@ export class Reflector {
           resourceVersion: this.#rv,
           message: end.statusMessage ?? describeError(end.error),
         });
-        this.#count("svcgate_kube_relists_total", "Relists after 410 Gone", { reason: "expired" });
+        this.#count(METRICS.kubeRelists, { reason: "expired" });
         needList = true;
         continue;
       }
@@ -237,7 +238,7 @@ export class Reflector {
           : end.statusCode !== undefined
           ? `status_${end.statusCode}`
           : reasonOf(end.error);
-        this.#count("svcgate_kube_watch_failures_total", "Watches that ended in an error", {
+        this.#count(METRICS.kubeWatchFailures, {
           reason,
         });
         this.#fail(text);
@@ -256,8 +257,11 @@ export class Reflector {
     }
   }
 
-  #count(name: string, help: string, labels: Record<string, string> = {}): void {
-    this.#o.metrics.counter(name, help).inc({ resource: this.#o.resource, ...labels });
+  #count(
+    counter: MetricDeclaration & { type: "counter" },
+    labels: Record<string, string> = {},
+  ): void {
+    this.#o.metrics.of(counter).inc({ resource: this.#o.resource, ...labels });
   }
 
   #fail(text: string): void {
@@ -294,7 +298,7 @@ export class Reflector {
       try {
         do {
           this.#lists++;
-          this.#count("svcgate_kube_list_requests_total", "List requests (pages) sent");
+          this.#count(METRICS.kubeListRequests);
           const signal = AbortSignal.any([
             this.#abort.signal,
             AbortSignal.timeout(this.#o.listTimeoutMs ?? 60_000),
@@ -318,21 +322,21 @@ export class Reflector {
           // The continue token outlived the server's snapshot: start the list over; after two
           // such failures list in one request, which cannot expire.
           expiredContinues++;
-          this.#count("svcgate_kube_relists_total", "Relists after 410 Gone", {
+          this.#count(METRICS.kubeRelists, {
             reason: "continue_expired",
           });
           log.info("list continue token expired, listing again", { resource, expiredContinues });
           if (expiredContinues >= 2) pageSize = 0;
           continue;
         }
-        this.#count("svcgate_kube_list_failures_total", "List requests that failed");
+        this.#count(METRICS.kubeListFailures);
         this.#fail(`list: ${describeError(e)}`);
         return false;
       }
       this.#guard("commit", () => stage.commit());
       this.#rv = rv;
       const seconds = (performance.now() - started) / 1000;
-      metrics.histogram("svcgate_kube_list_duration_seconds", "Duration of complete lists")
+      metrics.of(METRICS.kubeListDuration)
         .observe(seconds, { resource });
       log.info("listed", { resource, items, resourceVersion: rv, seconds: +seconds.toFixed(3) });
       this.#healthy();
@@ -349,7 +353,7 @@ export class Reflector {
       fn();
     } catch (e) {
       // Handlers must not throw; if one does, the loop goes on and the bug is visible.
-      this.#count("svcgate_kube_handler_errors_total", "Exceptions thrown by event handlers");
+      this.#count(METRICS.kubeHandlerErrors);
       this.#o.log.error("handler threw", { resource: this.#o.resource, what, error: e });
     }
   }
@@ -367,12 +371,9 @@ export class Reflector {
     let stalled = false;
     let lastActivity = performance.now();
     const { promise, resolve } = Promise.withResolvers<unknown>();
-    const eventsCounter = this.#o.metrics.counter(
-      "svcgate_kube_watch_events_total",
-      "Watch events received",
-    );
+    const eventsCounter = this.#o.metrics.of(METRICS.kubeWatchEvents);
     this.#watches++;
-    this.#count("svcgate_kube_watch_requests_total", "Watch requests sent");
+    this.#count(METRICS.kubeWatchRequests);
     const onEvent = (type: string, obj: unknown) => {
       if (ended) return;
       lastActivity = performance.now();

@@ -20,6 +20,7 @@ import {
   unreadableManifestFile,
 } from "./load.ts";
 import { listManifestFiles, type ManifestFileInfo, readManifestBytes } from "./read.ts";
+import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** How a {@link ManifestSource} is set up. */
 export interface ManifestSourceOptions {
@@ -144,22 +145,10 @@ export class ManifestSource implements Source {
     this.#maxDelayMs = options.maxDelayMs ?? 1000;
     this.#watch = options.watch ?? true;
     const metrics = options.metrics ?? new MetricsRegistry();
-    this.#reloadErrors = metrics.counter(
-      "svcgate_manifest_reload_errors_total",
-      "Manifest loads that found a new error (the last good state kept serving)",
-    );
-    this.#reloads = metrics.counter(
-      "svcgate_manifest_reloads_total",
-      "Manifest states handed to the model",
-    );
-    this.#errorsGauge = metrics.gauge(
-      "svcgate_manifest_errors",
-      "Current problems in the manifest files, by severity",
-    );
-    this.#objectsGauge = metrics.gauge(
-      "svcgate_manifest_objects",
-      "Objects loaded from the manifest files",
-    );
+    this.#reloadErrors = metrics.of(METRICS.manifestReloadErrors);
+    this.#reloads = metrics.of(METRICS.manifestReloads);
+    this.#errorsGauge = metrics.of(METRICS.manifestErrors);
+    this.#objectsGauge = metrics.of(METRICS.manifestObjects);
   }
 
   /**

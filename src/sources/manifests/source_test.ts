@@ -5,6 +5,7 @@ import { createLogger } from "../../observe/log.ts";
 import { MetricsRegistry } from "../../observe/metrics.ts";
 import type { ManifestState } from "./load.ts";
 import { ManifestSource, type ManifestSourceOptions } from "./source.ts";
+import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 function service(name: string, port: number, namespace = "default"): string {
   return `apiVersion: v1
@@ -91,8 +92,6 @@ async function withSource(
   }
 }
 
-const RELOAD_ERRORS = "svcgate_manifest_reload_errors_total";
-
 Deno.test("ManifestSource: start loads the files into the store", async () => {
   await withSource({ "a.yaml": service("a", 80), "b.yaml": service("b", 81) }, {}, (h) => {
     assertEquals(h.ports(), ["a:80", "b:81"]);
@@ -128,7 +127,7 @@ Deno.test("ManifestSource: invalid objects at start are reported; the others ser
         degraded: true,
         lastError: `${dir}/a.yaml#2 spec.ports[0].port: 70000 is not a port (1-65535)`,
       });
-      strictEqual(h.metrics.counter(RELOAD_ERRORS, "").get(), 1);
+      strictEqual(h.metrics.of(METRICS.manifestReloadErrors).get(), 1);
       assertEquals(h.logs.filter((l) => l.includes("ERROR")), [
         `T ERROR [manifests] ${dir}/a.yaml#2 spec.ports[0].port: 70000 is not a port (1-65535)`,
       ]);
@@ -189,7 +188,7 @@ Deno.test("ManifestSource: a parse error keeps the last good state of that file 
           "Flow sequence in block collection must be sufficiently indented and end with a ]; " +
           "serving the last good version of 2 objects",
       });
-      strictEqual(h.metrics.counter(RELOAD_ERRORS, "").get(), 1);
+      strictEqual(h.metrics.of(METRICS.manifestReloadErrors).get(), 1);
       strictEqual(
         h.logs.some((l) => l.includes("ERROR") && l.includes("a.yaml#2: cannot parse")),
         true,
@@ -325,7 +324,7 @@ Deno.test("ManifestSource: the transform hook sees the raw state; failures keep 
       lastError:
         "Cannot prepare the manifest state: no free address in 198.19.0.0/30; keeping the last good state",
     });
-    strictEqual(h.metrics.counter(RELOAD_ERRORS, "").get(), 1);
+    strictEqual(h.metrics.of(METRICS.manifestReloadErrors).get(), 1);
 
     // What the transform depends on changed: reapply() without touching the files.
     fail = false;

@@ -21,6 +21,7 @@ import type { ManifestState } from "../manifests/load.ts";
 import { ManifestSource } from "../manifests/source.ts";
 import type { Source, SourceSink, SourceStatus } from "../source.ts";
 import { readManifestLock } from "./manifest_lock.ts";
+import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** How a {@link StandaloneSource} is set up: the standalone part of the configuration. */
 export interface StandaloneSourceOptions {
@@ -171,7 +172,7 @@ export class StandaloneSource implements Source {
     }
     for (const w of result.warnings) this.#log.warn("VIP allocation", { warning: w.message });
     this.#problems = next;
-    metrics.gauge("svcgate_ipam_errors", "Services whose VIP could not be allocated")
+    metrics.of(METRICS.ipamErrors)
       .set(next.length);
     this.#health.update(result.services, state.endpointSets);
     return {

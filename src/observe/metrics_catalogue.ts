@@ -1,0 +1,359 @@
+/**
+ * Every metric svcgate exports, declared once: name, help, type, labels and buckets, as
+ * kube-proxy's pkg/proxy/metrics/metrics.go. Code asks the registry for a metric by its
+ * declaration (`metrics.of(METRICS.nftSyncs)`), so a new metric is one entry here and one call
+ * where it is counted. Pure data.
+ * @module
+ */
+
+/** Seconds buckets from 100 µs to 60 s, for latencies. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+];
+
+/** One metric as the catalogue declares it. */
+export interface MetricDeclaration {
+  readonly name: string;
+  readonly help: string;
+  readonly type: "counter" | "gauge" | "histogram";
+  /** Label names, for a labelled metric. */
+  readonly labels?: readonly string[];
+  /** Upper bounds of a histogram's buckets (default {@link LATENCY_BUCKETS}). */
+  readonly buckets?: readonly number[];
+}
+
+/** Every metric outside DNS, by the key the code counts it with. */
+export const METRICS = {
+  // Process
+  residentMemory: {
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes",
+    type: "gauge",
+  },
+  heapUsed: {
+    name: "svcgate_heap_used_bytes",
+    help: "V8 heap in use per isolate (main thread, DNS workers), bytes",
+    type: "gauge",
+    labels: ["isolate"],
+  },
+  // Daemon and sync loop
+  sourceErrors: {
+    name: "svcgate_source_errors_total",
+    help: "Source failures",
+    type: "counter",
+  },
+  driftCheckFailures: {
+    name: "svcgate_drift_check_failures_total",
+    help: "Drift checks that failed",
+    type: "counter",
+  },
+  networkProgramming: {
+    name: "svcgate_network_programming_duration_seconds",
+    help: "From a change reaching the model to rules live and DNS answering from it",
+    type: "histogram",
+    buckets: LATENCY_BUCKETS,
+  },
+  syncDuration: {
+    name: "svcgate_sync_duration_seconds",
+    help: "Duration of one sync",
+    type: "histogram",
+    buckets: LATENCY_BUCKETS,
+  },
+  syncFailures: {
+    name: "svcgate_sync_failures_total",
+    help: "Syncs that failed and will be retried",
+    type: "counter",
+  },
+  snapshotVersion: {
+    name: "svcgate_snapshot_version",
+    help: "Version of the snapshot serving now",
+    type: "gauge",
+  },
+  services: {
+    name: "svcgate_services",
+    help: "Services in the serving snapshot",
+    type: "gauge",
+  },
+  // nftables dataplane
+  nftSyncs: {
+    name: "svcgate_nft_syncs_total",
+    help: "nftables syncs that succeeded",
+    type: "counter",
+    labels: ["mode"],
+  },
+  nftSyncDuration: {
+    name: "svcgate_nft_sync_duration_seconds",
+    help: "Time to render, diff and apply a snapshot",
+    type: "histogram",
+    labels: ["mode"],
+    buckets: LATENCY_BUCKETS,
+  },
+  nftSyncFailures: {
+    name: "svcgate_nft_sync_failures_total",
+    help: "nftables syncs that failed",
+    type: "counter",
+    labels: ["stage"],
+  },
+  nftDriftCheckDuration: {
+    name: "svcgate_nft_drift_check_duration_seconds",
+    help: "Drift check duration",
+    type: "histogram",
+    buckets: LATENCY_BUCKETS,
+  },
+  nftDriftRepairs: {
+    name: "svcgate_nft_drift_repairs_total",
+    help: "Kernel drift found and repaired (someone else changed svcgate's tables)",
+    type: "counter",
+  },
+  nftElements: {
+    name: "svcgate_nft_elements",
+    help: "Set and map elements in svcgate's tables",
+    type: "gauge",
+    labels: ["family"],
+  },
+  nftRules: {
+    name: "svcgate_nft_rules",
+    help: "Rules in svcgate's tables",
+    type: "gauge",
+    labels: ["family"],
+  },
+  nftChains: {
+    name: "svcgate_nft_chains",
+    help: "Chains in svcgate's tables",
+    type: "gauge",
+    labels: ["family"],
+  },
+  nftConntrackDeleted: {
+    name: "svcgate_nft_conntrack_deleted_total",
+    help: "Stale UDP conntrack entries deleted",
+    type: "counter",
+  },
+  nftConntrackFailures: {
+    name: "svcgate_nft_conntrack_failures_total",
+    help: "conntrack cleanups that failed",
+    type: "counter",
+  },
+  nftAffinityCleanupFailures: {
+    name: "svcgate_nft_affinity_cleanup_failures_total",
+    help: "Affinity cleanups that failed",
+    type: "counter",
+  },
+  // Manifest source
+  manifestReloadErrors: {
+    name: "svcgate_manifest_reload_errors_total",
+    help: "Manifest loads that found a new error (the last good state kept serving)",
+    type: "counter",
+  },
+  manifestReloads: {
+    name: "svcgate_manifest_reloads_total",
+    help: "Manifest states handed to the model",
+    type: "counter",
+  },
+  manifestErrors: {
+    name: "svcgate_manifest_errors",
+    help: "Current problems in the manifest files, by severity",
+    type: "gauge",
+    labels: ["severity"],
+  },
+  manifestObjects: {
+    name: "svcgate_manifest_objects",
+    help: "Objects loaded from the manifest files",
+    type: "gauge",
+  },
+  // Standalone VIP allocation
+  ipamSaveFailures: {
+    name: "svcgate_ipam_save_failures_total",
+    help: "Failed writes of ipam.json",
+    type: "counter",
+  },
+  ipamErrors: {
+    name: "svcgate_ipam_errors",
+    help: "Services whose VIP could not be allocated",
+    type: "gauge",
+  },
+  // Health checks
+  healthProbes: {
+    name: "svcgate_health_probes_total",
+    help: "Health-check probes by service and result",
+    type: "counter",
+    labels: ["service", "result"],
+  },
+  healthEndpoints: {
+    name: "svcgate_health_endpoints",
+    help: "Health-checked endpoints by service and verdict (unknown, healthy, unhealthy)",
+    type: "gauge",
+    labels: ["service", "verdict"],
+  },
+  healthProbeDuration: {
+    name: "svcgate_health_probe_duration_seconds",
+    help: "Duration of health-check probes by kind",
+    type: "histogram",
+    labels: ["kind"],
+    buckets: LATENCY_BUCKETS,
+  },
+  healthConfigErrors: {
+    name: "svcgate_health_config_errors",
+    help: "Services whose health-check annotations are invalid",
+    type: "gauge",
+  },
+  // Kubernetes source
+  kubeRelists: {
+    name: "svcgate_kube_relists_total",
+    help: "Relists after 410 Gone",
+    type: "counter",
+    labels: ["resource", "reason"],
+  },
+  kubeWatchFailures: {
+    name: "svcgate_kube_watch_failures_total",
+    help: "Watches that ended in an error",
+    type: "counter",
+    labels: ["resource", "reason"],
+  },
+  kubeListRequests: {
+    name: "svcgate_kube_list_requests_total",
+    help: "List requests (pages) sent",
+    type: "counter",
+    labels: ["resource"],
+  },
+  kubeListFailures: {
+    name: "svcgate_kube_list_failures_total",
+    help: "List requests that failed",
+    type: "counter",
+    labels: ["resource"],
+  },
+  kubeHandlerErrors: {
+    name: "svcgate_kube_handler_errors_total",
+    help: "Exceptions thrown by event handlers",
+    type: "counter",
+    labels: ["resource"],
+  },
+  kubeWatchRequests: {
+    name: "svcgate_kube_watch_requests_total",
+    help: "Watch requests sent",
+    type: "counter",
+    labels: ["resource"],
+  },
+  kubeWatchEvents: {
+    name: "svcgate_kube_watch_events_total",
+    help: "Watch events received",
+    type: "counter",
+    labels: ["resource", "type"],
+  },
+  kubeListDuration: {
+    name: "svcgate_kube_list_duration_seconds",
+    help: "Duration of complete lists",
+    type: "histogram",
+    labels: ["resource"],
+    buckets: LATENCY_BUCKETS,
+  },
+  kubeInvalidObjects: {
+    name: "svcgate_kube_invalid_objects_total",
+    help: "API objects rejected by validation (the last good version keeps serving)",
+    type: "counter",
+    labels: ["resource"],
+  },
+  kubeSynced: {
+    name: "svcgate_kube_synced",
+    help: "1 once the initial lists are in the model",
+    type: "gauge",
+  },
+  kubeDegraded: {
+    name: "svcgate_kube_degraded",
+    help: "1 while an API request is failing and the last state keeps serving",
+    type: "gauge",
+  },
+  kubeObjects: {
+    name: "svcgate_kube_objects",
+    help: "API objects held in the model",
+    type: "gauge",
+    labels: ["resource"],
+  },
+} as const satisfies Record<string, MetricDeclaration>;
+
+/** Every metric svcgate's DNS exports, by the key the code counts it with. */
+export const DNS_METRICS = {
+  requests: {
+    name: "svcgate_dns_requests_total",
+    help: "DNS queries answered, by query type and rcode",
+    type: "counter",
+    labels: ["type", "rcode"],
+  },
+  duration: {
+    name: "svcgate_dns_request_duration_seconds",
+    help: "Time from receiving a DNS query to sending its answer",
+    type: "histogram",
+    buckets: LATENCY_BUCKETS,
+  },
+  cacheHits: {
+    name: "svcgate_dns_cache_hits_total",
+    help: "Forwarded questions answered from the cache",
+    type: "counter",
+  },
+  cacheMisses: {
+    name: "svcgate_dns_cache_misses_total",
+    help: "Forwarded questions not in the cache",
+    type: "counter",
+  },
+  upstreamFailures: {
+    name: "svcgate_dns_upstream_failures_total",
+    help: "Forwarded questions no upstream answered (SERVFAIL)",
+    type: "counter",
+  },
+  dropped: {
+    name: "svcgate_dns_dropped_total",
+    help: "Packets dropped without an answer (unreadable or responses)",
+    type: "counter",
+  },
+  truncated: {
+    name: "svcgate_dns_truncated_total",
+    help: "UDP answers truncated (TC set)",
+    type: "counter",
+  },
+  fastPath: {
+    name: "svcgate_dns_fast_path_total",
+    help: "Queries answered from precomputed wire answers",
+    type: "counter",
+  },
+  internalErrors: {
+    name: "svcgate_dns_internal_errors_total",
+    help: "Packets whose handling hit a bug (answered SERVFAIL or dropped)",
+    type: "counter",
+  },
+  tcpSlowClients: {
+    name: "svcgate_dns_tcp_slow_clients_total",
+    help: "TCP connections closed because the client stopped reading its answers",
+    type: "counter",
+  },
+  zoneRecords: {
+    name: "svcgate_dns_zone_records",
+    help: "Records in the published DNS zone",
+    type: "gauge",
+  },
+  zoneVersion: {
+    name: "svcgate_dns_snapshot_version",
+    help: "Snapshot version DNS answers from",
+    type: "gauge",
+  },
+  zoneBuild: {
+    name: "svcgate_dns_zone_build_seconds",
+    help: "Seconds the last DNS zone build took",
+    type: "gauge",
+  },
+} as const satisfies Record<string, MetricDeclaration>;
