@@ -6,9 +6,10 @@ import { testService } from "../model/test_service.ts";
 import { silentLogger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type LoopClock, SyncLoop } from "./sync_loop.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 function service(name: string): Service {
-  return testService(`default/${name}`, { clusterIPs: ["198.19.0.10"], ipFamilies: [4] });
+  return testService(`default/${name}`, { clusterIPs: [ip("198.19.0.10")], ipFamilies: [4] });
 }
 
 /** A manual clock: timers fire only when the test advances time. */

@@ -17,7 +17,7 @@
  */
 
 import { fnv1a32 } from "../model/hash.ts";
-import { canonicalIp } from "../model/ip.ts";
+
 import { buildServiceEntry } from "../model/snapshot.ts";
 import type { Endpoint, EndpointSet, Service } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
@@ -251,10 +251,9 @@ export class HealthChecker {
       const sig = [...out].sort().join(",");
       const cached = this.#applied.get(set);
       if (cached?.sig === sig) return cached.out;
-      const endpoints = set.endpoints.map((ep): Endpoint => {
-        const address = canonicalIp(ep.address);
-        return address !== null && out.has(address) ? { ...ep, ready: false, serving: false } : ep;
-      });
+      const endpoints = set.endpoints.map((ep): Endpoint =>
+        out.has(ep.address) ? { ...ep, ready: false, serving: false } : ep
+      );
       const result: EndpointSet = { ...set, endpoints };
       this.#applied.set(set, { sig, out: result });
       return result;
@@ -304,10 +303,7 @@ export class HealthChecker {
     const candidates = set.endpoints.filter((ep) => ep.ready || ep.serving);
     if (candidates.length === 0) return out;
     if (config.port !== undefined) {
-      for (const ep of candidates) {
-        const address = canonicalIp(ep.address);
-        if (address !== null) out.set(address, config.port);
-      }
+      for (const ep of candidates) out.set(ep.address, config.port);
       return out;
     }
     if (service.ports.length === 0) return out;

@@ -10,6 +10,7 @@ import { type CheckerClock, HealthChecker } from "./checker.ts";
 import type { HealthCheckConfig } from "./config.ts";
 import type { ProbeOutcome, ProbeTarget } from "./probe.ts";
 import { METRICS } from "../observe/metrics_catalogue.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 /** Timers that fire only when the test advances time. */
 class FakeClock implements CheckerClock {
@@ -76,7 +77,7 @@ function svc(
   targetPort: number | string = 8080,
 ): Service {
   return testService(`default/${name}`, {
-    clusterIPs: ["198.19.0.10"],
+    clusterIPs: [ip("198.19.0.10")],
     ports: [{ name: "http", protocol: "TCP", port: 80, targetPort }],
     ipFamilies: [4],
     annotations,
@@ -94,7 +95,7 @@ function slice(service: string, id: string, addresses: string[], ports = [{
     id,
     ports,
     endpoints: addresses.map((address) => ({
-      address,
+      address: ip(address),
       ready: true,
       serving: true,
       terminating: false,
@@ -231,9 +232,9 @@ Deno.test("HealthChecker: only annotated services, and only endpoints declared r
   const declared: EndpointSet = {
     ...slice("web", "w", PODS),
     endpoints: [
-      { address: "198.18.0.10", ready: true, serving: true, terminating: false },
-      { address: "198.18.0.11", ready: false, serving: false, terminating: false },
-      { address: "198.18.0.12", ready: false, serving: true, terminating: true },
+      { address: ip("198.18.0.10"), ready: true, serving: true, terminating: false },
+      { address: ip("198.18.0.11"), ready: false, serving: false, terminating: false },
+      { address: ip("198.18.0.12"), ready: false, serving: true, terminating: true },
     ],
   };
   const plain = slice("plain", "p", ["198.18.0.20"]);

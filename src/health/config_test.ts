@@ -2,10 +2,11 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { Service, ServicePort } from "../model/types.ts";
 import { type HealthCheckConfig, parseDuration, parseHealthCheck } from "./config.ts";
 import { testService } from "../model/test_service.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 function svc(annotations: Record<string, string>, ports?: ServicePort[]): Service {
   return testService("default/web", {
-    clusterIPs: ["198.19.0.10"],
+    clusterIPs: [ip("198.19.0.10")],
     ports: ports ?? [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080 }],
     ipFamilies: [4],
     annotations,

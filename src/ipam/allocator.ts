@@ -30,6 +30,8 @@ import {
   cidrContains,
   cidrSize,
   formatIp,
+  ipFamilyOf,
+  type IpText,
   ipToBigInt,
   parseIp,
 } from "../model/ip.ts";
@@ -43,7 +45,7 @@ import { type IpamState, type ReleasedVip, sameIpamState } from "./state.ts";
 export const DEFAULT_QUARANTINE_MS = 10 * 60 * 1000;
 
 /** Service key -> clusterIPs pinned for it on every node (the VIP lock file's content). */
-export type VipPins = Readonly<Record<string, readonly string[]>>;
+export type VipPins = Readonly<Record<string, readonly IpText[]>>;
 
 /** Inputs of {@link allocateVips} besides the state and the services. */
 export interface AllocateOptions {
@@ -100,10 +102,6 @@ function familyName(f: IpFamily): string {
   return f === 4 ? "IPv4" : "IPv6";
 }
 
-function familyOf(ip: string): IpFamily {
-  return ip.includes(":") ? 6 : 4;
-}
-
 /** Kubernetes' `calculateRangeOffset`: size/16 clamped to 16..256, none below 16 addresses. */
 function staticBandSize(size: bigint): bigint {
   if (size < 16n) return 0n;
@@ -141,7 +139,7 @@ export function sameList(a: readonly unknown[], b: readonly unknown[]): boolean 
 /** How a service gets its VIPs. */
 type Plan =
   | { kind: "none" }
-  | { kind: "fixed"; ips: string[]; origin: "spec" | "lock"; extraFamilies: IpFamily[] }
+  | { kind: "fixed"; ips: IpText[]; origin: "spec" | "lock"; extraFamilies: IpFamily[] }
   | { kind: "dynamic"; families: IpFamily[] };
 
 /**
@@ -207,8 +205,8 @@ export function allocateVips(
     }
     const pinned = pins[key];
     if (pinned && pinned.length > 0) {
-      const wanted = pinned.filter((ip) => families.includes(familyOf(ip)));
-      const extra = families.filter((f) => !wanted.some((ip) => familyOf(ip) === f));
+      const wanted = pinned.filter((ip) => families.includes(ipFamilyOf(ip)));
+      const extra = families.filter((f) => !wanted.some((ip) => ipFamilyOf(ip) === f));
       if (extra.length > 0) {
         warnings.push({
           key,
@@ -224,32 +222,27 @@ export function allocateVips(
 
   function fixedPlan(
     key: string,
-    requested: readonly string[],
+    requested: readonly IpText[],
     origin: "spec" | "lock",
     extraFamilies: IpFamily[],
   ): Plan {
     const from = origin === "lock" ? " (from the VIP lock file)" : "";
-    const ips: string[] = [];
+    const ips: IpText[] = [];
     const seen = new Map<IpFamily, string>();
-    for (const text of requested) {
-      const ip = parseIp(text);
-      if (!ip) {
-        fail(key, `clusterIP ${JSON.stringify(text)}${from} is not an IP address`);
-        continue;
-      }
-      const canonical = formatIp(ip);
-      const before = seen.get(ip.family);
+    for (const ip of requested) {
+      const family = ipFamilyOf(ip);
+      const before = seen.get(family);
       if (before !== undefined) {
         fail(
           key,
-          `clusterIPs ${JSON.stringify(before)} and ${JSON.stringify(text)}${from} are both ${
-            familyName(ip.family)
+          `clusterIPs ${JSON.stringify(before)} and ${JSON.stringify(ip)}${from} are both ${
+            familyName(family)
           } (at most one per family)`,
         );
         continue;
       }
-      seen.set(ip.family, text);
-      ips.push(canonical);
+      seen.set(family, ip);
+      ips.push(ip);
     }
     return { kind: "fixed", ips, origin, extraFamilies };
   }
@@ -257,8 +250,8 @@ export function allocateVips(
   // 2. Claims: ip -> key. Order of precedence: explicit VIPs a service already holds, lock-file
   //    pins, dynamic VIPs already held, new explicit VIPs, new dynamic VIPs.
   const claims = new Map<string, string>();
-  const held = new Map<string, string[]>(); // key -> VIPs it ends up with
-  const hold = (key: string, ip: string) => {
+  const held = new Map<string, IpText[]>(); // key -> VIPs it ends up with
+  const hold = (key: string, ip: IpText) => {
     claims.set(ip, key);
     const list = held.get(key);
     if (list) list.push(ip);
@@ -267,8 +260,8 @@ export function allocateVips(
   const oldIps = (key: string) => state.allocations[key]?.ips ?? [];
 
   /** Checks that an address can be allocated at all; returns an error message or null. */
-  const validate = (ip: string, from: string): string | null => {
-    const family = familyOf(ip);
+  const validate = (ip: IpText, from: string): string | null => {
+    const family = ipFamilyOf(ip);
     const candidates = poolsOf(family);
     if (candidates.length === 0) {
       return `clusterIP ${JSON.stringify(ip)}${from} is ${familyName(family)} but no ${
@@ -332,8 +325,8 @@ export function allocateVips(
       ? plan.extraFamilies
       : [];
     for (const ip of oldIps(key)) {
-      if (!families.includes(familyOf(ip)) || claims.has(ip)) continue;
-      if ((held.get(key) ?? []).some((h) => familyOf(h) === familyOf(ip))) continue;
+      if (!families.includes(ipFamilyOf(ip)) || claims.has(ip)) continue;
+      if ((held.get(key) ?? []).some((h) => ipFamilyOf(h) === ipFamilyOf(ip))) continue;
       if (validate(ip, "") === null) hold(key, ip);
     }
   }
@@ -358,10 +351,10 @@ export function allocateVips(
     return q !== undefined && q.key !== key;
   };
 
-  const pick = (key: string, family: IpFamily): string | string[] => {
+  const pick = (key: string, family: IpFamily): IpText | string[] => {
     // The service's own recently released VIP first.
     const own = [...quarantine.values()]
-      .filter((r) => r.key === key && familyOf(r.ip) === family && !claims.has(r.ip))
+      .filter((r) => r.key === key && ipFamilyOf(r.ip) === family && !claims.has(r.ip))
       .sort((a, b) => b.at - a.at);
     for (const r of own) if (validate(r.ip, "") === null) return r.ip;
     const tried: string[] = [];
@@ -393,9 +386,9 @@ export function allocateVips(
       ? plan.extraFamilies
       : [];
     const mine = held.get(key) ?? [];
-    const fresh: string[] = [];
+    const fresh: IpText[] = [];
     for (const family of families) {
-      if (mine.some((ip) => familyOf(ip) === family)) continue;
+      if (mine.some((ip) => ipFamilyOf(ip) === family)) continue;
       if (poolsOf(family).length === 0) {
         fail(
           key,
@@ -449,18 +442,18 @@ export function allocateVips(
   }
 
   // 4. Next state: held VIPs, plus releases of every VIP that is no longer held by its key.
-  const allocations: Record<string, { ips: string[] }> = {};
+  const allocations: Record<string, { ips: IpText[] }> = {};
   for (const key of [...held.keys()].sort()) {
     const ips = held.get(key)!;
     const want = plans.get(key);
     // Order: requested order for fixed plans, family order for dynamic ones.
-    const rank = (ip: string) => {
+    const rank = (ip: IpText) => {
       if (want?.kind === "fixed") {
         const i = want.ips.indexOf(ip);
         if (i >= 0) return i;
-        return want.ips.length + want.extraFamilies.indexOf(familyOf(ip));
+        return want.ips.length + want.extraFamilies.indexOf(ipFamilyOf(ip));
       }
-      if (want?.kind === "dynamic") return want.families.indexOf(familyOf(ip));
+      if (want?.kind === "dynamic") return want.families.indexOf(ipFamilyOf(ip));
       return oldIps(key).indexOf(ip);
     };
     allocations[key] = { ips: [...ips].sort((a, b) => rank(a) - rank(b)) };
@@ -486,7 +479,7 @@ export function allocateVips(
       continue;
     }
     const ips = allocations[key]?.ips ?? [];
-    const ipFamilies = ips.map(familyOf);
+    const ipFamilies = ips.map(ipFamilyOf);
     if (sameList(ips, service.clusterIPs) && sameList(ipFamilies, service.ipFamilies)) {
       out.push(service);
     } else {

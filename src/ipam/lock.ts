@@ -19,7 +19,7 @@
  * @module
  */
 
-import { canonicalIp } from "../model/ip.ts";
+import { canonicalIp, type IpText } from "../model/ip.ts";
 import type { Cidr } from "../model/ip.ts";
 import type { Service } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
@@ -81,7 +81,7 @@ export function parseVipLock(text: string, path: string): VipLock | string {
   if (typeof services !== "object" || services === null || Array.isArray(services)) {
     return `${where}: "services" is not an object`;
   }
-  const out: Record<string, string[]> = {};
+  const out: Record<string, IpText[]> = {};
   const owner = new Map<string, string>();
   for (const [key, value] of Object.entries(services as Record<string, unknown>)) {
     const at = `services[${JSON.stringify(key)}]`;
@@ -89,7 +89,7 @@ export function parseVipLock(text: string, path: string): VipLock | string {
       return `${where}: ${at}: ${JSON.stringify(key)} is not a namespace/name key`;
     }
     if (!Array.isArray(value)) return `${where}: ${at} is not an array of IP addresses`;
-    const ips: string[] = [];
+    const ips: IpText[] = [];
     for (const [i, ip] of value.entries()) {
       const canonical = typeof ip === "string" ? canonicalIp(ip) : null;
       if (canonical === null) {
@@ -181,7 +181,7 @@ export function pinVips(options: PinOptions): PinResult {
  * ```
  */
 export function pinAllocation(allocation: AllocationResult, previous?: VipLock): PinResult {
-  const services: Record<string, readonly string[]> = {};
+  const services: Record<string, readonly IpText[]> = {};
   for (const s of allocation.services) {
     if (s.clusterIPs.length > 0) services[serviceKey(s.namespace, s.name)] = [...s.clusterIPs];
   }

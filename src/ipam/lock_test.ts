@@ -8,6 +8,7 @@ import { allocateVips } from "./allocator.ts";
 import { parseVipLock, pinVips, renderVipLock, vipLockPath } from "./lock.ts";
 import { EMPTY_IPAM_STATE, type IpamState } from "./state.ts";
 import { testService } from "../model/test_service.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const V6 = parseCidr("2001:db8:1::/112") as Cidr;
@@ -32,7 +33,7 @@ Deno.test("pinVips: two nodes with different histories use the same VIPs once pi
     svc("default/web", { ipFamilies: [4, 6] }),
     svc("default/api"),
     svc("default/db", { headless: true }),
-    svc("default/fixed", { clusterIPs: ["198.19.0.10"] }),
+    svc("default/fixed", { clusterIPs: [ip("198.19.0.10")] }),
   ];
   // Node 1 pins.
   const pinned = pinVips({ services, state: EMPTY_IPAM_STATE, cidrs: [V4, V6], now: T0 });
@@ -72,10 +73,10 @@ Deno.test("pinVips: two nodes with different histories use the same VIPs once pi
 Deno.test("pinVips: re-pinning keeps existing pins and entries of services that fail", () => {
   const previous = {
     version: 1 as const,
-    services: { "default/web": ["198.19.0.20"], "default/gone": ["198.19.0.30"] },
+    services: { "default/web": [ip("198.19.0.20")], "default/gone": [ip("198.19.0.30")] },
   };
   const r = pinVips({
-    services: [svc("default/web"), svc("default/bad", { clusterIPs: ["198.19.0.20"] })],
+    services: [svc("default/web"), svc("default/bad", { clusterIPs: [ip("198.19.0.20")] })],
     state: EMPTY_IPAM_STATE,
     cidrs: [V4],
     now: T0,

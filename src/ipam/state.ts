@@ -6,12 +6,11 @@
  * @module
  */
 
-import { canonicalIp } from "../model/ip.ts";
+import { canonicalIp, type IpText } from "../model/ip.ts";
 
 /** One released VIP, kept until its quarantine ends. */
 export interface ReleasedVip {
-  /** Canonical text of the address. */
-  readonly ip: string;
+  readonly ip: IpText;
   /** The service key that held it. */
   readonly key: string;
   /** When it was released, in milliseconds since the epoch. */
@@ -22,7 +21,7 @@ export interface ReleasedVip {
 export interface IpamState {
   readonly version: 1;
   /** Service key (`namespace/name`) -> the VIPs it holds, at most one per family. */
-  readonly allocations: Readonly<Record<string, { readonly ips: readonly string[] }>>;
+  readonly allocations: Readonly<Record<string, { readonly ips: readonly IpText[] }>>;
   /** Released VIPs still in quarantine, oldest first. */
   readonly released: readonly ReleasedVip[];
 }
@@ -67,14 +66,14 @@ export function parseIpamState(text: string): IpamState | string {
     return `version ${JSON.stringify(raw.version ?? null)} is not supported (expected 1)`;
   }
   if (!isRecord(raw.allocations)) return `"allocations" is not an object`;
-  const allocations: Record<string, { ips: string[] }> = {};
+  const allocations: Record<string, { ips: IpText[] }> = {};
   const owner = new Map<string, string>();
   for (const key of Object.keys(raw.allocations).sort()) {
     const where = `allocations[${JSON.stringify(key)}]`;
     if (!isServiceKey(key)) return `${where}: ${JSON.stringify(key)} is not a namespace/name key`;
     const entry = raw.allocations[key];
     if (!isRecord(entry) || !Array.isArray(entry.ips)) return `${where}.ips is not an array`;
-    const ips: string[] = [];
+    const ips: IpText[] = [];
     const families = new Set<string>();
     for (const [i, ip] of entry.ips.entries()) {
       const canonical = typeof ip === "string" ? canonicalIp(ip) : null;
@@ -173,13 +172,13 @@ export function adoptLiveAllocations(
 ): AdoptResult {
   const problems: string[] = [];
   const liveOwner = new Map<string, string>();
-  const liveByKey = new Map<string, string[]>();
+  const liveByKey = new Map<string, IpText[]>();
   for (const key of Object.keys(live).sort()) {
     if (!isServiceKey(key)) {
       problems.push(`live service key ${JSON.stringify(key)} is not a namespace/name key`);
       continue;
     }
-    const ips: string[] = [];
+    const ips: IpText[] = [];
     for (const text of live[key]) {
       const ip = canonicalIp(text);
       if (ip === null) {
@@ -200,7 +199,7 @@ export function adoptLiveAllocations(
     }
     if (ips.length > 0) liveByKey.set(key, ips);
   }
-  const allocations: Record<string, { ips: string[] }> = {};
+  const allocations: Record<string, { ips: IpText[] }> = {};
   const adopted: string[] = [];
   const keys = new Set([...Object.keys(state.allocations), ...liveByKey.keys()]);
   for (const key of [...keys].sort()) {

@@ -12,6 +12,7 @@ import {
 } from "./state_file.ts";
 import { testService } from "../model/test_service.ts";
 import { listDir, withTempDir } from "../../tests/support/temp_dir.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 const V4 = parseCidr("198.19.0.0/16") as Cidr;
 const T0 = 1_700_000_000_000;
@@ -134,7 +135,7 @@ Deno.test("state file: a valid file that disagrees with the kernel takes the ker
   await withTempDir("svcgate-ipam-", async (dir) => {
     const state: IpamState = {
       version: 1,
-      allocations: { "default/web": { ips: ["198.19.0.20"] } },
+      allocations: { "default/web": { ips: [ip("198.19.0.20")] } },
       released: [],
     };
     await saveIpamState(dir, state);

@@ -6,15 +6,16 @@ import {
   parseIpamState,
   renderIpamState,
 } from "./state.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 Deno.test("renderIpamState: stable text, sorted keys, parses back to the same state", () => {
   const state: IpamState = {
     version: 1,
     allocations: {
-      "default/web": { ips: ["198.19.0.20", "2001:db8:1::14"] },
-      "default/api": { ips: ["198.19.0.21"] },
+      "default/web": { ips: [ip("198.19.0.20"), ip("2001:db8:1::14")] },
+      "default/api": { ips: [ip("198.19.0.21")] },
     },
-    released: [{ ip: "198.19.0.9", key: "default/old", at: 1700000000000 }],
+    released: [{ ip: ip("198.19.0.9"), key: "default/old", at: 1700000000000 }],
   };
   const text = renderIpamState(state);
   assertEquals(
@@ -95,13 +96,13 @@ Deno.test("adoptLiveAllocations: the kernel's VIPs win; other keys and releases 
   const state: IpamState = {
     version: 1,
     allocations: {
-      "default/web": { ips: ["198.19.0.20", "2001:db8:1::14"] },
-      "default/api": { ips: ["198.19.0.30"] },
-      "default/db": { ips: ["198.19.0.40"] },
+      "default/web": { ips: [ip("198.19.0.20"), ip("2001:db8:1::14")] },
+      "default/api": { ips: [ip("198.19.0.30")] },
+      "default/db": { ips: [ip("198.19.0.40")] },
     },
     released: [
-      { ip: "198.19.0.50", key: "default/old", at: 1 },
-      { ip: "198.19.0.60", key: "default/gone", at: 2 },
+      { ip: ip("198.19.0.50"), key: "default/old", at: 1 },
+      { ip: ip("198.19.0.60"), key: "default/gone", at: 2 },
     ],
   };
   const r = adoptLiveAllocations(state, {

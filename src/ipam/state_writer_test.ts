@@ -5,9 +5,10 @@ import { type IpamState, parseIpamState } from "./state.ts";
 import { IPAM_STATE_FILE } from "./state_file.ts";
 import { StateWriter } from "./state_writer.ts";
 import { withTempDir } from "../../tests/support/temp_dir.ts";
+import { ip as parsed } from "../../tests/support/model_values.ts";
 
 function stateWith(key: string, ip: string): IpamState {
-  return { version: 1, allocations: { [key]: { ips: [ip] } }, released: [] };
+  return { version: 1, allocations: { [key]: { ips: [parsed(ip)] } }, released: [] };
 }
 
 Deno.test("StateWriter: the newest queued state is on disk after flush", async () => {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { IpText } from "./ip.ts";
 import type { Endpoint, EndpointPort, EndpointSet } from "./types.ts";
 import { EMPTY_LIST } from "./types.ts";
 
@@ -44,13 +45,14 @@ function unpack(packed: string): Endpoint[] {
     let end = packed.indexOf(LINE, at);
     if (end < 0) end = packed.length;
     const a = packed.indexOf(FIELD, at);
-    const address = packed.slice(at, a);
+    // Packed from an Endpoint's address: canonical already.
+    const address = packed.slice(at, a) as IpText;
     const flags = packed.charCodeAt(a + 1) - FLAG_BASE;
     const n = a + 3;
     const z = packed.indexOf(FIELD, n) + 1;
     const h = packed.indexOf(FIELD, z) + 1;
     const ep: {
-      address: string;
+      address: IpText;
       ready: boolean;
       serving: boolean;
       terminating: boolean;

@@ -1,9 +1,10 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
 import { endpointSet } from "./endpoint_set.ts";
 import { EMPTY_LIST, type Endpoint } from "./types.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 const ep = (address: string, extra: Partial<Endpoint> = {}): Endpoint => ({
-  address,
+  address: ip(address),
   ready: true,
   serving: true,
   terminating: false,

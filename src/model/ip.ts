@@ -12,6 +12,15 @@ export interface IpAddress {
   readonly bytes: Uint8Array;
 }
 
+declare const ipTextBrand: unique symbol;
+
+/**
+ * An IP address as its canonical text (what {@link formatIp} writes: dotted quad, RFC 5952 IPv6).
+ * Only the parsers make one, so a value of this type was parsed once at the edge; readers take
+ * its family with {@link ipFamilyOf} and never parse it again.
+ */
+export type IpText = string & { readonly [ipTextBrand]: true };
+
 /** A parsed CIDR, with the network address (host bits cleared). */
 export interface Cidr {
   readonly family: IpFamily;
@@ -83,9 +92,9 @@ export function parseIp(text: string): IpAddress | null {
 }
 
 /** Formats an address as canonical text (RFC 5952 for IPv6). */
-export function formatIp(ip: IpAddress): string {
+export function formatIp(ip: IpAddress): IpText {
   const b = ip.bytes;
-  if (ip.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (ip.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}` as IpText;
   const groups: number[] = [];
   for (let i = 0; i < 8; i++) groups.push((b[2 * i] << 8) | b[2 * i + 1]);
   // Longest run of two or more zero groups becomes "::".
@@ -104,19 +113,21 @@ export function formatIp(ip: IpAddress): string {
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+  if (bestStart < 0) return hex.join(":") as IpText;
+  return `${hex.slice(0, bestStart).join(":")}::${
+    hex.slice(bestStart + bestLen).join(":")
+  }` as IpText;
 }
 
-/** Returns the canonical text of an address, or null when it is not one. */
-export function canonicalIp(text: string): string | null {
+/** Parses an address into its canonical text, or null when it is not one. */
+export function canonicalIp(text: string): IpText | null {
   const ip = parseIp(text);
   return ip ? formatIp(ip) : null;
 }
 
-/** The family of an address text, or null. */
-export function ipFamilyOf(text: string): IpFamily | null {
-  return parseIp(text)?.family ?? null;
+/** The family of a parsed address (canonical IPv4 text has no colon). */
+export function ipFamilyOf(ip: IpText): IpFamily {
+  return ip.includes(":") ? 6 : 4;
 }
 
 /** Address as an unsigned integer. */
@@ -163,12 +174,25 @@ export function parseCidr(text: string, strict = false): Cidr | string {
     return `"${text}" is not a CIDR: host bits are set`;
   }
   const network = value & ~hostMask & ((1n << BigInt(bits)) - 1n);
-  return {
-    family: ip.family,
+  return new ParsedCidr(
+    ip.family,
     network,
     prefix,
-    text: `${formatIp(bigIntToIp(network, ip.family))}/${prefix}`,
-  };
+    `${formatIp(bigIntToIp(network, ip.family))}/${prefix}`,
+  );
+}
+
+/** A Cidr that serialises as its text (JSON has no bigint; fingerprints stringify services). */
+class ParsedCidr implements Cidr {
+  constructor(
+    readonly family: IpFamily,
+    readonly network: bigint,
+    readonly prefix: number,
+    readonly text: string,
+  ) {}
+  toJSON(): string {
+    return this.text;
+  }
 }
 
 /** Number of addresses in a CIDR. */
@@ -186,7 +210,8 @@ export function cidrContains(cidr: Cidr, ip: IpAddress | string): boolean {
 }
 
 /** The reverse-lookup name of an address, without trailing dot (`4.3.2.1.in-addr.arpa`). */
-export function reverseName(ip: IpAddress): string {
+export function reverseName(address: IpAddress | IpText): string {
+  const ip = typeof address === "string" ? parseIp(address)! : address;
   if (ip.family === 4) {
     return `${ip.bytes[3]}.${ip.bytes[2]}.${ip.bytes[1]}.${ip.bytes[0]}.in-addr.arpa`;
   }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { formatIp, parseIp } from "./ip.ts";
+import { ipFamilyOf } from "./ip.ts";
 import type { Endpoint, EndpointSet, IpFamily, Service, ServiceKey, ServicePort } from "./types.ts";
 import { EMPTY_LIST, SERVICE_PROXY_NAME_LABEL } from "./types.ts";
 import { compareText } from "./text.ts";
@@ -129,18 +129,6 @@ function resolveTargetPort(
   return set.ports.length === 0 ? servicePort.targetPort : null;
 }
 
-/**
- * An endpoint's canonical address and family, or null when it is not an address. The endpoint's
- * own string is reused when already canonical (as the parsers leave it): one string per endpoint,
- * not one per endpoint and port.
- */
-function addressOf(ep: Endpoint): { address: string; family: IpFamily } | null {
-  const ip = parseIp(ep.address);
-  if (!ip) return null;
-  const text = formatIp(ip);
-  return { address: text === ep.address ? ep.address : text, family: ip.family };
-}
-
 /** Sets in id order: the store keeps them so, then they are used as they are. */
 function inIdOrder(sets: readonly EndpointSet[]): readonly EndpointSet[] {
   for (let i = 1; i < sets.length; i++) {
@@ -152,20 +140,17 @@ function inIdOrder(sets: readonly EndpointSet[]): readonly EndpointSet[] {
 }
 
 /**
- * Each set's endpoints (read once: a packed set makes its objects on every read), with the
- * canonical address and family of those that have one.
+ * Each set's endpoints (read once: a packed set makes its objects on every read), with their
+ * family (addresses are parsed once, by the object parsers).
  */
 function readSets(sets: readonly EndpointSet[]) {
-  return sets.map((set) => {
-    const endpoints: { endpoint: Endpoint; family: IpFamily }[] = [];
-    for (const ep of set.endpoints) {
-      const found = addressOf(ep);
-      if (!found) continue;
-      const { address, family } = found;
-      endpoints.push({ endpoint: address === ep.address ? ep : { ...ep, address }, family });
-    }
-    return { set, endpoints };
-  });
+  return sets.map((set) => ({
+    set,
+    endpoints: set.endpoints.map((endpoint) => ({
+      endpoint,
+      family: ipFamilyOf(endpoint.address),
+    })),
+  }));
 }
 
 type ReadSets = ReturnType<typeof readSets>;

@@ -8,10 +8,11 @@ import {
 import type { Endpoint, EndpointPort, EndpointSet, Service, ServicePort } from "./types.ts";
 import { SERVICE_PROXY_NAME_LABEL } from "./types.ts";
 import { testService } from "./test_service.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 function svc(ports: Partial<ServicePort>[], extra: Partial<Service> = {}): Service {
   return testService("default/web", {
-    clusterIPs: ["198.19.0.10"],
+    clusterIPs: [ip("198.19.0.10")],
     ports: ports.map((p) => ({
       name: "",
       protocol: "TCP",
@@ -25,7 +26,7 @@ function svc(ports: Partial<ServicePort>[], extra: Partial<Service> = {}): Servi
 }
 
 function ep(address: string, state: Partial<Endpoint> = {}): Endpoint {
-  return { address, ready: true, serving: true, terminating: false, ...state };
+  return { address: ip(address), ready: true, serving: true, terminating: false, ...state };
 }
 
 function set(id: string, ports: Partial<EndpointPort>[], endpoints: Endpoint[]): EndpointSet {
@@ -141,7 +142,7 @@ Deno.test("buildServiceEntry: port resolution and merging", async (t) => {
     {
       name: "dual-stack: IPv4 and IPv6 slices, addresses canonicalized",
       service: svc([{ port: 80 }], {
-        clusterIPs: ["198.19.0.10", "2001:db8::10"],
+        clusterIPs: [ip("198.19.0.10"), ip("2001:db8::10")],
         ipFamilies: [4, 6],
       }),
       sets: [

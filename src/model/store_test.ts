@@ -3,10 +3,11 @@ import { changedServiceKeys } from "./snapshot.ts";
 import { type Commit, ModelStore } from "./store.ts";
 import { testService } from "./test_service.ts";
 import type { EndpointSet, Service } from "./types.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 function svc(name: string, vip: string, port = 80, namespace = "default"): Service {
   return testService(`${namespace}/${name}`, {
-    clusterIPs: [vip],
+    clusterIPs: [ip(vip)],
     ports: [{ name: "", protocol: "TCP", port, targetPort: 8080 }],
     ipFamilies: [4],
   });
@@ -24,7 +25,7 @@ function set(
     id,
     ports: [{ name: "", protocol: "TCP", port: 8080 }],
     endpoints: addresses.map((address) => ({
-      address,
+      address: ip(address),
       ready: true,
       serving: true,
       terminating: false,

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { Cidr, IpText } from "./ip.ts";
+
 /** Transport protocols a Service port may use. */
 export type Protocol = "TCP" | "UDP" | "SCTP";
 
@@ -40,15 +42,15 @@ export interface Service {
   readonly namespace: string;
   readonly name: string;
   readonly type: ServiceType;
-  /** Virtual IPs, canonical text form, at most one per family. Empty when not yet allocated. */
-  readonly clusterIPs: readonly string[];
+  /** Virtual IPs, at most one per family. Empty when not yet allocated. */
+  readonly clusterIPs: readonly IpText[];
   /** True for `clusterIP: None`. */
   readonly headless: boolean;
   readonly ports: readonly ServicePort[];
-  readonly externalIPs: readonly string[];
-  readonly loadBalancerIPs: readonly string[];
+  readonly externalIPs: readonly IpText[];
+  readonly loadBalancerIPs: readonly IpText[];
   /** CIDRs allowed to reach load-balancer IPs; empty means everyone. */
-  readonly loadBalancerSourceRanges: readonly string[];
+  readonly loadBalancerSourceRanges: readonly Cidr[];
   readonly sessionAffinity: "None" | "ClientIP";
   /** Seconds; Kubernetes' default is 10800. */
   readonly sessionAffinityTimeoutSeconds: number;
@@ -69,8 +71,7 @@ export interface Service {
 
 /** One backend address of a service. */
 export interface Endpoint {
-  /** One IP address, canonical text form. */
-  readonly address: string;
+  readonly address: IpText;
   readonly ready: boolean;
   readonly serving: boolean;
   readonly terminating: boolean;

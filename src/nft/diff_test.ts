@@ -19,6 +19,7 @@ import { ModelStore } from "../model/store.ts";
 import type { ServiceEntry } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
 import { mulberry32 } from "../model/test_random.ts";
+import { cidr, ip } from "../../tests/support/model_values.ts";
 
 function randomService(rand: () => number, i: number): Service {
   const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
@@ -29,9 +30,11 @@ function randomService(rand: () => number, i: number): Service {
     ...(udp ? [port(53, 5353, "UDP", "dns")] : []),
   ], {
     type,
-    externalIPs: rand() < 0.2 ? [`198.19.1.${i + 1}`] : [],
-    loadBalancerIPs: type === "LoadBalancer" ? [`198.19.2.${i + 1}`] : [],
-    loadBalancerSourceRanges: type === "LoadBalancer" && rand() < 0.5 ? ["198.18.100.0/24"] : [],
+    externalIPs: rand() < 0.2 ? [ip(`198.19.1.${i + 1}`)] : [],
+    loadBalancerIPs: type === "LoadBalancer" ? [ip(`198.19.2.${i + 1}`)] : [],
+    loadBalancerSourceRanges: type === "LoadBalancer" && rand() < 0.5
+      ? [cidr("198.18.100.0/24")]
+      : [],
     sessionAffinity: rand() < 0.3 ? "ClientIP" : "None",
     sessionAffinityTimeoutSeconds: pick([10, 10800]),
     externalTrafficPolicy: rand() < 0.3 ? "Local" : "Cluster",

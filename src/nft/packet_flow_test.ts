@@ -11,6 +11,7 @@ import { type RenderOptions, renderRuleset } from "./render.ts";
 import { type Packet, simulateText } from "../../tests/support/nft_simulate.ts";
 import { categorizeEndpoints } from "../model/topology.ts";
 import type { EndpointSet, Service } from "../model/types.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 const OPTIONS: RenderOptions = {
   clusterCidrs: [cidr("198.18.0.0/24"), cidr("2001:db8::/64")],
@@ -50,7 +51,7 @@ add(
 );
 add(
   service("ext", ["198.19.0.40"], [port(80, 8080)], {
-    externalIPs: ["198.19.1.1"],
+    externalIPs: [ip("198.19.1.1")],
     externalTrafficPolicy: "Local",
   }),
   [A, B],
@@ -58,8 +59,8 @@ add(
 add(
   service("lb", ["198.19.0.50"], [port(443, 8443)], {
     type: "LoadBalancer",
-    loadBalancerIPs: ["198.19.2.1"],
-    loadBalancerSourceRanges: ["198.18.100.0/24"],
+    loadBalancerIPs: [ip("198.19.2.1")],
+    loadBalancerSourceRanges: [cidr("198.18.100.0/24")],
   }),
   [C],
 );

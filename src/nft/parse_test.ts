@@ -12,6 +12,7 @@ import { opText, planFull } from "./diff.ts";
 import { atomText, elementFromJson, parseDynamicMap, parseTable, verdictText } from "./parse.ts";
 import { renderRuleset } from "./render.ts";
 import { SETS } from "./skeleton.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 // The tests/fixtures/nft/nft106_*.json files are real `nft -j list` output of nft 1.0.6 (kernel 6.18) for
 // the ruleset rendered below, loaded with `nft -f`; the affinity files were listed after traffic
@@ -19,9 +20,13 @@ import { SETS } from "./skeleton.ts";
 function rendered() {
   const web = service("web", ["198.19.0.10", "2001:db8:ffff::10"], [], {
     type: "LoadBalancer",
-    externalIPs: ["198.19.1.1", "2001:db8:1::1"],
-    loadBalancerIPs: ["198.19.2.1"],
-    loadBalancerSourceRanges: ["198.18.100.0/24", "198.18.7.7/32", "2001:db8::/32"],
+    externalIPs: [ip("198.19.1.1"), ip("2001:db8:1::1")],
+    loadBalancerIPs: [ip("198.19.2.1")],
+    loadBalancerSourceRanges: [
+      cidr("198.18.100.0/24"),
+      cidr("198.18.7.7/32"),
+      cidr("2001:db8::/32"),
+    ],
     sessionAffinity: "ClientIP",
     sessionAffinityTimeoutSeconds: 5,
     externalTrafficPolicy: "Local",

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { canonicalIp, type Cidr, ipFamilyOf, parseCidr } from "../model/ip.ts";
+import { ipFamilyOf } from "../model/ip.ts";
 import type { Backend, ServiceEntry } from "../model/snapshot.ts";
 import { categorizeEndpoints } from "../model/topology.ts";
 import type { ServicePort } from "../model/types.ts";
@@ -91,9 +91,7 @@ export function renderServiceFragment(
   const svc = entry.service;
   if (entry.ownedByOtherProxy || svc.type === "ExternalName" || svc.headless) return EMPTY_FRAGMENT;
   const fnum = familyNumber(family);
-  const vip = svc.clusterIPs.map((ip) => canonicalIp(ip)).find((ip) =>
-    ip !== null && ipFamilyOf(ip) === fnum
-  );
+  const vip = svc.clusterIPs.find((ip) => ipFamilyOf(ip) === fnum);
   if (!vip) return EMPTY_FRAGMENT;
   const elements: ElementContribution[] = [];
   const chains = new Set<string>();
@@ -117,30 +115,13 @@ export function renderServiceFragment(
   const lbIps = new Set<string>();
   const externals: string[] = [];
   for (const [list, isLb] of [[svc.externalIPs, false], [svc.loadBalancerIPs, true]] as const) {
-    for (const raw of list) {
-      const ip = canonicalIp(raw);
-      if (!ip) {
-        warnings.push(
-          `${where}: ignoring ${
-            isLb ? "load-balancer" : "external"
-          } IP "${raw}": not an IP address`,
-        );
-        continue;
-      }
+    for (const ip of list) {
       if (ipFamilyOf(ip) !== fnum || ip === vip) continue;
       if (isLb) lbIps.add(ip);
       if (!externals.includes(ip)) externals.push(ip);
     }
   }
-  const ranges: Cidr[] = [];
-  for (const raw of svc.loadBalancerSourceRanges) {
-    const c = parseCidr(raw.trim());
-    if (typeof c === "string") {
-      warnings.push(`${where}: ignoring loadBalancerSourceRange: ${c}`);
-      continue;
-    }
-    if (c.family === fnum) ranges.push(c);
-  }
+  const ranges = svc.loadBalancerSourceRanges.filter((c) => c.family === fnum);
   const firewall = svc.loadBalancerSourceRanges.length > 0;
   const allowed = disjointCidrs(ranges);
   const affinity = svc.sessionAffinity === "ClientIP";

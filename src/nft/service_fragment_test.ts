@@ -15,6 +15,7 @@ import { isDynamicChain } from "./lb_chains.ts";
 import { TableBuilder } from "./table_builder.ts";
 import { elementText, type Family, naturalCompare, ruleBody, type TableSpec } from "./ruleset.ts";
 import type { EndpointSet, Service } from "../model/types.ts";
+import { ip } from "../../tests/support/model_values.ts";
 
 /** Options without CIDRs, so the golden lines show only what services contribute. */
 const BARE: RenderOptions = { clusterCidrs: [], nodeName: "node-a", nodePortAddresses: [] };
@@ -207,7 +208,7 @@ const CASES: Case[] = [
   })(),
   (() => {
     const ext = service("ext", ["198.19.0.40"], [port(80, 8080)], {
-      externalIPs: ["198.19.1.1"],
+      externalIPs: [ip("198.19.1.1")],
       externalTrafficPolicy: "Local",
     });
     return {
@@ -262,8 +263,12 @@ const CASES: Case[] = [
   (() => {
     const lb = service("lb", ["198.19.0.50"], [port(443, 8443, "TCP", "", 30443)], {
       type: "LoadBalancer",
-      loadBalancerIPs: ["198.19.2.1", "2001:db8:2::1"],
-      loadBalancerSourceRanges: ["198.18.100.0/24", "198.18.100.7/32", "198.18.200.0/24"],
+      loadBalancerIPs: [ip("198.19.2.1"), ip("2001:db8:2::1")],
+      loadBalancerSourceRanges: [
+        cidr("198.18.100.0/24"),
+        cidr("198.18.100.7/32"),
+        cidr("198.18.200.0/24"),
+      ],
     });
     return {
       name: "LoadBalancer IP with source ranges (nested ranges merged); NodePort too",

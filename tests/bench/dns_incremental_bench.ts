@@ -18,6 +18,7 @@ import {
   makeService,
   port,
 } from "../support/dns_fixture.ts";
+import { ip } from "../support/model_values.ts";
 
 const arg = Deno.args.indexOf("--services");
 const count = arg >= 0 ? Number(Deno.args[arg + 1]) : 10_000;
@@ -30,14 +31,14 @@ const options = (serial: number): ZoneOptions => ({
 
 // ClusterIP services plus one headless service in ten, with three endpoints each.
 const store = new ModelStore();
-const ip = (i: number) => `198.19.${(i >> 8) & 0xff}.${i & 0xff}`;
+const vip = (i: number) => ip(`198.19.${(i >> 8) & 0xff}.${i & 0xff}`);
 for (let i = 0; i < count; i++) {
   const headless = i % 10 === 0;
   store.setService(makeService({
     namespace: `ns${i % 50}`,
     name: `svc${i}`,
     headless,
-    clusterIPs: headless ? [] : [ip(i)],
+    clusterIPs: headless ? [] : [vip(i)],
     ports: [port("http", "TCP", 80)],
   }));
   if (headless) {
@@ -87,7 +88,7 @@ for (let r = 0; r < 300; r++) {
       makeService({
         namespace: `ns${n % 50}`,
         name: `svc${n}`,
-        clusterIPs: [ip(count + r)],
+        clusterIPs: [vip(count + r)],
         ports: [port("http", "TCP", 80)],
       }),
     );
@@ -101,7 +102,7 @@ for (let r = 0; r < 300; r++) {
     );
   } else if (r % 2 === 0) {
     store.setService(
-      makeService({ namespace: "extra", name: `new${r}`, clusterIPs: [ip(count + 1000 + r)] }),
+      makeService({ namespace: "extra", name: `new${r}`, clusterIPs: [vip(count + 1000 + r)] }),
     );
   } else {
     store.deleteService("extra", `new${r - 3}`);

@@ -24,6 +24,7 @@ import {
   makeService,
   manyServicesSnapshot,
 } from "../support/dns_fixture.ts";
+import { ip } from "../support/model_values.ts";
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -108,7 +109,11 @@ if (churnMs > 0) {
   setInterval(() => {
     tick++;
     store.setService(
-      makeService({ namespace: "churn", name: "moving", clusterIPs: [`198.19.255.${tick % 250}`] }),
+      makeService({
+        namespace: "churn",
+        name: "moving",
+        clusterIPs: [ip(`198.19.255.${tick % 250}`)],
+      }),
     );
     server.publish(store.commit().snapshot);
   }, churnMs);

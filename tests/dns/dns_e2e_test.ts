@@ -37,6 +37,7 @@ import {
   udpQuery,
   type ZoneEntry,
 } from "../bench/dns_helpers.ts";
+import { ip } from "../support/model_values.ts";
 
 const CI = Deno.env.get("CI") === "true";
 
@@ -439,7 +440,9 @@ const UPSTREAM_ENTRIES: ZoneEntry[] = [
 
 function snapshotWithExternalName(): Snapshot {
   const store = new ModelStore();
-  store.setService(makeService({ namespace: "default", name: "web", clusterIPs: ["198.19.0.10"] }));
+  store.setService(
+    makeService({ namespace: "default", name: "web", clusterIPs: [ip("198.19.0.10")] }),
+  );
   store.setService(
     makeService({
       namespace: "default",
@@ -607,7 +610,7 @@ await e2e(
       ]);
       const store = new ModelStore();
       store.setService(
-        makeService({ namespace: "default", name: "web", clusterIPs: ["198.19.0.99"] }),
+        makeService({ namespace: "default", name: "web", clusterIPs: [ip("198.19.0.99")] }),
       );
       store.setNamespaces(["default"]);
       server.publish(store.commit().snapshot);
@@ -728,8 +731,12 @@ await e2e(
   [],
   async () => {
     const store = new ModelStore();
-    store.setService(makeService({ namespace: "default", name: "a", clusterIPs: ["198.19.1.1"] }));
-    store.setService(makeService({ namespace: "default", name: "b", clusterIPs: ["198.19.1.2"] }));
+    store.setService(
+      makeService({ namespace: "default", name: "a", clusterIPs: [ip("198.19.1.1")] }),
+    );
+    store.setService(
+      makeService({ namespace: "default", name: "b", clusterIPs: [ip("198.19.1.2")] }),
+    );
     store.setEndpointSet(endpointSet("default", "a", [], [ep("198.18.1.1")]));
     store.setNamespaces(["default"]);
     const metrics = new MetricsRegistry();
@@ -774,7 +781,7 @@ await e2e(
       // A removal and a change are applied.
       store.deleteService("default", "b");
       store.setService(
-        makeService({ namespace: "default", name: "a", clusterIPs: ["198.19.1.9"] }),
+        makeService({ namespace: "default", name: "a", clusterIPs: [ip("198.19.1.9")] }),
       );
       const s3 = store.commit().snapshot;
       server.publish(s3);

@@ -5,6 +5,7 @@ import { ok as assert } from "node:assert/strict";
 import { Lab, labTest } from "../lab/lab.ts";
 import type { EndpointSet, Service } from "../../src/model/types.ts";
 import { testService } from "../../src/model/test_service.ts";
+import { ip } from "../support/model_values.ts";
 
 const CHECKER_MAIN = new URL("./checker_main.ts", import.meta.url).pathname;
 
@@ -36,7 +37,7 @@ function endpoints(service: string, addresses: string[]): EndpointSet {
     id: `${service}-1`,
     ports: [{ name: "http", protocol: "TCP", port: 8080 }],
     endpoints: addresses.map((address) => ({
-      address,
+      address: ip(address),
       ready: true,
       serving: true,
       terminating: false,

@@ -16,6 +16,8 @@ import { loadIpamState, saveIpamState } from "../../src/ipam/state_file.ts";
 import { type Cidr, parseCidr } from "../../src/model/ip.ts";
 import type { IpFamily, Service } from "../../src/model/types.ts";
 import { testService } from "../../src/model/test_service.ts";
+import type { IpText } from "../../src/model/ip.ts";
+import { ip } from "../support/model_values.ts";
 
 const [mode, stateDir, json] = Deno.args;
 
@@ -45,9 +47,9 @@ if (mode === "allocate") {
   }));
 } else if (mode === "churn") {
   const big = (octet: number): IpamState => {
-    const allocations: Record<string, { ips: string[] }> = {};
+    const allocations: Record<string, { ips: IpText[] }> = {};
     for (let i = 0; i < 5000; i++) {
-      allocations[`ns/svc-${i}`] = { ips: [`198.19.${octet + (i >> 8)}.${i & 255}`] };
+      allocations[`ns/svc-${i}`] = { ips: [ip(`198.19.${octet + (i >> 8)}.${i & 255}`)] };
     }
     return { version: 1, allocations, released: [] };
   };

@@ -20,6 +20,7 @@ import type { NftExecutor } from "../../src/nft/executor.ts";
 import type { Family } from "../../src/nft/ruleset.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import type { Endpoint, Service } from "../../src/model/types.ts";
+import { cidr, ip } from "../support/model_values.ts";
 
 const FOREIGN_TABLE = [
   "table inet foreign {",
@@ -154,7 +155,7 @@ labTest(
       await t.step("NodePort and an externalIP reached from the client host", async () => {
         const np = service("np", ["198.19.0.30"], [port(80, 8080, "TCP", "", 30080)], {
           type: "NodePort",
-          externalIPs: ["198.19.1.1"],
+          externalIPs: [ip("198.19.1.1")],
         });
         setService(store, np, pods(lab, [0, 1]));
         await sync();
@@ -176,7 +177,7 @@ labTest(
         async () => {
           const ext = service("ext", ["198.19.0.40"], [port(80, 8080, "TCP", "", 30081)], {
             type: "NodePort",
-            externalIPs: ["198.19.1.2"],
+            externalIPs: [ip("198.19.1.2")],
             externalTrafficPolicy: "Local",
           });
           const itp = service("itp", ["198.19.0.41"], [port(80, 8080)], {
@@ -584,8 +585,8 @@ labTest(
       const store = new ModelStore();
       const lb = service("lb", ["198.19.0.70"], [port(80, 8080)], {
         type: "LoadBalancer",
-        loadBalancerIPs: ["198.19.2.1"],
-        loadBalancerSourceRanges: ["198.18.200.0/24"],
+        loadBalancerIPs: [ip("198.19.2.1")],
+        loadBalancerSourceRanges: [cidr("198.18.200.0/24")],
       });
       setService(store, lb, pods(lab, [0, 1]));
 
@@ -624,8 +625,8 @@ labTest(
             store,
             service("lb", ["198.19.0.70"], [port(80, 8080)], {
               type: "LoadBalancer",
-              loadBalancerIPs: ["198.19.2.1"],
-              loadBalancerSourceRanges: ["198.18.200.0/24", "198.18.100.0/24"],
+              loadBalancerIPs: [ip("198.19.2.1")],
+              loadBalancerSourceRanges: [cidr("198.18.200.0/24"), cidr("198.18.100.0/24")],
             }),
             pods(lab, [0, 1]),
           );

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Cidr, parseCidr } from "../../src/model/ip.ts";
+import type { Cidr } from "../../src/model/ip.ts";
 import type { Snapshot } from "../../src/model/snapshot.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import { testService } from "../../src/model/test_service.ts";
@@ -30,6 +30,8 @@ import {
 } from "../../src/dns/serve/upstream.ts";
 import type { Zone, ZoneOptions } from "../../src/dns/zone/zone.ts";
 import { buildZone } from "../../src/dns/zone/zone_index.ts";
+import { cidr, ip } from "./model_values.ts";
+export { cidr } from "./model_values.ts";
 
 /** A Service with Kubernetes' defaults, overridden by `over`. */
 export function makeService(over: Partial<Service> & Pick<Service, "namespace" | "name">): Service {
@@ -48,7 +50,7 @@ export function port(
 
 /** A ready endpoint. */
 export function ep(address: string, over: Partial<Endpoint> = {}): Endpoint {
-  return { address, ready: true, serving: true, terminating: false, ...over };
+  return { address: ip(address), ready: true, serving: true, terminating: false, ...over };
 }
 
 /** An endpoint set. */
@@ -60,13 +62,6 @@ export function endpointSet(
   id = `${serviceName}-slice`,
 ): EndpointSet {
   return { namespace, serviceName, id, ports, endpoints };
-}
-
-/** Parses a CIDR or throws. */
-export function cidr(text: string): Cidr {
-  const c = parseCidr(text);
-  if (typeof c === "string") throw new Error(c);
-  return c;
 }
 
 /** Reverse zones of the fixture: service CIDRs (v4 and a v6 /112) and the pod CIDR. */
@@ -123,7 +118,7 @@ export const FIXTURE_SERVICES: Readonly<Record<string, (store: ModelStore) => vo
     store.setService(makeService({
       namespace: "default",
       name: "web",
-      clusterIPs: ["198.19.0.10", "2001:db8:ffff::10"],
+      clusterIPs: [ip("198.19.0.10"), ip("2001:db8:ffff::10")],
       ports: [port("http", "TCP", 80, 8080), port("dns", "UDP", 53)],
     }));
     store.setEndpointSet(
@@ -138,14 +133,14 @@ export const FIXTURE_SERVICES: Readonly<Record<string, (store: ModelStore) => vo
     store.setService(makeService({
       namespace: "prod",
       name: "api",
-      clusterIPs: ["198.19.0.20"],
+      clusterIPs: [ip("198.19.0.20")],
       ports: [port("grpc", "TCP", 9000)],
     })),
   "default/plain": (store) =>
     store.setService(makeService({
       namespace: "default",
       name: "plain",
-      clusterIPs: ["198.19.0.30"],
+      clusterIPs: [ip("198.19.0.30")],
       ports: [port("", "TCP", 8000)],
     })),
   "default/db": (store) => {
@@ -226,7 +221,7 @@ export function manyServicesSnapshot(count: number, namespace = "bench"): Snapsh
     store.setService(makeService({
       namespace,
       name: `svc${i}`,
-      clusterIPs: [`198.19.${(i >> 8) & 0xff}.${i & 0xff}`],
+      clusterIPs: [ip(`198.19.${(i >> 8) & 0xff}.${i & 0xff}`)],
       ports: [port("http", "TCP", 80)],
     }));
   }

@@ -3,7 +3,6 @@
  * @module
  */
 
-import { type Cidr, parseCidr } from "../../src/model/ip.ts";
 import type { Snapshot } from "../../src/model/snapshot.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import type {
@@ -15,13 +14,8 @@ import type {
 } from "../../src/model/types.ts";
 import type { RenderOptions } from "../../src/nft/render_options.ts";
 import { testService } from "../../src/model/test_service.ts";
-
-/** Parses a CIDR or throws (test input is trusted). */
-export function cidr(text: string): Cidr {
-  const c = parseCidr(text);
-  if (typeof c === "string") throw new Error(c);
-  return c;
-}
+import { cidr, ip, ips } from "./model_values.ts";
+export { cidr } from "./model_values.ts";
 
 /** A port: `port(80, 8080)`, `port(53, 53, "UDP", "dns")`. */
 export function port(
@@ -41,12 +35,19 @@ export function service(
   ports: ServicePort[],
   extra: Partial<Service> = {},
 ): Service {
-  return testService(`default/${name}`, { clusterIPs, ports, ...extra });
+  return testService(`default/${name}`, { clusterIPs: ips(...clusterIPs), ports, ...extra });
 }
 
 /** A ready endpoint on a node. */
 export function ep(address: string, extra: Partial<Endpoint> = {}): Endpoint {
-  return { address, ready: true, serving: true, terminating: false, nodeName: "node-a", ...extra };
+  return {
+    address: ip(address),
+    ready: true,
+    serving: true,
+    terminating: false,
+    nodeName: "node-a",
+    ...extra,
+  };
 }
 
 /**

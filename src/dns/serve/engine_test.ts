@@ -2,6 +2,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { ModelStore } from "../../model/store.ts";
 import { DnsEngine, type PublishReport } from "./engine.ts";
 import { cidr, makeService, port } from "../../../tests/support/dns_fixture.ts";
+import { ip } from "../../../tests/support/model_values.ts";
 
 async function dig(port: number, name: string, type: string): Promise<string> {
   const out = await new Deno.Command("dig", {
@@ -55,7 +56,7 @@ Deno.test({
         store.setService(makeService({
           namespace: "bench",
           name: `svc${i}`,
-          clusterIPs: [`198.19.${i >> 8}.${i & 0xff}`],
+          clusterIPs: [ip(`198.19.${i >> 8}.${i & 0xff}`)],
           ports: [port("http", "TCP", 80)],
         }));
       }
@@ -67,7 +68,7 @@ Deno.test({
         store.setService(makeService({
           namespace: "bench",
           name: "svc0",
-          clusterIPs: [`198.19.200.${k}`],
+          clusterIPs: [ip(`198.19.200.${k}`)],
           ports: [port("http", "TCP", 80)],
         }));
         pending.push(engine.publish(store.commit().snapshot, 1000 + k));
@@ -100,11 +101,11 @@ Deno.test({
   ignore: !hasDig && Deno.env.get("CI") !== "true",
   fn: async () => {
     const engine = await startEngine();
-    const web = (ip: string) =>
+    const web = (vip: string) =>
       makeService({
         namespace: "default",
         name: "web",
-        clusterIPs: [ip],
+        clusterIPs: [ip(vip)],
         ports: [port("http", "TCP", 80)],
       });
     const fastAnswers = () => engine.drainStats().counters.fastPath;
@@ -112,7 +113,7 @@ Deno.test({
       const store = new ModelStore();
       store.setService(web("198.19.0.10"));
       store.setService(
-        makeService({ namespace: "default", name: "db", clusterIPs: ["198.19.0.11"] }),
+        makeService({ namespace: "default", name: "db", clusterIPs: [ip("198.19.0.11")] }),
       );
       await engine.publish(store.commit().snapshot, 2000);
       fastAnswers();
@@ -145,7 +146,7 @@ Deno.test({
       r = await ask("AAAA");
       assertEquals(r.fast, 1);
       store.setService(
-        makeService({ namespace: "default", name: "db", clusterIPs: ["198.19.0.12"] }),
+        makeService({ namespace: "default", name: "db", clusterIPs: [ip("198.19.0.12")] }),
       );
       await engine.publish(store.commit().snapshot, 2002);
       r = await ask("AAAA");

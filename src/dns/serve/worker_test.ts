@@ -5,6 +5,7 @@ import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { slimEntry } from "../zone/slim_entry.ts";
 import { buildZone } from "../zone/zone_index.ts";
 import { cidr, makeService, port } from "../../../tests/support/dns_fixture.ts";
+import { ip } from "../../../tests/support/model_values.ts";
 
 const ZONE = { clusterDomain: "cluster.local", ttl: 30, reverseCidrs: [cidr("198.19.0.0/16")] };
 
@@ -19,7 +20,7 @@ Deno.test({
       store.setService(makeService({
         namespace: `ns${i % 20}`,
         name: `svc${i}`,
-        clusterIPs: [`198.19.${i >> 8}.${i & 0xff}`],
+        clusterIPs: [ip(`198.19.${i >> 8}.${i & 0xff}`)],
         ports: [port("http", "TCP", 80)],
       }));
     }
@@ -28,7 +29,7 @@ Deno.test({
       store.setService(makeService({
         namespace: "late",
         name: `svc${i}`,
-        clusterIPs: [`198.19.100.${i}`],
+        clusterIPs: [ip(`198.19.100.${i}`)],
         ports: [port("http", "TCP", 80)],
       }));
     }

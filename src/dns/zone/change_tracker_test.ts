@@ -8,6 +8,7 @@ import {
   FIXTURE_SERVICES,
   makeService,
 } from "../../../tests/support/dns_fixture.ts";
+import { ip } from "../../../tests/support/model_values.ts";
 
 Deno.test("DnsChangeTracker: only changes DNS shows count, and each is taken once", () => {
   const store = new ModelStore();
@@ -24,7 +25,9 @@ Deno.test("DnsChangeTracker: only changes DNS shows count, and each is taken onc
   assertEquals(changes.examine(quiet), false);
   assertEquals(changes.take(quiet), { upserts: [], removed: [] });
 
-  store.setService(makeService({ namespace: "prod", name: "api", clusterIPs: ["198.19.0.21"] }));
+  store.setService(
+    makeService({ namespace: "prod", name: "api", clusterIPs: [ip("198.19.0.21")] }),
+  );
   store.deleteService("default", "pending");
   const moved = store.commit().snapshot;
   assertEquals(changes.examine(moved), true);

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { canonicalIp, formatIp, parseIp, reverseName } from "../../model/ip.ts";
+import { ipFamilyOf, reverseName } from "../../model/ip.ts";
 import { publishedEndpoints, type ServiceEntry } from "../../model/snapshot.ts";
 import { isValidName, nameKey } from "../codec/names.ts";
 import { type ResourceRecord, RRClass, RRType } from "../codec/records.ts";
@@ -47,14 +47,10 @@ export function serviceContribution(
   if (!svc.headless) {
     const addrs: ResourceRecord[] = [];
     for (const vip of svc.clusterIPs) {
-      const ip = parseIp(vip);
-      if (!ip) continue;
-      // The model keeps VIPs canonical already: reuse the entry's text rather than a copy.
-      const address = formatIp(ip);
-      const rr = addressRecord(svcName, address === vip ? vip : address, ip.family, ttl);
+      const rr = addressRecord(svcName, vip, ipFamilyOf(vip), ttl);
       addrs.push(rr);
       records.push(rr);
-      ptrs.push(nameRecord(reverseName(ip), RRType.PTR, svcName, ttl));
+      ptrs.push(nameRecord(reverseName(vip), RRType.PTR, svcName, ttl));
     }
     names.push(svcName);
     for (const port of namedPorts) {
@@ -77,17 +73,16 @@ export function serviceContribution(
   if (eps.length === 0) return out;
   const hostNames = new Map<string, string>();
   for (const ep of eps) {
-    const ip = parseIp(ep.address);
-    if (!ip) continue;
-    const address = formatIp(ip);
-    records.push(addressRecord(svcName, address, ip.family, ttl));
+    const address = ep.address;
+    const family = ipFamilyOf(address);
+    records.push(addressRecord(svcName, address, family, ttl));
     const host = (ep.hostname && ep.hostname !== "" ? ep.hostname : dashedIp(address))
       .toLowerCase();
     const hostName = `${host}.${svcName}`;
     if (!isValidName(hostName)) continue;
     hostNames.set(address, hostName);
-    records.push(addressRecord(hostName, address, ip.family, ttl));
-    ptrs.push(nameRecord(reverseName(ip), RRType.PTR, hostName, ttl));
+    records.push(addressRecord(hostName, address, family, ttl));
+    ptrs.push(nameRecord(reverseName(address), RRType.PTR, hostName, ttl));
   }
   // Resolved on each read (snapshot.ts): once here.
   const resolvedPorts = entry.ports;
@@ -105,10 +100,10 @@ export function serviceContribution(
     const targets: { port: number; host: string; addresses: string[] }[] = [];
     const byTarget = new Map<string, { port: number; host: string; addresses: string[] }>();
     for (const ep of eps) {
-      const address = canonicalIp(ep.address);
-      const host = address ? hostNames.get(address) : undefined;
-      const backendPort = address ? portOf.get(address) : undefined;
-      if (!address || !host || backendPort === undefined) continue;
+      const address = ep.address;
+      const host = hostNames.get(address);
+      const backendPort = portOf.get(address);
+      if (!host || backendPort === undefined) continue;
       // A dual-stack pod is one target (one hostname) with an A and an AAAA record.
       const id = `${host}|${backendPort}`;
       const same = byTarget.get(id);

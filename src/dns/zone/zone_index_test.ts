@@ -26,6 +26,7 @@ import {
   makeService,
   port,
 } from "../../../tests/support/dns_fixture.ts";
+import { ip } from "../../../tests/support/model_values.ts";
 
 const BASE: Omit<ZoneOptions, "serial"> = {
   clusterDomain: "cluster.local",
@@ -135,7 +136,7 @@ const STEPS: Step[] = [
       s.setService(makeService({
         namespace: "prod",
         name: "cache",
-        clusterIPs: ["198.19.0.40"],
+        clusterIPs: [ip("198.19.0.40")],
         ports: [port("redis", "TCP", 6379)],
       })),
   },
@@ -155,7 +156,7 @@ const STEPS: Step[] = [
       s.setService(makeService({
         namespace: "prod",
         name: "api",
-        clusterIPs: ["198.19.0.21"],
+        clusterIPs: [ip("198.19.0.21")],
         ports: [port("grpc", "TCP", 9000)],
       })),
   },
@@ -165,7 +166,7 @@ const STEPS: Step[] = [
       s.setService(makeService({
         namespace: "default",
         name: "web",
-        clusterIPs: ["198.19.0.11"],
+        clusterIPs: [ip("198.19.0.11")],
         ports: [port("http", "TCP", 80, 8080)],
       })),
   },
@@ -181,7 +182,7 @@ const STEPS: Step[] = [
   {
     name: "a service in a new namespace (namespace from the service)",
     change: (s) =>
-      s.setService(makeService({ namespace: "gone", name: "x", clusterIPs: ["198.19.1.1"] })),
+      s.setService(makeService({ namespace: "gone", name: "x", clusterIPs: [ip("198.19.1.1")] })),
   },
   {
     name: "its namespace goes with it",
@@ -215,10 +216,10 @@ const STEPS: Step[] = [
     name: "two services with one VIP, then one changes",
     change: (s) => {
       s.setService(
-        makeService({ namespace: "default", name: "twin-a", clusterIPs: ["198.19.0.50"] }),
+        makeService({ namespace: "default", name: "twin-a", clusterIPs: [ip("198.19.0.50")] }),
       );
       s.setService(
-        makeService({ namespace: "default", name: "twin-b", clusterIPs: ["198.19.0.50"] }),
+        makeService({ namespace: "default", name: "twin-b", clusterIPs: [ip("198.19.0.50")] }),
       );
     },
   },
@@ -226,7 +227,7 @@ const STEPS: Step[] = [
     name: "twin-a moves away",
     change: (s) =>
       s.setService(
-        makeService({ namespace: "default", name: "twin-a", clusterIPs: ["198.19.0.51"] }),
+        makeService({ namespace: "default", name: "twin-a", clusterIPs: [ip("198.19.0.51")] }),
       ),
   },
   {
@@ -259,7 +260,7 @@ const STEPS: Step[] = [
         s.setService(makeService({
           namespace: "prod",
           name: `n${i}`,
-          clusterIPs: [`198.19.2.${i}`, `2001:db8:ffff::2:${i}`],
+          clusterIPs: [ip(`198.19.2.${i}`), ip(`2001:db8:ffff::2:${i}`)],
           ports: [port("http", "TCP", 80)],
         }));
       }
@@ -317,7 +318,7 @@ Deno.test("AnswerTableBuilder: churn compacts the arenas and keeps every answer"
     store.setService(makeService({
       namespace: "default",
       name: "web",
-      clusterIPs: [`198.19.3.${round % 250}`, "2001:db8:ffff::10"],
+      clusterIPs: [ip(`198.19.3.${round % 250}`), ip("2001:db8:ffff::10")],
       ports: [port("http", "TCP", 80, 8080), port("dns", "UDP", 53)],
     }));
     snapshot = store.commit().snapshot;
@@ -365,10 +366,12 @@ Deno.test("applyUpdate: names clients asked stay precomputed, with the new answe
   store.setService(makeService({
     namespace: "default",
     name: "web",
-    clusterIPs: ["198.19.0.99"],
+    clusterIPs: [ip("198.19.0.99")],
     ports: [port("http", "TCP", 80, 8080)],
   }));
-  store.setService(makeService({ namespace: "default", name: "new", clusterIPs: ["198.19.0.77"] }));
+  store.setService(
+    makeService({ namespace: "default", name: "new", clusterIPs: [ip("198.19.0.77")] }),
+  );
   const snapshot = store.commit().snapshot;
   zone = applyUpdate(index, table, snapshot, 2, index.diff(snapshot), true);
   assert(table.has(web), "the asked name is precomputed again");

@@ -6,6 +6,7 @@ import { MetricsRegistry } from "../../observe/metrics.ts";
 import type { ManifestState } from "./load.ts";
 import { ManifestSource, type ManifestSourceOptions } from "./source.ts";
 import { METRICS } from "../../observe/metrics_catalogue.ts";
+import { ip } from "../../../tests/support/model_values.ts";
 
 function service(name: string, port: number, namespace = "default"): string {
   return `apiVersion: v1
@@ -303,7 +304,7 @@ Deno.test("ManifestSource: the transform hook sees the raw state; failures keep 
     if (fail) throw new Error("no free address in 198.19.0.0/30");
     return {
       ...state,
-      services: state.services.map((s): Service => ({ ...s, clusterIPs: [`198.19.0.${vip}`] })),
+      services: state.services.map((s): Service => ({ ...s, clusterIPs: [ip(`198.19.0.${vip}`)] })),
     };
   };
   await withSource({ "a.yaml": service("a", 80) }, { watch: false, transform }, async (h) => {

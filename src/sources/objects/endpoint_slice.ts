@@ -5,6 +5,7 @@
 
 import { endpointSet } from "../../model/endpoint_set.ts";
 import type { Endpoint, EndpointSet, IpFamily } from "../../model/types.ts";
+import type { IpText } from "../../model/ip.ts";
 import { SERVICE_NAME_LABEL } from "../../model/types.ts";
 import {
   checkTargetRef,
@@ -109,7 +110,7 @@ export function parseEndpointSlice(
     ctx.unknownFields(ep, path, SLICE_ENDPOINT_FIELDS);
     const before = ctx.errors.length;
     const addresses = ctx.array(ep.addresses, `${path}.addresses`);
-    let address: string | undefined;
+    let address: IpText | undefined;
     if (!addresses || addresses.length === 0) {
       if (addresses || ep.addresses === undefined || ep.addresses === null) {
         ctx.error(`${path}.addresses`, "missing; every endpoint needs an address");

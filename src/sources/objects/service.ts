@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseCidr } from "../../model/ip.ts";
+import { type Cidr, type IpText, parseCidr } from "../../model/ip.ts";
 import type { Service, ServiceType, TrafficPolicy } from "../../model/types.ts";
 import { EMPTY_RECORD } from "../../model/types.ts";
 import { checkTypeMeta, readMeta, TYPE_META_FIELDS } from "./metadata.ts";
@@ -116,7 +116,7 @@ export function parseService(
   const ports = readServicePorts(ctx, spec, type, ips.headless);
   const externalIPs = ctx.ipList(spec.externalIPs, "spec.externalIPs");
 
-  const loadBalancerIPs: string[] = [];
+  const loadBalancerIPs: IpText[] = [];
   const status = ctx.object(obj.status, "status");
   const lb = status ? ctx.object(status.loadBalancer, "status.loadBalancer") : undefined;
   const ingress = lb ? ctx.array(lb.ingress, "status.loadBalancer.ingress") ?? [] : [];
@@ -128,7 +128,7 @@ export function parseService(
     if (ip !== undefined && !loadBalancerIPs.includes(ip)) loadBalancerIPs.push(ip);
   });
 
-  const ranges: string[] = [];
+  const ranges: Cidr[] = [];
   (ctx.array(spec.loadBalancerSourceRanges, "spec.loadBalancerSourceRanges") ?? []).forEach(
     (item, i) => {
       const path = `spec.loadBalancerSourceRanges[${i}]`;
@@ -136,7 +136,7 @@ export function parseService(
       if (text === undefined) return;
       const cidr = parseCidr(text.trim());
       if (typeof cidr === "string") ctx.error(path, cidr);
-      else if (!ranges.includes(cidr.text)) ranges.push(cidr.text);
+      else if (!ranges.some((r) => r.text === cidr.text)) ranges.push(cidr);
     },
   );
 

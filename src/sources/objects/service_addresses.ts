@@ -5,7 +5,7 @@
  * @module
  */
 
-import { canonicalIp, ipFamilyOf } from "../../model/ip.ts";
+import { canonicalIp, ipFamilyOf, type IpText } from "../../model/ip.ts";
 import type { IpFamily, ServiceType } from "../../model/types.ts";
 import { type Ctx, show } from "./validate.ts";
 
@@ -18,7 +18,7 @@ export function isIpFamilyPolicy(v: unknown): v is (typeof IP_FAMILY_POLICIES)[n
 
 /** A Service's cluster IPs, canonical, and whether it is headless. */
 export interface ClusterIpResult {
-  readonly clusterIPs: string[];
+  readonly clusterIPs: IpText[];
   readonly headless: boolean;
   /** Path of each entry of clusterIPs, for later messages. */
   readonly paths: string[];
@@ -79,7 +79,7 @@ export function readClusterIps(
     );
     return { clusterIPs: [], headless: false, paths: [] };
   }
-  const clusterIPs: string[] = [], paths: string[] = [];
+  const clusterIPs: IpText[] = [], paths: string[] = [];
   for (const { text, path } of list) {
     const ip = canonicalIp(text);
     if (ip === null) {

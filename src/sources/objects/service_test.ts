@@ -3,6 +3,7 @@ import { formatError, isWarning } from "./validate.ts";
 import { parseService } from "./service.ts";
 import { BASE_SERVICE, svc } from "./test_objects.ts";
 import type { Service } from "../../model/types.ts";
+import { cidr, ip } from "../../../tests/support/model_values.ts";
 
 Deno.test("parseService: valid services become model objects", async (t) => {
   const cases: { name: string; obj: unknown; want: Partial<Service> }[] = [
@@ -39,7 +40,7 @@ Deno.test("parseService: valid services become model objects", async (t) => {
     {
       name: "single clusterIP",
       obj: svc({ clusterIP: "198.19.0.10" }),
-      want: { clusterIPs: ["198.19.0.10"], ipFamilies: [4] },
+      want: { clusterIPs: [ip("198.19.0.10")], ipFamilies: [4] },
     },
     {
       name: "dual-stack clusterIPs canonicalized, clusterIP equal to the first",
@@ -49,7 +50,7 @@ Deno.test("parseService: valid services become model objects", async (t) => {
         ipFamilyPolicy: "RequireDualStack",
       }),
       want: {
-        clusterIPs: ["2001:db8::10", "198.19.0.10"],
+        clusterIPs: [ip("2001:db8::10"), ip("198.19.0.10")],
         ipFamilies: [6, 4],
         ipFamilyPolicy: "RequireDualStack",
       },
@@ -124,8 +125,8 @@ Deno.test("parseService: valid services become model objects", async (t) => {
       want: {
         type: "LoadBalancer",
         ports: [{ name: "", protocol: "TCP", port: 443, targetPort: 443, nodePort: 30443 }],
-        loadBalancerIPs: ["198.19.200.1"],
-        loadBalancerSourceRanges: ["198.18.0.0/16", "2001:db8::/48"],
+        loadBalancerIPs: [ip("198.19.200.1")],
+        loadBalancerSourceRanges: [cidr("198.18.0.0/16"), cidr("2001:db8::/48")],
       },
     },
     {
@@ -136,7 +137,10 @@ Deno.test("parseService: valid services become model objects", async (t) => {
     {
       name: "externalIPs canonicalized and external traffic policy allowed with them",
       obj: svc({ externalIPs: ["2001:DB8::5", "198.19.100.1"], externalTrafficPolicy: "Local" }),
-      want: { externalIPs: ["2001:db8::5", "198.19.100.1"], externalTrafficPolicy: "Local" },
+      want: {
+        externalIPs: [ip("2001:db8::5"), ip("198.19.100.1")],
+        externalTrafficPolicy: "Local",
+      },
     },
     {
       name: "ClientIP affinity default timeout",

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { canonicalIp, ipFamilyOf } from "../../model/ip.ts";
+import { canonicalIp, ipFamilyOf, type IpText } from "../../model/ip.ts";
 import type { IpFamily, Protocol } from "../../model/types.ts";
 import { EMPTY_LIST } from "../../model/types.ts";
 
@@ -180,17 +180,17 @@ export class Ctx {
     return this.oneOf(v, path, PROTOCOLS, "a protocol") ?? "TCP";
   }
 
-  ip(v: unknown, path: string, family?: IpFamily): string | undefined {
+  ip(v: unknown, path: string, family?: IpFamily): IpText | undefined {
     const text = this.string(v, path);
     if (text === undefined) return undefined;
     // Most addresses are canonical IPv4 already: one regex instead of a parse and a format.
     const fastV4 = CANONICAL_V4.test(text);
-    const ip = fastV4 ? text : canonicalIp(text);
+    const ip = fastV4 ? text as IpText : canonicalIp(text);
     if (ip === null) {
       this.error(path, `${show(text)} is not an IP address`);
       return undefined;
     }
-    if (family !== undefined && (fastV4 ? 4 : ipFamilyOf(ip)) !== family) {
+    if (family !== undefined && ipFamilyOf(ip) !== family) {
       this.error(path, `${show(text)} is not an IPv${family} address`);
       return undefined;
     }
@@ -198,9 +198,9 @@ export class Ctx {
   }
 
   /** A list of IP addresses, canonicalized. */
-  ipList(v: unknown, path: string): string[] {
+  ipList(v: unknown, path: string): IpText[] {
     const items = this.array(v, path) ?? [];
-    const out: string[] = [];
+    const out: IpText[] = [];
     items.forEach((item, i) => {
       const ip = this.ip(item, child(path, i));
       if (ip !== undefined && !out.includes(ip)) out.push(ip);

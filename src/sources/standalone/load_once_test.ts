@@ -5,6 +5,7 @@ import { VIP_LOCK_FILE } from "../../ipam/lock.ts";
 import { renderIpamState } from "../../ipam/state.ts";
 import { loadStandaloneOnce } from "./load_once.ts";
 import { listDir, withTempDir } from "../../../tests/support/temp_dir.ts";
+import { ip } from "../../../tests/support/model_values.ts";
 
 const CIDR = parseCidr("198.19.0.0/16") as Cidr;
 const T0 = 1_700_000_000_000;
@@ -31,7 +32,7 @@ Deno.test("loadStandaloneOnce: allocates from the state and the lock as run woul
     );
     const state = renderIpamState({
       version: 1,
-      allocations: { "default/web": { ips: ["198.19.40.1"] } },
+      allocations: { "default/web": { ips: [ip("198.19.40.1")] } },
       released: [],
     });
     await Deno.writeTextFile(`${dir}/state/ipam.json`, state);

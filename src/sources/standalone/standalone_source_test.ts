@@ -8,6 +8,7 @@ import { VIP_LOCK_FILE } from "../../ipam/lock.ts";
 import type { ProbeFn } from "../../health/probe.ts";
 import { StandaloneSource, type StandaloneSourceOptions } from "./standalone_source.ts";
 import { withTempDir } from "../../../tests/support/temp_dir.ts";
+import { ip } from "../../../tests/support/model_values.ts";
 
 const CIDR = parseCidr("198.19.0.0/16") as Cidr;
 
@@ -156,8 +157,8 @@ Deno.test("StandaloneSource: while a file never parsed, the state is partial and
   const state = {
     version: 1 as const,
     allocations: {
-      "default/api": { ips: ["198.19.40.7"] },
-      "default/web": { ips: ["198.19.40.1"] },
+      "default/api": { ips: [ip("198.19.40.7")] },
+      "default/web": { ips: [ip("198.19.40.1")] },
     },
     released: [],
   };
