@@ -2,7 +2,7 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { ModelStore } from "../model/store.ts";
 import type { Snapshot } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
-import { testService } from "../model/test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import { silentLogger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type LoopClock, SyncLoop } from "./sync_loop.ts";

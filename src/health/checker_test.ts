@@ -3,7 +3,7 @@ import {
   ok as assert,
   strictEqual as assertStrictEquals,
 } from "node:assert/strict";
-import { testService } from "../model/test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import type { EndpointSet, Service } from "../model/types.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
 import { type CheckerClock, HealthChecker } from "./checker.ts";

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { Service, ServicePort } from "../model/types.ts";
 import { type HealthCheckConfig, parseDuration, parseHealthCheck } from "./config.ts";
-import { testService } from "../model/test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import { ip } from "../../tests/support/model_values.ts";
 
 function svc(annotations: Record<string, string>, ports?: ServicePort[]): Service {

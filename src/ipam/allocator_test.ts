@@ -8,7 +8,7 @@ import { cidrContains } from "../model/ip.ts";
 import type { IpFamily, Service } from "../model/types.ts";
 import { allocateVips, type AllocationResult, DEFAULT_QUARANTINE_MS } from "./allocator.ts";
 import { EMPTY_IPAM_STATE, type IpamState, parseIpamState, renderIpamState } from "./state.ts";
-import { testService } from "../model/test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import { cidr, ip } from "../../tests/support/model_values.ts";
 
 const svc = testService;

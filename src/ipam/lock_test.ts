@@ -7,7 +7,7 @@ import type { Cidr } from "../model/ip.ts";
 import { allocateVips } from "./allocator.ts";
 import { parseVipLock, pinVips, renderVipLock, vipLockPath } from "./lock.ts";
 import { EMPTY_IPAM_STATE, type IpamState } from "./state.ts";
-import { testService } from "../model/test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import { ip } from "../../tests/support/model_values.ts";
 
 const V4 = parseCidr("198.19.0.0/16") as Cidr;

@@ -10,7 +10,7 @@ import {
   saveIpamState,
   writeFileAtomic,
 } from "./state_file.ts";
-import { testService } from "../model/test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import { listDir, withTempDir } from "../../tests/support/temp_dir.ts";
 import { ip } from "../../tests/support/model_values.ts";
 

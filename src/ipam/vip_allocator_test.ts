@@ -4,7 +4,7 @@ import {
   strictEqual as assertStrictEquals,
 } from "node:assert/strict";
 import { type Cidr, parseCidr } from "../model/ip.ts";
-import { testService as svc } from "../model/test_service.ts";
+import { testService as svc } from "../../tests/support/test_service.ts";
 import { EMPTY_IPAM_STATE } from "./state.ts";
 import { VipAllocator } from "./vip_allocator.ts";
 

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok, strictEqual, throws } from "node:assert/strict";
-import { mulberry32 } from "./test_random.ts";
+import { mulberry32 } from "../../tests/support/test_random.ts";
 import {
   diffKeys,
   type DiffStats,

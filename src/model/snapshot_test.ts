@@ -7,7 +7,7 @@ import {
 } from "./snapshot.ts";
 import type { Endpoint, EndpointPort, EndpointSet, Service, ServicePort } from "./types.ts";
 import { SERVICE_PROXY_NAME_LABEL } from "./types.ts";
-import { testService } from "./test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import { ip } from "../../tests/support/model_values.ts";
 
 function svc(ports: Partial<ServicePort>[], extra: Partial<Service> = {}): Service {

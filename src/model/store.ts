@@ -52,6 +52,8 @@ export class ModelStore {
   #namespacesDirty = false;
   #partial = false;
   #snapshot: Snapshot = EMPTY_SNAPSHOT;
+  /** The committed snapshot's services, as the persistent map the next commit derives from. */
+  #entries = PersistentMap.empty<ServiceEntry>();
 
   /** The last committed snapshot. */
   get snapshot(): Snapshot {
@@ -147,7 +149,7 @@ export class ModelStore {
     const prev = this.#snapshot;
     const added: ServiceKey[] = [], removed: ServiceKey[] = [], changed: ServiceKey[] = [];
     // Persistent: the new map shares every untouched service with the previous snapshot.
-    const services = (prev.services as PersistentMap<ServiceEntry>).withMutations((next) => {
+    const services = this.#entries.withMutations((next) => {
       for (const key of this.#dirty) {
         const service = this.#services.get(key);
         const before = prev.services.get(key);
@@ -186,6 +188,7 @@ export class ModelStore {
       ...(this.#partial ? { partial: true } : {}),
     });
     this.#snapshot = snapshot;
+    this.#entries = services;
     const sort = (a: string[]) => a.sort();
     return {
       snapshot,

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
 import { changedServiceKeys } from "./snapshot.ts";
 import { type Commit, ModelStore } from "./store.ts";
-import { testService } from "./test_service.ts";
+import { testService } from "../../tests/support/test_service.ts";
 import type { EndpointSet, Service } from "./types.ts";
 import { ip } from "../../tests/support/model_values.ts";
 

@@ -18,7 +18,7 @@ import { type Family, formatTable, type TableSpec } from "./ruleset.ts";
 import { ModelStore } from "../model/store.ts";
 import type { ServiceEntry } from "../model/snapshot.ts";
 import type { Service } from "../model/types.ts";
-import { mulberry32 } from "../model/test_random.ts";
+import { mulberry32 } from "../../tests/support/test_random.ts";
 import { cidr, ip } from "../../tests/support/model_values.ts";
 
 function randomService(rand: () => number, i: number): Service {

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
-import { mulberry32 } from "../model/test_random.ts";
+import { mulberry32 } from "../../tests/support/test_random.ts";
 import { PackedStringMap } from "./packed_map.ts";
 
 Deno.test("PackedStringMap: behaves as a Map (order, replace, delete) over random operations", () => {

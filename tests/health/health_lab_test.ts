@@ -4,7 +4,7 @@
 import { ok as assert } from "node:assert/strict";
 import { Lab, labTest } from "../lab/lab.ts";
 import type { EndpointSet, Service } from "../../src/model/types.ts";
-import { testService } from "../../src/model/test_service.ts";
+import { testService } from "../support/test_service.ts";
 import { ip } from "../support/model_values.ts";
 
 const CHECKER_MAIN = new URL("./checker_main.ts", import.meta.url).pathname;

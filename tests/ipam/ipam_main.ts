@@ -15,7 +15,7 @@ import type { IpamState } from "../../src/ipam/state.ts";
 import { loadIpamState, saveIpamState } from "../../src/ipam/state_file.ts";
 import { type Cidr, parseCidr } from "../../src/model/ip.ts";
 import type { IpFamily, Service } from "../../src/model/types.ts";
-import { testService } from "../../src/model/test_service.ts";
+import { testService } from "../support/test_service.ts";
 import type { IpText } from "../../src/model/ip.ts";
 import { ip } from "../support/model_values.ts";
 

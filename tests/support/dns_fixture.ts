@@ -9,7 +9,7 @@
 import type { Cidr } from "../../src/model/ip.ts";
 import type { Snapshot } from "../../src/model/snapshot.ts";
 import { ModelStore } from "../../src/model/store.ts";
-import { testService } from "../../src/model/test_service.ts";
+import { testService } from "./test_service.ts";
 import type { Endpoint, EndpointSet, Service, ServicePort } from "../../src/model/types.ts";
 import { decodeMessage } from "../../src/dns/codec/decode.ts";
 import { encodeMessage } from "../../src/dns/codec/encode.ts";

@@ -7,7 +7,7 @@
 
 import { encodeMessage } from "../../src/dns/codec/encode.ts";
 import { type Message, RRClass, RRType } from "../../src/dns/codec/records.ts";
-import { mulberry32 } from "../../src/model/test_random.ts";
+import { mulberry32 } from "./test_random.ts";
 
 const NAMES = [
   "web.default.svc.cluster.local",

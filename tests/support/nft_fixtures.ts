@@ -13,7 +13,7 @@ import type {
   ServicePort,
 } from "../../src/model/types.ts";
 import type { RenderOptions } from "../../src/nft/render_options.ts";
-import { testService } from "../../src/model/test_service.ts";
+import { testService } from "./test_service.ts";
 import { cidr, ip, ips } from "./model_values.ts";
 export { cidr } from "./model_values.ts";
 

@@ -6,15 +6,14 @@
  * @module
  */
 
-import { formatIp } from "../../model/ip.ts";
 import { labelText } from "./names.ts";
+import { RDataError, readRData } from "./rdata.ts";
 import {
   type Edns,
   type EdnsOption,
   type Header,
   type Message,
   type Question,
-  type RData,
   type ResourceRecord,
   RRType,
 } from "./records.ts";
@@ -30,13 +29,8 @@ export type DecodeResult =
     readonly header?: Header;
   };
 
-const latin1 = (bytes: Uint8Array, start: number, end: number): string => {
-  let s = "";
-  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
-  return s;
-};
-
-class DecodeError extends Error {}
+/** A malformed message; record data errors (rdata.ts) are one kind of it. */
+class DecodeError extends RDataError {}
 
 class Reader {
   constructor(readonly buf: Uint8Array, public pos: number) {}
@@ -124,74 +118,6 @@ class Reader {
     }
     return parts.join(".");
   }
-}
-
-function readRData(r: Reader, type: number, rdlen: number, what: string): RData {
-  const end = r.pos + rdlen;
-  r.need(rdlen, `${what} data`);
-  let data: RData;
-  switch (type) {
-    case RRType.A:
-      if (rdlen !== 4) {
-        throw new DecodeError(`${what} at offset ${r.pos}: A data is ${rdlen} bytes, not 4`);
-      }
-      data = { address: formatIp({ family: 4, bytes: r.buf.subarray(r.pos, end) }) };
-      r.pos = end;
-      break;
-    case RRType.AAAA:
-      if (rdlen !== 16) {
-        throw new DecodeError(`${what} at offset ${r.pos}: AAAA data is ${rdlen} bytes, not 16`);
-      }
-      data = { address: formatIp({ family: 6, bytes: r.buf.subarray(r.pos, end) }) };
-      r.pos = end;
-      break;
-    case RRType.CNAME:
-    case RRType.NS:
-    case RRType.PTR:
-      data = { target: r.name(`${what} target`) };
-      break;
-    case RRType.MX:
-      data = { preference: r.u16(`${what} preference`), exchange: r.name(`${what} exchange`) };
-      break;
-    case RRType.SRV:
-      data = {
-        priority: r.u16(`${what} priority`),
-        weight: r.u16(`${what} weight`),
-        port: r.u16(`${what} port`),
-        target: r.name(`${what} target`),
-      };
-      break;
-    case RRType.SOA:
-      data = {
-        mname: r.name(`${what} mname`),
-        rname: r.name(`${what} rname`),
-        serial: r.u32(`${what} serial`),
-        refresh: r.u32(`${what} refresh`),
-        retry: r.u32(`${what} retry`),
-        expire: r.u32(`${what} expire`),
-        minimum: r.u32(`${what} minimum`),
-      };
-      break;
-    case RRType.TXT: {
-      const texts: string[] = [];
-      while (r.pos < end) {
-        const len = r.u8(`${what} string length`);
-        if (r.pos + len > end) {
-          throw new DecodeError(`${what} at offset ${r.pos}: TXT string overruns data`);
-        }
-        texts.push(latin1(r.buf, r.pos, r.pos + len));
-        r.pos += len;
-      }
-      data = { texts };
-      break;
-    }
-    default:
-      data = { raw: r.bytes(rdlen, `${what} data`) };
-  }
-  if (r.pos !== end) {
-    throw new DecodeError(`${what}: data length ${rdlen} does not match its content`);
-  }
-  return data;
 }
 
 function readHeader(buf: Uint8Array): Header {
@@ -311,7 +237,7 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
     };
     return { ok: true, message };
   } catch (e) {
-    if (e instanceof DecodeError) return { ok: false, error: e.message, header };
+    if (e instanceof RDataError) return { ok: false, error: e.message, header };
     throw e;
   }
 }

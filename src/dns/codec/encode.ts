@@ -5,22 +5,15 @@
  * @module
  */
 
-import { parseIp } from "../../model/ip.ts";
 import { asciiLower, labelText, nameToLabels, plainNameProblem } from "./names.ts";
+import { writeRData } from "./rdata.ts";
 import {
-  type AddressData,
   type Edns,
   type Header,
   MAX_MESSAGE,
   type Message,
-  type MxData,
-  type NameData,
   type ResourceRecord,
   RRType,
-  type SoaData,
-  type SrvData,
-  type TxtData,
-  typeName,
 } from "./records.ts";
 
 /** Grows as needed; tracks compression targets. */
@@ -125,78 +118,6 @@ class Writer {
     this.len = len;
     for (const [k, off] of this.names) if (off >= len) this.names.delete(k);
   }
-}
-
-function writeRData(w: Writer, rr: ResourceRecord): void {
-  const lenAt = w.len;
-  w.u16(0);
-  const d = rr.data as unknown as Record<string, unknown>;
-  const start = w.len;
-  if ("raw" in d) {
-    w.bytes(d.raw as Uint8Array);
-  } else {
-    switch (rr.type) {
-      case RRType.A:
-      case RRType.AAAA: {
-        const ip = parseIp((d as unknown as AddressData).address);
-        const family = rr.type === RRType.A ? 4 : 6;
-        if (!ip || ip.family !== family) {
-          throw new Error(
-            `Cannot encode ${
-              typeName(rr.type)
-            } record "${rr.name}": "${d.address}" is not IPv${family}`,
-          );
-        }
-        w.bytes(ip.bytes);
-        break;
-      }
-      case RRType.CNAME:
-      case RRType.NS:
-      case RRType.PTR:
-        w.name((d as unknown as NameData).target, true);
-        break;
-      case RRType.MX:
-        w.u16((d as unknown as MxData).preference);
-        w.name((d as unknown as MxData).exchange, true);
-        break;
-      case RRType.SRV: {
-        const s = d as unknown as SrvData;
-        w.u16(s.priority);
-        w.u16(s.weight);
-        w.u16(s.port);
-        // RFC 2782: the SRV target must not be compressed.
-        w.name(s.target, false);
-        break;
-      }
-      case RRType.SOA: {
-        const s = d as unknown as SoaData;
-        w.name(s.mname, true);
-        w.name(s.rname, true);
-        w.u32(s.serial);
-        w.u32(s.refresh);
-        w.u32(s.retry);
-        w.u32(s.expire);
-        w.u32(s.minimum);
-        break;
-      }
-      case RRType.TXT:
-        for (const t of (d as unknown as TxtData).texts) {
-          if (t.length > 255) {
-            throw new Error(`Cannot encode TXT record "${rr.name}": a string exceeds 255 bytes`);
-          }
-          w.u8(t.length);
-          for (let i = 0; i < t.length; i++) w.u8(t.charCodeAt(i) & 0xff);
-        }
-        break;
-      default:
-        throw new Error(
-          `Cannot encode record "${rr.name}" of type ${typeName(rr.type)}: no raw data`,
-        );
-    }
-  }
-  const len = w.len - start;
-  w.buf[lenAt] = len >> 8;
-  w.buf[lenAt + 1] = len & 0xff;
 }
 
 function writeRecord(w: Writer, rr: ResourceRecord): void {

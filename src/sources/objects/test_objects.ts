@@ -5,7 +5,7 @@
  */
 
 import type { EndpointSet, Service } from "../../model/types.ts";
-import { testService } from "../../model/test_service.ts";
+import { testService } from "../../../tests/support/test_service.ts";
 
 /** A raw object as decoded from YAML or JSON. */
 export type Obj = Record<string, unknown>;

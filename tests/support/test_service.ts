@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Service } from "./types.ts";
+import type { Service } from "../../src/model/types.ts";
 
 /** Builds a test Service from its `namespace/name` key and overrides. */
 export function testService(key: string, extra: Partial<Service> = {}): Service {
