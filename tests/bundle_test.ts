@@ -3,6 +3,7 @@
  * its runtime offline), then run with exactly the permission flags of the compile task.
  */
 
+import { ok as assert } from "node:assert/strict";
 import { Lab, labTest } from "./lab/lab.ts";
 import { COMPILE_FLAGS, dig, httpGet, startDaemon } from "./daemon/harness.ts";
 import { makeEndpointSlice, makeNamespace, makeService } from "./fake_apiserver/fixtures.ts";
@@ -10,10 +11,6 @@ import { ApiServerProcess } from "./kube/apiserver_proc.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const deno = Deno.execPath();
-
-function assert(cond: unknown, message: string): asserts cond {
-  if (!cond) throw new Error(message);
-}
 
 async function run(
   args: string[],

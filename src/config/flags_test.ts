@@ -1,9 +1,5 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { helpText, parseArgs, parseDuration, UsageError } from "./flags.ts";
-
-function assertEquals(actual: unknown, expected: unknown, what = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${what} expected ${e}, got ${a}`);
-}
 
 const HOST = { hostname: "node-a" };
 

@@ -4,7 +4,8 @@
  */
 
 import { Lab, labTest } from "../lab/lab.ts";
-import { assert, assertEquals, dig, httpGet, spread, startDaemon, waitFor } from "./harness.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { dig, httpGet, spread, startDaemon, waitFor } from "./harness.ts";
 
 const DNS = "198.18.0.1";
 const BASE_ARGS = [

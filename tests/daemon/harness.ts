@@ -18,17 +18,6 @@ export const COMPILE_FLAGS: readonly string[] = (JSON.parse(
 
 const V8_FLAGS = COMPILE_FLAGS.filter((w) => w.startsWith("--v8-flags="));
 
-/** Throws naming `what` when the JSON forms differ. */
-export function assertEquals(actual: unknown, expected: unknown, what: string): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
-}
-
-/** Throws `what` when the condition is false. */
-export function assert(cond: unknown, what: string): asserts cond {
-  if (!cond) throw new Error(what);
-}
-
 /** A daemon process in a lab. */
 export interface DaemonProcess {
   readonly child: Deno.ChildProcess;

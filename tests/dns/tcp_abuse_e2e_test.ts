@@ -12,7 +12,8 @@
  */
 
 import { Lab, labTest } from "../lab/lab.ts";
-import { assert, assertEquals, startDaemon, waitFor } from "../daemon/harness.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startDaemon, waitFor } from "../daemon/harness.ts";
 
 const DNS = "198.18.0.1";
 const HEALTHZ = "http://127.0.0.1:10256";

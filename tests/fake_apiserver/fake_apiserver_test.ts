@@ -4,13 +4,9 @@
  * The fake API server's protocol, checked with plain fetch: what a real API server answers.
  */
 
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { FakeApiServer } from "./fake_apiserver.ts";
 import { makeNamespace, makeService } from "./fixtures.ts";
-
-function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
 
 async function withServer(fn: (api: FakeApiServer) => Promise<void>, token?: string) {
   const api = await FakeApiServer.start({ token, bookmarkIntervalMs: 50 });

@@ -1,8 +1,5 @@
+import { strictEqual as assertEquals } from "node:assert/strict";
 import { parseFieldSelector, parseLabelSelector } from "./selectors.ts";
-
-function assertEquals(actual: unknown, expected: unknown, msg: string): void {
-  if (actual !== expected) throw new Error(`${msg}: expected ${expected}, got ${actual}`);
-}
 
 Deno.test("label selectors match as the API server's do", () => {
   const cases: [string, Record<string, string>, boolean][] = [

@@ -104,17 +104,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Throws unless the two values are equal as JSON. */
-export function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
-
-/** Throws unless the condition holds. */
-export function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(msg);
-}
-
 /** Backends of a service port in the last snapshot, as "ip:port" sorted. */
 export function backendsOf(store: ModelStore, key: string, portIndex = 0): string[] {
   const entry = store.snapshot.services.get(key);

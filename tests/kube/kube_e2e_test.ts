@@ -7,7 +7,8 @@
  */
 
 import { Lab, labTest } from "../lab/lab.ts";
-import { assert, assertEquals, dig, httpGet, startDaemon, waitFor } from "../daemon/harness.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { dig, httpGet, startDaemon, waitFor } from "../daemon/harness.ts";
 import { makeEndpointSlice, makeNamespace, makeService } from "../fake_apiserver/fixtures.ts";
 import { ApiServerProcess } from "./apiserver_proc.ts";
 

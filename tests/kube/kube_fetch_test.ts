@@ -5,7 +5,7 @@
 import type { KubeAccess } from "../../src/sources/kube/kube_access.ts";
 import { testAccess } from "../support/kube_access.ts";
 import { generateTlsMaterial, removeTlsMaterial } from "../fake_apiserver/tls.ts";
-import { assert, assertEquals } from "../daemon/harness.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 
 Deno.test("fetchInit: a fetch client with the CA and client certificate; node:https where only it can", async () => {
   const tls = await generateTlsMaterial();

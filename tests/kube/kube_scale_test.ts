@@ -4,7 +4,8 @@
  */
 
 import { CLUSTER_10K, loadScale, serviceName, sliceOf, spawnProbe } from "../bench/kube_scale.ts";
-import { assertEquals, startHarness } from "./harness.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { startHarness } from "./harness.ts";
 
 Deno.test("10,000 services and 100,000 endpoints are listed and synced", async () => {
   const h = await startHarness();

@@ -13,15 +13,8 @@ import {
   writeKubeconfig,
 } from "../fake_apiserver/fixtures.ts";
 import { FakeApiServer } from "../fake_apiserver/fake_apiserver.ts";
-import {
-  assert,
-  assertEquals,
-  backendsOf,
-  type Harness,
-  sleep,
-  startHarness,
-  waitFor,
-} from "./harness.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { backendsOf, type Harness, sleep, startHarness, waitFor } from "./harness.ts";
 import { METRICS } from "../../src/observe/metrics_catalogue.ts";
 
 const FAST_BACKOFF = { initialMs: 100, maxMs: 1000 };

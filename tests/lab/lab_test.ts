@@ -1,10 +1,5 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { Lab, labTest } from "./lab.ts";
-
-function assertEquals(actual: unknown, expected: unknown, what: string): void {
-  if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-    throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-  }
-}
 
 /** Reads what a TCP, HTTP or UDP peer answers, from inside a namespace, with a bash one-liner. */
 const PROBES = {
