@@ -61,6 +61,8 @@ export interface DaemonKernelMonitor {
 
 /** The DNS server as the daemon drives it. */
 export interface DaemonDns {
+  /** The snapshot version every DNS engine answers from; 0 before the first publish arrived. */
+  readonly servingVersion: number;
   start(): Promise<void>;
   publish(snapshot: Snapshot): void;
   stop(): Promise<void>;
@@ -131,7 +133,10 @@ export class Daemon {
   readiness(): { ready: boolean; [k: string]: unknown } {
     const source: SourceStatus = this.#parts.source.status();
     const applied = this.loop.applied;
-    const ready = this.#sourceSynced && source.synced && applied !== null;
+    const dns = this.#parts.dns;
+    // Ready once DNS answers from a committed snapshot too (workers get it a moment after).
+    const dnsServing = dns === null || dns.servingVersion > 0;
+    const ready = this.#sourceSynced && source.synced && applied !== null && dnsServing;
     return {
       ready,
       source,
@@ -141,7 +146,7 @@ export class Daemon {
         converged: this.loop.converged,
         ...(this.loop.lastError ? { lastError: this.loop.lastError } : {}),
       },
-      dns: this.#parts.dns ? { serving: applied !== null } : { enabled: false },
+      dns: dns ? { serving: dnsServing, version: dns.servingVersion } : { enabled: false },
       ...this.#parts.source.details?.(),
     };
   }

@@ -54,6 +54,8 @@ if (mode === "allocate") {
     return { version: 1, allocations, released: [] };
   };
   const states = [big(0), big(100)];
+  // Announced after the first whole save: a kill from then on must leave a whole file.
+  await saveIpamState(stateDir, states[1]);
   console.log("saving");
   for (let i = 0;; i++) await saveIpamState(stateDir, states[i % 2]);
 } else {

@@ -336,6 +336,11 @@ export class DnsServer {
 
   #engineVersion = 0;
 
+  /** The snapshot version every engine answers from (0: none yet, cluster names get SERVFAIL). */
+  get servingVersion(): number {
+    return this.#currentVersion();
+  }
+
   /**
    * Answers from this snapshot from now on. Call it only after the dataplane committed the
    * snapshot. Workers switch within milliseconds; {@link settled} waits for that.
