@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { formatError, isWarning } from "./validate.ts";
 import { parseEndpointSlice } from "./endpoint_slice.ts";
-import { type Obj, plainSet, slice } from "./test_objects.ts";
+import { type Obj, plainSet, slice } from "../../../tests/support/object_fixtures.ts";
 
 Deno.test("parseEndpointSlice: conditions, fields and defaults", async (t) => {
   const cases: { name: string; ep: Obj; want: Obj }[] = [

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { formatError } from "./validate.ts";
 import { parseEndpoints } from "./endpoints.ts";
-import { endpoints, plainSet } from "./test_objects.ts";
+import { endpoints, plainSet } from "../../../tests/support/object_fixtures.ts";
 
 Deno.test("parseEndpoints: one set per subset; addresses ready, notReadyAddresses not", () => {
   const { value, errors } = parseEndpoints(

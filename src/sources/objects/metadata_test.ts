@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { formatError } from "./validate.ts";
 import { parseService } from "./service.ts";
-import { svc } from "./test_objects.ts";
+import { svc } from "../../../tests/support/object_fixtures.ts";
 
 Deno.test("parseService: bad metadata is rejected with the exact error", async (t) => {
   const cases: { name: string; obj: unknown; errors: string[] }[] = [

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { formatError, isWarning } from "./validate.ts";
 import { objectId, parseObject, rawObjectId } from "./parse_object.ts";
-import { endpoints, slice, svc } from "./test_objects.ts";
+import { endpoints, slice, svc } from "../../../tests/support/object_fixtures.ts";
 
 Deno.test("parseObject dispatches on apiVersion and kind", async (t) => {
   await t.step("Service", () => {

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { formatError, isWarning } from "./validate.ts";
 import { parseService } from "./service.ts";
-import { BASE_SERVICE, svc } from "./test_objects.ts";
+import { BASE_SERVICE, svc } from "../../../tests/support/object_fixtures.ts";
 import type { Service } from "../../model/types.ts";
 import { cidr, ip } from "../../../tests/support/model_values.ts";
 

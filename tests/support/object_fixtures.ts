@@ -4,8 +4,8 @@
  * @module
  */
 
-import type { EndpointSet, Service } from "../../model/types.ts";
-import { testService } from "../../../tests/support/test_service.ts";
+import type { EndpointSet, Service } from "../../src/model/types.ts";
+import { testService } from "./test_service.ts";
 
 /** A raw object as decoded from YAML or JSON. */
 export type Obj = Record<string, unknown>;
