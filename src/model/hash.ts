@@ -80,3 +80,19 @@ export function hash53(text: string): number {
   }
   return (h1 >>> 0) * 0x200000 + (h2 >>> 11);
 }
+
+/**
+ * The persistent map's key hash: FNV-1a over the UTF-16 code units, then murmur3's finalizer. FNV-1a alone
+ * would not do: its low bits, which pick the root slot, depend only on the low bits of each unit.
+ *
+ * @example
+ * ```ts
+ * hashKey("default/web") === hashKey("default/web"); // true, and an int32
+ * ```
+ */
+export function hashKey(key: string): number {
+  let h = fnv1a32(key);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}

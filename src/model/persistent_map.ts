@@ -11,7 +11,7 @@
  * @module
  */
 
-import { fnv1a32 } from "./hash.ts";
+import { hashKey } from "./hash.ts";
 
 /**
  * A trie node, one flat array so that a node is a single allocation:
@@ -51,22 +51,6 @@ const EMPTY_ROOT: Node = [0, 0];
  * rather than a returned record so that a write allocates nothing but the copied path.
  */
 let sizeChange = 0;
-
-/**
- * The default key hash: FNV-1a over the UTF-16 code units, then murmur3's finalizer. FNV-1a alone
- * would not do: its low bits, which pick the root slot, depend only on the low bits of each unit.
- *
- * @example
- * ```ts
- * hashKey("default/web") === hashKey("default/web"); // true, and an int32
- * ```
- */
-export function hashKey(key: string): number {
-  let h = fnv1a32(key);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
 
 function bitCount(x: number): number {
   x = x - ((x >>> 1) & 0x55555555);

@@ -1,12 +1,7 @@
 import { deepStrictEqual as assertEquals, ok, strictEqual, throws } from "node:assert/strict";
 import { mulberry32 } from "../../tests/support/test_random.ts";
-import {
-  diffKeys,
-  type DiffStats,
-  hashKey,
-  type KeyHash,
-  PersistentMap,
-} from "./persistent_map.ts";
+import { diffKeys, type DiffStats, type KeyHash, PersistentMap } from "./persistent_map.ts";
+import { hashKey } from "./hash.ts";
 
 function randomInt(random: () => number, bound: number): number {
   return Math.floor(random() * bound);
