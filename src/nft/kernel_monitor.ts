@@ -9,7 +9,12 @@
 import type { Logger } from "../observe/log.ts";
 import { silentLogger } from "../observe/log.ts";
 import type { Family } from "./ruleset.ts";
-import { type DriftScope, driftScopes, MonitorReader } from "./monitor_events.ts";
+import {
+  type DriftScope,
+  driftScopes,
+  MonitorLineSplitter,
+  MonitorReader,
+} from "./monitor_events.ts";
 
 /** The processes whose transactions are svcgate's own: this one and its recent nft children. */
 export class OwnProcesses {
@@ -111,13 +116,11 @@ export class KernelMonitor {
     }
     this.#child = child;
     const reader = new MonitorReader();
+    const splitter = new MonitorLineSplitter();
     const stderr = new Response(child.stderr).text();
-    let rest = "";
     try {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        const lines = (rest + chunk).split("\n");
-        rest = lines.pop() ?? "";
-        for (const line of lines) {
+      for await (const chunk of child.stdout) {
+        for (const line of splitter.push(chunk)) {
           for (const tx of reader.push(line)) {
             if (this.#o.own.has(tx.pid)) continue;
             const scopes = driftScopes(tx.changes, this.#o.table);

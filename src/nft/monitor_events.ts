@@ -105,3 +105,69 @@ export function driftScopes(
   }
   return out;
 }
+
+const SKIPPED_PREFIX = new TextEncoder().encode("add element ");
+const NEWLINE = 10;
+
+/**
+ * Cuts `nft monitor` output into the lines {@link MonitorReader} needs, without decoding the ones
+ * it does not: element additions. svcgate's own cold start prints one line per element (130,000
+ * at 10,000 services); an element someone else adds cannot stop traffic to a service, and the
+ * periodic full check removes it.
+ *
+ * @example
+ * ```ts
+ * const lines = new MonitorLineSplitter();
+ * for await (const chunk of child.stdout) for (const line of lines.push(chunk)) reader.push(line);
+ * ```
+ */
+export class MonitorLineSplitter {
+  readonly #decoder = new TextDecoder();
+  /** The start of a line whose end has not arrived, when the line is kept. */
+  #carry: Uint8Array[] = [];
+  /** True while inside a skipped line whose end has not arrived. */
+  #skipping = false;
+  /** Bytes of the current line seen so far (to match the prefix across chunks). */
+  #head = 0;
+
+  /** Takes the next chunk; returns the whole kept lines it completed. */
+  push(chunk: Uint8Array): string[] {
+    const out: string[] = [];
+    let start = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      if (this.#head < SKIPPED_PREFIX.length && !this.#skipping) {
+        const at = this.#head;
+        const c = chunk[i];
+        if (c !== SKIPPED_PREFIX[at]) this.#head = SKIPPED_PREFIX.length; // not a skipped line
+        else if (at + 1 === SKIPPED_PREFIX.length) {
+          this.#skipping = true;
+          this.#carry = [];
+        } else this.#head = at + 1;
+      }
+      if (chunk[i] !== NEWLINE) continue;
+      if (!this.#skipping) {
+        this.#carry.push(chunk.subarray(start, i));
+        out.push(this.#decodeCarry());
+      }
+      this.#carry = [];
+      this.#skipping = false;
+      this.#head = 0;
+      start = i + 1;
+    }
+    if (!this.#skipping && start < chunk.length) this.#carry.push(chunk.slice(start));
+    return out;
+  }
+
+  #decodeCarry(): string {
+    if (this.#carry.length === 1) return this.#decoder.decode(this.#carry[0]);
+    let n = 0;
+    for (const part of this.#carry) n += part.length;
+    const all = new Uint8Array(n);
+    let at = 0;
+    for (const part of this.#carry) {
+      all.set(part, at);
+      at += part.length;
+    }
+    return this.#decoder.decode(all);
+  }
+}

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { driftScopes, MonitorReader } from "./monitor_events.ts";
+import { driftScopes, MonitorLineSplitter, MonitorReader } from "./monitor_events.ts";
 
 // As nft 1.0.6 prints them (captured in a namespace: flush map, flush chain, delete chain,
 // flush ruleset).
@@ -61,4 +61,26 @@ Deno.test("driftScopes: elements name their set, rules their chain; tables, sets
   assertEquals(scope(1), [["ip", false, [], ["nat-output"]]]);
   assertEquals(scope(2), [["ip6", false, ["cluster-ips"], []]], "other tables are not ours");
   assertEquals(scope(3), [["ip", true, [], []]]);
+});
+
+Deno.test("MonitorLineSplitter: whole lines across any chunking; element additions are never decoded", () => {
+  const text = "add element ip svcgate cluster-ips { 198.19.0.1 }\n" +
+    "delete element ip svcgate vip-dispatch { 198.19.0.1 . tcp . 80 : goto lb-1 }\n" +
+    "add elemenX ip other\n" +
+    "add element ip svcgate hairpin { 198.18.0.1 . 198.18.0.1 }\n" +
+    "# new generation 3 by process 42 (deno)\n";
+  const want = [
+    "delete element ip svcgate vip-dispatch { 198.19.0.1 . tcp . 80 : goto lb-1 }",
+    "add elemenX ip other",
+    "# new generation 3 by process 42 (deno)",
+  ];
+  const bytes = new TextEncoder().encode(text);
+  for (const size of [1, 2, 5, 11, 12, 13, 64, bytes.length]) {
+    const splitter = new MonitorLineSplitter();
+    const got: string[] = [];
+    for (let i = 0; i < bytes.length; i += size) {
+      got.push(...splitter.push(bytes.slice(i, i + size)));
+    }
+    assertEquals(got, want, `chunks of ${size}`);
+  }
 });
