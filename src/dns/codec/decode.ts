@@ -1,8 +1,9 @@
 /**
  * Reading DNS messages: a general decoder that never throws and bounds everything by the bytes
  * present (compression pointers only backwards, names at most 255 bytes, counts checked before
- * allocating), and a scanner for the common query shape that the hot path uses without
- * allocating. Pure.
+ * allocating) and its work: at most {@link MAX_POINTERS_PER_NAME} compression pointers per name
+ * and a parse budget of label and pointer steps per message ({@link parseBudget}); and a scanner
+ * for the common query shape that the hot path uses without allocating. Pure.
  * @module
  */
 
@@ -19,6 +20,25 @@ import {
   RRType,
 } from "./records.ts";
 
+/**
+ * Compression pointers one name may follow: miekg/dns's (CoreDNS's) limit. A name is at most
+ * 255 bytes, so a longer walk can only be an attack: each pointer of a chain costs a step.
+ */
+export const MAX_POINTERS_PER_NAME = 126;
+
+/**
+ * Label and pointer steps a message of `length` bytes may cost to decode: two per byte (at
+ * least 1,024). Without pointers a message costs at most one step per two bytes; legitimate
+ * compression (a 2-byte pointer to a 5-label name) about one per byte; a 64 KB message whose
+ * owners each walk 8,000 pointers ~24 million (~20 ms), now FORMERR after 131,072 (~1 ms).
+ */
+export function parseBudget(length: number): number {
+  return Math.max(1024, 2 * length);
+}
+
+/** Which work limit a message hit. */
+export type DecodeLimit = "compression_pointers" | "parse_budget";
+
 /** Result of {@link decodeMessage}. */
 export type DecodeResult =
   | { readonly ok: true; readonly message: Message }
@@ -28,6 +48,8 @@ export type DecodeResult =
     readonly error: string;
     /** Present when at least 12 bytes arrived, so a FORMERR can be sent back. */
     readonly header?: Header;
+    /** Set when the message was refused for the work it would cost, not for its form. */
+    readonly limit?: DecodeLimit;
   };
 
 const latin1 = (bytes: Uint8Array, start: number, end: number): string => {
@@ -36,10 +58,18 @@ const latin1 = (bytes: Uint8Array, start: number, end: number): string => {
   return s;
 };
 
-class DecodeError extends Error {}
+class DecodeError extends Error {
+  constructor(message: string, readonly limit?: DecodeLimit) {
+    super(message);
+  }
+}
 
 class Reader {
-  constructor(readonly buf: Uint8Array, public pos: number) {}
+  /** Label and pointer steps left (see parseBudget). */
+  steps: number;
+  constructor(readonly buf: Uint8Array, public pos: number) {
+    this.steps = parseBudget(buf.length);
+  }
   need(n: number, what: string): void {
     if (this.pos + n > this.buf.length) {
       throw new DecodeError(
@@ -73,7 +103,8 @@ class Reader {
   }
   /**
    * Reads a possibly compressed name. Pointers must point strictly before the pointer itself,
-   * so every jump goes backwards and a loop is impossible; the wire length is capped at 255.
+   * so every jump goes backwards and a loop is impossible; the wire length is capped at 255,
+   * the pointers at MAX_POINTERS_PER_NAME, and every label and pointer spends the budget.
    */
   name(what: string): string {
     const buf = this.buf;
@@ -81,8 +112,17 @@ class Reader {
     let pos = this.pos;
     let jumped = false;
     let wireLen = 1;
+    let pointers = 0;
     const parts: string[] = [];
     for (;;) {
+      if (--this.steps < 0) {
+        throw new DecodeError(
+          `${what} at offset ${start}: the message costs more than its parse budget of ${
+            parseBudget(buf.length)
+          } label and pointer steps`,
+          "parse_budget",
+        );
+      }
       if (pos >= buf.length) {
         throw new DecodeError(`${what} at offset ${start}: name runs past the end`);
       }
@@ -100,6 +140,12 @@ class Reader {
         if (target >= pos) {
           throw new DecodeError(
             `${what} at offset ${start}: compression pointer to ${target} does not point backwards (loop)`,
+          );
+        }
+        if (++pointers > MAX_POINTERS_PER_NAME) {
+          throw new DecodeError(
+            `${what} at offset ${start}: name follows more than ${MAX_POINTERS_PER_NAME} compression pointers`,
+            "compression_pointers",
           );
         }
         if (!jumped) this.pos = pos + 2;
@@ -311,7 +357,9 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
     };
     return { ok: true, message };
   } catch (e) {
-    if (e instanceof DecodeError) return { ok: false, error: e.message, header };
+    if (e instanceof DecodeError) {
+      return { ok: false, error: e.message, header, ...(e.limit ? { limit: e.limit } : {}) };
+    }
     throw e;
   }
 }
