@@ -52,6 +52,8 @@ export type DecodeResult =
     readonly limit?: DecodeLimit;
   };
 
+const EMPTY = new Uint8Array(0);
+
 const latin1 = (bytes: Uint8Array, start: number, end: number): string => {
   let s = "";
   for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
@@ -67,9 +69,15 @@ class DecodeError extends Error {
 class Reader {
   /** Label and pointer steps left (see parseBudget). */
   steps: number;
-  constructor(readonly buf: Uint8Array, public pos: number) {
+  /**
+   * @param keep false: names, addresses and texts are checked as usual but not built (read as
+   *   "", so a record costs no strings); for the sections a query's reader throws away.
+   */
+  constructor(readonly buf: Uint8Array, public pos: number, public keep = true) {
     this.steps = parseBudget(buf.length);
   }
+  /** Whether the last name read was the root. */
+  root = false;
   need(n: number, what: string): void {
     if (this.pos + n > this.buf.length) {
       throw new DecodeError(
@@ -129,6 +137,7 @@ class Reader {
       const len = buf[pos];
       if (len === 0) {
         if (!jumped) this.pos = pos + 1;
+        this.root = wireLen === 1;
         break;
       }
       const kind = len & 0xc0;
@@ -165,10 +174,10 @@ class Reader {
       if (pos + 1 + len > buf.length) {
         throw new DecodeError(`${what} at offset ${start}: label runs past the end`);
       }
-      parts.push(labelText(buf, pos + 1, len));
+      if (this.keep) parts.push(labelText(buf, pos + 1, len));
       pos += 1 + len;
     }
-    return parts.join(".");
+    return this.keep ? parts.join(".") : "";
   }
 }
 
@@ -181,14 +190,14 @@ function readRData(r: Reader, type: number, rdlen: number, what: string): RData 
       if (rdlen !== 4) {
         throw new DecodeError(`${what} at offset ${r.pos}: A data is ${rdlen} bytes, not 4`);
       }
-      data = { address: formatIp({ family: 4, bytes: r.buf.subarray(r.pos, end) }) };
+      data = { address: r.keep ? formatIp({ family: 4, bytes: r.buf.subarray(r.pos, end) }) : "" };
       r.pos = end;
       break;
     case RRType.AAAA:
       if (rdlen !== 16) {
         throw new DecodeError(`${what} at offset ${r.pos}: AAAA data is ${rdlen} bytes, not 16`);
       }
-      data = { address: formatIp({ family: 6, bytes: r.buf.subarray(r.pos, end) }) };
+      data = { address: r.keep ? formatIp({ family: 6, bytes: r.buf.subarray(r.pos, end) }) : "" };
       r.pos = end;
       break;
     case RRType.CNAME:
@@ -225,14 +234,18 @@ function readRData(r: Reader, type: number, rdlen: number, what: string): RData 
         if (r.pos + len > end) {
           throw new DecodeError(`${what} at offset ${r.pos}: TXT string overruns data`);
         }
-        texts.push(latin1(r.buf, r.pos, r.pos + len));
+        if (r.keep) texts.push(latin1(r.buf, r.pos, r.pos + len));
         r.pos += len;
       }
       data = { texts };
       break;
     }
     default:
-      data = { raw: r.bytes(rdlen, `${what} data`) };
+      if (r.keep) data = { raw: r.bytes(rdlen, `${what} data`) };
+      else {
+        data = { raw: EMPTY };
+        r.pos = end;
+      }
   }
   if (r.pos !== end) {
     throw new DecodeError(`${what}: data length ${rdlen} does not match its content`);
@@ -265,7 +278,17 @@ function readHeader(buf: Uint8Array): Header {
  * if (r.ok) console.log(r.message.questions[0].name);
  * ```
  */
-export function decodeMessage(buf: Uint8Array): DecodeResult {
+export function decodeMessage(
+  buf: Uint8Array,
+  opts: {
+    /**
+     * false: the answer, authority and additional records are checked (form, limits) but not
+     * returned, only the OPT record is: a query's reader needs nothing else, and a 64 KB query
+     * of records then costs no strings or objects per record.
+     */
+    readonly records?: boolean;
+  } = {},
+): DecodeResult {
   if (buf.length < 12) {
     return { ok: false, error: `message is ${buf.length} bytes, shorter than a 12-byte header` };
   }
@@ -291,10 +314,12 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
     }
     let edns: Edns | undefined;
     let extRcode = 0;
+    r.keep = opts.records ?? true;
     const readSection = (count: number, section: string): ResourceRecord[] => {
       const out: ResourceRecord[] = [];
       for (let i = 0; i < count; i++) {
         const what = `${section} record ${i + 1}`;
+        const ownerAt = r.pos;
         const name = r.name(`${what} name`);
         const type = r.u16(`${what} type`);
         const klass = r.u16(`${what} class`);
@@ -305,7 +330,10 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
             throw new DecodeError(`${what}: OPT outside the additional section`);
           }
           if (edns) throw new DecodeError(`${what}: more than one OPT record`);
-          if (name !== "") throw new DecodeError(`${what}: OPT owner is "${name}", not the root`);
+          if (!r.root) {
+            const shown = r.keep ? name : new Reader(buf, ownerAt).name(`${what} name`);
+            throw new DecodeError(`${what}: OPT owner is "${shown}", not the root`);
+          }
           const end = r.pos + rdlen;
           r.need(rdlen, `${what} data`);
           const options: EdnsOption[] = [];
@@ -326,7 +354,8 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
           };
           continue;
         }
-        out.push({ name, type, class: klass, ttl, data: readRData(r, type, rdlen, what) });
+        const data = readRData(r, type, rdlen, what);
+        if (r.keep) out.push({ name, type, class: klass, ttl, data });
       }
       return out;
     };

@@ -174,14 +174,30 @@ const BAD: BadCase[] = [
 
 for (const c of BAD) {
   Deno.test(`wire: decode rejects ${c.name}`, () => {
-    const r = decodeMessage(c.bytes);
-    assert(!r.ok);
-    if (r.ok) return;
-    assert(c.error.test(r.error), `error "${r.error}" does not match ${c.error}`);
-    assertEquals(r.header !== undefined, c.header);
-    assertEquals(r.limit, c.limit);
+    // The same, whether the records are kept or only checked.
+    for (const records of [true, false]) {
+      const r = decodeMessage(c.bytes, { records });
+      assert(!r.ok);
+      if (r.ok) return;
+      assert(c.error.test(r.error), `error "${r.error}" does not match ${c.error}`);
+      assertEquals(r.header !== undefined, c.header);
+      assertEquals(r.limit, c.limit);
+    }
   });
 }
+
+Deno.test("wire: decode without records keeps the header, questions and OPT only", () => {
+  const query = flatRecordsQuery({ question: Q, size: 2000 });
+  // Append an OPT record (4096, DO) to the additional section.
+  const withOpt = new Uint8Array([...query, 0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0]);
+  withOpt[11] = 1;
+  const full = decodeMessage(withOpt);
+  const slim = decodeMessage(withOpt, { records: false });
+  assert(full.ok && slim.ok);
+  assertEquals(full.message.answers.length, 21);
+  assertEquals(slim.message, { ...full.message, answers: [], authority: [], additional: [] });
+  assertEquals(slim.message.edns, { udpSize: 4096, version: 0, dnssecOk: true, options: [] });
+});
 
 Deno.test("wire: decode reads what stays within the work limits", () => {
   const cases: { name: string; bytes: Uint8Array; answers: number }[] = [
