@@ -4,8 +4,8 @@
  * "good" client pod; the bad client's attacks and the good client's probes run as processes in
  * their namespaces (tests/support/dns_attack_client.ts); the daemon's RSS is sampled meanwhile.
  *
- * Services: `web` (a ClusterIP, what the good client asks) and `big`, headless with 200
- * endpoints (the truncation and amplification case).
+ * Services: `web` (a ClusterIP, what the good client asks), `big`, headless with 200 endpoints
+ * (the truncation and amplification case), and `mid`, headless with 20 (fits in 512 bytes).
  * @module
  */
 
@@ -21,6 +21,9 @@ export const WEB_NAME = "web.default.svc.cluster.local";
 export const WEB_VIP = "198.19.0.10";
 export const BIG_NAME = "big.default.svc.cluster.local";
 export const BIG_ENDPOINTS = 200;
+/** A headless service whose A answer (20 records) fits in 512 bytes: never truncated. */
+export const MID_NAME = "mid.default.svc.cluster.local";
+export const MID_ENDPOINTS = 20;
 
 const MANIFEST = `apiVersion: v1
 kind: Service
@@ -45,6 +48,22 @@ subsets:
     { length: BIG_ENDPOINTS },
     (_, i) => `{ ip: "198.18.${1 + (i >> 8)}.${i & 0xff}" }`,
   ).join(", ")
+}]
+    ports: [{ name: http, port: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: mid, namespace: default }
+spec:
+  clusterIP: None
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: { name: mid, namespace: default }
+subsets:
+  - addresses: [${
+  Array.from({ length: MID_ENDPOINTS }, (_, i) => `{ ip: "198.18.3.${i + 1}" }`).join(", ")
 }]
     ports: [{ name: http, port: 8080 }]
 `;
