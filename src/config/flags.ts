@@ -207,8 +207,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "dns-tcp-max-clients-per-ip",
     kind: "int",
     default: "64",
-    help: "DNS TCP connections from one source address; past it that client's oldest idle " +
-      "one is closed (or, with none idle, the new one)",
+    help: "DNS TCP connections from one source address; past it new ones are closed at once",
     commands: DAEMON,
   },
   {

@@ -187,11 +187,10 @@ export class DnsEngine {
     }
     let tcp: TcpDnsServer | null = null;
     if (options.tcp) {
-      // UDP first: TCP work stops every half millisecond to answer queued UDP queries.
+      // UDP first: TCP work stops every half millisecond to answer queued UDP queries, and
+      // rests a millisecond after 2 ms of work so the runtime polls every socket (turn_budget.ts).
       const ffi = udp instanceof FfiUdpServer ? udp : null;
-      const budget = new TurnBudget(
-        ffi ? { pumpUdp: () => void ffi.pump(), yieldTurn: () => ffi.yieldTurn() } : {},
-      );
+      const budget = new TurnBudget(ffi ? { pumpUdp: () => void ffi.pump() } : {});
       try {
         tcp = TcpDnsServer.open({
           hostname: options.hostname,

@@ -5,13 +5,12 @@
  * Fairness, after knotd's tcp-max-clients and unbound's tcp-connection-limit:
  * - at most `maxConnections` connections (`--dns-tcp-max-clients`, 1024), and at most
  *   `maxConnectionsPerIp` (`--dns-tcp-max-clients-per-ip`, 64) from one source address, so one
- *   client holds at most a sixteenth of the slots;
- * - a client at its own limit that connects again has its oldest idle connection closed (one
- *   that owes no answer, oldest last query first: slowloris and trickling connections go first);
- *   without one the new connection is closed;
+ *   client holds at most a sixteenth of the slots; a client at its own limit has its new
+ *   connection closed at once (the cheapest answer to a flood: nothing is set up);
  * - when every slot is taken, the heaviest client (most connections, the newcomer counted) loses
- *   its oldest idle connection to the newcomer, rather than the newcomer being refused; only when
- *   it has none is the newcomer closed;
+ *   its oldest idle connection (one that owes no answer, oldest last query first: slowloris and
+ *   trickling connections go first) to the newcomer, rather than the newcomer being refused; only
+ *   when it has none is the newcomer closed;
  * - every refusal and eviction is counted in `svcgate_dns_limit_hits_total{limit}` and logged at
  *   most once a minute per client (limit_log.ts).
  *
@@ -202,19 +201,15 @@ export class TcpDnsServer {
   /** Makes room for a connection from `address` (closing an idle one), or says no. */
   #admit(address: string): boolean {
     const { maxConnections: max, maxConnectionsPerIp: perIp } = this.#limits;
-    const own = this.#byAddress.get(address);
-    const ownCount = own?.size ?? 0;
+    const ownCount = this.#byAddress.get(address)?.size ?? 0;
     if (ownCount >= perIp) {
-      const victim = oldestIdle(own!);
-      if (victim) this.#evict(victim, "tcp_clients_per_ip", perIp);
-      else {
-        this.#limitLog.hit(
-          "tcp_clients_per_ip",
-          address,
-          `${ownCount} connections open, none idle (--dns-tcp-max-clients-per-ip ${perIp}): the new one was closed`,
-        );
-        return false;
-      }
+      // Closed at once: the cheapest answer to a flood from one address (nothing is set up).
+      this.#limitLog.hit(
+        "tcp_clients_per_ip",
+        address,
+        `${ownCount} connections open (--dns-tcp-max-clients-per-ip ${perIp}): the new one was closed`,
+      );
+      return false;
     }
     if (this.#open < max) return true;
     // Full: the heaviest client, the newcomer counted, gives up its oldest idle connection.
@@ -235,12 +230,11 @@ export class TcpDnsServer {
     return false;
   }
 
-  #evict(victim: TcpConnection, limit: "tcp_clients" | "tcp_clients_per_ip", max: number): void {
-    const flag = limit === "tcp_clients" ? "--dns-tcp-max-clients" : "--dns-tcp-max-clients-per-ip";
+  #evict(victim: TcpConnection, limit: "tcp_clients", max: number): void {
     this.#limitLog.hit(
       limit,
       victim.address,
-      `${flag} ${max} reached: its connection idle for ${
+      `--dns-tcp-max-clients ${max} reached: its connection idle for ${
         Math.round(performance.now() - victim.lastQueryAt)
       } ms was closed to make room`,
     );

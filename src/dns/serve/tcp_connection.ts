@@ -305,8 +305,9 @@ export class TcpConnection {
           // client has read some answers; a client that never does is cut off by the watchdog.
           while (this.#full() && !this.#closed) await this.#changed();
           if (this.#closed) return;
-          if (budget.due()) {
-            await budget.yieldTurn();
+          // UDP first, and every connection in turn: rest when TCP had its share (turn_budget.ts).
+          while (budget.due()) {
+            await budget.rest();
             if (this.#closed) return;
           }
           this.#lastActivity = this.lastQueryAt = performance.now();
@@ -314,6 +315,7 @@ export class TcpConnection {
           if (len < 12) return;
           // The handler reads the packet synchronously and keeps nothing of it: no copy.
           this.#answer(buf.subarray(pos + 2, pos + 2 + len));
+          budget.done();
           pos += 2 + len;
           if (limits.maxQueries > 0 && ++this.#queries >= limits.maxQueries) {
             this.#retire(

@@ -129,40 +129,33 @@ async function ask(c: Client, id: number): Promise<void> {
   assert(answers(c) > before, `${c.from} was closed instead of answered`);
 }
 
-Deno.test("TCP limits: a client at its per-IP limit loses its oldest idle connection; with none idle the new one is closed", async () => {
+Deno.test("TCP limits: a client at its per-IP limit has its new connections closed at once; others are served", async () => {
   const { server, lines, metrics, forwarder } = startServer({ maxConnectionsPerIp: 3 });
   const clients: Client[] = [];
   try {
-    for (let i = 0; i < 3; i++) {
-      clients.push(await connect(server.port, "127.0.0.2"));
-      await sleep(20);
-    }
+    for (let i = 0; i < 3; i++) clients.push(await connect(server.port, "127.0.0.2"));
     await until("3 connections served", () => server.connections === 3);
-    // The first one asked a query since: the second is now the oldest idle one.
-    await ask(clients[0], 1);
-    clients.push(await connect(server.port, "127.0.0.2"));
-    await until("the oldest idle connection closed", () => clients[1].closed);
-    await ask(clients[3], 2);
-    assertEquals(clients.map((c) => c.closed), [false, true, false, false]);
-    // Now every connection owes an answer (a forwarded question that stays in flight).
-    for (const c of [clients[0], clients[2], clients[3]]) {
-      c.write(frame(plainQuery("example.com", 9)));
+    for (let i = 0; i < 2; i++) {
+      const refused = await connect(server.port, "127.0.0.2");
+      clients.push(refused);
+      await until("the new connection closed", () => refused.closed);
     }
-    await sleep(50);
-    const refused = await connect(server.port, "127.0.0.2");
-    await until("the new connection closed", () => refused.closed);
-    assertEquals([clients[0], clients[2], clients[3]].map((c) => c.closed), [false, false, false]);
-    // Another address is not affected.
+    // The three it holds keep working; another address is not affected.
+    for (const [i, c] of clients.slice(0, 3).entries()) await ask(c, i);
     const other = await connect(server.port, "127.0.0.3");
-    await ask(other, 3);
-    clients.push(refused, other);
+    clients.push(other);
+    await ask(other, 9);
+    assertEquals(clients.map((c) => c.closed), [false, false, false, true, true, false]);
     const text = metrics();
     assert(text.includes('svcgate_dns_limit_hits_total{limit="tcp_clients_per_ip"} 2'), text);
-    assert(text.includes('svcgate_dns_limit_hits_total{limit="tcp_evicted"} 1'), text);
+    assert(!text.includes('limit="tcp_evicted"'), text);
     // One line a minute per limit and client address.
     const logged = lines.filter((l) => l.includes("tcp_clients_per_ip"));
     assertEquals(logged.length, 1, lines.join("\n"));
-    assert(logged[0].includes('"127.0.0.2"') && logged[0].includes("idle for"), logged[0]);
+    assert(
+      logged[0].includes('"127.0.0.2"') && logged[0].includes("3 connections open"),
+      logged[0],
+    );
   } finally {
     for (const c of clients) c.end();
     await server.stop();
@@ -197,8 +190,22 @@ Deno.test("TCP limits: when every slot is taken, the heaviest client (the newcom
     assertEquals([clients[2].closed, newcomer.closed, second.closed], [false, false, false]);
     assertEquals(server.connections, 4);
     clients.push(newcomer, second, again);
+    // When every connection owes an answer (a forwarded question in flight), a newcomer is closed.
+    for (const c of [clients[2], newcomer, second, again]) {
+      c.write(frame(plainQuery("example.com", 9)));
+    }
+    await sleep(50);
+    const refused = await connect(server.port, "127.0.0.6");
+    clients.push(refused);
+    await until("the newcomer closed", () => refused.closed);
+    assertEquals([clients[2].closed, newcomer.closed, second.closed, again.closed], [
+      false,
+      false,
+      false,
+      false,
+    ]);
     const text = metrics();
-    assert(text.includes('svcgate_dns_limit_hits_total{limit="tcp_clients"} 3'), text);
+    assert(text.includes('svcgate_dns_limit_hits_total{limit="tcp_clients"} 4'), text);
     assert(text.includes('svcgate_dns_limit_hits_total{limit="tcp_evicted"} 3'), text);
   } finally {
     for (const c of clients) c.end();

@@ -1,59 +1,44 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { TurnBudget } from "./turn_budget.ts";
 
-Deno.test("TurnBudget: UDP is pumped every pumpMs of TCP work, the loop yielded after turnMs", async () => {
+Deno.test("TurnBudget: UDP pumped every pumpMs of TCP work; a rest after turnMs of work or turnMessages messages", async () => {
   let now = 0;
   let pumped = 0;
-  let turns = 0;
   const budget = new TurnBudget({
     pumpUdp: () => pumped++,
-    yieldTurn: () => {
-      turns++;
-      return new Promise((r) => setTimeout(r, 0));
-    },
     pumpMs: 0.5,
-    turnMs: 4,
+    turnMs: 2,
+    turnMessages: 64,
     now: () => now,
   });
-  // Messages of 0.3 ms each, back to back in one synchronous stretch.
-  const steps: { at: number; pumps: number; due: boolean }[] = [
-    { at: 0, pumps: 0, due: false },
-    { at: 0.3, pumps: 0, due: false },
-    { at: 0.6, pumps: 1, due: false },
-    { at: 0.9, pumps: 1, due: false },
-    { at: 1.2, pumps: 2, due: false },
-    { at: 3.9, pumps: 3, due: false },
-    { at: 4.2, pumps: 3, due: true },
+  // Messages of 0.3 ms each, with pauses between them that do not count (a preempted process).
+  const steps: { pumpsBefore: number; due: boolean }[] = [
+    { pumpsBefore: 0, due: false }, // work 0
+    { pumpsBefore: 0, due: false }, // 0.3
+    { pumpsBefore: 1, due: false }, // 0.6: pumped
+    { pumpsBefore: 1, due: false }, // 0.9
+    { pumpsBefore: 2, due: false }, // 1.2
+    { pumpsBefore: 2, due: false }, // 1.5
+    { pumpsBefore: 3, due: false }, // 1.8
+    { pumpsBefore: 3, due: true }, // 2.1: rest
   ];
-  for (const s of steps) {
-    now = s.at;
-    assertEquals(budget.due(), s.due, `due at ${s.at}`);
-    assertEquals(pumped, s.pumps, `pumps at ${s.at}`);
+  for (const [i, s] of steps.entries()) {
+    assertEquals(budget.due(), s.due, `due before message ${i}`);
+    assertEquals(pumped, s.pumpsBefore, `pumps before message ${i}`);
+    now += 0.3;
+    budget.done();
+    now += 5;
   }
-  // Connections asking at once share one turn; after it a fresh stretch starts.
-  const [a, b] = [budget.yieldTurn(), budget.yieldTurn()];
+  // Connections asking at once share one rest; after it the counts start again.
+  const [a, b] = [budget.rest(), budget.rest()];
   assertEquals(a, b);
   await a;
-  assertEquals([turns, budget.yields], [1, 1]);
-  now = 4.3;
+  assertEquals(budget.rests, 1);
   assertEquals(budget.due(), false);
-  now = 8.4;
+  // Cheap messages: the 64th one rests too.
+  for (let i = 0; i < 64; i++) {
+    assertEquals(budget.due(), false, `cheap message ${i}`);
+    budget.done();
+  }
   assertEquals(budget.due(), true);
-});
-
-Deno.test("TurnBudget: once the event loop turns on its own, the next message starts a fresh stretch", async () => {
-  let now = 0;
-  const budget = new TurnBudget({ now: () => now, turnMs: 4 });
-  assertEquals(budget.due(), false);
-  now = 3.9;
-  assertEquals(budget.due(), false);
-  // A timer turn passes (other I/O ran): the stretch ends without a yield.
-  await new Promise((r) => setTimeout(r, 5));
-  now = 5;
-  assertEquals(budget.due(), false);
-  now = 8.9;
-  assertEquals(budget.due(), false);
-  now = 9.1;
-  assertEquals(budget.due(), true);
-  assertEquals(budget.yields, 0);
 });
