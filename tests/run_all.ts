@@ -18,6 +18,7 @@ const TOOLS: Record<string, string> = {
   openssl: "openssl",
   curl: "curl",
   python3: "python3",
+  "musl-gcc": "musl-tools",
 };
 
 async function sh(

@@ -31,6 +31,10 @@ export interface Config {
   /** Upstream resolvers as `ip:port`; null means the host's resolv.conf. */
   readonly upstreams: readonly string[] | null;
   readonly dnsAllowRecursion: readonly Cidr[];
+  /** DNS over TCP: connection limits and timeouts (`--dns-tcp-*`); 0 lifetime/queries: no cap. */
+  readonly dnsTcp: DnsTcpConfig;
+  /** UDP responses per second per source address (`--dns-rrl`); 0: no limit. */
+  readonly dnsRrl: number;
   readonly stateDir: string;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
@@ -40,6 +44,16 @@ export interface Config {
   readonly metricsBind: HostPort | null;
   readonly logFormat: "text" | "json";
   readonly logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** The DNS-over-TCP limits (`--dns-tcp-*`). */
+export interface DnsTcpConfig {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly idleTimeoutMs: number;
+  readonly ioTimeoutMs: number;
+  readonly maxLifetimeMs: number;
+  readonly maxQueries: number;
 }
 
 /** The subcommands. */
@@ -178,6 +192,61 @@ export const FLAGS: readonly FlagSpec[] = [
     kind: "cidrs",
     default: "",
     help: "Clients allowed to resolve non-cluster names (default: loopback and --cluster-cidr)",
+    commands: DAEMON,
+  },
+  // Issue 20: no DNS client can wedge, starve or amplify (names after knotd's tcp-* settings).
+  {
+    name: "dns-tcp-max-clients",
+    kind: "int",
+    default: "1024",
+    help: "DNS TCP connections served at once; when all are taken, the client with the most " +
+      "loses its oldest idle one to a newcomer",
+    commands: DAEMON,
+  },
+  {
+    name: "dns-tcp-max-clients-per-ip",
+    kind: "int",
+    default: "64",
+    help: "DNS TCP connections from one source address; past it new ones are closed at once",
+    commands: DAEMON,
+  },
+  {
+    name: "dns-tcp-idle-timeout",
+    kind: "duration",
+    default: "10s",
+    help: "Close a DNS TCP connection that sends and receives nothing this long",
+    commands: DAEMON,
+  },
+  {
+    name: "dns-tcp-io-timeout",
+    kind: "duration",
+    default: "5s",
+    help: "A DNS TCP query that started arriving must arrive whole, and an answer being " +
+      "written must make progress, within this long",
+    commands: DAEMON,
+  },
+  {
+    name: "dns-tcp-max-lifetime",
+    kind: "duration",
+    default: "2m",
+    help: "A DNS TCP connection reads no more after this long, sends what it owes and " +
+      "closes (0: no limit)",
+    commands: DAEMON,
+  },
+  {
+    name: "dns-tcp-max-queries",
+    kind: "int",
+    default: "0",
+    help: "Queries one DNS TCP connection may ask before it closes after their answers " +
+      "(0: no limit)",
+    commands: DAEMON,
+  },
+  {
+    name: "dns-rrl",
+    kind: "int",
+    default: "0",
+    help: "UDP responses per second per source address; past it every 2nd is sent " +
+      "truncated (the client retries over TCP), the others dropped (0: off)",
     commands: DAEMON,
   },
   {
@@ -443,6 +512,34 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     ]
     : cidrs("dns-allow-recursion");
   const dnsBind = bool("dns") ? hostPort("dns-bind-address") : null;
+  const whole = (name: string, min: number, max: number): number => {
+    const v = value(name);
+    return /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max
+      ? Number(v)
+      : fail(name, `expected a whole number ${min}-${max}`);
+  };
+  const timeout = (name: string, zero: boolean): number => {
+    if (zero && value(name) === "0") return 0;
+    const ms = duration(name);
+    return ms >= 1 && ms <= 86_400_000 && Number.isInteger(ms)
+      ? ms
+      : fail(name, `expected 1ms-24h${zero ? " or 0" : ""}`);
+  };
+  const dnsTcp: DnsTcpConfig = {
+    maxConnections: whole("dns-tcp-max-clients", 1, 65_536),
+    maxConnectionsPerIp: whole("dns-tcp-max-clients-per-ip", 1, 65_536),
+    idleTimeoutMs: timeout("dns-tcp-idle-timeout", false),
+    ioTimeoutMs: timeout("dns-tcp-io-timeout", false),
+    maxLifetimeMs: timeout("dns-tcp-max-lifetime", true),
+    maxQueries: whole("dns-tcp-max-queries", 0, 1_000_000_000),
+  };
+  if (dnsTcp.maxConnectionsPerIp > dnsTcp.maxConnections) {
+    fail(
+      "dns-tcp-max-clients-per-ip",
+      `more than --dns-tcp-max-clients (${dnsTcp.maxConnections})`,
+    );
+  }
+  const dnsRrl = whole("dns-rrl", 0, 1_000_000);
   if (value("manifests") !== "" && (value("kubeconfig") !== "" || value("master") !== "")) {
     throw new UsageError(
       "--manifests cannot be combined with --kubeconfig or --master: choose one source",
@@ -464,6 +561,8 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     dnsWorkers,
     upstreams,
     dnsAllowRecursion,
+    dnsTcp,
+    dnsRrl,
     stateDir: value("state-dir"),
     minSyncPeriodMs: duration("min-sync-period"),
     syncPeriodMs: duration("sync-period"),

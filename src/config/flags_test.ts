@@ -19,6 +19,8 @@ Deno.test("flags: defaults", () => {
       metricsBind: config.metricsBind,
       allow: config.dnsAllowRecursion.map((c) => c.text),
       upstreams: config.upstreams,
+      dnsTcp: config.dnsTcp,
+      dnsRrl: config.dnsRrl,
     },
     {
       clusterDomain: "cluster.local",
@@ -32,6 +34,15 @@ Deno.test("flags: defaults", () => {
       metricsBind: { hostname: "127.0.0.1", port: 10249 },
       allow: ["127.0.0.0/8", "::1/128"],
       upstreams: null,
+      dnsTcp: {
+        maxConnections: 1024,
+        maxConnectionsPerIp: 64,
+        idleTimeoutMs: 10_000,
+        ioTimeoutMs: 5_000,
+        maxLifetimeMs: 120_000,
+        maxQueries: 0,
+      },
+      dnsRrl: 0,
     },
   );
 });
@@ -74,6 +85,28 @@ Deno.test("flags: values in both spellings, lists and durations", () => {
   assertEquals(parseArgs(["run", "--dns=false"], HOST).config.dnsBind, null);
   assertEquals(parseArgs(["ipam", "pin", "--manifests", "x"], HOST).command, "ipam-pin");
   assertEquals(parseArgs(["render", "--help"], HOST).help, true);
+});
+
+Deno.test("flags: the DNS limits of issue 20", () => {
+  const { config } = parseArgs([
+    "run",
+    "--dns-tcp-max-clients=200",
+    "--dns-tcp-max-clients-per-ip=200",
+    "--dns-tcp-idle-timeout=3s",
+    "--dns-tcp-io-timeout=500ms",
+    "--dns-tcp-max-lifetime=0",
+    "--dns-tcp-max-queries=1000",
+    "--dns-rrl=100",
+  ], HOST);
+  assertEquals(config.dnsTcp, {
+    maxConnections: 200,
+    maxConnectionsPerIp: 200,
+    idleTimeoutMs: 3000,
+    ioTimeoutMs: 500,
+    maxLifetimeMs: 0,
+    maxQueries: 1000,
+  });
+  assertEquals(config.dnsRrl, 100);
 });
 
 Deno.test("flags: bad input names the flag and quotes the value", () => {
@@ -119,6 +152,27 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
     ],
     [["run", "--log-format", "yaml"], 'invalid --log-format "yaml": expected one of text, json'],
     [["run", "--dns=maybe"], 'invalid --dns "maybe": expected true or false'],
+    [
+      ["run", "--dns-tcp-max-clients", "0"],
+      'invalid --dns-tcp-max-clients "0": expected a whole number 1-65536',
+    ],
+    [
+      ["run", "--dns-tcp-max-clients-per-ip", "65", "--dns-tcp-max-clients", "64"],
+      'invalid --dns-tcp-max-clients-per-ip "65": more than --dns-tcp-max-clients (64)',
+    ],
+    [
+      ["run", "--dns-tcp-idle-timeout", "0"],
+      'invalid --dns-tcp-idle-timeout "0": not a duration',
+    ],
+    [
+      ["run", "--dns-tcp-io-timeout", "0.5ms"],
+      'invalid --dns-tcp-io-timeout "0.5ms": expected 1ms-24h',
+    ],
+    [
+      ["run", "--dns-tcp-max-lifetime", "2d"],
+      'invalid --dns-tcp-max-lifetime "2d": not a duration',
+    ],
+    [["run", "--dns-rrl", "-5"], 'invalid --dns-rrl "-5": expected a whole number 0-1000000'],
     [
       ["run", "--upstream", "dns.google"],
       'invalid --upstream "dns.google": "dns.google" is not IP[:PORT]',

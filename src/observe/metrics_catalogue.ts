@@ -341,6 +341,14 @@ export const DNS_METRICS = {
     help: "TCP connections closed because the client stopped reading its answers",
     type: "counter",
   },
+  // Issue 20: the limits that keep one client from wedging, starving or amplifying through DNS.
+  limitHits: {
+    name: "svcgate_dns_limit_hits_total",
+    help:
+      "Times a DNS limit was hit, by limit: compression_pointers, parse_budget (FORMERR); tcp_clients, tcp_clients_per_ip (connection refused), tcp_evicted (idle connection closed for a newcomer), tcp_lifetime, tcp_queries, tcp_io_timeout (connection closed); rrl (response rate limited)",
+    type: "counter",
+    labels: ["limit"],
+  },
   zoneRecords: {
     name: "svcgate_dns_zone_records",
     help: "Records in the published DNS zone",

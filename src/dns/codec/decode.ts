@@ -1,8 +1,9 @@
 /**
  * Reading DNS messages: a general decoder that never throws and bounds everything by the bytes
  * present (compression pointers only backwards, names at most 255 bytes, counts checked before
- * allocating), and a scanner for the common query shape that the hot path uses without
- * allocating. Pure.
+ * allocating) and its work: at most {@link MAX_POINTERS_PER_NAME} compression pointers per name
+ * and a parse budget of label and pointer steps per message ({@link parseBudget}); and a scanner
+ * for the common query shape that the hot path uses without allocating. Pure.
  * @module
  */
 
@@ -18,6 +19,25 @@ import {
   RRType,
 } from "./records.ts";
 
+/**
+ * Compression pointers one name may follow: miekg/dns's (CoreDNS's) limit. A name is at most
+ * 255 bytes, so a longer walk can only be an attack: each pointer of a chain costs a step.
+ */
+export const MAX_POINTERS_PER_NAME = 126;
+
+/**
+ * Label and pointer steps a message of `length` bytes may cost to decode: two per byte (at
+ * least 1,024). Without pointers a message costs at most one step per two bytes; legitimate
+ * compression (a 2-byte pointer to a 5-label name) about one per byte; a 64 KB message whose
+ * owners each walk 8,000 pointers ~24 million (~20 ms), now FORMERR after 131,072 (~1 ms).
+ */
+export function parseBudget(length: number): number {
+  return Math.max(1024, 2 * length);
+}
+
+/** Which work limit a message hit. */
+export type DecodeLimit = "compression_pointers" | "parse_budget";
+
 /** Result of {@link decodeMessage}. */
 export type DecodeResult =
   | { readonly ok: true; readonly message: Message }
@@ -27,13 +47,29 @@ export type DecodeResult =
     readonly error: string;
     /** Present when at least 12 bytes arrived, so a FORMERR can be sent back. */
     readonly header?: Header;
+    /** Set when the message was refused for the work it would cost, not for its form. */
+    readonly limit?: DecodeLimit;
   };
 
-/** A malformed message; record data errors (rdata.ts) are one kind of it. */
-class DecodeError extends RDataError {}
+/** A malformed (or too costly) message; record data errors (rdata.ts) are one kind of it. */
+class DecodeError extends RDataError {
+  constructor(message: string, readonly limit?: DecodeLimit) {
+    super(message);
+  }
+}
 
 class Reader {
-  constructor(readonly buf: Uint8Array, public pos: number) {}
+  /** Label and pointer steps left (see parseBudget). */
+  steps: number;
+  /**
+   * @param keep false: names, addresses and texts are checked as usual but not built (read as
+   *   "", so a record costs no strings); for the sections a query's reader throws away.
+   */
+  constructor(readonly buf: Uint8Array, public pos: number, public keep = true) {
+    this.steps = parseBudget(buf.length);
+  }
+  /** Whether the last name read was the root. */
+  root = false;
   need(n: number, what: string): void {
     if (this.pos + n > this.buf.length) {
       throw new DecodeError(
@@ -67,7 +103,8 @@ class Reader {
   }
   /**
    * Reads a possibly compressed name. Pointers must point strictly before the pointer itself,
-   * so every jump goes backwards and a loop is impossible; the wire length is capped at 255.
+   * so every jump goes backwards and a loop is impossible; the wire length is capped at 255,
+   * the pointers at MAX_POINTERS_PER_NAME, and every label and pointer spends the budget.
    */
   name(what: string): string {
     const buf = this.buf;
@@ -75,14 +112,24 @@ class Reader {
     let pos = this.pos;
     let jumped = false;
     let wireLen = 1;
+    let pointers = 0;
     const parts: string[] = [];
     for (;;) {
+      if (--this.steps < 0) {
+        throw new DecodeError(
+          `${what} at offset ${start}: the message costs more than its parse budget of ${
+            parseBudget(buf.length)
+          } label and pointer steps`,
+          "parse_budget",
+        );
+      }
       if (pos >= buf.length) {
         throw new DecodeError(`${what} at offset ${start}: name runs past the end`);
       }
       const len = buf[pos];
       if (len === 0) {
         if (!jumped) this.pos = pos + 1;
+        this.root = wireLen === 1;
         break;
       }
       const kind = len & 0xc0;
@@ -94,6 +141,12 @@ class Reader {
         if (target >= pos) {
           throw new DecodeError(
             `${what} at offset ${start}: compression pointer to ${target} does not point backwards (loop)`,
+          );
+        }
+        if (++pointers > MAX_POINTERS_PER_NAME) {
+          throw new DecodeError(
+            `${what} at offset ${start}: name follows more than ${MAX_POINTERS_PER_NAME} compression pointers`,
+            "compression_pointers",
           );
         }
         if (!jumped) this.pos = pos + 2;
@@ -113,10 +166,10 @@ class Reader {
       if (pos + 1 + len > buf.length) {
         throw new DecodeError(`${what} at offset ${start}: label runs past the end`);
       }
-      parts.push(labelText(buf, pos + 1, len));
+      if (this.keep) parts.push(labelText(buf, pos + 1, len));
       pos += 1 + len;
     }
-    return parts.join(".");
+    return this.keep ? parts.join(".") : "";
   }
 }
 
@@ -145,7 +198,17 @@ function readHeader(buf: Uint8Array): Header {
  * if (r.ok) console.log(r.message.questions[0].name);
  * ```
  */
-export function decodeMessage(buf: Uint8Array): DecodeResult {
+export function decodeMessage(
+  buf: Uint8Array,
+  opts: {
+    /**
+     * false: the answer, authority and additional records are checked (form, limits) but not
+     * returned, only the OPT record is: a query's reader needs nothing else, and a 64 KB query
+     * of records then costs no strings or objects per record.
+     */
+    readonly records?: boolean;
+  } = {},
+): DecodeResult {
   if (buf.length < 12) {
     return { ok: false, error: `message is ${buf.length} bytes, shorter than a 12-byte header` };
   }
@@ -171,10 +234,12 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
     }
     let edns: Edns | undefined;
     let extRcode = 0;
+    r.keep = opts.records ?? true;
     const readSection = (count: number, section: string): ResourceRecord[] => {
       const out: ResourceRecord[] = [];
       for (let i = 0; i < count; i++) {
         const what = `${section} record ${i + 1}`;
+        const ownerAt = r.pos;
         const name = r.name(`${what} name`);
         const type = r.u16(`${what} type`);
         const klass = r.u16(`${what} class`);
@@ -185,7 +250,10 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
             throw new DecodeError(`${what}: OPT outside the additional section`);
           }
           if (edns) throw new DecodeError(`${what}: more than one OPT record`);
-          if (name !== "") throw new DecodeError(`${what}: OPT owner is "${name}", not the root`);
+          if (!r.root) {
+            const shown = r.keep ? name : new Reader(buf, ownerAt).name(`${what} name`);
+            throw new DecodeError(`${what}: OPT owner is "${shown}", not the root`);
+          }
           const end = r.pos + rdlen;
           r.need(rdlen, `${what} data`);
           const options: EdnsOption[] = [];
@@ -206,7 +274,8 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
           };
           continue;
         }
-        out.push({ name, type, class: klass, ttl, data: readRData(r, type, rdlen, what) });
+        const data = readRData(r, type, rdlen, what);
+        if (r.keep) out.push({ name, type, class: klass, ttl, data });
       }
       return out;
     };
@@ -237,6 +306,9 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
     };
     return { ok: true, message };
   } catch (e) {
+    if (e instanceof DecodeError && e.limit) {
+      return { ok: false, error: e.message, header, limit: e.limit };
+    }
     if (e instanceof RDataError) return { ok: false, error: e.message, header };
     throw e;
   }

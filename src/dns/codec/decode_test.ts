@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { decodeMessage, newQueryScan, scanQuery } from "./decode.ts";
+import { decodeMessage, MAX_POINTERS_PER_NAME, newQueryScan, scanQuery } from "./decode.ts";
+import { flatRecordsQuery, pointerChainQuery } from "../../../tests/support/dns_attack.ts";
 
 /** Builds a query packet by hand. */
 function packet(parts: number[][]): Uint8Array {
@@ -14,7 +15,11 @@ interface BadCase {
   bytes: Uint8Array;
   error: RegExp;
   header: boolean;
+  /** The work limit named in the result, when the message is refused for its cost. */
+  limit?: "compression_pointers" | "parse_budget";
 }
+
+const Q = "web.default.svc.cluster.local";
 
 const BAD: BadCase[] = [
   {
@@ -142,17 +147,81 @@ const BAD: BadCase[] = [
     error: /longer than 255 bytes/,
     header: true,
   },
+  {
+    // The owner's pointer plus a chain of 126: one more than miekg/dns allows.
+    name: "a name through 127 compression pointers",
+    bytes: pointerChainQuery({ question: Q, chain: MAX_POINTERS_PER_NAME, size: 330 }),
+    error: /answer record 2 name at offset \d+: name follows more than 126 compression pointers/,
+    header: true,
+    limit: "compression_pointers",
+  },
+  {
+    name: "the issue's probe: owners walking 8,000-pointer chains in 64 KB",
+    bytes: pointerChainQuery({ question: Q, chain: 8000 }),
+    error: /more than 126 compression pointers/,
+    header: true,
+    limit: "compression_pointers",
+  },
+  {
+    // 120 pointers per owner is legal for one name, not for 3,000 of them in one message.
+    name: "64 KB of owners walking 120-pointer chains",
+    bytes: pointerChainQuery({ question: Q, chain: 120 }),
+    error: /costs more than its parse budget of 131062 label and pointer steps/,
+    header: true,
+    limit: "parse_budget",
+  },
 ];
 
 for (const c of BAD) {
   Deno.test(`wire: decode rejects ${c.name}`, () => {
-    const r = decodeMessage(c.bytes);
-    assert(!r.ok);
-    if (r.ok) return;
-    assert(c.error.test(r.error), `error "${r.error}" does not match ${c.error}`);
-    assertEquals(r.header !== undefined, c.header);
+    // The same, whether the records are kept or only checked.
+    for (const records of [true, false]) {
+      const r = decodeMessage(c.bytes, { records });
+      assert(!r.ok);
+      if (r.ok) return;
+      assert(c.error.test(r.error), `error "${r.error}" does not match ${c.error}`);
+      assertEquals(r.header !== undefined, c.header);
+      assertEquals(r.limit, c.limit);
+    }
   });
 }
+
+Deno.test("wire: decode without records keeps the header, questions and OPT only", () => {
+  const query = flatRecordsQuery({ question: Q, size: 2000 });
+  // Append an OPT record (4096, DO) to the additional section.
+  const withOpt = new Uint8Array([...query, 0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0]);
+  withOpt[11] = 1;
+  const full = decodeMessage(withOpt);
+  const slim = decodeMessage(withOpt, { records: false });
+  assert(full.ok && slim.ok);
+  assertEquals(full.message.answers.length, 21);
+  assertEquals(slim.message, { ...full.message, answers: [], authority: [], additional: [] });
+  assertEquals(slim.message.edns, { udpSize: 4096, version: 0, dnssecOk: true, options: [] });
+});
+
+Deno.test("wire: decode reads what stays within the work limits", () => {
+  const cases: { name: string; bytes: Uint8Array; answers: number }[] = [
+    {
+      // The owner's pointer plus a chain of 125: exactly miekg/dns's 126.
+      name: "a name through 126 compression pointers",
+      bytes: pointerChainQuery({ question: Q, chain: MAX_POINTERS_PER_NAME - 1, size: 330 }),
+      answers: 2,
+    },
+    {
+      // 4,000 owners, each a pointer to a pointer to the question name: 7 steps per 16 bytes.
+      name: "64 KB of ordinary compression",
+      bytes: pointerChainQuery({ question: Q, chain: 1 }),
+      answers: 4093,
+    },
+    { name: "64 KB of flat records", bytes: flatRecordsQuery({ question: Q }), answers: 720 },
+  ];
+  for (const c of cases) {
+    const r = decodeMessage(c.bytes);
+    assert(r.ok, `${c.name}: ${r.ok ? "" : r.error}`);
+    assertEquals(r.message.answers.length, c.answers, c.name);
+    assertEquals(r.message.answers[c.answers - 1].name.length > 0, true, c.name);
+  }
+});
 
 Deno.test("wire: scanQuery accepts the common shapes and declines the rest", () => {
   const scan = newQueryScan();

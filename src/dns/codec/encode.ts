@@ -146,10 +146,12 @@ function writeOpt(w: Writer, edns: Edns, rcode: number): void {
 }
 
 /**
- * Encodes a message with name compression. When it exceeds `maxSize`, answer records are kept
- * while they fit and TC is set; authority and additional records that do not fit are dropped
- * (additional ones silently, as RFC 2181 allows). The header, question and OPT always stay.
- * Throws only on data that cannot be encoded (a bad name or address in a record we built).
+ * Encodes a message with name compression. When its answer or authority records do not fit in
+ * `maxSize`, the message is truncated as knotd does: TC set and no records at all, only the
+ * header, question and OPT, so a truncated UDP answer is never larger than the query it answers
+ * (no amplification) and the client retries over TCP for the whole answer. Additional records
+ * that do not fit are dropped silently, without TC (RFC 2181 9). Throws only on data that cannot
+ * be encoded (a bad name or address in a record we built).
  *
  * @example
  * ```ts
@@ -187,6 +189,7 @@ function encodeInto(w: Writer, msg: Message, maxSize: number): void {
     w.u16(q.class);
   }
   const optLen = msg.edns ? 11 + msg.edns.options.reduce((n, o) => n + 4 + o.data.length, 0) : 0;
+  const afterQuestion = w.len;
   let tc = msg.tc;
   const counts = [0, 0, 0];
   const sections = [msg.answers, msg.authority, msg.additional];
@@ -203,6 +206,10 @@ function encodeInto(w: Writer, msg: Message, maxSize: number): void {
       }
       counts[s]++;
     }
+  }
+  if (tc) {
+    w.rollback(afterQuestion);
+    counts[0] = counts[1] = counts[2] = 0;
   }
   if (msg.edns) writeOpt(w, msg.edns, msg.rcode);
   const b = w.buf;

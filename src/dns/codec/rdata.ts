@@ -23,6 +23,8 @@ import {
 export interface RDataReader {
   readonly buf: Uint8Array;
   pos: number;
+  /** false: data is checked as usual but not built (a query's sections that are thrown away). */
+  readonly keep: boolean;
   need(n: number, what: string): void;
   u8(what: string): number;
   u16(what: string): number;
@@ -41,6 +43,8 @@ export interface RDataWriter {
   bytes(b: Uint8Array): void;
   name(name: string, compress: boolean): void;
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Record data that does not match its type; the decoder reports it as a malformed message. */
 export class RDataError extends Error {}
@@ -61,14 +65,14 @@ export function readRData(r: RDataReader, type: number, rdlen: number, what: str
       if (rdlen !== 4) {
         throw new RDataError(`${what} at offset ${r.pos}: A data is ${rdlen} bytes, not 4`);
       }
-      data = { address: formatIp({ family: 4, bytes: r.buf.subarray(r.pos, end) }) };
+      data = { address: r.keep ? formatIp({ family: 4, bytes: r.buf.subarray(r.pos, end) }) : "" };
       r.pos = end;
       break;
     case RRType.AAAA:
       if (rdlen !== 16) {
         throw new RDataError(`${what} at offset ${r.pos}: AAAA data is ${rdlen} bytes, not 16`);
       }
-      data = { address: formatIp({ family: 6, bytes: r.buf.subarray(r.pos, end) }) };
+      data = { address: r.keep ? formatIp({ family: 6, bytes: r.buf.subarray(r.pos, end) }) : "" };
       r.pos = end;
       break;
     case RRType.CNAME:
@@ -105,14 +109,18 @@ export function readRData(r: RDataReader, type: number, rdlen: number, what: str
         if (r.pos + len > end) {
           throw new RDataError(`${what} at offset ${r.pos}: TXT string overruns data`);
         }
-        texts.push(latin1(r.buf, r.pos, r.pos + len));
+        if (r.keep) texts.push(latin1(r.buf, r.pos, r.pos + len));
         r.pos += len;
       }
       data = { texts };
       break;
     }
     default:
-      data = { raw: r.bytes(rdlen, `${what} data`) };
+      if (r.keep) data = { raw: r.bytes(rdlen, `${what} data`) };
+      else {
+        data = { raw: EMPTY };
+        r.pos = end;
+      }
   }
   if (r.pos !== end) {
     throw new RDataError(`${what}: data length ${rdlen} does not match its content`);

@@ -11,7 +11,10 @@ import { AnswerTableBuilder } from "../answer/fast.ts";
 import { AllowList } from "./allow_list.ts";
 import { type AnswerFiller, QueryHandler } from "./handler.ts";
 import { DnsStats, type StatsDelta } from "./stats.ts";
-import { TcpDnsServer } from "./tcp.ts";
+import { type TcpDnsOptions, TcpDnsServer } from "./tcp.ts";
+import { LimitLog } from "./limit_log.ts";
+import { ResponseRateLimiter } from "./rrl.ts";
+import { TurnBudget } from "./turn_budget.ts";
 import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
 import { DnsCache } from "./dns_cache.ts";
@@ -37,6 +40,14 @@ const CACHED_NAMES = 4096;
 /** Which UDP transport to use. */
 export type UdpTransportChoice = "auto" | "ffi" | "node";
 
+/** The TCP limits a user sets (`--dns-tcp-*`); tcp.ts documents each and its default. */
+export type TcpLimits = Partial<
+  Pick<
+    TcpDnsOptions,
+    "maxConnections" | "maxConnectionsPerIp" | "ioTimeoutMs" | "maxLifetimeMs" | "maxQueries"
+  >
+>;
+
 /** Everything an engine needs; structured-clone friendly. */
 export interface EngineOptions {
   readonly hostname: string;
@@ -52,6 +63,10 @@ export interface EngineOptions {
   /** Serve TCP too (one engine does). */
   readonly tcp: boolean;
   readonly tcpIdleTimeoutMs: number;
+  /** Connection limits and timeouts of TCP; unset ones take tcp.ts's defaults. */
+  readonly tcpLimits?: TcpLimits;
+  /** UDP responses per second per source address (`--dns-rrl`); 0 or absent: no limit. */
+  readonly rrlResponsesPerSecond?: number;
   readonly upstreamTimeoutMs: number;
   readonly cacheSize: number;
 }
@@ -130,6 +145,11 @@ export class DnsEngine {
     });
     const allow = new AllowList(options.allowRecursion);
     const onError = (message: string) => log("warn", message);
+    // One place counts and logs every limit hit of this engine, whichever transport saw it.
+    const limitLog = new LimitLog({ stats, warn: onError });
+    const rrl = options.rrlResponsesPerSecond
+      ? new ResponseRateLimiter({ responsesPerSecond: options.rrlResponsesPerSecond })
+      : undefined;
     let udp: FfiUdpServer | NodeUdpServer;
     let udpLoop: Promise<void>;
     const ffi = ffiAvailability();
@@ -143,6 +163,8 @@ export class DnsEngine {
         handler,
         allow,
         onError,
+        limitLog,
+        ...(rrl ? { rrl } : {}),
       });
       udp = s;
       udpLoop = s.run().catch((e) =>
@@ -158,11 +180,17 @@ export class DnsEngine {
         handler,
         allow,
         onError,
+        limitLog,
+        ...(rrl ? { rrl } : {}),
       });
       udpLoop = Promise.resolve();
     }
     let tcp: TcpDnsServer | null = null;
     if (options.tcp) {
+      // UDP first: TCP work stops every half millisecond to answer queued UDP queries, and
+      // rests a millisecond after 2 ms of work so the runtime polls every socket (turn_budget.ts).
+      const ffi = udp instanceof FfiUdpServer ? udp : null;
+      const budget = new TurnBudget(ffi ? { pumpUdp: () => void ffi.pump() } : {});
       try {
         tcp = TcpDnsServer.open({
           hostname: options.hostname,
@@ -170,7 +198,10 @@ export class DnsEngine {
           handler,
           allow,
           onError,
+          limitLog,
+          budget,
           idleTimeoutMs: options.tcpIdleTimeoutMs,
+          ...options.tcpLimits,
         });
       } catch (e) {
         if (udp instanceof FfiUdpServer) udp.stop();

@@ -19,7 +19,7 @@ import {
 import { type AnswerTable, fastAnswer } from "../answer/fast.ts";
 import type { DnsStats } from "./stats.ts";
 import type { Forwarder } from "./upstream.ts";
-import { decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
+import { type DecodeLimit, decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { nameKey } from "../codec/names.ts";
 import { MAX_MESSAGE, type Message, Rcode, RRClass } from "../codec/records.ts";
@@ -43,6 +43,12 @@ export type AnswerFiller = (name: string) => AnswerTable | null;
 /** A reply now, none, or one later (forwarded). */
 export type HandleOutcome = Uint8Array | null | Promise<Uint8Array | null>;
 
+/** A packet refused for the work it would cost (codec/decode.ts limits). */
+export interface LimitHit {
+  readonly limit: DecodeLimit;
+  readonly detail: string;
+}
+
 /**
  * Answers packets from the current zone.
  *
@@ -61,6 +67,7 @@ export class QueryHandler {
   readonly #forwarder: Forwarder | null;
   readonly #scan = newQueryScan();
   readonly #scratch = new Uint8Array(MAX_MESSAGE);
+  #limitHit: LimitHit | null = null;
   readonly stats: DnsStats;
 
   constructor(options: QueryHandlerOptions) {
@@ -115,7 +122,7 @@ export class QueryHandler {
     } catch {
       // A bug must cost one SERVFAIL, never the server.
       this.stats.counters.internalErrors++;
-      const r = decodeMessage(packet);
+      const r = decodeMessage(packet, { records: false });
       if (r.ok && !r.message.qr) {
         return this.#encode(
           replyTo(r.message, Rcode.SERVFAIL, { recursionAllowed: allowed }),
@@ -125,6 +132,16 @@ export class QueryHandler {
       this.stats.counters.dropped++;
       return null;
     }
+  }
+
+  /**
+   * The work limit the last packet on the general path hit, if any, cleared by reading it: the
+   * transport, which knows the client's address, reports it (limit_log.ts counts and logs).
+   */
+  takeLimitHit(): LimitHit | null {
+    const hit = this.#limitHit;
+    this.#limitHit = null;
+    return hit;
   }
 
   /** Fast path, then the general path (for TCP and the portable UDP transport). */
@@ -142,9 +159,13 @@ export class QueryHandler {
     return bytes;
   }
 
+  // A query's answer, authority and additional records are checked but not kept (only its
+  // OPT is): answering never reads them, and a 64 KB query of records then allocates nothing
+  // per record (issue 20's flat stream, GC pauses that delayed UDP).
   #general(packet: Uint8Array, allowed: boolean, udp: boolean): HandleOutcome {
-    const r = decodeMessage(packet);
+    const r = decodeMessage(packet, { records: false });
     if (!r.ok) {
+      if (r.limit) this.#limitHit = { limit: r.limit, detail: r.error };
       const reply = r.header ? formErrFor(r.header) : null;
       if (!reply) {
         this.stats.counters.dropped++;

@@ -14,7 +14,12 @@ import type { Cidr } from "../../model/ip.ts";
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { type Logger, silentLogger } from "../../observe/log.ts";
 import type { MetricsRegistry } from "../../observe/metrics.ts";
-import { DnsEngine, type EngineOptions, type UdpTransportChoice } from "./engine.ts";
+import {
+  DnsEngine,
+  type EngineOptions,
+  type TcpLimits,
+  type UdpTransportChoice,
+} from "./engine.ts";
 import { applyStats, setDnsGauge } from "./stats.ts";
 import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
@@ -48,6 +53,13 @@ export interface DnsServerOptions {
   readonly udpTransport?: UdpTransportChoice;
   /** Idle TCP connections are closed after this long. Default 10000 ms. */
   readonly tcpIdleTimeoutMs?: number;
+  /**
+   * TCP connection limits and timeouts (`--dns-tcp-*`: clients, clients per IP, I/O timeout,
+   * lifetime, queries per connection); unset ones take tcp.ts's defaults.
+   */
+  readonly tcpLimits?: TcpLimits;
+  /** UDP responses per second per source address (`--dns-rrl`). Default 0: no limit. */
+  readonly rrlResponsesPerSecond?: number;
   /** Forwarded questions get SERVFAIL after this long. Default 1500 ms. */
   readonly upstreamTimeoutMs?: number;
   /** Forwarding cache entries per engine. Default 10000. */
@@ -148,6 +160,8 @@ export class DnsServer {
       reusePort: (this.#opts.workers ?? 1) > 1,
       tcp: true,
       tcpIdleTimeoutMs: this.#opts.tcpIdleTimeoutMs ?? 10_000,
+      tcpLimits: { ...this.#opts.tcpLimits },
+      rrlResponsesPerSecond: this.#opts.rrlResponsesPerSecond ?? 0,
       upstreamTimeoutMs: this.#opts.upstreamTimeoutMs ?? 1500,
       cacheSize: this.#opts.cacheSize ?? 10_000,
     };

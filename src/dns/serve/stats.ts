@@ -45,10 +45,34 @@ COUNTED_TYPES.forEach((t, i) => (TYPE_SLOT[t] = i));
 /** Rcodes counted apart; higher ones share the last slot. */
 const RCODES = 24;
 
+/**
+ * The limits counted in `svcgate_dns_limit_hits_total{limit}` (issue 20): the message limits of
+ * codec/decode.ts, the TCP connection limits of tcp.ts and response-rate limiting (rrl.ts).
+ */
+export const DNS_LIMITS = [
+  "compression_pointers",
+  "parse_budget",
+  "tcp_clients",
+  "tcp_clients_per_ip",
+  "tcp_evicted",
+  "tcp_lifetime",
+  "tcp_queries",
+  "tcp_io_timeout",
+  "rrl",
+] as const;
+
+/** One of {@link DNS_LIMITS}. */
+export type DnsLimit = typeof DNS_LIMITS[number];
+
+const LIMIT_SLOT: Readonly<Record<DnsLimit, number>> = Object.fromEntries(
+  DNS_LIMITS.map((l, i) => [l, i]),
+) as Record<DnsLimit, number>;
+
 /** The values each label takes, in slot order. */
 const LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
   type: [...COUNTED_TYPES.map(typeName), "other"],
   rcode: Array.from({ length: RCODES }, (_, i) => rcodeName(i)),
+  limit: DNS_LIMITS,
 };
 
 const KEYS = Object.keys(DNS_METRICS) as (keyof Declared)[];
@@ -111,6 +135,11 @@ export class DnsStats {
   query(qtype: number, rcode: number): void {
     const slot = qtype < 256 ? TYPE_SLOT[qtype] : COUNTED_TYPES.length;
     this.#labelled.requests[slot * RCODES + (rcode < RCODES ? rcode : RCODES - 1)]++;
+  }
+
+  /** Counts one hit of a limit. */
+  limit(which: DnsLimit, count = 1): void {
+    this.#labelled.limitHits[LIMIT_SLOT[which]] += count;
   }
 
   /** Records `count` latencies of `seconds` each (one batch of packets). */

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { MetricsRegistry } from "../../observe/metrics.ts";
 import { RRType } from "../codec/records.ts";
-import { applyStats, type CounterKey, DnsStats, setDnsGauge } from "./stats.ts";
+import { applyStats, type CounterKey, DNS_LIMITS, DnsStats, setDnsGauge } from "./stats.ts";
 import { DNS_METRICS } from "../../observe/metrics_catalogue.ts";
 
 Deno.test("DNS_METRICS: one declaration per metric, names unique and svcgate_dns_*", () => {
@@ -74,4 +74,20 @@ Deno.test("CounterKey: the plain counters, as the code counts them", () => {
     "tcpSlowClients",
   ];
   assertEquals(keys.sort(), Object.keys(new DnsStats().counters).sort());
+});
+
+Deno.test("DnsStats: limit hits are counted by limit, and the help names every limit", () => {
+  const stats = new DnsStats();
+  stats.limit("parse_budget");
+  stats.limit("rrl", 3);
+  stats.limit("rrl");
+  const registry = new MetricsRegistry();
+  applyStats(registry, stats.drain());
+  const text = registry.render();
+  assert(text.includes('svcgate_dns_limit_hits_total{limit="parse_budget"} 1'), text);
+  assert(text.includes('svcgate_dns_limit_hits_total{limit="rrl"} 4'), text);
+  assert(!text.includes('limit="tcp_lifetime"'), text);
+  for (const limit of DNS_LIMITS) {
+    assert(DNS_METRICS.limitHits.help.includes(limit), `the help does not name ${limit}`);
+  }
 });

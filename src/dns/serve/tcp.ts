@@ -1,28 +1,29 @@
 /**
- * DNS over TCP (RFC 7766): length-prefixed messages, several queries per connection answered as
- * they complete (pipelining), an idle timeout, and bounds on connections, queries in flight and
- * answers waiting to be sent.
+ * DNS over TCP (RFC 7766): the listener, and fair shares of its connections (issue 20). One
+ * connection's budget and timeouts are tcp_connection.ts's.
  *
- * Every connection has a fixed memory budget, whatever its client does (a client that pipelines
- * queries and never reads its answers must not grow the daemon; src/dns/README.md):
- * - answers not yet written (queued or being written) are bounded in bytes and in count, on
- *   every path, the synchronous fast path included. At the bound the connection is not read
- *   (nor are buffered queries answered) until the writer drains it: the client's own writes then
- *   block on TCP flow control, as with knotd;
- * - a client that stops reading is cut off: a write that makes no progress for `writeTimeoutMs`,
- *   or the idle timeout firing while answers are unsent, closes the connection, counts
- *   `svcgate_dns_tcp_slow_clients_total` and logs at most once per client address per minute.
+ * Fairness, after knotd's tcp-max-clients and unbound's tcp-connection-limit:
+ * - at most `maxConnections` connections (`--dns-tcp-max-clients`, 1024), and at most
+ *   `maxConnectionsPerIp` (`--dns-tcp-max-clients-per-ip`, 64) from one source address, so one
+ *   client holds at most a sixteenth of the slots; a client at its own limit has its new
+ *   connection closed at once (the cheapest answer to a flood: nothing is set up);
+ * - when every slot is taken, the heaviest client (most connections, the newcomer counted) loses
+ *   its oldest idle connection (one that owes no answer, oldest last query first: slowloris and
+ *   trickling connections go first) to the newcomer, rather than the newcomer being refused; only
+ *   when it has none is the newcomer closed;
+ * - every refusal and eviction is counted in `svcgate_dns_limit_hits_total{limit}` and logged at
+ *   most once a minute per client (limit_log.ts).
  *
- * Per connection the memory held is then at most the read buffer (<= 69,633 B), the unsent
- * answers (`maxQueuedBytes`, plus the answers that complete after the bound was reached: the one
- * being handled and at most `maxInFlight` forwarded ones) and the queries in flight; the whole
- * server holds at most `maxConnections` such budgets.
+ * Memory: at most `maxConnections` connection budgets (tcp_connection.ts), at most
+ * `maxConnectionsPerIp` of them for one client.
  * @module
  */
 
-import { tcpFrame } from "../codec/encode.ts";
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
+import { LimitLog } from "./limit_log.ts";
+import { type ConnectionContext, type ConnectionLimits, TcpConnection } from "./tcp_connection.ts";
+import { TurnBudget } from "./turn_budget.ts";
 
 /** Options of {@link TcpDnsServer.open}. */
 export interface TcpDnsOptions {
@@ -31,13 +32,31 @@ export interface TcpDnsOptions {
   readonly handler: QueryHandler;
   readonly allow: AllowList;
   readonly onError: (message: string) => void;
+  /** Where limit hits are counted and logged. Default: one over the handler's stats and onError. */
+  readonly limitLog?: LimitLog;
+  /** The TCP work budget shared with UDP (turn_budget.ts). Default: yields only, no UDP pump. */
+  readonly budget?: TurnBudget;
+  /** Connections served at once (knotd's tcp-max-clients). Default 1024. */
+  readonly maxConnections?: number;
+  /** Connections from one source address. Default 64. */
+  readonly maxConnectionsPerIp?: number;
   /**
    * Close a connection idle (nothing read, nothing written) this long; when answers are still
-   * unsent the client is counted as a slow client. Default 10 s.
+   * unsent the client is counted as a slow client (knotd's tcp-idle-timeout). Default 10 s.
    */
   readonly idleTimeoutMs?: number;
-  /** Connections served at once; more are closed at once. Default 256. */
-  readonly maxConnections?: number;
+  /**
+   * A message that started arriving must arrive whole, and a write must make progress, within
+   * this long; else the connection is closed (knotd's tcp-io-timeout). Default 5 s.
+   */
+  readonly ioTimeoutMs?: number;
+  /**
+   * A connection reads no more after this long, sends what it owes and closes, however active
+   * it is (dnsdist's maxTCPConnectionDuration). 0: no cap. Default 120 s.
+   */
+  readonly maxLifetimeMs?: number;
+  /** Queries one connection may ask; then it closes after their answers. 0: no cap (default). */
+  readonly maxQueries?: number;
   /** Queries in flight (forwarded, answered later) per connection before reading pauses. Default 16. */
   readonly maxInFlight?: number;
   /**
@@ -48,32 +67,24 @@ export interface TcpDnsOptions {
   readonly maxQueuedBytes?: number;
   /** Answers a connection may hold unsent, queries in flight included, before reading pauses. Default 128. */
   readonly maxQueuedAnswers?: number;
-  /**
-   * A write that makes no progress this long means the client stopped reading: the connection is
-   * closed and counted (knotd's tcp-io-timeout). Default 5 s.
-   */
-  readonly writeTimeoutMs?: number;
 }
 
 const DEFAULTS = {
+  maxConnections: 1024,
+  maxConnectionsPerIp: 64,
   idleTimeoutMs: 10_000,
-  maxConnections: 256,
+  ioTimeoutMs: 5_000,
+  maxLifetimeMs: 120_000,
+  maxQueries: 0,
   maxInFlight: 16,
   maxQueuedBytes: 65_536,
   maxQueuedAnswers: 128,
-  writeTimeoutMs: 5_000,
 } as const;
 
-type Limits = { readonly [K in keyof typeof DEFAULTS]: number };
+/** Options that may be 0 (no cap). */
+const ZERO_MEANS_NONE = new Set<string>(["maxLifetimeMs", "maxQueries"]);
 
-/** Small answers are written together up to this many bytes (one syscall for a burst). */
-const COALESCE_BYTES = 16_384;
-/** The read buffer grows to hold one whole message (65,535 + 2) and what follows it. */
-const MAX_READ_BUFFER = 65_537 + 4_096;
-/** A slow client's address is logged at most once per this long. */
-const SLOW_LOG_INTERVAL_MS = 60_000;
-/** Addresses remembered for that rate limit (oldest forgotten first). */
-const SLOW_LOG_ADDRESSES = 1_024;
+type Limits = { readonly [K in keyof typeof DEFAULTS]: number };
 
 /**
  * A TCP DNS listener.
@@ -88,11 +99,13 @@ export class TcpDnsServer {
   readonly #listener: Deno.TcpListener;
   readonly #opts: TcpDnsOptions;
   readonly #limits: Limits;
-  /** Open connections and how to close each (waking whatever it waits on). */
-  readonly #conns = new Map<Deno.TcpConn, () => void>();
+  readonly #limitLog: LimitLog;
+  readonly #context: ConnectionContext;
+  /** Open connections by source address. */
+  readonly #byAddress = new Map<string, Set<TcpConnection>>();
+  #open = 0;
   readonly #serving = new Set<Promise<void>>();
   readonly #loop: Promise<void>;
-  readonly #slowLogged = new Map<string, { at: number; suppressed: number }>();
   #slowClients = 0;
   #peakBytes = 0;
   #peakAnswers = 0;
@@ -102,6 +115,20 @@ export class TcpDnsServer {
     this.#listener = listener;
     this.#opts = opts;
     this.#limits = limits;
+    this.#limitLog = opts.limitLog ??
+      new LimitLog({ stats: opts.handler.stats, warn: opts.onError });
+    const connectionLimits: ConnectionLimits = limits;
+    this.#context = {
+      handler: opts.handler,
+      limits: connectionLimits,
+      limitLog: this.#limitLog,
+      budget: opts.budget ?? new TurnBudget(),
+      slowClient: (address, reason) => this.#slowClient(address, reason),
+      unsent: (answers, bytes) => {
+        if (bytes > this.#peakBytes) this.#peakBytes = bytes;
+        if (answers > this.#peakAnswers) this.#peakAnswers = answers;
+      },
+    };
     this.#loop = this.#accept();
   }
 
@@ -111,9 +138,10 @@ export class TcpDnsServer {
     for (const key of Object.keys(DEFAULTS) as (keyof Limits)[]) {
       const v = opts[key];
       if (v === undefined) continue;
-      if (!Number.isSafeInteger(v) || v < 1) {
+      const least = ZERO_MEANS_NONE.has(key) ? 0 : 1;
+      if (!Number.isSafeInteger(v) || v < least) {
         throw new Error(
-          `Cannot serve DNS on TCP ${opts.hostname}:${opts.port}: ${key} must be a positive integer, got "${v}"`,
+          `Cannot serve DNS on TCP ${opts.hostname}:${opts.port}: ${key} must be an integer >= ${least}, got "${v}"`,
         );
       }
       limits[key] = v;
@@ -138,13 +166,17 @@ export class TcpDnsServer {
     return this.#slowClients;
   }
 
+  /** Connections open now. */
+  get connections(): number {
+    return this.#open;
+  }
+
   /** The most answers (and bytes of them) any one connection held unsent at once, since start. */
   get peakUnsent(): { readonly answers: number; readonly bytes: number } {
     return { answers: this.#peakAnswers, bytes: this.#peakBytes };
   }
 
   async #accept(): Promise<void> {
-    const max = this.#limits.maxConnections;
     while (!this.#closed) {
       let conn: Deno.TcpConn;
       try {
@@ -155,234 +187,95 @@ export class TcpDnsServer {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      if (this.#conns.size >= max || this.#closed) {
+      const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+      if (this.#closed || !this.#admit(address)) {
         try {
           conn.close();
         } catch { /* gone */ }
         continue;
       }
-      const serving: Promise<void> = this.#serve(conn).catch(() => {}).finally(() => {
-        const close = this.#conns.get(conn);
-        if (close) close();
-        else {
-          try {
-            conn.close();
-          } catch { /* closed already */ }
-        }
-        this.#conns.delete(conn);
-        this.#serving.delete(serving);
-      });
-      this.#serving.add(serving);
+      this.#serve(conn, address);
     }
   }
 
-  async #serve(conn: Deno.TcpConn): Promise<void> {
-    const { idleTimeoutMs: idle, maxInFlight, maxQueuedBytes, maxQueuedAnswers, writeTimeoutMs } =
-      this.#limits;
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const allowed = this.#opts.allow.allowsAddress(remote.hostname);
-    const handler = this.#opts.handler;
-    let buf = new Uint8Array(4096);
-    let have = 0;
-    // Answers framed and not yet written, oldest first; unsent* include the chunk being written.
-    const queue: Uint8Array[] = [];
-    let unsentBytes = 0;
-    let unsentAnswers = 0;
-    let inFlight = 0;
-    let pumping = false;
-    let writePending = false;
-    let writeSince = 0;
-    let lastActivity = performance.now();
-    let closed = false;
-    // The reader waits here for room (or, at the end, for the last answers to go out).
-    let wake: (() => void) | null = null;
-    const notify = () => {
-      const w = wake;
-      wake = null;
-      w?.();
-    };
-    const changed = () => new Promise<void>((r) => (wake = r));
-
-    // One lazily re-armed timer per connection serves the idle and write timeouts, so the hot
-    // path only notes timestamps.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timerAt = Infinity;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(timer);
-      try {
-        conn.close();
-      } catch { /* closed already */ }
-      notify();
-    };
-    const cutOff = (reason: string) => {
-      if (closed) return;
-      this.#slowClient(remote.hostname, reason);
-      close();
-    };
-    const arm = (at: number) => {
-      if (closed || at >= timerAt) return;
-      clearTimeout(timer);
-      timerAt = at;
-      timer = setTimeout(watchdog, Math.max(0, at - performance.now()));
-    };
-    const watchdog = () => {
-      timer = undefined;
-      timerAt = Infinity;
-      if (closed) return;
-      const now = performance.now();
-      if (writePending && now - writeSince >= writeTimeoutMs) {
-        return cutOff(
-          `a write made no progress for ${writeTimeoutMs} ms (${unsentAnswers} answers unsent)`,
-        );
-      }
-      if (now - lastActivity >= idle) {
-        if (unsentAnswers > 0) {
-          return cutOff(`idle for ${idle} ms with ${unsentAnswers} answers unsent`);
-        }
-        return close();
-      }
-      arm(Math.min(lastActivity + idle, writePending ? writeSince + writeTimeoutMs : Infinity));
-    };
-
-    const pump = async () => {
-      try {
-        while (queue.length > 0 && !closed) {
-          // A burst of small answers goes out in one write, as a pipelining client reads them.
-          let count = 1;
-          let chunk = queue[0];
-          if (queue.length > 1 && chunk.length < COALESCE_BYTES) {
-            let size = chunk.length;
-            while (count < queue.length && size + queue[count].length <= COALESCE_BYTES) {
-              size += queue[count++].length;
-            }
-            if (count > 1) {
-              chunk = new Uint8Array(size);
-              for (let i = 0, off = 0; i < count; off += queue[i++].length) {
-                chunk.set(queue[i], off);
-              }
-            }
-          }
-          for (let off = 0; off < chunk.length;) {
-            writePending = true;
-            writeSince = performance.now();
-            arm(writeSince + writeTimeoutMs);
-            off += await conn.write(chunk.subarray(off));
-            writePending = false;
-            lastActivity = performance.now();
-          }
-          queue.splice(0, count);
-          unsentBytes -= chunk.length;
-          unsentAnswers -= count;
-          notify();
-        }
-      } catch {
-        // The client is gone (or the connection was closed under the write).
-        close();
-      } finally {
-        writePending = false;
-        pumping = false;
-      }
-    };
-    const send = (bytes: Uint8Array) => {
-      if (closed) return;
-      const framed = tcpFrame(bytes);
-      queue.push(framed);
-      unsentBytes += framed.length;
-      unsentAnswers++;
-      if (unsentBytes > this.#peakBytes) this.#peakBytes = unsentBytes;
-      if (unsentAnswers > this.#peakAnswers) this.#peakAnswers = unsentAnswers;
-      if (!pumping) {
-        pumping = true;
-        // Started after the current synchronous burst, so its answers share one write.
-        queueMicrotask(pump);
-      }
-    };
-    const full = () =>
-      inFlight >= maxInFlight || unsentBytes >= maxQueuedBytes ||
-      unsentAnswers + inFlight >= maxQueuedAnswers;
-
-    this.#conns.set(conn, close);
-    arm(lastActivity + idle);
-    try {
-      let pos = 0;
-      for (;;) {
-        // Frames already buffered are answered before reading more.
-        while (have - pos >= 2) {
-          const len = (buf[pos] << 8) | buf[pos + 1];
-          if (have - pos < len + 2) break;
-          // Backpressure on every path: at the bound nothing is answered (nor read) until the
-          // client has read some answers; a client that never does is cut off by the watchdog.
-          while (full() && !closed) await changed();
-          if (closed) return;
-          lastActivity = performance.now();
-          if (len < 12) {
-            // Nothing to echo; a stream that cannot be parsed is closed.
-            return;
-          }
-          const packet = buf.slice(pos + 2, pos + 2 + len);
-          pos += 2 + len;
-          const t0 = performance.now();
-          const outcome = handler.handle(packet, allowed, false);
-          if (outcome instanceof Promise) {
-            inFlight++;
-            outcome.then((bytes) => {
-              if (bytes) send(bytes);
-              handler.stats.latency((performance.now() - t0) / 1000);
-            }).catch(() => {}).finally(() => {
-              inFlight--;
-              notify();
-            });
-          } else if (outcome) {
-            send(outcome);
-            handler.stats.latency((performance.now() - t0) / 1000);
-          }
-        }
-        // Compact once per read, not once per frame.
-        if (pos > 0) {
-          buf.copyWithin(0, pos, have);
-          have -= pos;
-          pos = 0;
-        }
-        if (have === buf.length) {
-          const bigger = new Uint8Array(Math.min(buf.length * 2, MAX_READ_BUFFER));
-          if (bigger.length === buf.length) return;
-          bigger.set(buf);
-          buf = bigger;
-        }
-        const n = await conn.read(buf.subarray(have));
-        if (n === null) break;
-        have += n;
-        lastActivity = performance.now();
-      }
-      // The client closed its side: finish the answers being worked on and send them (the
-      // watchdog cuts off a client that never reads them), then close.
-      while ((inFlight > 0 || unsentAnswers > 0) && !closed) await changed();
-    } finally {
-      close();
+  /** Makes room for a connection from `address` (closing an idle one), or says no. */
+  #admit(address: string): boolean {
+    const { maxConnections: max, maxConnectionsPerIp: perIp } = this.#limits;
+    const ownCount = this.#byAddress.get(address)?.size ?? 0;
+    if (ownCount >= perIp) {
+      // Closed at once: the cheapest answer to a flood from one address (nothing is set up).
+      this.#limitLog.hit(
+        "tcp_clients_per_ip",
+        address,
+        `${ownCount} connections open (--dns-tcp-max-clients-per-ip ${perIp}): the new one was closed`,
+      );
+      return false;
     }
+    if (this.#open < max) return true;
+    // Full: the heaviest client, the newcomer counted, gives up its oldest idle connection.
+    let heaviest = address, most = ownCount + 1;
+    for (const [a, set] of this.#byAddress) {
+      if (set.size > most) [heaviest, most] = [a, set.size];
+    }
+    const victim = oldestIdle(this.#byAddress.get(heaviest) ?? new Set());
+    if (victim) {
+      this.#evict(victim, "tcp_clients", max);
+      return true;
+    }
+    this.#limitLog.hit(
+      "tcp_clients",
+      address,
+      `${this.#open} connections open (--dns-tcp-max-clients ${max}) and "${heaviest}", with ${most}, has none idle: the new one was closed`,
+    );
+    return false;
+  }
+
+  #evict(victim: TcpConnection, limit: "tcp_clients", max: number): void {
+    this.#limitLog.hit(
+      limit,
+      victim.address,
+      `--dns-tcp-max-clients ${max} reached: its connection idle for ${
+        Math.round(performance.now() - victim.lastQueryAt)
+      } ms was closed to make room`,
+    );
+    this.#opts.handler.stats.limit("tcp_evicted");
+    this.#forget(victim);
+    victim.close();
+  }
+
+  #forget(c: TcpConnection): void {
+    const set = this.#byAddress.get(c.address);
+    if (!set?.delete(c)) return;
+    this.#open--;
+    if (set.size === 0) this.#byAddress.delete(c.address);
+  }
+
+  #serve(conn: Deno.TcpConn, address: string): void {
+    const c = new TcpConnection(
+      conn,
+      address,
+      this.#opts.allow.allowsAddress(address),
+      this.#context,
+    );
+    let set = this.#byAddress.get(address);
+    if (!set) this.#byAddress.set(address, set = new Set());
+    set.add(c);
+    this.#open++;
+    const serving: Promise<void> = c.serve().finally(() => {
+      this.#forget(c);
+      this.#serving.delete(serving);
+    });
+    this.#serving.add(serving);
   }
 
   /** Counts a cut-off slow client; logs it at most once per address per minute. */
   #slowClient(address: string, reason: string): void {
     this.#slowClients++;
     this.#opts.handler.stats.counters.tcpSlowClients++;
-    const now = performance.now();
-    const seen = this.#slowLogged.get(address);
-    if (seen && now - seen.at < SLOW_LOG_INTERVAL_MS) {
-      seen.suppressed++;
-      return;
-    }
-    this.#slowLogged.delete(address);
-    if (this.#slowLogged.size >= SLOW_LOG_ADDRESSES) {
-      // Maps iterate in insertion order: the first entry is the oldest report.
-      this.#slowLogged.delete(this.#slowLogged.keys().next().value!);
-    }
-    this.#slowLogged.set(address, { at: now, suppressed: 0 });
-    const more = seen?.suppressed ? ` (${seen.suppressed} more since the last report)` : "";
-    this.#opts.onError(
-      `Closed the TCP DNS connection of "${address}": the client stopped reading its answers, ${reason}${more}`,
+    this.#limitLog.note(
+      "slow_reader",
+      address,
+      `Closed the TCP DNS connection of "${address}": the client stopped reading its answers, ${reason}`,
     );
   }
 
@@ -393,9 +286,19 @@ export class TcpDnsServer {
     try {
       this.#listener.close();
     } catch { /* closed already */ }
-    for (const close of this.#conns.values()) close();
+    for (const set of this.#byAddress.values()) for (const c of set) c.close();
     await this.#loop;
     // Each close cancels the connection's pending read and write, so this is prompt.
     await Promise.all(this.#serving);
   }
+}
+
+/** The connection of `set` that owes nothing and asked last the longest ago, if any. */
+function oldestIdle(set: ReadonlySet<TcpConnection>): TcpConnection | null {
+  let best: TcpConnection | null = null;
+  for (const c of set) {
+    if (c.owes || c.closed) continue;
+    if (!best || c.lastQueryAt < best.lastQueryAt) best = c;
+  }
+  return best;
 }

@@ -183,7 +183,7 @@ Deno.test("TcpDnsServer: a client that never reads is cut off, its queue stays b
   const { server, stats, errors, forwarder } = startServer({
     maxQueuedBytes,
     maxQueuedAnswers,
-    writeTimeoutMs: 300,
+    ioTimeoutMs: 300,
     idleTimeoutMs: 5_000,
   });
   const bad = [badClient(server.port, 20_000), badClient(server.port, 20_000)];
@@ -227,7 +227,7 @@ Deno.test("TcpDnsServer: a client that never reads is cut off, its queue stays b
 });
 
 Deno.test("TcpDnsServer: stop() closes a connection whose writes are blocked at once", async () => {
-  const { server, forwarder } = startServer({ writeTimeoutMs: 60_000, idleTimeoutMs: 60_000 });
+  const { server, forwarder } = startServer({ ioTimeoutMs: 60_000, idleTimeoutMs: 60_000 });
   const bad = badClient(server.port, 30_000);
   try {
     // Blocked: the queue reached its bound and the client's writes stopped moving.
@@ -261,5 +261,5 @@ Deno.test("TcpDnsServer: bounds must be positive integers", async () => {
   } catch (e) {
     message = (e as Error).message;
   }
-  assert(message.includes('maxQueuedBytes must be a positive integer, got "0"'), message);
+  assert(message.includes(`maxQueuedBytes must be an integer >= 1, got "0"`), message);
 });

@@ -9,6 +9,9 @@
 import { parseIp } from "../../model/ip.ts";
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
+import { LimitLog } from "./limit_log.ts";
+import { type ResponseRateLimiter, slipReply } from "./rrl.ts";
+import { sockaddrKey, sockaddrText } from "./sockaddr.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -116,6 +119,10 @@ export interface FfiUdpOptions {
   readonly allow: AllowList;
   /** Called for unexpected socket errors (the loop keeps going). */
   readonly onError: (message: string) => void;
+  /** Where limit hits are counted and logged. Default: one over the handler's stats and onError. */
+  readonly limitLog?: LimitLog;
+  /** Response-rate limiting per source (`--dns-rrl`); absent: off. */
+  readonly rrl?: ResponseRateLimiter;
 }
 
 /**
@@ -133,6 +140,7 @@ export class FfiUdpServer {
   readonly #fd: number;
   readonly #efd: number;
   readonly #opts: FfiUdpOptions;
+  readonly #limitLog: LimitLog;
   readonly #port: number;
   readonly #errno: Int32Array;
   // One arena keeps every buffer off the V8 heap and at a fixed address while calls use it.
@@ -160,6 +168,8 @@ export class FfiUdpServer {
     this.#efd = efd;
     this.#port = port;
     this.#opts = opts;
+    this.#limitLog = opts.limitLog ??
+      new LimitLog({ stats: opts.handler.stats, warn: opts.onError });
     const errnoPtr = lib.symbols.__errno_location();
     this.#errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(errnoPtr!, 4));
 
@@ -347,6 +357,7 @@ export class FfiUdpServer {
     const t0 = performance.now();
     const handler = this.#opts.handler;
     const allow = this.#opts.allow;
+    const rrl = this.#opts.rrl;
     const names = this.#names;
     const sdv = this.#sdv;
     const siov = this.#siov;
@@ -354,11 +365,30 @@ export class FfiUdpServer {
     for (let i = 0; i < n; i++) {
       const len = rdv.getUint32(i * HDR + 56, true);
       const nameOff = this.#namesBase + i * NAME;
-      const allowed = allow.allowsSockaddr(names, nameOff);
       const q = this.#recv[i];
-      let m = handler.fast(q, len, this.#send, this.#sendBase + out * SSZ, true, allowed);
+      let m: number;
+      let allowed = false;
+      const verdict = rrl ? rrl.check(sockaddrKey(names, nameOff), t0) : "send";
+      if (verdict !== "send") {
+        this.#limitLog.hit(
+          "rrl",
+          sockaddrText(names, nameOff),
+          `more than ${rrl!.rate} responses a second (--dns-rrl): ${
+            verdict === "slip" ? "answered truncated" : "dropped"
+          }`,
+        );
+        const slip = verdict === "slip" ? slipReply(q, len) : null;
+        if (!slip) continue;
+        this.#send.set(slip, out * SSZ);
+        m = slip.length;
+      } else {
+        allowed = allow.allowsSockaddr(names, nameOff);
+        m = handler.fast(q, len, this.#send, this.#sendBase + out * SSZ, true, allowed);
+      }
       if (m < 0) {
         const outcome = handler.general(q.slice(0, len), allowed, true);
+        const hit = handler.takeLimitHit();
+        if (hit) this.#limitLog.hit(hit.limit, sockaddrText(names, nameOff), hit.detail);
         if (outcome === null) continue;
         if (outcome instanceof Promise) {
           const addr = names.slice(nameOff, nameOff + NAME);

@@ -7,6 +7,8 @@
 import dgram from "node:dgram";
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
+import { LimitLog } from "./limit_log.ts";
+import { type ResponseRateLimiter, slipReply } from "./rrl.ts";
 
 /** Options of {@link NodeUdpServer.open}. */
 export interface NodeUdpOptions {
@@ -15,6 +17,10 @@ export interface NodeUdpOptions {
   readonly handler: QueryHandler;
   readonly allow: AllowList;
   readonly onError: (message: string) => void;
+  /** Where limit hits are counted and logged. Default: one over the handler's stats and onError. */
+  readonly limitLog?: LimitLog;
+  /** Response-rate limiting per source (`--dns-rrl`); absent: off. */
+  readonly rrl?: ResponseRateLimiter;
 }
 
 /**
@@ -51,6 +57,8 @@ export class NodeUdpServer {
         sock.off("error", onBindError);
         sock.on("error", (e: Error) => opts.onError(`UDP socket error: ${e.message}`));
         const server = new NodeUdpServer(sock, sock.address().port);
+        const limitLog = opts.limitLog ??
+          new LimitLog({ stats: opts.handler.stats, warn: opts.onError });
         sock.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
           const t0 = performance.now();
           const packet = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
@@ -63,11 +71,25 @@ export class NodeUdpServer {
             });
             opts.handler.stats.latency((performance.now() - t0) / 1000);
           };
+          const verdict = opts.rrl ? opts.rrl.check(rinfo.address, t0) : "send";
+          if (verdict !== "send") {
+            limitLog.hit(
+              "rrl",
+              rinfo.address,
+              `more than ${opts.rrl!.rate} responses a second (--dns-rrl): ${
+                verdict === "slip" ? "answered truncated" : "dropped"
+              }`,
+            );
+            if (verdict === "slip") send(slipReply(packet, packet.length));
+            return;
+          }
           const outcome = opts.handler.handle(
             packet,
             opts.allow.allowsAddress(rinfo.address),
             true,
           );
+          const hit = opts.handler.takeLimitHit();
+          if (hit) limitLog.hit(hit.limit, rinfo.address, hit.detail);
           if (outcome instanceof Promise) {
             outcome.then(send, (e) => opts.onError(`UDP answer failed: ${(e as Error).message}`));
           } else send(outcome);

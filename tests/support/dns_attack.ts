@@ -1,0 +1,533 @@
+/**
+ * Issue 20's misbehaving DNS clients and the well-behaved one that watches them, shared by the
+ * attack end-to-end test (tests/dns/dns_attack_e2e_test.ts), its benchmark
+ * (tests/bench/dns_attack_bench.ts) and unit tests:
+ * - the messages: 64 KB queries whose owners walk compression-pointer chains, and 64 KB queries
+ *   of flat (uncompressed) records;
+ * - populations of TCP connections that hold slots: keep-alive (a query every 2-5 s), idle
+ *   (nothing sent), slowloris (a message trickled a byte at a time), streams of 64 KB messages,
+ *   and a pipeliner that never reads; each reconnects when the server closes it;
+ * - the good client's probes: UDP queries at a steady rate and queries over fresh TCP
+ *   connections, each with its latency or the reason it failed.
+ *
+ * Only the addresses the caller passes are contacted (lab namespaces or loopback).
+ * @module
+ */
+
+import dgram from "node:dgram";
+import { nameToWire } from "../../src/dns/codec/names.ts";
+
+const HEADER = 12;
+const MAX_MESSAGE = 65_535;
+
+function header(id: number, qd: number, an: number): Uint8Array {
+  const h = new Uint8Array(HEADER);
+  h[0] = id >> 8;
+  h[1] = id & 0xff;
+  h[2] = 0x01; // QR=0, opcode QUERY, RD
+  h[4] = qd >> 8;
+  h[5] = qd & 0xff;
+  h[6] = an >> 8;
+  h[7] = an & 0xff;
+  return h;
+}
+
+function wireName(name: string): Uint8Array {
+  const w = nameToWire(name);
+  if (!w) throw new Error(`Cannot build an attack message: "${name}" is not a DNS name`);
+  return w;
+}
+
+/** A growing byte buffer. */
+class Bytes {
+  buf = new Uint8Array(MAX_MESSAGE);
+  len = 0;
+  put(b: Uint8Array | number[]): void {
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+  u16(v: number): void {
+    this.buf[this.len++] = v >> 8;
+    this.buf[this.len++] = v & 0xff;
+  }
+}
+
+/**
+ * A query (QR=0, one question for `question` A) of about `size` bytes whose answer section holds
+ * first a record of a private type whose data is a chain of `chain` compression pointers, each
+ * pointing at the one before (the first at the question name), then as many A records as fit,
+ * each owned by a pointer to the chain's end: every owner walks the whole chain. Pointers reach
+ * only the first 16,383 bytes, so a chain has at most ~8,180 links; with 8,000 (the default)
+ * every one of ~3,000 owners walks 8,000 pointers: the issue's probe (~20 ms per message before
+ * the limits).
+ */
+export function pointerChainQuery(
+  opts: { id?: number; question: string; chain?: number; size?: number },
+): Uint8Array {
+  const chain = opts.chain ?? 8_000;
+  const size = Math.min(opts.size ?? MAX_MESSAGE, MAX_MESSAGE);
+  const qname = wireName(opts.question);
+  const b = new Bytes();
+  b.len = HEADER;
+  b.put(qname);
+  b.u16(1);
+  b.u16(1);
+  // Record 1: owner -> question name, type 65280 (private use), data = the chain.
+  b.u16(0xc000 | HEADER);
+  b.u16(65280);
+  b.u16(1);
+  b.put([0, 0, 0, 0]);
+  b.u16(chain * 2);
+  let prev = HEADER;
+  for (let i = 0; i < chain; i++) {
+    const at = b.len;
+    b.u16(0xc000 | prev);
+    prev = at;
+  }
+  if (prev >= 0x4000) {
+    throw new Error(`Cannot build a pointer chain of ${chain}: it ends past offset 16383`);
+  }
+  let records = 1;
+  while (b.len + 16 <= size) {
+    b.u16(0xc000 | prev);
+    b.u16(1);
+    b.u16(1);
+    b.put([0, 0, 0, 30]);
+    b.u16(4);
+    b.put([198, 18, 0, records & 0xff]);
+    records++;
+  }
+  b.buf.set(header(opts.id ?? 0, 1, records));
+  return b.buf.slice(0, b.len);
+}
+
+/**
+ * A query of about `size` bytes with a question for `question` A and as many A records as fit in
+ * the answer section, each owned by a long uncompressed name: the flat 64 KB message.
+ */
+export function flatRecordsQuery(
+  opts: { id?: number; question: string; size?: number },
+): Uint8Array {
+  const size = Math.min(opts.size ?? MAX_MESSAGE, MAX_MESSAGE);
+  const b = new Bytes();
+  b.len = HEADER;
+  b.put(wireName(opts.question));
+  b.u16(1);
+  b.u16(1);
+  let records = 0;
+  for (;;) {
+    const owner = wireName(
+      `r${records}.aaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbb.cccccccccccccccccccc.example`,
+    );
+    if (b.len + owner.length + 14 > size) break;
+    b.put(owner);
+    b.u16(1);
+    b.u16(1);
+    b.put([0, 0, 0, 30]);
+    b.u16(4);
+    b.put([198, 18, 1, records & 0xff]);
+    records++;
+  }
+  b.buf.set(header(opts.id ?? 0, 1, records));
+  return b.buf.slice(0, b.len);
+}
+
+/** A plain query for `name` (type A unless given), without EDNS. */
+export function plainQuery(name: string, id: number, type = 1): Uint8Array {
+  const q = wireName(name);
+  const out = new Uint8Array(HEADER + q.length + 4);
+  out.set(header(id, 1, 0));
+  out.set(q, HEADER);
+  out[HEADER + q.length + 1] = type;
+  out[HEADER + q.length + 3] = 1;
+  return out;
+}
+
+/** A message with its TCP length prefix. */
+export function frame(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(message.length + 2);
+  out[0] = message.length >> 8;
+  out[1] = message.length & 0xff;
+  out.set(message, 2);
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const jitter = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
+
+/** What the connections of one population went through. */
+export interface PopulationReport {
+  readonly kind: string;
+  readonly target: number;
+  /** Connections the server accepted (connect() succeeded). */
+  connects: number;
+  /** connect() failures (refused, timed out). */
+  connectFailures: number;
+  /** Connections the server closed or reset. */
+  closedByServer: number;
+  /** Of those, closed within 1 s of opening (refused at the door). */
+  closedEarly: number;
+  /** Most connections open at once. */
+  peakOpen: number;
+  /** Messages written (queries, or 64 KB messages for streams). */
+  sent: number;
+  /** Answers read (streams and keep-alive). */
+  answers: number;
+}
+
+/** Kinds of {@link runPopulation}. */
+export type PopulationKind =
+  | "keepalive"
+  | "idle"
+  | "slowloris"
+  | "stream-pointer"
+  | "stream-flat"
+  | "never-read";
+
+/** Options of {@link runPopulation}. */
+export interface PopulationOptions {
+  readonly kind: PopulationKind;
+  readonly hostname: string;
+  readonly port: number;
+  /** Connections to hold open. */
+  readonly count: number;
+  readonly seconds: number;
+  /** The name asked (streams and keep-alive ask it; a cluster name). */
+  readonly question: string;
+  /** Pointer-chain length of stream-pointer messages (default 8,000). */
+  readonly chain?: number;
+}
+
+/**
+ * Opens `count` connections of one kind (ramped, 100 at a time) and keeps that many open for
+ * `seconds`, reconnecting each one the server closes (after 1 s when the server closed it at
+ * once, else after 100 ms). Never throws for one connection.
+ */
+export async function runPopulation(opts: PopulationOptions): Promise<PopulationReport> {
+  const report: PopulationReport = {
+    kind: opts.kind,
+    target: opts.count,
+    connects: 0,
+    connectFailures: 0,
+    closedByServer: 0,
+    closedEarly: 0,
+    peakOpen: 0,
+    sent: 0,
+    answers: 0,
+  };
+  const end = performance.now() + opts.seconds * 1000;
+  let open = 0;
+  const open_ = new Set<Deno.TcpConn>();
+  const message = opts.kind === "stream-pointer"
+    ? frame(pointerChainQuery({ question: opts.question, chain: opts.chain }))
+    : opts.kind === "stream-flat"
+    ? frame(flatRecordsQuery({ question: opts.question }))
+    : null;
+  const batch = opts.kind === "never-read"
+    ? (() => {
+      const one = frame(plainQuery(opts.question, 7));
+      const out = new Uint8Array(one.length * 1000);
+      for (let i = 0; i < 1000; i++) out.set(one, i * one.length);
+      return out;
+    })()
+    : null;
+
+  const writeAll = async (conn: Deno.TcpConn, bytes: Uint8Array) => {
+    for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+  };
+  /** Reads until EOF or error, counting framed answers; resolves when the server closes. */
+  const drain = async (conn: Deno.TcpConn, countAnswers: boolean) => {
+    const buf = new Uint8Array(65_536);
+    let pending = 0; // bytes of the current answer still to skip
+    let head: number[] = [];
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) return;
+        if (!countAnswers) continue;
+        for (let i = 0; i < n;) {
+          if (pending > 0) {
+            const take = Math.min(pending, n - i);
+            pending -= take;
+            i += take;
+            continue;
+          }
+          head.push(buf[i++]);
+          if (head.length === 2) {
+            pending = (head[0] << 8) | head[1];
+            head = [];
+            report.answers++;
+          }
+        }
+      }
+    } catch { /* reset */ }
+  };
+
+  const one = async () => {
+    while (performance.now() < end) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await Deno.connect({ hostname: opts.hostname, port: opts.port });
+      } catch {
+        report.connectFailures++;
+        await sleep(jitter(500, 1500));
+        continue;
+      }
+      report.connects++;
+      open++;
+      open_.add(conn);
+      report.peakOpen = Math.max(report.peakOpen, open);
+      const opened = performance.now();
+      let serverClosed = false;
+      // The never-reading client learns of a close only from a failing write.
+      const reading = opts.kind === "never-read"
+        ? new Promise<void>(() => {})
+        : drain(conn, opts.kind !== "idle" && opts.kind !== "slowloris").then(() => {
+          serverClosed = true;
+        });
+      const stopAt = new Promise<void>((r) => setTimeout(r, Math.max(0, end - performance.now())));
+      try {
+        switch (opts.kind) {
+          case "idle":
+            await Promise.race([reading, stopAt]);
+            break;
+          case "keepalive":
+            while (!serverClosed && performance.now() < end) {
+              await writeAll(conn, frame(plainQuery(opts.question, report.sent & 0xffff)));
+              report.sent++;
+              await Promise.race([reading, sleep(jitter(2000, 5000)), stopAt]);
+            }
+            break;
+          case "slowloris": {
+            // A 512-byte message announced, then trickled a byte every 1-2 s.
+            await writeAll(conn, new Uint8Array([0x02, 0x00, 0x12]));
+            while (!serverClosed && performance.now() < end) {
+              await Promise.race([reading, sleep(jitter(1000, 2000)), stopAt]);
+              if (serverClosed || performance.now() >= end) break;
+              await writeAll(conn, new Uint8Array([0x34]));
+            }
+            break;
+          }
+          case "stream-pointer":
+          case "stream-flat":
+            while (!serverClosed && performance.now() < end) {
+              await writeAll(conn, message!);
+              report.sent++;
+            }
+            break;
+          case "never-read":
+            while (!serverClosed && performance.now() < end) {
+              await writeAll(conn, batch!);
+              report.sent += 1000;
+            }
+            break;
+        }
+      } catch {
+        serverClosed = true;
+      }
+      if (serverClosed || performance.now() < end) {
+        report.closedByServer++;
+        if (performance.now() - opened < 1000) report.closedEarly++;
+      }
+      open--;
+      open_.delete(conn);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      if (opts.kind !== "never-read") await reading.catch(() => {});
+      if (performance.now() < end) {
+        await sleep(performance.now() - opened < 1000 ? jitter(800, 1200) : jitter(50, 150));
+      }
+    }
+  };
+
+  const workers: Promise<void>[] = [];
+  for (let i = 0; i < opts.count; i++) {
+    workers.push(one());
+    // Ramp: 100 connections at a time, so the accept queue is not the first thing measured.
+    if (i % 100 === 99) await sleep(20);
+  }
+  await Promise.all(workers);
+  for (const c of open_) {
+    try {
+      c.close();
+    } catch { /* closed */ }
+  }
+  return report;
+}
+
+/** What a probe saw. */
+export interface ProbeReport {
+  readonly transport: "udp" | "tcp";
+  sent: number;
+  answered: number;
+  /** Failures by reason (timeout, refused, reset, wrong answer...). */
+  failures: Record<string, number>;
+  /** Latencies of the answered queries, milliseconds, sorted ascending. */
+  latenciesMs: number[];
+}
+
+/** The q-quantile of sorted values (NaN when empty). */
+export function quantileOf(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** Whether a reply answers query `id` with NOERROR and at least one answer record. */
+function goodAnswer(reply: Uint8Array, id: number): boolean {
+  return reply.length >= HEADER && ((reply[0] << 8) | reply[1]) === id &&
+    (reply[2] & 0x80) !== 0 && (reply[3] & 0x0f) === 0 && ((reply[6] << 8) | reply[7]) > 0;
+}
+
+/**
+ * The good client over UDP: `qps` queries a second for `seconds` from one socket, each waiting
+ * at most `timeoutMs` for its answer.
+ */
+export async function udpProbe(
+  opts: {
+    hostname: string;
+    port: number;
+    name: string;
+    qps: number;
+    seconds: number;
+    timeoutMs?: number;
+  },
+): Promise<ProbeReport> {
+  const report: ProbeReport = {
+    transport: "udp",
+    sent: 0,
+    answered: 0,
+    failures: {},
+    latenciesMs: [],
+  };
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const socket = dgram.createSocket(opts.hostname.includes(":") ? "udp6" : "udp4");
+  const waiting = new Map<number, { at: number; timer: ReturnType<typeof setTimeout> }>();
+  const fail = (why: string) => (report.failures[why] = (report.failures[why] ?? 0) + 1);
+  socket.on("message", (m: Uint8Array) => {
+    const reply = new Uint8Array(m);
+    const id = (reply[0] << 8) | reply[1];
+    const w = waiting.get(id);
+    if (!w) return;
+    waiting.delete(id);
+    clearTimeout(w.timer);
+    if (!goodAnswer(reply, id)) return void fail(`rcode ${reply[3] & 0x0f}`);
+    report.answered++;
+    report.latenciesMs.push(performance.now() - w.at);
+  });
+  socket.on("error", () => fail("socket error"));
+  await new Promise<void>((r) => socket.bind(0, r));
+  const interval = 1000 / opts.qps;
+  const start = performance.now();
+  const end = start + opts.seconds * 1000;
+  for (let i = 0; performance.now() < end; i++) {
+    const id = i & 0xffff;
+    const at = performance.now();
+    const timer = setTimeout(() => {
+      if (waiting.delete(id)) fail("timeout");
+    }, timeoutMs);
+    waiting.set(id, { at, timer });
+    socket.send(plainQuery(opts.name, id), opts.port, opts.hostname);
+    report.sent++;
+    const next = start + (i + 1) * interval;
+    await sleep(Math.max(0, next - performance.now()));
+  }
+  // The last queries get their full timeout.
+  const deadline = performance.now() + timeoutMs + 100;
+  while (waiting.size > 0 && performance.now() < deadline) await sleep(20);
+  socket.close();
+  report.latenciesMs.sort((a, b) => a - b);
+  return report;
+}
+
+/**
+ * The good client over TCP: one query per fresh connection (connect, ask, read, close), one
+ * after another with `pauseMs` between, for `seconds`; each must complete within `timeoutMs`.
+ */
+export async function tcpFreshProbe(
+  opts: {
+    hostname: string;
+    port: number;
+    name: string;
+    seconds: number;
+    pauseMs?: number;
+    timeoutMs?: number;
+  },
+): Promise<ProbeReport> {
+  const report: ProbeReport = {
+    transport: "tcp",
+    sent: 0,
+    answered: 0,
+    failures: {},
+    latenciesMs: [],
+  };
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const fail = (why: string) => (report.failures[why] = (report.failures[why] ?? 0) + 1);
+  const end = performance.now() + opts.seconds * 1000;
+  for (let i = 0; performance.now() < end; i++) {
+    const id = i & 0xffff;
+    const at = performance.now();
+    report.sent++;
+    let conn: Deno.TcpConn | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((
+      r,
+    ) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
+    const attempt = (async (): Promise<string> => {
+      try {
+        conn = await Deno.connect({ hostname: opts.hostname, port: opts.port });
+      } catch (e) {
+        return `connect: ${(e as Error).name}`;
+      }
+      const q = frame(plainQuery(opts.name, id));
+      for (let off = 0; off < q.length;) off += await conn.write(q.subarray(off));
+      let got = new Uint8Array(0);
+      const buf = new Uint8Array(65_536);
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) return "closed before the answer";
+        const next = new Uint8Array(got.length + n);
+        next.set(got);
+        next.set(buf.subarray(0, n), got.length);
+        got = next;
+        if (got.length >= 2 && got.length >= 2 + ((got[0] << 8) | got[1])) break;
+      }
+      return goodAnswer(got.subarray(2), id) ? "ok" : `bad answer rcode ${got[5] & 0x0f}`;
+    })().catch((e) => `error: ${(e as Error).name}`);
+    const outcome = await Promise.race([attempt, timedOut]);
+    clearTimeout(timer);
+    try {
+      (conn as Deno.TcpConn | null)?.close();
+    } catch { /* closed */ }
+    await attempt.catch(() => {});
+    if (outcome === "ok") {
+      report.answered++;
+      report.latenciesMs.push(performance.now() - at);
+    } else fail(outcome);
+    await sleep(opts.pauseMs ?? 50);
+  }
+  report.latenciesMs.sort((a, b) => a - b);
+  return report;
+}
+
+/** A one-line summary of a probe: sent, failures, p50/p99/max in ms. */
+export function probeSummary(r: ProbeReport): {
+  transport: string;
+  sent: number;
+  failed: number;
+  failures: Record<string, number>;
+  p50: number;
+  p99: number;
+  max: number;
+} {
+  const round = (v: number) => Math.round(v * 100) / 100;
+  return {
+    transport: r.transport,
+    sent: r.sent,
+    failed: r.sent - r.answered,
+    failures: r.failures,
+    p50: round(quantileOf(r.latenciesMs, 0.5)),
+    p99: round(quantileOf(r.latenciesMs, 0.99)),
+    max: round(r.latenciesMs[r.latenciesMs.length - 1] ?? NaN),
+  };
+}
