@@ -44,6 +44,11 @@ function where(kind: string, id: { namespace: string; name: string; rv: string }
   return `API ${kind} ${name} (resourceVersion ${id.rv || "?"})`;
 }
 
+/** Equal model values (endpoint sets compare through their toJSON). */
+function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /**
  * Keeps, per object key, the resourceVersion last seen and what the store holds for it, and
  * turns events and relists into store writes. Subclasses say how to parse and write.
@@ -96,6 +101,12 @@ export abstract class Index<T> implements ResourceHandler {
       return;
     }
     if (errors.length > 0) this.ctx.warn(this.resource, errors);
+    if (prev?.value !== undefined && sameValue(prev.value, value)) {
+      // A new resourceVersion with the same content (a relist after the server's history was
+      // reset re-reads every object): the store, and so every snapshot reader, sees nothing.
+      this.seen.set(key, { rv: id.rv, value: prev.value });
+      return;
+    }
     this.seen.set(key, { rv: id.rv, value });
     if (prev?.value === undefined) this.#size++;
     this.write(prev?.value, value);
