@@ -489,6 +489,30 @@ export async function parseManifestFileSliced(
   return b.build();
 }
 
+/**
+ * {@link decodeManifestBytes} in steps of 256 KiB, awaiting `pause()` between them: the decoder
+ * checks UTF-8 at ~10 ns a byte here, 70 ms for a 6.8 MB file in one call.
+ */
+export async function decodeManifestBytesSliced(
+  bytes: Uint8Array,
+  pause: () => Promise<void>,
+): Promise<{ text: string } | { error: string }> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const step = 1 << 18;
+  let text = "";
+  try {
+    for (let at = 0; at < bytes.length; at += step) {
+      // stream: a character split between two steps is decoded whole in the second.
+      text += decoder.decode(bytes.subarray(at, at + step), { stream: true });
+      await pause();
+    }
+    text += decoder.decode();
+  } catch {
+    return { error: "it is not UTF-8 text" };
+  }
+  return { text };
+}
+
 /** The bytes of a file as UTF-8 text, or why they are not. */
 export function decodeManifestBytes(bytes: Uint8Array): { text: string } | { error: string } {
   try {

@@ -2,6 +2,7 @@ import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict
 import { formatLoadErrors } from "./load.ts";
 import { listManifestFiles } from "./read.ts";
 import {
+  decodeManifestBytesSliced,
   DEFAULT_MANIFEST_LIMITS,
   findDocumentPastLimit,
   type ManifestLimits,
@@ -203,4 +204,19 @@ Deno.test("parseManifestFileSliced: the same result as parseManifestFile, in ste
   );
   strictEqual(file.errors.length, 5000);
   strictEqual(pauses > 50, true, `${pauses} pauses`);
+});
+
+Deno.test("decodeManifestBytesSliced: UTF-8 in steps, a character split between steps whole", async () => {
+  const step = 1 << 18;
+  // "é" (2 bytes) straddles the first step's end; the text is otherwise ASCII.
+  const text = "a".repeat(step - 1) + "é" + "b".repeat(10);
+  let pauses = 0;
+  const pause = () => {
+    pauses++;
+    return Promise.resolve();
+  };
+  assertEquals(await decodeManifestBytesSliced(new TextEncoder().encode(text), pause), { text });
+  strictEqual(pauses, 2);
+  const bad = new Uint8Array([0x6b, 0x3a, 0xe9]);
+  assertEquals(await decodeManifestBytesSliced(bad, pause), { error: "it is not UTF-8 text" });
 });

@@ -19,7 +19,7 @@ import {
   unreadableManifestFile,
 } from "./load.ts";
 import {
-  decodeManifestBytes,
+  decodeManifestBytesSliced,
   DEFAULT_MANIFEST_LIMITS,
   type ManifestLimits,
   parseManifestFileSliced,
@@ -337,7 +337,7 @@ export class ManifestSource implements Source {
         next.set(info.path, { ...prev, info, readAt });
         continue;
       }
-      const text = "error" in r ? r : decodeManifestBytes(r.bytes);
+      const text = "error" in r ? r : await decodeManifestBytesSliced(r.bytes, pause);
       // In slices: DNS may answer on this thread (../README.md).
       const parsed = "error" in text
         ? unreadableManifestFile(info.path, text.error)
