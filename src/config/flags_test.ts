@@ -7,6 +7,17 @@ function assertEquals(actual: unknown, expected: unknown, what = ""): void {
 
 const HOST = { hostname: "node-a" };
 
+/** The UsageError message of a command line, or "(no error)". */
+function usageError(argv: string[]): string {
+  try {
+    parseArgs(argv, HOST);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    return e.message;
+  }
+  return "(no error)";
+}
+
 Deno.test("flags: defaults", () => {
   const { command, config } = parseArgs(["run"], HOST);
   assertEquals(command, "run");
@@ -137,14 +148,7 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
     ],
   ];
   for (const [argv, message] of cases) {
-    let got = "(no error)";
-    try {
-      parseArgs(argv, HOST);
-    } catch (e) {
-      if (!(e instanceof UsageError)) throw e;
-      got = e.message;
-    }
-    assertEquals(got, message, argv.join(" "));
+    assertEquals(usageError(argv), message, argv.join(" "));
   }
 });
 
@@ -189,14 +193,7 @@ Deno.test("flags: input limits, their defaults and their values", () => {
     ],
   ];
   for (const [argv, message] of bad) {
-    let got = "(no error)";
-    try {
-      parseArgs(argv, HOST);
-    } catch (e) {
-      if (!(e instanceof UsageError)) throw e;
-      got = e.message;
-    }
-    assertEquals(got, message, argv.join(" "));
+    assertEquals(usageError(argv), message, argv.join(" "));
   }
 });
 

@@ -6,8 +6,17 @@
  * sees no failed query while the heaviest ones are read.
  */
 
-import { Lab, labTest } from "../lab/lab.ts";
-import { assert, assertEquals, dig, httpGet, startDaemon, waitFor } from "./harness.ts";
+import { labTest } from "../lab/lab.ts";
+import {
+  assert,
+  assertEquals,
+  dig,
+  httpGet,
+  startDaemon,
+  waitFor,
+  withLab,
+  writeManifest,
+} from "./harness.ts";
 import { hostileFiles } from "../support/hostile_manifests.ts";
 import { daemonMemory } from "../support/proc_memory.ts";
 import { formatStats, startDnsLoad, windowStats } from "../support/dns_load.ts";
@@ -37,27 +46,10 @@ subsets:
 `;
 }
 
-async function writeManifest(dir: string, name: string, text: string): Promise<void> {
-  await Deno.writeTextFile(`${dir}/.${name}.tmp`, text);
-  await Deno.rename(`${dir}/.${name}.tmp`, `${dir}/${name}`);
-}
-
-async function withLab(fn: (lab: Lab, dir: string) => Promise<void>): Promise<void> {
-  const lab = await Lab.create({ pods: 2 });
-  const dir = await Deno.makeTempDir({ prefix: "svcgate-hostile-" });
-  try {
-    await lab.startPodServers();
-    await fn(lab, dir);
-  } finally {
-    await lab.destroy();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 labTest(
   "daemon: each hostile file dropped in a live folder is rejected alone while an edit applies; RSS bounded",
   async () => {
-    await withLab(async (lab, dir) => {
+    await withLab(2, async (lab, dir) => {
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
       const [pod0, pod1] = lab.pods;
@@ -122,7 +114,7 @@ labTest(
 labTest(
   "daemon: DNS answers 500 queries/s without a failure while a 100,000-document and a 50 MB file are read",
   async () => {
-    await withLab(async (lab, dir) => {
+    await withLab(2, async (lab, dir) => {
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
       await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", lab.pods[0].ip));
