@@ -44,6 +44,19 @@ export interface Config {
   readonly metricsBind: HostPort | null;
   readonly logFormat: "text" | "json";
   readonly logLevel: "debug" | "info" | "warn" | "error";
+  /** Bounds on input: manifest files, and the lists inside objects from either source. */
+  readonly limits: InputLimits;
+}
+
+/** The `--manifest-max-*` and `--max-*` flags (see src/sources/README.md). */
+export interface InputLimits {
+  readonly manifestFileBytes: number;
+  readonly manifestDocuments: number;
+  readonly manifestDepth: number;
+  readonly manifestDocumentTokens: number;
+  readonly servicePorts: number;
+  readonly sliceEndpoints: number;
+  readonly subsetEndpoints: number;
 }
 
 /** The DNS-over-TCP limits (`--dns-tcp-*`). */
@@ -72,7 +85,7 @@ export interface HostFacts {
   readonly hostname: string;
 }
 
-type Kind = "string" | "bool" | "cidrs" | "hostport" | "duration" | "int" | "list";
+type Kind = "string" | "bool" | "cidrs" | "hostport" | "duration" | "int" | "list" | "size";
 
 interface FlagSpec {
   readonly name: string;
@@ -293,6 +306,57 @@ export const FLAGS: readonly FlagSpec[] = [
     commands: DAEMON,
   },
   {
+    name: "manifest-max-file-size",
+    kind: "size",
+    default: "16MiB",
+    help: "Largest manifest file read; a larger one is refused by its size, unread",
+    commands: SOURCE,
+  },
+  {
+    name: "manifest-max-documents",
+    kind: "int",
+    default: "10000",
+    help: "Most documents in one manifest file (each item of a List counts)",
+    commands: SOURCE,
+  },
+  {
+    name: "manifest-max-depth",
+    kind: "int",
+    default: "100",
+    help: "Deepest [ and { nesting in a manifest file",
+    commands: SOURCE,
+  },
+  {
+    name: "manifest-max-document-tokens",
+    kind: "int",
+    default: "150000",
+    help:
+      "Most YAML or JSON tokens in one manifest document (a 1,000-endpoint EndpointSlice has ~95,000)",
+    commands: SOURCE,
+  },
+  {
+    name: "max-service-ports",
+    kind: "int",
+    default: "1000",
+    help: "Most ports of one Service; a Service with more is rejected",
+    commands: SOURCE,
+  },
+  {
+    name: "max-endpoints-per-slice",
+    kind: "int",
+    default: "1000",
+    help:
+      "Most endpoints of one EndpointSlice (the API server's limit); a slice with more is rejected",
+    commands: SOURCE,
+  },
+  {
+    name: "max-endpoints-per-subset",
+    kind: "int",
+    default: "1000",
+    help: "Most addresses of one v1 Endpoints subset (the Endpoints controller truncates at 1,000)",
+    commands: SOURCE,
+  },
+  {
     name: "log-format",
     kind: "string",
     default: "text",
@@ -324,6 +388,7 @@ const METAVAR: Record<string, string> = {
   duration: "DURATION",
   int: "N",
   list: "IP[:PORT][,...]",
+  size: "SIZE",
 };
 
 const COMMANDS: Record<Command, string> = {
@@ -349,6 +414,13 @@ export function parseDuration(text: string): number | null {
   if (!m) return null;
   const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
   return Number(m[1]) * scale;
+}
+
+/** Parses a size in bytes: `1048576`, `512KiB`, `16MiB` or `1GiB`. */
+export function parseSize(text: string): number | null {
+  const m = text.match(/^(\d+)(B|KiB|MiB|GiB)?$/);
+  if (!m) return null;
+  return Number(m[1]) * { B: 1, KiB: 1024, MiB: 2 ** 20, GiB: 2 ** 30 }[m[2] ?? "B"]!;
 }
 
 /** Parses `IP:PORT` or `[IPv6]:PORT`. */
@@ -476,6 +548,18 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     const v = value(name) as T;
     return allowed.includes(v) ? v : fail(name, `expected one of ${allowed.join(", ")}`);
   };
+  const positive = (name: string) => {
+    const v = value(name);
+    return /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 1e9
+      ? Number(v)
+      : fail(name, "expected a whole number 1-1000000000");
+  };
+  const size = (name: string) => {
+    const v = parseSize(value(name));
+    return v !== null && v >= 1
+      ? v
+      : fail(name, "expected a size such as 16MiB, 512KiB or 1048576");
+  };
   const clusterDomain = value("cluster-domain").replace(/\.$/, "").toLowerCase();
   if (
     !/^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/.test(
@@ -571,6 +655,15 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     metricsBind: hostPort("metrics-bind-address"),
     logFormat: oneOf("log-format", ["text", "json"] as const),
     logLevel: oneOf("log-level", ["debug", "info", "warn", "error"] as const),
+    limits: {
+      manifestFileBytes: size("manifest-max-file-size"),
+      manifestDocuments: positive("manifest-max-documents"),
+      manifestDepth: positive("manifest-max-depth"),
+      manifestDocumentTokens: positive("manifest-max-document-tokens"),
+      servicePorts: positive("max-service-ports"),
+      sliceEndpoints: positive("max-endpoints-per-slice"),
+      subsetEndpoints: positive("max-endpoints-per-subset"),
+    },
   };
 }
 

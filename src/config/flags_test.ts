@@ -1,7 +1,18 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { helpText, parseArgs, parseDuration, UsageError } from "./flags.ts";
+import { helpText, parseArgs, parseDuration, parseSize, UsageError } from "./flags.ts";
 
 const HOST = { hostname: "node-a" };
+
+/** The UsageError message of a command line, or "(no error)". */
+function usageError(argv: string[]): string {
+  try {
+    parseArgs(argv, HOST);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    return e.message;
+  }
+  return "(no error)";
+}
 
 Deno.test("flags: defaults", () => {
   const { command, config } = parseArgs(["run"], HOST);
@@ -187,14 +198,52 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
     ],
   ];
   for (const [argv, message] of cases) {
-    let got = "(no error)";
-    try {
-      parseArgs(argv, HOST);
-    } catch (e) {
-      if (!(e instanceof UsageError)) throw e;
-      got = e.message;
-    }
-    assertEquals(got, message, argv.join(" "));
+    assertEquals(usageError(argv), message, argv.join(" "));
+  }
+});
+
+Deno.test("flags: input limits, their defaults and their values", () => {
+  assertEquals(parseArgs(["run"], HOST).config.limits, {
+    manifestFileBytes: 16 * 2 ** 20,
+    manifestDocuments: 10_000,
+    manifestDepth: 100,
+    manifestDocumentTokens: 150_000,
+    servicePorts: 1000,
+    sliceEndpoints: 1000,
+    subsetEndpoints: 1000,
+  });
+  const { config } = parseArgs([
+    "render",
+    ...["--manifest-max-file-size", "512KiB", "--manifest-max-documents=5"],
+    ...["--manifest-max-depth", "20", "--manifest-max-document-tokens", "9000"],
+    ...["--max-service-ports", "10", "--max-endpoints-per-slice=100"],
+    ...["--max-endpoints-per-subset", "50"],
+  ], HOST);
+  assertEquals(config.limits, {
+    manifestFileBytes: 524288,
+    manifestDocuments: 5,
+    manifestDepth: 20,
+    manifestDocumentTokens: 9000,
+    servicePorts: 10,
+    sliceEndpoints: 100,
+    subsetEndpoints: 50,
+  });
+  assertEquals(
+    ["1048576", "512KiB", "16MiB", "1GiB", "16M", "1.5MiB", ""].map(parseSize),
+    [1048576, 524288, 16777216, 1073741824, null, null, null],
+  );
+  const bad: [string[], string][] = [
+    [
+      ["run", "--manifest-max-file-size", "16MB"],
+      'invalid --manifest-max-file-size "16MB": expected a size such as 16MiB, 512KiB or 1048576',
+    ],
+    [
+      ["run", "--max-endpoints-per-slice", "0"],
+      'invalid --max-endpoints-per-slice "0": expected a whole number 1-1000000000',
+    ],
+  ];
+  for (const [argv, message] of bad) {
+    assertEquals(usageError(argv), message, argv.join(" "));
   }
 });
 

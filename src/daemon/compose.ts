@@ -18,6 +18,7 @@ import { BIG_SCRIPT_BYTES, RoutedExecutor } from "../nft/routed_executor.ts";
 import { DnsServer } from "../dns/serve/server.ts";
 import { loadStandaloneOnce } from "../sources/standalone/load_once.ts";
 import { StandaloneSource } from "../sources/standalone/standalone_source.ts";
+import type { ManifestLimits } from "../sources/manifests/parse_file.ts";
 import { pinAllocation } from "../ipam/lock.ts";
 import { writeFileAtomic } from "../ipam/state_file.ts";
 import { Daemon } from "./daemon.ts";
@@ -86,6 +87,22 @@ function kubeSourceOptions(config: Config, log: Logger, metrics: MetricsRegistry
     syncTimeoutMs: config.initialSyncTimeoutMs,
     log: log.child("kube"),
     metrics,
+    objectLimits: manifestLimits(config).objects,
+  };
+}
+
+/** The bounds on input the configuration gives (`--manifest-max-*`, `--max-*`). */
+function manifestLimits({ limits }: Config): ManifestLimits {
+  return {
+    fileBytes: limits.manifestFileBytes,
+    documents: limits.manifestDocuments,
+    depth: limits.manifestDepth,
+    documentTokens: limits.manifestDocumentTokens,
+    objects: {
+      servicePorts: limits.servicePorts,
+      sliceEndpoints: limits.sliceEndpoints,
+      subsetEndpoints: limits.subsetEndpoints,
+    },
   };
 }
 
@@ -188,6 +205,7 @@ function standaloneOptions(config: Config, log: Logger) {
     serviceCidrs: config.serviceCidrs,
     stateDir: config.stateDir,
     log,
+    limits: manifestLimits(config),
   };
 }
 

@@ -216,7 +216,8 @@ export const METRICS = {
   // Kubernetes source
   kubeRelists: {
     name: "svcgate_kube_relists_total",
-    help: "Relists after 410 Gone",
+    help:
+      "Relists because the server could not serve our resourceVersion (reason: expired = 410 Gone, too_large = Too large resource version, continue_expired)",
     type: "counter",
     labels: ["resource", "reason"],
   },

@@ -2,7 +2,8 @@
  * `deno task bench`: runs every benchmark in turn and prints their tables. Each benchmark builds
  * and deletes its own network namespaces and sends traffic only inside them or on loopback.
  *
- * Usage: deno task bench [NAME...]   (names: startup, nft, dns, dns-attack, kube, kube-daemon)
+ * Usage: deno task bench [NAME...]   (names: startup, nft, dns, dns-attack, kube, kube-daemon,
+ * dns-heavy, dns-heavy-kube)
  * @module
  */
 
@@ -13,6 +14,8 @@ const BENCHES: Record<string, string[]> = {
   "dns-attack": ["tests/bench/dns_attack_bench.ts"],
   kube: ["tests/bench/kube_bench.ts"],
   "kube-daemon": ["tests/bench/kube_daemon_bench.ts"],
+  "dns-heavy": ["tests/bench/dns_heavy_work_bench.ts"],
+  "dns-heavy-kube": ["tests/bench/dns_heavy_work_bench.ts", "--mode=kube"],
 };
 
 const root = new URL("../..", import.meta.url).pathname;

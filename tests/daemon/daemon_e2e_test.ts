@@ -3,9 +3,9 @@
  * (valid, invalid, rapid edits), publish order under a failing nft, restart under load, SIGTERM.
  */
 
-import { Lab, labTest } from "../lab/lab.ts";
+import { labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { dig, httpGet, spread, startDaemon, waitFor } from "./harness.ts";
+import { dig, httpGet, spread, startDaemon, waitFor, withLab, writeManifest } from "./harness.ts";
 
 const DNS = "198.18.0.1";
 const BASE_ARGS = [
@@ -36,27 +36,6 @@ subsets:
   - addresses: [${ips.map((ip) => `{ ip: "${ip}" }`).join(", ")}]
     ports: [{ name: http, port: 8080 }]
 `;
-}
-
-/** Writes through a temporary file and a rename, as editors and config management do. */
-async function writeManifest(dir: string, name: string, text: string): Promise<void> {
-  await Deno.writeTextFile(`${dir}/.${name}.tmp`, text);
-  await Deno.rename(`${dir}/.${name}.tmp`, `${dir}/${name}`);
-}
-
-async function withLab(
-  pods: number,
-  fn: (lab: Lab, dir: string) => Promise<void>,
-): Promise<void> {
-  const lab = await Lab.create({ pods });
-  const dir = await Deno.makeTempDir({ prefix: "svcgate-e2e-" });
-  try {
-    await lab.startPodServers();
-    await fn(lab, dir);
-  } finally {
-    await lab.destroy();
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 labTest(

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Lab } from "../lab/lab.ts";
+import { Lab } from "../lab/lab.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -149,4 +149,26 @@ export async function spread(lab: Lab, url: string, n: number): Promise<Record<s
     out[body] = (out[body] ?? 0) + 1;
   }
   return out;
+}
+
+/** Writes through a temporary file and a rename, as editors and config management do. */
+export async function writeManifest(dir: string, name: string, text: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/.${name}.tmp`, text);
+  await Deno.rename(`${dir}/.${name}.tmp`, `${dir}/${name}`);
+}
+
+/** Runs `fn` with a lab of `pods` pods (their servers started) and a temporary folder. */
+export async function withLab(
+  pods: number,
+  fn: (lab: Lab, dir: string) => Promise<void>,
+): Promise<void> {
+  const lab = await Lab.create({ pods });
+  const dir = await Deno.makeTempDir({ prefix: "svcgate-e2e-" });
+  try {
+    await lab.startPodServers();
+    await fn(lab, dir);
+  } finally {
+    await lab.destroy();
+    await Deno.remove(dir, { recursive: true });
+  }
 }

@@ -5,7 +5,9 @@
  * BOOKMARK events, one JSON object per line; a bounded event history, so that watches and
  * continue tokens older than it get `410 Gone` (reason Expired); watches closed after
  * timeoutSeconds; paging with limit/continue over a consistent snapshot; label and field
- * selectors; bearer-token auth.
+ * selectors; bearer-token auth; after {@link FakeApiServer.resetHistory}, "Too large resource
+ * version" (504, cause ResourceVersionTooLarge) for watches from a resourceVersion it never
+ * reached.
  *
  * Tests drive it through in-process methods: create/update/delete objects, compact the history,
  * cut every watch stream abruptly, stop and start the listener on the same port, and count
@@ -71,7 +73,19 @@ export interface FakeApiServerOptions {
   readonly maxWatchSeconds?: number;
   /** Starting resourceVersion. Default 1000. */
   readonly initialResourceVersion?: number;
+  /**
+   * How long a watch from a resourceVersion newer than the server's waits for it to appear before
+   * "Too large resource version" (the watch cache waits 3 s). Default 3000 ms.
+   */
+  readonly tooLargeWaitMs?: number;
 }
+
+/**
+ * How the server answers a watch from a resourceVersion it has not reached: kube-apiserver's
+ * watch cache sends 200 and one ERROR event; other paths answer the request with HTTP 504. Both
+ * carry the same Status (504, reason Timeout, cause ResourceVersionTooLarge).
+ */
+export type TooLargeReply = "error-event" | "http";
 
 interface Stored {
   readonly obj: KubeObject;
@@ -158,6 +172,21 @@ function status(code: number, reason: string, message: string): KubeObject {
   };
 }
 
+/** kube-apiserver's "Too large resource version" Status (storage.NewTooLargeResourceVersionError). */
+export function tooLargeStatus(requested: number, current: number): KubeObject {
+  return {
+    ...status(
+      504,
+      "Timeout",
+      `Timeout: Too large resource version: ${requested}, current: ${current}`,
+    ),
+    details: {
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+      retryAfterSeconds: 1,
+    },
+  };
+}
+
 function jsonResponse(code: number, body: KubeObject | string): Response {
   return new Response(typeof body === "string" ? body : JSON.stringify(body), {
     status: code,
@@ -200,6 +229,7 @@ export class FakeApiServer {
   };
   #watchLog: WatchRecord[] = [];
   #failures = new Map<ResourceName, { count: number; code: number }>();
+  #tooLargeReply: TooLargeReply = "error-event";
   /**
    * Called before each authorised list, watch or get is served; tests use it to act between
    * pages (compact the history so that a continue token expires) or to observe requests.
@@ -355,6 +385,30 @@ export class FakeApiServer {
     this.#history = [];
   }
 
+  /**
+   * The API server comes back with a new history, as after an etcd restored from a backup or a
+   * rebuilt control plane: every object is rewritten at one resourceVersion (`resourceVersion`,
+   * default the initial one), lower than clients hold; the event history is empty and every open
+   * watch is cut. A watch from a newer resourceVersion then gets "Too large resource version",
+   * answered the way `reply` says; a list gets the new state.
+   */
+  resetHistory(options: { resourceVersion?: number; reply?: TooLargeReply } = {}): number {
+    const rv = options.resourceVersion ?? this.#opts.initialResourceVersion ?? 1000;
+    this.#tooLargeReply = options.reply ?? "error-event";
+    this.cutWatches();
+    for (const store of this.#objects.values()) {
+      for (const [key, s] of store) {
+        const obj = structuredClone(s.obj);
+        obj.metadata.resourceVersion = String(rv);
+        store.set(key, { obj, json: JSON.stringify(obj) });
+      }
+    }
+    this.#rv = rv;
+    this.#compactedRv = rv;
+    this.#history = [];
+    return rv;
+  }
+
   /** Sends a BOOKMARK at the current resourceVersion on every watch that allows them. */
   sendBookmarks(): void {
     for (const w of this.#watchers) if (w.bookmarks) this.#bookmark(w);
@@ -470,7 +524,7 @@ export class FakeApiServer {
     }
   }
 
-  #route(req: Request): Response {
+  #route(req: Request): Response | Promise<Response> {
     const url = new URL(req.url);
     if (this.#opts.token !== undefined) {
       const auth = req.headers.get("authorization");
@@ -642,7 +696,7 @@ export class FakeApiServer {
     return jsonResponse(200, body);
   }
 
-  #watch(resource: ResourceName, filter: Filter, q: URLSearchParams): Response {
+  async #watch(resource: ResourceName, filter: Filter, q: URLSearchParams): Promise<Response> {
     this.#counts.watch[resource]++;
     const rvParam = q.get("resourceVersion") ?? "";
     const timeoutParam = q.get("timeoutSeconds");
@@ -659,6 +713,19 @@ export class FakeApiServer {
         status(400, "BadRequest", `invalid resourceVersion "${rvParam}": not a number`),
       );
     }
+    const requested = rvParam === "" ? 0 : Number(rvParam);
+    if (requested > this.#rv) {
+      // As the watch cache: wait a while for the resourceVersion to appear, then give up.
+      await new Promise((r) => setTimeout(r, this.#opts.tooLargeWaitMs ?? 3000));
+      if (requested > this.#rv) {
+        const body = tooLargeStatus(requested, this.#rv);
+        if (this.#tooLargeReply === "http") return jsonResponse(504, body);
+        return new Response(JSON.stringify({ type: "ERROR", object: body }) + "\n", {
+          status: 200,
+          headers: { "content-type": "application/json" },
+        });
+      }
+    }
     const maxSeconds = this.#opts.maxWatchSeconds ?? 1800;
     const seconds = Math.min(timeoutParam ? Number(timeoutParam) : maxSeconds, maxSeconds);
     let watcher!: Watcher;
@@ -671,7 +738,7 @@ export class FakeApiServer {
         this.#forget(watcher);
       },
     });
-    const from = rvParam === "" ? 0 : Number(rvParam);
+    const from = requested;
     if (from !== 0 && from < this.#compactedRv) {
       // As the API server does: 200, then one ERROR event with a 410 Status, then the end.
       this.#send(watcher, {

@@ -9,7 +9,7 @@ import { FakeApiServer } from "./fake_apiserver.ts";
 import { makeNamespace, makeService } from "./fixtures.ts";
 
 async function withServer(fn: (api: FakeApiServer) => Promise<void>, token?: string) {
-  const api = await FakeApiServer.start({ token, bookmarkIntervalMs: 50 });
+  const api = await FakeApiServer.start({ token, bookmarkIntervalMs: 50, tooLargeWaitMs: 20 });
   try {
     await fn(api);
   } finally {
@@ -212,4 +212,37 @@ Deno.test("history beyond historyLimit expires", async () => {
   } finally {
     await api.close();
   }
+});
+
+Deno.test("after a history reset, a watch from a newer resourceVersion gets Too large (504)", async () => {
+  await withServer(async (api) => {
+    api.create("services", makeService("default", "a", "198.19.0.1"));
+    api.create("services", makeService("default", "b", "198.19.0.2"));
+    const held = api.resourceVersion;
+    assertEquals(api.resetHistory({ resourceVersion: 1000 }), 1000);
+    const list = await get(api, "/api/v1/services");
+    assertEquals(
+      list.body.items.map((i: any) => i.metadata.resourceVersion),
+      ["1000", "1000"],
+      "objects carry the new history's resourceVersion",
+    );
+    const cause = [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }];
+    const w = await readWatch(api, `/api/v1/services?watch=true&resourceVersion=${held}`);
+    assertEquals(w.status, 200);
+    assertEquals(
+      w.events.map((e) => [e.type, e.object.code, e.object.reason, e.object.details.causes]),
+      [["ERROR", 504, "Timeout", cause]],
+      "the watch cache's form: 200, then one ERROR event",
+    );
+    api.resetHistory({ resourceVersion: 1000, reply: "http" });
+    const r = await get(api, `/api/v1/services?watch=true&resourceVersion=${held}`);
+    assertEquals([r.status, r.body.reason, r.body.details.causes], [504, "Timeout", cause]);
+    // A watch from the new history's resourceVersion is served.
+    const ok = await readWatch(
+      api,
+      "/api/v1/services?watch=true&resourceVersion=1000&timeoutSeconds=1",
+    );
+    assertEquals(ok.status, 200);
+    assertEquals(ok.events.filter((e) => e.type === "ERROR").length, 0, "no error");
+  });
 });

@@ -19,6 +19,7 @@ import {
   FakeApiServer,
   type KubeObject,
   type ResourceName,
+  type TooLargeReply,
 } from "../fake_apiserver/fake_apiserver.ts";
 import { readTlsMaterial } from "../fake_apiserver/tls.ts";
 import { loadScale, type ScaleSpec } from "../bench/kube_scale.ts";
@@ -31,6 +32,7 @@ export type ControlRequest =
   | { op: "stop" | "start" | "compact" | "status" }
   | { op: "cutWatches" | "closeWatches" | "expireWatches"; resource?: ResourceName }
   | { op: "loadScale"; spec: ScaleSpec }
+  | { op: "resetHistory"; reply?: TooLargeReply }
   | { op: "get"; resource: ResourceName; namespace?: string; name: string };
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
@@ -82,6 +84,8 @@ async function execute(api: FakeApiServer, req: ControlRequest): Promise<unknown
     case "loadScale":
       loadScale(api, req.spec);
       return { services: api.size("services"), endpointslices: api.size("endpointslices") };
+    case "resetHistory":
+      return api.resetHistory({ reply: req.reply ?? "error-event" });
     case "status":
       return {
         running: api.running,

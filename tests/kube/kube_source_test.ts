@@ -315,6 +315,41 @@ Deno.test("an ERROR 410 event on an open watch relists", async () => {
   }
 });
 
+for (const reply of ["error-event", "http"] as const) {
+  Deno.test(`a server whose history was reset answers "Too large resource version" (${reply}): relist, converge`, async () => {
+    const h = await startHarness({ tooLargeWaitMs: 50 });
+    const metrics = new MetricsRegistry();
+    const source = newSource(h, { metrics });
+    try {
+      seed(h);
+      for (let i = 0; i < 5; i++) {
+        h.api.create("services", makeService("default", `s${i}`, `198.19.1.${i}`));
+      }
+      await source.start(h.sink);
+      await waitFor("3 watches", () => h.api.openWatches() === 3);
+      const held = Number(source.resources().services.resourceVersion);
+      // The new history starts below what svcgate holds; changes made in it stay below too.
+      const rv = h.api.resetHistory({ resourceVersion: 1001, reply });
+      assert(rv < held, `reset resourceVersion ${rv} is below the one held (${held})`);
+      h.api.delete("services", "default", "s0");
+      h.api.create("services", makeService("default", "after-reset", "198.19.1.99"));
+      h.api.resetCounts();
+      await waitFor("converged on the new history", () => {
+        const s = h.store.snapshot.services;
+        return !s.has("default/s0") && s.has("default/after-reset");
+      });
+      assertEquals(h.api.counts.list.services, 1, "services relisted once");
+      const relists = metrics.of(METRICS.kubeRelists);
+      assertEquals(relists.get({ resource: "services", reason: "too_large" }), 1, "counted");
+      await waitFor("watching again", () => h.api.openWatches() === 3);
+      assertEquals(source.status().synced, true, "synced");
+    } finally {
+      await source.stop();
+      await h.close();
+    }
+  });
+}
+
 Deno.test("an expired continue token restarts the paged list", async () => {
   const h = await startHarness();
   const source = newSource(h, { pageSize: 5 });

@@ -19,6 +19,7 @@
 
 // Only client-node's Watch (and node-fetch): the package index loads the whole generated API and
 // every auth plugin. The "typed" list mode imports the package when chosen.
+import type { ObjectLimits } from "../objects/limits.ts";
 import { Watch } from "@kubernetes/client-node/dist/watch.js";
 import type {
   KubeConfig,
@@ -74,6 +75,8 @@ export interface KubeSourceOptions {
    * deserialization costs more CPU and garbage. Watches always use client-node's Watch.
    */
   readonly lists?: "raw" | "typed";
+  /** Bounds on the lists inside one object; the defaults of objects/limits.ts when absent. */
+  readonly objectLimits?: ObjectLimits;
   /** Injected environment and service-account folder, for tests of the in-cluster path. */
   readonly env?: (name: string) => string | undefined;
   readonly serviceAccountDir?: string;
@@ -183,6 +186,7 @@ export class KubeSource implements Source {
     // Watch types its config as KubeConfig but uses only what KubeClientConfig has.
     const watch = new Watch(conn.config as unknown as KubeConfig);
     const ctx: HandlerContext = {
+      parseOptions: this.#o.objectLimits ? { limits: this.#o.objectLimits } : {},
       store: () => sink.store,
       changed: () => {
         this.#updateGauges();

@@ -4,8 +4,10 @@
  *
  * The loop follows client-go's reflector: a paged list, then a watch from the list's
  * resourceVersion with bookmarks; a watch that ends (server timeout, dropped connection, API
- * server down) resumes from the last resourceVersion seen, without a relist; only `410 Gone`
- * relists. Failures wait with exponential backoff and jitter and are reported, never thrown.
+ * server down) resumes from the last resourceVersion seen, without a relist. A watch whose
+ * resourceVersion the server cannot serve relists: `410 Gone` (expired, compacted away) and "Too
+ * large resource version" (504, a server whose history was reset); see {@link relistReason}.
+ * Failures wait with exponential backoff and jitter and are reported, never thrown.
  *
  * client-node's informer (ListWatch) is not used: it caches every object whole, stops for good on
  * an abruptly closed connection, and reports its own stop() as an error.
@@ -84,9 +86,18 @@ interface WatchEnd {
   /** An ERROR event's Status code, when one arrived. */
   readonly statusCode?: number;
   readonly statusMessage?: string;
+  /** An ERROR event's Status object as received. */
+  readonly status?: unknown;
   readonly events: number;
   readonly connected: boolean;
   readonly stalled: boolean;
+}
+
+/** Objects read between two turns of the event loop in a relist: ~2-5 ms when each is parsed. */
+const RELIST_STEP = 100;
+
+function pause(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** The HTTP status of an error thrown by client-node (generated client or Watch), if any. */
@@ -119,6 +130,44 @@ export function describeError(e: unknown): string {
   const code = typeof err?.code === "string" ? `${err.code}: ` : "";
   const message = typeof err?.message === "string" ? err.message : String(e);
   return `${code}${message}`;
+}
+
+/**
+ * True when a watch Status says the resourceVersion asked for is newer than the server's: cause
+ * ResourceVersionTooLarge, or (API servers before 1.18.6) a Timeout whose cause or message says
+ * "Too large resource version". client-go's isTooLargeResourceVersionError.
+ */
+export function isTooLargeResourceVersion(status: unknown): boolean {
+  const s = status as {
+    code?: unknown;
+    reason?: unknown;
+    message?: unknown;
+    details?: { causes?: { reason?: unknown; message?: unknown }[] };
+  } | null;
+  const causes = Array.isArray(s?.details?.causes) ? s.details.causes : [];
+  if (causes.some((c) => c?.reason === "ResourceVersionTooLarge")) return true;
+  if (s?.reason !== "Timeout" && s?.code !== 504) return false;
+  return causes.some((c) => c?.message === "Too large resource version") ||
+    (typeof s?.message === "string" && s.message.includes("Too large resource version"));
+}
+
+/**
+ * Why the end of a watch needs a relist, or null when resuming from our resourceVersion is
+ * right. client-go's reflector relists after a watch that ends with 410 Gone (reason Expired or
+ * Gone: the resourceVersion was compacted away) or "Too large resource version" (the server's
+ * history is behind ours: it was reset, or this server lags); those are the replies that say our
+ * resourceVersion cannot be served. client-node's Watch does not read the body of a failed watch
+ * request, so an HTTP 504 cannot be told apart from a gateway's timeout: it relists too, which is
+ * always correct. (client-go also relists after most other watch errors; svcgate resumes from its
+ * resourceVersion there, which the server accepts or answers with one of the replies above.)
+ */
+export function relistReason(
+  end: { error?: unknown; statusCode?: number; status?: unknown },
+): "expired" | "too_large" | null {
+  if (end.statusCode === 410 || httpStatusOf(end.error) === 410) return "expired";
+  if (end.statusCode !== undefined && isTooLargeResourceVersion(end.status)) return "too_large";
+  if (end.statusCode === undefined && httpStatusOf(end.error) === 504) return "too_large";
+  return null;
 }
 
 function reasonOf(e: unknown): string {
@@ -216,14 +265,21 @@ export class Reflector {
       const end = await this.#watchOnce();
       if (this.#stopped) return;
       const { resource } = this.#o;
-      if (end.statusCode === 410 || httpStatusOf(end.error) === 410) {
-        // The resourceVersion we hold was compacted away: only a relist can catch up.
-        this.#o.log.info("watch expired, relisting", {
-          resource,
-          resourceVersion: this.#rv,
-          message: end.statusMessage ?? describeError(end.error),
-        });
-        this.#count(METRICS.kubeRelists, { reason: "expired" });
+      const relist = relistReason(end);
+      if (relist !== null) {
+        // The server cannot serve the resourceVersion we hold (compacted away, or newer than its
+        // history): only a relist can catch up.
+        this.#o.log.info(
+          relist === "expired"
+            ? "watch expired, relisting"
+            : "resourceVersion too large, relisting",
+          {
+            resource,
+            resourceVersion: this.#rv,
+            message: end.statusMessage ?? describeError(end.error),
+          },
+        );
+        this.#count(METRICS.kubeRelists, { reason: relist });
         needList = true;
         continue;
       }
@@ -310,8 +366,11 @@ export class Reflector {
           if (this.#stopped) return false;
           for (const item of page.items) {
             stage.add(item);
-            items++;
+            // A relist reads 10,000s of objects: give the event loop (DNS answers on it) a turn
+            // every few ms rather than once per page.
+            if (++items % RELIST_STEP === 0) await pause();
           }
+          if (this.#stopped) return false;
           // Every page carries the resourceVersion of the consistent snapshot being paged.
           rv = page.metadata?.resourceVersion ?? rv;
           token = page.metadata?._continue || undefined;
@@ -367,6 +426,7 @@ export class Reflector {
     let events = 0;
     let statusCode: number | undefined;
     let statusMessage: string | undefined;
+    let statusObject: unknown;
     let ended = false;
     let stalled = false;
     let lastActivity = performance.now();
@@ -383,6 +443,7 @@ export class Reflector {
         const s = obj as { code?: unknown; message?: unknown } | null;
         statusCode = typeof s?.code === "number" ? s.code : 500;
         statusMessage = typeof s?.message === "string" ? s.message : JSON.stringify(obj);
+        statusObject = obj;
         return;
       }
       // client-node swallows exceptions thrown here, so guard ourselves.
@@ -429,7 +490,7 @@ export class Reflector {
     const error = await promise;
     clearInterval(watchdog);
     this.#controller = null;
-    return { error, statusCode, statusMessage, events, connected, stalled };
+    return { error, statusCode, statusMessage, status: statusObject, events, connected, stalled };
   }
 
   async #sleep(ms: number): Promise<void> {

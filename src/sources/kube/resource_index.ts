@@ -12,7 +12,7 @@ import { parseEndpoints } from "../objects/endpoints.ts";
 import { parseEndpointSlice } from "../objects/endpoint_slice.ts";
 import { parseNamespace } from "../objects/namespace.ts";
 import { parseService } from "../objects/service.ts";
-import type { ValidationError } from "../objects/validate.ts";
+import type { ParseOptions, ValidationError } from "../objects/validate.ts";
 import type { ResourceHandler } from "./reflector.ts";
 
 /** The resources the source lists and watches. */
@@ -35,11 +35,18 @@ export interface HandlerContext {
   readonly changed: () => void;
   readonly invalid: (resource: ResourceKey, errors: ValidationError[]) => void;
   readonly warn: (resource: ResourceKey, errors: ValidationError[]) => void;
+  /** Bounds on the lists inside one object (ports, endpoints). */
+  readonly parseOptions: ParseOptions;
 }
 
 function where(kind: string, id: { namespace: string; name: string; rv: string }): string {
   const name = id.namespace ? `${id.namespace}/${id.name}` : id.name;
   return `API ${kind} ${name} (resourceVersion ${id.rv || "?"})`;
+}
+
+/** Equal model values (endpoint sets compare through their toJSON). */
+function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**
@@ -94,6 +101,12 @@ export abstract class Index<T> implements ResourceHandler {
       return;
     }
     if (errors.length > 0) this.ctx.warn(this.resource, errors);
+    if (prev?.value !== undefined && sameValue(prev.value, value)) {
+      // A new resourceVersion with the same content (a relist after the server's history was
+      // reset re-reads every object): the store, and so every snapshot reader, sees nothing.
+      this.seen.set(key, { rv: id.rv, value: prev.value });
+      return;
+    }
     this.seen.set(key, { rv: id.rv, value });
     if (prev?.value === undefined) this.#size++;
     this.write(prev?.value, value);
@@ -147,7 +160,7 @@ export abstract class Index<T> implements ResourceHandler {
 
 export class ServiceIndex extends Index<Service> {
   protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseService(obj, where("Service", id));
+    return parseService(obj, where("Service", id), this.ctx.parseOptions);
   }
   protected write(_prev: Service | undefined, next: Service): void {
     this.ctx.store().setService(next);
@@ -159,7 +172,7 @@ export class ServiceIndex extends Index<Service> {
 
 export class SliceIndex extends Index<EndpointSet> {
   protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseEndpointSlice(obj, where("EndpointSlice", id));
+    return parseEndpointSlice(obj, where("EndpointSlice", id), this.ctx.parseOptions);
   }
   protected write(prev: EndpointSet | undefined, next: EndpointSet): void {
     // A slice relabelled to another service leaves the first one.
@@ -173,7 +186,7 @@ export class SliceIndex extends Index<EndpointSet> {
 
 export class EndpointsIndex extends Index<readonly EndpointSet[]> {
   protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseEndpoints(obj, where("Endpoints", id));
+    return parseEndpoints(obj, where("Endpoints", id), this.ctx.parseOptions);
   }
   protected write(prev: readonly EndpointSet[] | undefined, next: readonly EndpointSet[]): void {
     const keep = new Set(next.map((s) => `${s.serviceName}\n${s.id}`));

@@ -6,13 +6,12 @@
  * @module
  */
 
-import YAML from "yaml";
 import { buildServiceEntry } from "../../model/snapshot.ts";
 import type { EndpointSet, Service } from "../../model/types.ts";
 import { compareText } from "../../model/text.ts";
-import { type ParsedObject, parseObject, rawObjectId } from "../objects/parse_object.ts";
+import type { ParsedObject } from "../objects/parse_object.ts";
 import { formatError, isWarning, type ValidationError } from "../objects/validate.ts";
-import { locateJsonError } from "./json_locate.ts";
+import { DEFAULT_MANIFEST_LIMITS, type ManifestLimits, parseManifestFile } from "./parse_file.ts";
 
 /** The text of one manifest file. */
 export interface ManifestText {
@@ -68,227 +67,6 @@ export interface ManifestState {
 export interface ManifestLoad extends ManifestState {
   readonly objects: readonly ManifestObject[];
   readonly errors: readonly ValidationError[];
-}
-
-const YAML_OPTIONS = { merge: true, uniqueKeys: true, prettyErrors: true } as const;
-
-/**
- * Deepest flow nesting (`[` / `{`) a manifest may have. Kubernetes objects nest about 10 deep;
- * the bound is checked before parsing, so a hostile file of 100,000 `[` costs a scan, not a parse
- * tree of hundreds of MB or a stack overflow.
- */
-export const MAX_NESTING_DEPTH = 100;
-
-/**
- * Where flow nesting first goes deeper than `limit` ({line, column}, 1-based), or null. Skips
- * quoted strings and YAML comments; plain scalars holding a bracket count too, which can only
- * make the bound trip earlier on a file that was near it anyway.
- */
-export function findDeepNesting(
-  text: string,
-  limit: number,
-): { line: number; column: number } | null {
-  let depth = 0, line = 1, lineStart = 0;
-  // A quote opens a string only where a scalar starts (not in `don't` or `say"hi"`).
-  const startsScalar = (i: number) => i === 0 || /[\s[{,:]/.test(text[i - 1]);
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "\n") {
-      line++;
-      lineStart = i + 1;
-    } else if (c === "[" || c === "{") {
-      if (++depth > limit) return { line, column: i - lineStart + 1 };
-    } else if (c === "]" || c === "}") {
-      if (depth > 0) depth--;
-    } else if ((c === '"' || c === "'") && startsScalar(i)) {
-      // "..." has backslash escapes; '...' (YAML) has '' for a quote inside.
-      for (i++; i < text.length; i++) {
-        const q = text[i];
-        if (q === "\n") {
-          line++;
-          lineStart = i + 1;
-        } else if (c === '"' && q === "\\") i++;
-        else if (q === c) {
-          if (c === "'" && text[i + 1] === "'") i++;
-          else break;
-        }
-      }
-    } else if (c === "#" && (i === 0 || /\s/.test(text[i - 1]))) {
-      // A YAML comment runs to the end of the line.
-      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
-    }
-  }
-  return null;
-}
-
-/** True for paths parsed as JSON rather than YAML. */
-export function isJsonPath(path: string): boolean {
-  return path.toLowerCase().endsWith(".json");
-}
-
-function isListObject(v: unknown): v is { kind: string; items?: unknown } {
-  return typeof v === "object" && v !== null && !Array.isArray(v) &&
-    typeof (v as { kind?: unknown }).kind === "string" &&
-    (v as { kind: string }).kind.endsWith("List");
-}
-
-/** The first line of a yaml library message, without its " at line L, column C" suffix. */
-function yamlMessage(message: string): string {
-  return message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
-}
-
-class FileBuilder {
-  readonly objects: ManifestObject[] = [];
-  readonly errors: ValidationError[] = [];
-  readonly rejected: string[] = [];
-  broken = false;
-  constructor(readonly path: string) {}
-
-  /** Parses one document's value: an object, or a List of objects. */
-  addDocument(value: unknown, document: number): void {
-    const where = `${this.path}#${document}`;
-    if (value === null || value === undefined) return; // an empty document
-    if (isListObject(value)) {
-      const items = value.items;
-      if (items === undefined || items === null) return;
-      if (!Array.isArray(items)) {
-        this.errors.push({ where, path: "items", message: `expected a list, got ${show(items)}` });
-        return;
-      }
-      items.forEach((item, i) => this.#addObject(item, where, document, i));
-      return;
-    }
-    this.#addObject(value, where, document, undefined);
-  }
-
-  #addObject(obj: unknown, where: string, document: number, item: number | undefined): void {
-    const result = parseObject(obj, where, { warnUnknownFields: true });
-    const prefix = item === undefined ? "" : `items[${item}]`;
-    for (const e of result.errors) {
-      this.errors.push(
-        prefix ? { ...e, path: e.path ? `${prefix}.${e.path}` : prefix } : e,
-      );
-    }
-    if (result.value) {
-      this.objects.push({
-        id: result.value.id,
-        where,
-        file: this.path,
-        document,
-        ...(item !== undefined ? { item } : {}),
-        parsed: result.value,
-      });
-    } else if (result.errors.some((e) => !isWarning(e))) {
-      const id = rawObjectId(obj);
-      if (id !== undefined) this.rejected.push(id);
-    }
-  }
-
-  syntaxError(document: number, format: string, line: number, column: number, message: string) {
-    this.broken = true;
-    this.errors.push({
-      where: `${this.path}#${document}`,
-      path: "",
-      message: `cannot parse ${format} at line ${line}, column ${column}: ${message}`,
-    });
-  }
-
-  build(): ManifestFile {
-    return {
-      path: this.path,
-      objects: this.objects,
-      errors: this.errors,
-      rejected: this.rejected,
-      broken: this.broken,
-      kept: [],
-    };
-  }
-}
-
-function show(v: unknown): string {
-  const text = JSON.stringify(v) ?? String(v);
-  return text.length > 80 ? `${text.slice(0, 76)}...${text.slice(-1)}` : text;
-}
-
-/**
- * Parses one manifest file. YAML files may hold several documents (`---`); documents are numbered
- * from 1. A document with a syntax error is reported with its line and column and marks the file
- * broken; the file's other documents still load.
- *
- * @example
- * ```ts
- * const file = parseManifestFile({ path: "web.yaml", text: "kind: Service\napiVersion: v1\n..." });
- * file.objects.map((o) => o.id);
- * ```
- */
-export function parseManifestFile(file: ManifestText): ManifestFile {
-  const format = isJsonPath(file.path) ? "JSON" : "YAML";
-  const deep = findDeepNesting(file.text, MAX_NESTING_DEPTH);
-  if (deep) {
-    const b = new FileBuilder(file.path);
-    b.syntaxError(
-      1,
-      format,
-      deep.line,
-      deep.column,
-      `nested deeper than ${MAX_NESTING_DEPTH} levels (the limit); the file is not loaded`,
-    );
-    return b.build();
-  }
-  try {
-    return parseText(file);
-  } catch (e) {
-    // A parser or validator that fails on this input (block nesting deep enough to exhaust the
-    // stack, say) fails this file alone: it is reported broken, never the whole load.
-    const b = new FileBuilder(file.path);
-    const message = e instanceof RangeError
-      ? `nested too deeply to parse (${e.message})`
-      : e instanceof Error
-      ? e.message
-      : String(e);
-    b.syntaxError(1, format, 1, 1, message);
-    return b.build();
-  }
-}
-
-function parseText(file: ManifestText): ManifestFile {
-  const b = new FileBuilder(file.path);
-  if (isJsonPath(file.path)) {
-    if (file.text.trim() === "") return b.build();
-    let value: unknown;
-    try {
-      value = JSON.parse(file.text);
-    } catch (e) {
-      const loc = locateJsonError(file.text);
-      if (loc) b.syntaxError(1, "JSON", loc.line, loc.column, loc.message);
-      else b.syntaxError(1, "JSON", 1, 1, (e as Error).message);
-      return b.build();
-    }
-    b.addDocument(value, 1);
-    return b.build();
-  }
-  const lineCounter = new YAML.LineCounter();
-  const docs = YAML.parseAllDocuments(file.text, { ...YAML_OPTIONS, lineCounter });
-  docs.forEach((doc, i) => {
-    const document = i + 1;
-    if (doc.errors.length > 0) {
-      // The first error is the cause; the ones after it usually follow from it.
-      const e = doc.errors[0];
-      const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
-      b.syntaxError(document, "YAML", pos.line, pos.col, yamlMessage(e.message));
-      return;
-    }
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: 100 });
-    } catch (e) {
-      const pos = lineCounter.linePos(doc.range[0]);
-      b.syntaxError(document, "YAML", pos.line, pos.col, yamlMessage((e as Error).message));
-      return;
-    }
-    b.addDocument(value, document);
-  });
-  return b.build();
 }
 
 /** A file that could not be read: broken, with one error naming the file and the reason. */
@@ -489,8 +267,11 @@ function crossCheck(
  * errors.map(formatError);
  * ```
  */
-export function loadManifestTexts(files: readonly ManifestText[]): ManifestLoad {
-  return assembleManifests(files.map(parseManifestFile));
+export function loadManifestTexts(
+  files: readonly ManifestText[],
+  limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS,
+): ManifestLoad {
+  return assembleManifests(files.map((f) => parseManifestFile(f, limits)));
 }
 
 /**

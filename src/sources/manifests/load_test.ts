@@ -1,12 +1,6 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
-import {
-  findDeepNesting,
-  formatLoadErrors,
-  keepLastGood,
-  loadManifestTexts,
-  type ManifestText,
-  parseManifestFile,
-} from "./load.ts";
+import { formatLoadErrors, keepLastGood, loadManifestTexts, type ManifestText } from "./load.ts";
+import { findDeepNesting, parseManifestFile } from "./parse_file.ts";
 
 /** A Service document with the given name and port lines, as YAML. */
 function service(name: string, port: number | string = 80, extra = ""): string {
@@ -533,7 +527,7 @@ Deno.test("parseManifestFile: a file nested past the limit or too deep for the p
   strictEqual(flow.broken, true);
   assertEquals(formatLoadErrors(flow), [
     "deep.yaml#1: cannot parse YAML at line 1, column 101: nested deeper than 100 levels " +
-    "(the limit); the file is not loaded",
+    "(the limit, --manifest-max-depth); the file is not loaded",
   ]);
   // Block nesting has no brackets: 3,000 levels of indentation exhaust the parser's stack.
   const block = Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i)}a${i}:`).join("\n");

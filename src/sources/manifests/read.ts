@@ -8,9 +8,14 @@ import {
   assembleManifests,
   type ManifestFile,
   type ManifestLoad,
-  parseManifestFile,
   unreadableManifestFile,
 } from "./load.ts";
+import {
+  decodeManifestBytes,
+  DEFAULT_MANIFEST_LIMITS,
+  type ManifestLimits,
+  parseManifestFile,
+} from "./parse_file.ts";
 
 /** A manifest file found on disk, with what the periodic check compares. */
 export interface ManifestFileInfo {
@@ -99,29 +104,58 @@ export async function listManifestFiles(root: string): Promise<ManifestFileInfo[
   return out.sort((a, b) => compareText(a.path, b.path));
 }
 
-/** The bytes of a file decoded as UTF-8 text, or the reason it cannot be read. */
+/**
+ * The bytes of a file, or the reason it cannot be read. A file larger than `maxBytes` is refused
+ * by its size before any of it is read (and a file that grows past it while being read, after).
+ */
 export async function readManifestBytes(
   path: string,
-): Promise<{ bytes: Uint8Array; text: string } | { error: string }> {
-  let bytes: Uint8Array;
+  maxBytes: number,
+): Promise<{ bytes: Uint8Array } | { error: string }> {
+  const tooLarge = (size: number) => ({
+    error: `it is ${size} bytes, more than the limit of ${maxBytes} (--manifest-max-file-size)`,
+  });
+  let file: Deno.FsFile;
   try {
-    bytes = await Deno.readFile(path);
+    file = await Deno.open(path);
   } catch (e) {
     return { error: reason(e) };
   }
   try {
-    return { bytes, text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
-  } catch {
-    return { error: "it is not UTF-8 text" };
+    const size = (await file.stat()).size;
+    if (size > maxBytes) return tooLarge(size);
+    // Room for one byte more than the stat said: a file that grew shows it.
+    let buf = new Uint8Array(Math.min(size, maxBytes) + 1);
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        if (n > maxBytes) return tooLarge(n);
+        const bigger = new Uint8Array(Math.min(buf.length * 2, maxBytes + 1));
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const got = await file.read(buf.subarray(n));
+      if (got === null) break;
+      n += got;
+    }
+    return { bytes: buf.subarray(0, n) };
+  } catch (e) {
+    return { error: reason(e) };
+  } finally {
+    file.close();
   }
 }
 
 /** Reads and parses one manifest file; a read failure becomes a broken file with its reason. */
-export async function readManifestFile(path: string): Promise<ManifestFile> {
-  const r = await readManifestBytes(path);
-  return "error" in r
-    ? unreadableManifestFile(path, r.error)
-    : parseManifestFile({ path, text: r.text });
+export async function readManifestFile(
+  path: string,
+  limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS,
+): Promise<ManifestFile> {
+  const r = await readManifestBytes(path, limits.fileBytes);
+  const text = "error" in r ? r : decodeManifestBytes(r.bytes);
+  return "error" in text
+    ? unreadableManifestFile(path, text.error)
+    : parseManifestFile({ path, text: text.text }, limits);
 }
 
 /**
@@ -135,9 +169,12 @@ export async function readManifestFile(path: string): Promise<ManifestFile> {
  * console.log(load.services.map((s) => `${s.namespace}/${s.name}`));
  * ```
  */
-export async function readManifests(path: string): Promise<ManifestLoad> {
+export async function readManifests(
+  path: string,
+  limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS,
+): Promise<ManifestLoad> {
   const infos = await listManifestFiles(path);
   const files: ManifestFile[] = [];
-  for (const info of infos) files.push(await readManifestFile(info.path));
+  for (const info of infos) files.push(await readManifestFile(info.path, limits));
   return assembleManifests(files);
 }

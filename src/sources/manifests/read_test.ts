@@ -1,7 +1,9 @@
 import { deepStrictEqual as assertEquals, rejects, strictEqual } from "node:assert/strict";
 import { ModelStore } from "../../model/store.ts";
 import { formatLoadErrors } from "./load.ts";
-import { listManifestFiles, readManifestFile, readManifests } from "./read.ts";
+import { listManifestFiles, readManifestBytes, readManifestFile, readManifests } from "./read.ts";
+import { DEFAULT_MANIFEST_LIMITS } from "./parse_file.ts";
+import { junkText } from "../../../tests/support/hostile_manifests.ts";
 import { withTempDir } from "../../../tests/support/temp_dir.ts";
 
 const FIXTURES = decodeURIComponent(
@@ -146,5 +148,24 @@ Deno.test("listManifestFiles: follows symlinked folders once, skips ConfigMap ..
     await Deno.symlink(dir, `${dir}/sub/loop`);
     const files = await listManifestFiles(dir);
     assertEquals(files.map((f) => f.path.slice(dir.length + 1)), ["sub/x.yml", "web.yaml"]);
+  });
+});
+
+Deno.test("readManifestBytes: a 50 MB file is refused by its size, before it is read", async () => {
+  await withTempDir("svcgate-manifests-", async (dir) => {
+    const path = `${dir}/junk.yaml`;
+    await Deno.writeFile(path, junkText(50e6));
+    assertEquals(await readManifestBytes(path, DEFAULT_MANIFEST_LIMITS.fileBytes), {
+      error: "it is 50000000 bytes, more than the limit of 16777216 (--manifest-max-file-size)",
+    });
+    assertEquals(formatLoadErrors(await readManifestFile(path)), [
+      `${path}: cannot read the file: it is 50000000 bytes, more than the limit of 16777216 ` +
+      "(--manifest-max-file-size)",
+    ]);
+    // At the limit, the whole file is read.
+    await Deno.writeTextFile(path, "0123456789");
+    const r = await readManifestBytes(path, 10);
+    strictEqual("bytes" in r && new TextDecoder().decode(r.bytes), "0123456789");
+    strictEqual("error" in await readManifestBytes(path, 9), true);
   });
 });

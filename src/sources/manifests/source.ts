@@ -16,9 +16,14 @@ import {
   type ManifestFile,
   type ManifestLoad,
   type ManifestState,
-  parseManifestFile,
   unreadableManifestFile,
 } from "./load.ts";
+import {
+  decodeManifestBytesSliced,
+  DEFAULT_MANIFEST_LIMITS,
+  type ManifestLimits,
+  parseManifestFileSliced,
+} from "./parse_file.ts";
 import { listManifestFiles, type ManifestFileInfo, readManifestBytes } from "./read.ts";
 import { METRICS } from "../../observe/metrics_catalogue.ts";
 
@@ -44,6 +49,8 @@ export interface ManifestSourceOptions {
   readonly maxDelayMs?: number;
   /** Watch the files with Deno.watchFs. Default true. */
   readonly watch?: boolean;
+  /** Bounds on each file (`--manifest-max-*`, object limits). */
+  readonly limits?: ManifestLimits;
 }
 
 /** What one reload did. */
@@ -71,6 +78,11 @@ interface FileRecord {
   readonly known: boolean;
 }
 
+/** A turn of the event loop between two steps of a parse. */
+function pause(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /** A file whose mtime is this close to the moment we read it may change without its mtime moving
  * (coarse file system timestamps), so the periodic check reads it again rather than trust stat. */
 const RACY_MS = 2000;
@@ -86,6 +98,27 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 
 function problemKey(e: ValidationError): string {
   return `${e.severity ?? "error"} ${formatError(e)}`;
+}
+
+/**
+ * Problems grouped by file, field path, message and severity, in order of first appearance: a
+ * file of 10,000 documents of a kind svcgate does not read is one log line with a count, not
+ * 10,000.
+ */
+export function groupRepeated(
+  problems: readonly ValidationError[],
+): { first: ValidationError; count: number }[] {
+  const groups = new Map<string, { first: ValidationError; count: number }>();
+  for (const e of problems) {
+    const file = e.where.replace(/#\d+$/, "");
+    const key = `${e.severity ?? "error"}\n${file}\n${
+      e.path.replace(/^items\[\d+\]/, "items[]")
+    }\n${e.message}`;
+    const g = groups.get(key);
+    if (g) g.count++;
+    else groups.set(key, { first: e, count: 1 });
+  }
+  return [...groups.values()];
 }
 
 function parentDir(path: string): string {
@@ -112,6 +145,7 @@ export class ManifestSource implements Source {
   readonly #debounceMs: number;
   readonly #maxDelayMs: number;
   readonly #watch: boolean;
+  readonly #limits: ManifestLimits;
   readonly #reloadErrors: Counter;
   readonly #reloads: Counter;
   readonly #errorsGauge: Gauge;
@@ -144,6 +178,7 @@ export class ManifestSource implements Source {
     this.#debounceMs = options.debounceMs ?? 100;
     this.#maxDelayMs = options.maxDelayMs ?? 1000;
     this.#watch = options.watch ?? true;
+    this.#limits = options.limits ?? DEFAULT_MANIFEST_LIMITS;
     const metrics = options.metrics ?? new MetricsRegistry();
     this.#reloadErrors = metrics.of(METRICS.manifestReloadErrors);
     this.#reloads = metrics.of(METRICS.manifestReloads);
@@ -295,16 +330,18 @@ export class ManifestSource implements Source {
         continue;
       }
       const readAt = Date.now();
-      const r = await readManifestBytes(info.path);
+      const r = await readManifestBytes(info.path, this.#limits.fileBytes);
       const hash = "error" in r ? null : await sha256(r.bytes);
       const readError = "error" in r ? r.error : undefined;
       if (prev && prev.hash === hash && prev.readError === readError) {
         next.set(info.path, { ...prev, info, readAt });
         continue;
       }
-      const parsed = "error" in r
-        ? unreadableManifestFile(info.path, r.error)
-        : parseManifestFile({ path: info.path, text: r.text });
+      const text = "error" in r ? r : await decodeManifestBytesSliced(r.bytes, pause);
+      // In slices: DNS may answer on this thread (../README.md).
+      const parsed = "error" in text
+        ? unreadableManifestFile(info.path, text.error)
+        : await parseManifestFileSliced({ path: info.path, text: text.text }, this.#limits, pause);
       const file = keepLastGood(prev?.file, parsed);
       const known = (prev?.known ?? false) || !parsed.broken;
       next.set(info.path, {
@@ -328,9 +365,10 @@ export class ManifestSource implements Source {
     const load = assembleManifests([...next.values()].map((r) => r.file));
     this.#load = load;
     const newProblems = load.errors.filter((e) => !before.has(problemKey(e)));
-    for (const e of newProblems) {
-      if (isWarning(e)) this.#log.warn(formatError(e));
-      else this.#log.error(formatError(e));
+    for (const { first, count } of groupRepeated(newProblems)) {
+      const more = count > 1 ? ` (and ${count - 1} more like it in this file)` : "";
+      if (isWarning(first)) this.#log.warn(formatError(first) + more);
+      else this.#log.error(formatError(first) + more);
     }
     if (
       newProblems.some((e) => !isWarning(e)) ||

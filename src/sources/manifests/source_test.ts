@@ -4,7 +4,9 @@ import type { Service } from "../../model/types.ts";
 import { createLogger } from "../../observe/log.ts";
 import { MetricsRegistry } from "../../observe/metrics.ts";
 import type { ManifestState } from "./load.ts";
-import { ManifestSource, type ManifestSourceOptions } from "./source.ts";
+import { groupRepeated, ManifestSource, type ManifestSourceOptions } from "./source.ts";
+import type { ValidationError } from "../objects/validate.ts";
+import { wrongKindDocuments } from "../../../tests/support/hostile_manifests.ts";
 import { METRICS } from "../../observe/metrics_catalogue.ts";
 import { ip } from "../../../tests/support/model_values.ts";
 
@@ -351,7 +353,7 @@ Deno.test("ManifestSource: a file that never parsed makes the state partial unti
       strictEqual(
         status.lastError,
         `${h.dir}/deep.json#1: cannot parse JSON at line 1, column 101: nested deeper than 100 ` +
-          "levels (the limit); the file is not loaded (and 1 more)",
+          "levels (the limit, --manifest-max-depth); the file is not loaded (and 1 more)",
       );
       strictEqual(h.source.problems.some((e) => e.where === `${h.dir}/deep.yaml#1`), true);
       // An edit of another file still applies, and the unchanged broken files are not re-logged.
@@ -395,4 +397,56 @@ Deno.test("ManifestSource: the transform sees a partial state while a file is un
       assertEquals(seen, [true]);
     },
   );
+});
+
+Deno.test("ManifestSource: repeated problems are logged once per change of a file, with a count", async () => {
+  await withSource(
+    { "a.yaml": service("a", 80), "docs.yaml": wrongKindDocuments(5000) },
+    {},
+    async (h) => {
+      const about = (name: string) => h.logs.filter((l) => l.includes(`${h.dir}/${name}`));
+      assertEquals(about("docs.yaml"), [
+        `T WARN [manifests] ${h.dir}/docs.yaml#1 kind: "Deployment" is not a kind svcgate reads ` +
+        "(Service, Endpoints, EndpointSlice, Namespace); ignored (and 4999 more like it in this file)",
+      ]);
+      strictEqual(h.source.problems.length, 5000, "every problem is still listed");
+      // 100,000 documents: one line, naming the file, the document and the limit.
+      await writeAtomic(`${h.dir}/many.yaml`, wrongKindDocuments(100_000));
+      await h.source.reload();
+      assertEquals(about("many.yaml"), [
+        `T ERROR [manifests] ${h.dir}/many.yaml#10001: more than 10000 documents (the limit, ` +
+        "--manifest-max-documents; each item of a List counts); the file is not loaded",
+      ]);
+      // Another file's edit logs nothing again about these.
+      await writeAtomic(`${h.dir}/a.yaml`, service("a", 81));
+      await h.source.reload();
+      assertEquals(h.ports(), ["a:81"]);
+      strictEqual(about("docs.yaml").length + about("many.yaml").length, 2);
+    },
+  );
+});
+
+Deno.test("groupRepeated: same file, field and message group; documents and List items do not split them", () => {
+  const e = (where: string, path: string, message: string, warning = false): ValidationError => ({
+    where,
+    path,
+    message,
+    ...(warning ? { severity: "warning" as const } : {}),
+  });
+  const groups = groupRepeated([
+    e("a.yaml#1", "kind", "x", true),
+    e("a.yaml#2", "kind", "x", true),
+    e("b.yaml#1", "kind", "x", true),
+    e("a.yaml#3", "items[0].kind", "x", true),
+    e("a.yaml#3", "items[7].kind", "x", true),
+    e("a.yaml#4", "kind", "x"),
+    e("a.yaml", "", "cannot read the file"),
+  ]);
+  assertEquals(groups.map((g) => [g.first.where, g.first.path, g.count]), [
+    ["a.yaml#1", "kind", 2],
+    ["b.yaml#1", "kind", 1],
+    ["a.yaml#3", "items[0].kind", 2],
+    ["a.yaml#4", "kind", 1],
+    ["a.yaml", "", 1],
+  ]);
 });

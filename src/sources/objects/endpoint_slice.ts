@@ -15,6 +15,7 @@ import {
 } from "./endpoint_fields.ts";
 import { checkTypeMeta, readMeta, TYPE_META_FIELDS } from "./metadata.ts";
 import { DNS1035_LABEL_RULE, isDns1035Label } from "./names.ts";
+import { withinLimit } from "./limits.ts";
 import {
   child,
   Ctx,
@@ -103,7 +104,11 @@ export function parseEndpointSlice(
   else ctx.error("addressType", `${show(addressType)} is not an address type (IPv4, IPv6, FQDN)`);
 
   const endpoints: Endpoint[] = [];
-  (ctx.array(obj.endpoints, "endpoints") ?? []).forEach((item, i) => {
+  const items = ctx.array(obj.endpoints, "endpoints") ?? [];
+  if (!withinLimit(ctx, "endpoints", items.length, "sliceEndpoints", "endpoints")) {
+    return { errors: ctx.errors };
+  }
+  items.forEach((item, i) => {
     const path = `endpoints[${i}]`;
     const ep = ctx.object(item, path);
     if (!ep) return;

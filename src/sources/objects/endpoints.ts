@@ -12,6 +12,7 @@ import {
   readNodeName,
 } from "./endpoint_fields.ts";
 import { checkTypeMeta, readMeta, TYPE_META_FIELDS } from "./metadata.ts";
+import { withinLimit } from "./limits.ts";
 import {
   Ctx,
   frozenList,
@@ -58,8 +59,16 @@ export function parseEndpoints(
     if (!subset) return;
     ctx.unknownFields(subset, path, SUBSET_FIELDS);
     const endpoints: Endpoint[] = [];
+    const lists = {
+      addresses: ctx.array(subset.addresses, `${path}.addresses`) ?? [],
+      notReadyAddresses: ctx.array(subset.notReadyAddresses, `${path}.notReadyAddresses`) ?? [],
+    };
+    const count = lists.addresses.length + lists.notReadyAddresses.length;
+    if (!withinLimit(ctx, path, count, "subsetEndpoints", "addresses and notReadyAddresses")) {
+      return;
+    }
     for (const [field, ready] of [["addresses", true], ["notReadyAddresses", false]] as const) {
-      (ctx.array(subset[field], `${path}.${field}`) ?? []).forEach((a, j) => {
+      lists[field].forEach((a, j) => {
         const ap = `${path}.${field}[${j}]`;
         const addr = ctx.object(a, ap);
         if (!addr) return;

@@ -7,6 +7,7 @@
 import type { ServicePort, ServiceType } from "../../model/types.ts";
 import { DNS1123_LABEL_RULE, IANA_SVC_NAME_RULE, isDns1123Label, isIanaSvcName } from "./names.ts";
 import { type Ctx, isPort, show } from "./validate.ts";
+import { withinLimit } from "./limits.ts";
 
 const SERVICE_PORT_FIELDS = new Set([
   "name",
@@ -35,6 +36,7 @@ export function readServicePorts(
     return [];
   }
   const items = raw ?? [];
+  if (!withinLimit(ctx, "spec.ports", items.length, "servicePorts", "ports")) return [];
   const ports: ServicePort[] = [];
   const names = new Map<string, number>();
   const portProto = new Map<string, number>();

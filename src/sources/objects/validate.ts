@@ -11,6 +11,7 @@
 import { canonicalIp, ipFamilyOf, type IpText } from "../../model/ip.ts";
 import type { IpFamily, Protocol } from "../../model/types.ts";
 import { EMPTY_LIST } from "../../model/types.ts";
+import type { ObjectLimits } from "./limits.ts";
 
 /** One problem found in an object. */
 export interface ValidationError {
@@ -38,6 +39,8 @@ export interface ParseOptions {
    * which may carry fields of newer Kubernetes versions.
    */
   readonly warnUnknownFields?: boolean;
+  /** Bounds on the lists inside an object; {@link DEFAULT_OBJECT_LIMITS} when absent. */
+  readonly limits?: ObjectLimits;
 }
 
 /**

@@ -14,6 +14,7 @@ import type { IpamState } from "../../ipam/state.ts";
 import { loadIpamState } from "../../ipam/state_file.ts";
 import { formatLoadErrors, type ManifestLoad } from "../manifests/load.ts";
 import { readManifests } from "../manifests/read.ts";
+import type { ManifestLimits } from "../manifests/parse_file.ts";
 import { readManifestLock } from "./manifest_lock.ts";
 
 /** What {@link loadStandaloneOnce} needs: the standalone part of the configuration. */
@@ -27,6 +28,8 @@ export interface LoadOnceOptions {
   readonly log: Logger;
   /** Time of the allocation in milliseconds since the epoch; now by default. */
   readonly now?: number;
+  /** Bounds on each manifest file and object; the defaults of parse_file.ts when absent. */
+  readonly limits?: ManifestLimits;
 }
 
 /** What {@link loadStandaloneOnce} found. */
@@ -59,7 +62,7 @@ export interface StandaloneLoad {
  * ```
  */
 export async function loadStandaloneOnce(options: LoadOnceOptions): Promise<StandaloneLoad> {
-  const load = await readManifests(options.manifests);
+  const load = await readManifests(options.manifests, options.limits);
   const lines = formatLoadErrors(load);
   const errors = lines.filter((e) => !e.startsWith("warning: "));
   for (const w of lines.filter((e) => e.startsWith("warning: "))) options.log.warn(w);

@@ -18,6 +18,7 @@ import { StateWriter } from "../../ipam/state_writer.ts";
 import { type CheckerClock, HealthChecker } from "../../health/checker.ts";
 import type { ProbeFn } from "../../health/probe.ts";
 import type { ManifestState } from "../manifests/load.ts";
+import type { ManifestLimits } from "../manifests/parse_file.ts";
 import { ManifestSource } from "../manifests/source.ts";
 import type { Source, SourceSink, SourceStatus } from "../source.ts";
 import { readManifestLock } from "./manifest_lock.ts";
@@ -46,6 +47,8 @@ export interface StandaloneSourceOptions {
   readonly watch?: boolean;
   /** Milliseconds between periodic checks of the manifest files; 0 turns them off. Default 2000. */
   readonly checkIntervalMs?: number;
+  /** Bounds on each manifest file and object; the defaults of parse_file.ts when absent. */
+  readonly limits?: ManifestLimits;
 }
 
 /**
@@ -88,6 +91,7 @@ export class StandaloneSource implements Source {
       logger: options.log,
       metrics: options.metrics,
       transform: (state) => this.#prepare(state),
+      ...(options.limits ? { limits: options.limits } : {}),
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.checkIntervalMs !== undefined
         ? { checkIntervalMs: options.checkIntervalMs }
