@@ -5,6 +5,7 @@
  */
 
 import { type Cidr, parseCidr, parseIp } from "../model/ip.ts";
+import type { ConntrackSettings } from "../daemon/conntrack_sysctls.ts";
 
 /** An address to bind: host and port. */
 export interface HostPort {
@@ -40,6 +41,11 @@ export interface Config {
   readonly metricsBind: HostPort | null;
   readonly logFormat: "text" | "json";
   readonly logLevel: "debug" | "info" | "warn" | "error";
+  // kube-proxy cutover (issue 17)
+  /** `--node-labels`: this node's labels in standalone mode (its zone, for topology). */
+  readonly nodeLabels: Readonly<Record<string, string>>;
+  /** kube-proxy's conntrack flags (`--conntrack-*`); 0 leaves a sysctl alone. */
+  readonly conntrack: ConntrackSettings;
 }
 
 /** The subcommands. */
@@ -223,6 +229,65 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "IP:PORT for /metrics (empty disables)",
     commands: DAEMON,
   },
+  // kube-proxy cutover (issue 17): node facts, masquerading, conntrack.
+  {
+    name: "node-labels",
+    kind: "string",
+    default: "",
+    help:
+      "This node's labels, KEY=VALUE[,...] (standalone mode; in Kubernetes mode the Node object's): topology.kubernetes.io/zone is its zone for trafficDistribution and topology hints",
+    commands: DATAPLANE,
+  },
+  {
+    name: "conntrack-max-per-core",
+    kind: "int",
+    default: "32768",
+    help:
+      "Maximum tracked connections per CPU (nf_conntrack_max = max(this x CPUs, --conntrack-min), only ever raised; 0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-min",
+    kind: "int",
+    default: "131072",
+    help: "Minimum nf_conntrack_max, whatever the CPU count",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-tcp-timeout-established",
+    kind: "duration",
+    default: "24h",
+    help: "Idle timeout of established TCP connections in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-tcp-timeout-close-wait",
+    kind: "duration",
+    default: "1h",
+    help: "Timeout of TCP connections in CLOSE_WAIT in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-tcp-be-liberal",
+    kind: "bool",
+    default: "false",
+    help: "Set nf_conntrack_tcp_be_liberal: out-of-window TCP packets are not marked INVALID",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-udp-timeout",
+    kind: "duration",
+    default: "0s",
+    help: "Timeout of unreplied UDP flows in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-udp-timeout-stream",
+    kind: "duration",
+    default: "0s",
+    help: "Timeout of UDP flows that saw replies (streams) in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
   {
     name: "log-format",
     kind: "string",
@@ -249,6 +314,7 @@ const METAVAR: Record<string, string> = {
   "hostname-override": "NAME",
   "log-format": "text|json",
   "log-level": "LEVEL",
+  "node-labels": "KEY=VALUE[,...]",
   string: "VALUE",
   cidrs: "CIDR[,CIDR]",
   hostport: "IP:PORT",
@@ -274,12 +340,28 @@ export class UsageError extends Error {
   }
 }
 
-/** Parses a duration such as `5ms`, `1.5s`, `2m` or `1h` into milliseconds. */
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * Parses a duration as Go does (kube-proxy's flags): `5ms`, `1.5s`, `2m`, `1h`, `24h0m0s`, or `0`,
+ * into milliseconds.
+ */
 export function parseDuration(text: string): number | null {
-  const m = text.match(/^(\d+(?:\.\d+)?)(ms|s|m|h)$/);
-  if (!m) return null;
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  return Number(m[1]) * scale;
+  if (text === "0") return 0;
+  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return null;
+  let ms = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) {
+    ms += Number(n) * DURATION_UNITS[unit];
+  }
+  return ms;
 }
 
 /** Parses `IP:PORT` or `[IPv6]:PORT`. */
@@ -449,6 +531,25 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
       command,
     );
   }
+  const count = (name: string, max: number): number => {
+    const text = value(name);
+    return /^\d+$/.test(text) && Number(text) <= max
+      ? Number(text)
+      : fail(name, `expected a whole number 0-${max}`);
+  };
+  // kube-proxy truncates durations to whole seconds for sysctls.
+  const seconds = (name: string) => Math.floor(duration(name) / 1000);
+  const conntrack: ConntrackSettings = {
+    maxPerCore: count("conntrack-max-per-core", 2 ** 31 - 1),
+    min: count("conntrack-min", 2 ** 31 - 1),
+    tcpEstablishedTimeoutSeconds: seconds("conntrack-tcp-timeout-established"),
+    tcpCloseWaitTimeoutSeconds: seconds("conntrack-tcp-timeout-close-wait"),
+    tcpBeLiberal: bool("conntrack-tcp-be-liberal"),
+    udpTimeoutSeconds: seconds("conntrack-udp-timeout"),
+    udpStreamTimeoutSeconds: seconds("conntrack-udp-timeout-stream"),
+  };
+  const nodeLabels = parseLabels(value("node-labels"));
+  if (typeof nodeLabels === "string") fail("node-labels", nodeLabels);
   return {
     ...(value("manifests") !== "" ? { manifests: value("manifests") } : {}),
     ...(value("kubeconfig") !== "" ? { kubeconfig: value("kubeconfig") } : {}),
@@ -472,7 +573,31 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     metricsBind: hostPort("metrics-bind-address"),
     logFormat: oneOf("log-format", ["text", "json"] as const),
     logLevel: oneOf("log-level", ["debug", "info", "warn", "error"] as const),
+    nodeLabels: nodeLabels as Record<string, string>,
+    conntrack,
   };
+}
+
+/** `KEY=VALUE[,KEY=VALUE...]` (as kubelet's --node-labels) into a record, or why not. */
+function parseLabels(text: string): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  if (text === "") return out;
+  for (const part of text.split(",")) {
+    const eq = part.indexOf("=");
+    const key = eq < 0 ? part : part.slice(0, eq);
+    if (
+      eq < 0 ||
+      !/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(key)
+    ) {
+      return `"${part}" is not KEY=VALUE with a label key`;
+    }
+    const v = part.slice(eq + 1);
+    if (!/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v)) {
+      return `"${v}" is not a label value (letters, digits, "-", "_", ".")`;
+    }
+    out[key] = v;
+  }
+  return out;
 }
 
 /** Help text for a command, or the overview for `help`. */

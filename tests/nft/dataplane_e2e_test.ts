@@ -640,6 +640,49 @@ labTest(
       );
 
       await t.step(
+        "the node reaches its own LB IP when a source range holds a node address (kube-proxy TestLoadBalancer)",
+        async () => {
+          // A VIP-like load balancer routes its IP to the node: it is a local address there, and
+          // a connection from the node to it leaves from the LB IP itself.
+          await lab.addNodeAddress("198.19.2.9/32");
+          const self = (ranges: string[]) =>
+            service("lb-self", ["198.19.0.71"], [port(80, 8080)], {
+              type: "LoadBalancer",
+              loadBalancerIPs: [ip("198.19.2.9")],
+              loadBalancerSourceRanges: ranges.map(cidr),
+            });
+          const fromNode = () =>
+            probe<TcpReport>(lab, lab.node.ns, ["tcp", "198.19.2.9", 80, 3, 500, 1]);
+          // The node's addresses as compose.ts gathers them for `svcgate run`.
+          const nodeIps = [ip(lab.node.ip), ip(lab.nodeClientSide.ip)];
+          const withNodeIps = labDataplane(lab, { renderOptions: { ...options, nodeIps } });
+          // [ranges, node IPs known, what the node's connections to its own LB IP get]
+          const table: [string[], boolean, string][] = [
+            [["198.18.100.0/24"], true, "served"],
+            [["198.18.200.0/24"], true, "dropped"],
+            // Control: without the node's addresses the range cannot be matched to the node.
+            [["198.18.100.0/24"], false, "dropped"],
+          ];
+          for (const [ranges, known, expected] of table) {
+            setService(store, self(ranges), pods(lab, [0]));
+            const dp = known ? withNodeIps : dataplane;
+            await dp.adopt();
+            await dp.apply(store.commit().snapshot);
+            const r = await fromNode();
+            const got = r.answers["pod-0"] === 3
+              ? "served"
+              : r.errors.TimedOut === 3
+              ? "dropped"
+              : "?";
+            check(
+              got === expected,
+              `ranges ${ranges}, node IPs ${known ? "known" : "unknown"}: ${JSON.stringify(r)}`,
+            );
+          }
+        },
+      );
+
+      await t.step(
         "DNS notrack: packets to the node-local DNS bind leave no conntrack entry",
         async () => {
           const send = (p: number) =>
@@ -668,3 +711,68 @@ labTest(
     }
   },
 );
+
+labTest(
+  "nft e2e: topology: this zone's endpoints preferred, all of them when none is; PreferSameNode",
+  async (t) => {
+    const lab = await Lab.create({ pods: 3, clientHost: true });
+    try {
+      await lab.startPodServers();
+      const client = lab.client!.ns;
+      const store = new ModelStore();
+      // This node: node-a in zone-a.
+      const dataplane = labDataplane(lab, { renderOptions: { ...E2E_OPTIONS, zone: "zone-a" } });
+      const where = (i: number, ready = true): Partial<Endpoint> => ({
+        nodeName: ["node-a", "node-b", "node-c"][i],
+        zone: ["zone-b", "zone-a", "zone-a"][i],
+        ready,
+      });
+      const answered = async (vip: string) => {
+        const r = await probe<TcpReport>(lab, client, ["tcp", vip, 80, 60]);
+        check(Object.keys(r.errors).length === 0, `errors: ${JSON.stringify(r)}`);
+        return Object.keys(r.answers).sort().join(",");
+      };
+      // [what, distribution, readiness of pod-0..2, pods that answer]
+      const table: [string, Service["trafficDistribution"], boolean[], string][] = [
+        [
+          "no trafficDistribution: every ready pod",
+          undefined,
+          [true, true, true],
+          "pod-0,pod-1,pod-2",
+        ],
+        ["PreferClose: this zone's pods only", "PreferClose", [true, true, true], "pod-1,pod-2"],
+        ["PreferClose, none ready in this zone: every ready pod", "PreferClose", [
+          true,
+          false,
+          false,
+        ], "pod-0"],
+        ["PreferSameNode: this node's pod", "PreferSameNode", [true, true, true], "pod-0"],
+        ["PreferSameNode, this node's pod not ready: this zone's", "PreferSameNode", [
+          false,
+          true,
+          true,
+        ], "pod-1,pod-2"],
+      ];
+      for (const [what, distribution, ready, expected] of table) {
+        await t.step(what, async () => {
+          const s = service("near", ["198.19.0.80"], [port(80, 8080)], {
+            ...(distribution ? { trafficDistribution: distribution } : {}),
+          });
+          setService(
+            store,
+            s,
+            [0, 1, 2].map((i) => ep(lab.pods[i].ip, where(i, ready[i]))),
+          );
+          await dataplane.apply(store.commit().snapshot);
+          assertEqualsText(await answered("198.19.0.80"), expected, what);
+        });
+      }
+    } finally {
+      await lab.destroy();
+    }
+  },
+);
+
+function assertEqualsText(got: string, expected: string, what: string): void {
+  check(got === expected, `${what}: answered by ${got || "(none)"}, expected ${expected}`);
+}

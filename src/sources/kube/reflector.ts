@@ -52,6 +52,8 @@ export interface ReflectorOptions {
   readonly watch: Watch;
   /** Label selector for the watch (the list function applies its own). */
   readonly labelSelector?: string;
+  /** Field selector for the watch, e.g. `metadata.name=node-a` (one object). */
+  readonly fieldSelector?: string;
   readonly handler: ResourceHandler;
   /** Items per list page (limit). 0 lists everything at once. */
   readonly pageSize: number;
@@ -406,6 +408,7 @@ export class Reflector {
           allowWatchBookmarks: true,
           timeoutSeconds,
           labelSelector: this.#o.labelSelector,
+          fieldSelector: this.#o.fieldSelector,
         },
         onEvent,
         onDone,

@@ -7,16 +7,17 @@
  */
 
 import type { ModelStore } from "../../model/store.ts";
-import type { EndpointSet, Service } from "../../model/types.ts";
+import type { EndpointSet, NodeFacts, Service } from "../../model/types.ts";
 import { parseEndpoints } from "../objects/endpoints.ts";
 import { parseEndpointSlice } from "../objects/endpoint_slice.ts";
 import { parseNamespace } from "../objects/namespace.ts";
+import { parseNode } from "../objects/node.ts";
 import { parseService } from "../objects/service.ts";
 import type { ValidationError } from "../objects/validate.ts";
 import type { ResourceHandler } from "./reflector.ts";
 
 /** The resources the source lists and watches. */
-export type ResourceKey = "services" | "endpointslices" | "endpoints" | "namespaces";
+export type ResourceKey = "services" | "endpointslices" | "endpoints" | "namespaces" | "nodes";
 
 /** The namespace, name and resourceVersion of a raw object, or null when unreadable. */
 function identity(obj: unknown): { namespace: string; name: string; rv: string } | null {
@@ -206,5 +207,18 @@ export class NamespaceIndex extends Index<string> {
     const names: string[] = [];
     for (const s of this.seen.values()) if (s.value !== undefined) names.push(s.value);
     this.ctx.store().setNamespaces(names);
+  }
+}
+
+/** This node's Node object (watched alone, by name): its facts go to the store. */
+export class NodeIndex extends Index<NodeFacts> {
+  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
+    return parseNode(obj, where("Node", id));
+  }
+  protected write(_prev: NodeFacts | undefined, next: NodeFacts): void {
+    this.ctx.store().setNode(next);
+  }
+  protected erase(): void {
+    this.ctx.store().setNode(null);
   }
 }

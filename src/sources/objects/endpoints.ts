@@ -12,6 +12,7 @@ import {
   readNodeName,
 } from "./endpoint_fields.ts";
 import { checkTypeMeta, readMeta, TYPE_META_FIELDS } from "./metadata.ts";
+import { triggerTimeOf } from "./endpoint_slice.ts";
 import {
   Ctx,
   frozenList,
@@ -89,6 +90,7 @@ export function parseEndpoints(
         namespace: meta.namespace,
         serviceName: meta.name,
         id: `endpoints/${meta.name}#${i}`,
+        ...triggerTimeOf(meta.annotations),
         ports: frozenList(ports),
         endpoints,
       }));

@@ -180,9 +180,13 @@ Deno.test("parseService: valid services become model objects", async (t) => {
       obj: svc({
         selector: { app: "web" },
         loadBalancerClass: "x",
-        trafficDistribution: "PreferClose",
       }),
       want: {},
+    },
+    {
+      name: "trafficDistribution",
+      obj: svc({ trafficDistribution: "PreferSameNode" }),
+      want: { trafficDistribution: "PreferSameNode" },
     },
     {
       name: "API list items carry no apiVersion or kind",
@@ -378,4 +382,41 @@ Deno.test("external traffic policy on an internal service is ignored with a warn
   ]);
   assertEquals(r.errors.every(isWarning), true);
   assertEquals(r.value?.externalTrafficPolicy, "Cluster");
+});
+
+Deno.test("healthCheckNodePort: kept for a LoadBalancer with policy Local, else ignored with a warning", () => {
+  const lb = { type: "LoadBalancer", ports: [{ port: 80, nodePort: 30080 }] };
+  // [what, spec, kept port, problems]
+  const table: [string, Record<string, unknown>, number | undefined, string[]][] = [
+    [
+      "LoadBalancer, Local",
+      { ...lb, externalTrafficPolicy: "Local", healthCheckNodePort: 30300 },
+      30300,
+      [],
+    ],
+    ["LoadBalancer, Cluster", { ...lb, healthCheckNodePort: 30300 }, undefined, [
+      's.yaml#1 spec.healthCheckNodePort: 30300 is ignored: only a LoadBalancer service with externalTrafficPolicy "Local" has a health check node port',
+    ]],
+    [
+      "not a port",
+      { ...lb, externalTrafficPolicy: "Local", healthCheckNodePort: 70000 },
+      undefined,
+      [
+        "s.yaml#1 spec.healthCheckNodePort: 70000 is not a port (1-65535)",
+      ],
+    ],
+  ];
+  for (const [what, spec, port, problems] of table) {
+    const r = parseService(svc(spec), "s.yaml#1");
+    assertEquals(r.errors.map(formatError), problems, what);
+    assertEquals(r.value?.healthCheckNodePort, port, what);
+  }
+});
+
+Deno.test("an unknown trafficDistribution is ignored with a warning", () => {
+  const r = parseService(svc({ trafficDistribution: "PreferNearby" }), "s.yaml#1");
+  assertEquals(r.errors.map(formatError), [
+    's.yaml#1 spec.trafficDistribution: "PreferNearby" is not known (PreferClose, PreferSameZone, PreferSameNode); ignored',
+  ]);
+  assertEquals(r.value?.trafficDistribution, undefined);
 });
