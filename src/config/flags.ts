@@ -6,6 +6,7 @@
 
 import { type Cidr, parseCidr, parseIp } from "../model/ip.ts";
 import type { ConntrackSettings } from "../daemon/conntrack_sysctls.ts";
+import type { LocalDetect } from "../nft/render_options.ts";
 
 /** An address to bind: host and port. */
 export interface HostPort {
@@ -46,6 +47,12 @@ export interface Config {
   readonly nodeLabels: Readonly<Record<string, string>>;
   /** kube-proxy's conntrack flags (`--conntrack-*`); 0 leaves a sysctl alone. */
   readonly conntrack: ConntrackSettings;
+  /** `--masquerade-all`: masquerade every connection to a ClusterIP. */
+  readonly masqueradeAll: boolean;
+  /** `--detect-local-mode` with its `--pod-bridge-interface` / `--pod-interface-name-prefix`. */
+  readonly localDetect: LocalDetect;
+  /** `--nodeport-addresses primary`: NodePorts on the node's primary addresses only. */
+  readonly nodePortPrimary: boolean;
 }
 
 /** The subcommands. */
@@ -140,7 +147,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "nodeport-addresses",
     kind: "cidrs",
     default: "",
-    help: "CIDRs of local addresses that accept NodePorts (default: all local addresses)",
+    help:
+      'CIDRs of local addresses that accept NodePorts, or "primary": the node\'s primary address of each family (default: all local addresses)',
     commands: DATAPLANE,
   },
   {
@@ -239,6 +247,35 @@ export const FLAGS: readonly FlagSpec[] = [
     commands: DATAPLANE,
   },
   {
+    name: "masquerade-all",
+    kind: "bool",
+    default: "false",
+    help: "Masquerade every connection to a ClusterIP (as kube-proxy's --masquerade-all)",
+    commands: DATAPLANE,
+  },
+  {
+    name: "detect-local-mode",
+    kind: "string",
+    default: "ClusterCIDR",
+    help:
+      "How traffic from this node's pods is recognised (not masqueraded): ClusterCIDR (--cluster-cidr), NodeCIDR (the Node's spec.podCIDRs), BridgeInterface (--pod-bridge-interface) or InterfaceNamePrefix (--pod-interface-name-prefix)",
+    commands: DATAPLANE,
+  },
+  {
+    name: "pod-bridge-interface",
+    kind: "string",
+    default: "",
+    help: "The bridge pods are attached to (--detect-local-mode BridgeInterface)",
+    commands: DATAPLANE,
+  },
+  {
+    name: "pod-interface-name-prefix",
+    kind: "string",
+    default: "",
+    help: "The name prefix of pods' host-side interfaces (--detect-local-mode InterfaceNamePrefix)",
+    commands: DATAPLANE,
+  },
+  {
     name: "conntrack-max-per-core",
     kind: "int",
     default: "32768",
@@ -315,6 +352,10 @@ const METAVAR: Record<string, string> = {
   "log-format": "text|json",
   "log-level": "LEVEL",
   "node-labels": "KEY=VALUE[,...]",
+  "nodeport-addresses": "CIDR[,CIDR]|primary",
+  "detect-local-mode": "MODE",
+  "pod-bridge-interface": "NAME",
+  "pod-interface-name-prefix": "PREFIX",
   string: "VALUE",
   cidrs: "CIDR[,CIDR]",
   hostport: "IP:PORT",
@@ -548,6 +589,21 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     udpTimeoutSeconds: seconds("conntrack-udp-timeout"),
     udpStreamTimeoutSeconds: seconds("conntrack-udp-timeout-stream"),
   };
+  const ifname = (name: string): string => {
+    const v = value(name);
+    // Linux interface names: at most 15 bytes, no "/", no whitespace, no quote.
+    return /^[^\s/"']{1,15}$/.test(v) ? v : fail(name, "not an interface name (1-15 characters)");
+  };
+  const detectMode = oneOf(
+    "detect-local-mode",
+    ["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix"] as const,
+  );
+  const localDetect: LocalDetect = detectMode === "BridgeInterface"
+    ? { mode: detectMode, bridge: ifname("pod-bridge-interface") }
+    : detectMode === "InterfaceNamePrefix"
+    ? { mode: detectMode, prefix: ifname("pod-interface-name-prefix") }
+    : { mode: detectMode };
+  const nodePortPrimary = value("nodeport-addresses") === "primary";
   const nodeLabels = parseLabels(value("node-labels"));
   if (typeof nodeLabels === "string") fail("node-labels", nodeLabels);
   return {
@@ -559,7 +615,7 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     clusterCidrs,
     serviceCidrs,
     hostname: value("hostname-override") || host.hostname,
-    nodePortAddresses: cidrs("nodeport-addresses"),
+    nodePortAddresses: nodePortPrimary ? [] : cidrs("nodeport-addresses"),
     dnsBind,
     dnsTtl,
     dnsWorkers,
@@ -575,6 +631,9 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     logLevel: oneOf("log-level", ["debug", "info", "warn", "error"] as const),
     nodeLabels: nodeLabels as Record<string, string>,
     conntrack,
+    masqueradeAll: bool("masquerade-all"),
+    localDetect,
+    nodePortPrimary,
   };
 }
 

@@ -6,7 +6,8 @@
  */
 
 import type { Config } from "../config/flags.ts";
-import { canonicalIp, ipFamilyOf, type IpText } from "../model/ip.ts";
+import { canonicalIp, type Cidr, ipFamilyOf, type IpText } from "../model/ip.ts";
+import { primaryCidrs } from "../nft/render_options.ts";
 import { ZONE_LABEL } from "../model/types.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Logger } from "../observe/log.ts";
@@ -27,8 +28,9 @@ import { MallocTrimmer } from "../observe/memory.ts";
 import { KernelMonitor, OwnProcesses } from "../nft/kernel_monitor.ts";
 
 /**
- * This host's own addresses, loopback and link-local left out (the node-local DNS address is
- * link-local): what "the node's addresses" means for load-balancer source ranges.
+ * This host's own addresses in interface order, loopback and link-local left out (the node-local
+ * DNS address is link-local): what "the node's addresses" means for load-balancer source ranges,
+ * and, the first of each family, for `--nodeport-addresses primary` outside Kubernetes mode.
  */
 export function localNodeIps(): IpText[] {
   const out = new Set<IpText>();
@@ -39,7 +41,12 @@ export function localNodeIps(): IpText[] {
     if (v4 ? /^(127|169\.254)\./.test(ip) : ip === "::1" || /^fe[89ab]/i.test(ip)) continue;
     out.add(ip);
   }
-  return [...out].sort();
+  return [...out];
+}
+
+/** The addresses NodePorts and health checks listen on, under `--nodeport-addresses`. */
+function nodePortAddressesFor(config: Config, nodeIps: readonly IpText[]): readonly Cidr[] {
+  return config.nodePortPrimary ? primaryCidrs(nodeIps) : config.nodePortAddresses;
 }
 
 /** The nft render options the configuration implies, on a node with these addresses. */
@@ -50,9 +57,12 @@ export function renderOptionsFor(
   return {
     clusterCidrs: config.clusterCidrs,
     nodeName: config.hostname,
-    nodePortAddresses: config.nodePortAddresses,
+    nodePortAddresses: nodePortAddressesFor(config, nodeIps),
+    ...(config.nodePortPrimary ? { nodePortPrimary: true } : {}),
+    ...(config.masqueradeAll ? { masqueradeAll: true } : {}),
+    ...(config.localDetect.mode !== "ClusterCIDR" ? { localDetect: config.localDetect } : {}),
     serviceCidrs: config.serviceCidrs,
-    nodeIps,
+    nodeIps: [...nodeIps].sort(),
     ...(config.nodeLabels[ZONE_LABEL] ? { zone: config.nodeLabels[ZONE_LABEL] } : {}),
     ...(config.dnsBind
       ? { dnsNotrack: [{ address: config.dnsBind.hostname, port: config.dnsBind.port }] }
@@ -177,7 +187,10 @@ export async function buildDaemon(
     healthTimeoutMs: config.syncPeriodMs > 0 ? 2 * config.syncPeriodMs : DEFAULT_HEALTH_TIMEOUT_MS,
     healthzBind: config.healthzBind,
     metricsBind: config.metricsBind,
-    serviceHealth: { nodeName: config.hostname, nodePortAddresses: config.nodePortAddresses },
+    serviceHealth: {
+      nodeName: config.hostname,
+      nodePortAddresses: nodePortAddressesFor(config, localNodeIps()),
+    },
     conntrack: config.conntrack,
     trimmer: new MallocTrimmer(),
     kernelMonitor: new KernelMonitor({ table: TABLE_NAME, own, log: log.child("nft") }),

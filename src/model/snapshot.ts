@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ipFamilyOf } from "./ip.ts";
+import { type Cidr, ipFamilyOf } from "./ip.ts";
 import type {
   Endpoint,
   EndpointSet,
@@ -107,6 +107,11 @@ export interface Snapshot {
    * facts rules depend on count as a change (zone, pod CIDRs, addresses).
    */
   readonly node?: NodeFacts;
+  /**
+   * The service ranges the cluster allocates from, from its ServiceCIDR objects (Kubernetes
+   * mode); absent: the configured `--service-cidr` applies.
+   */
+  readonly serviceCidrs?: readonly Cidr[];
 }
 
 /** An empty snapshot, version 0. */

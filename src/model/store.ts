@@ -7,6 +7,7 @@
 import { PersistentMap } from "./persistent_map.ts";
 import { buildServiceEntry, EMPTY_SNAPSHOT, type ServiceEntry, type Snapshot } from "./snapshot.ts";
 import type { EndpointSet, IpFamily, NodeFacts, Service, ServiceKey } from "./types.ts";
+import type { Cidr } from "./ip.ts";
 import { EMPTY_LIST, serviceKey } from "./types.ts";
 
 /** Which services a commit added, removed or changed. */
@@ -74,6 +75,7 @@ export class ModelStore {
   #partial = false;
   #node: NodeFacts | null = null;
   #nodeDirty = false;
+  #serviceCidrs: readonly Cidr[] | null = null;
   #serviceChanges = 0;
   #endpointChanges = 0;
   #pendingServices = new Set<ServiceKey>();
@@ -100,6 +102,16 @@ export class ModelStore {
   setNode(node: NodeFacts | null): void {
     if (nodeRulesKey(node) !== nodeRulesKey(this.#node)) this.#nodeDirty = true;
     this.#node = node;
+  }
+
+  /**
+   * Sets the service ranges the cluster allocates from (Kubernetes mode: ServiceCIDR objects);
+   * null: unknown, the configured ones apply.
+   */
+  setServiceCidrs(cidrs: readonly Cidr[] | null): void {
+    const key = (l: readonly Cidr[] | null) => l?.map((c) => c.text).join(",") ?? "-";
+    if (key(cidrs) !== key(this.#serviceCidrs)) this.#nodeDirty = true;
+    this.#serviceCidrs = cidrs;
   }
 
   /** True when something changed since the last commit. */
@@ -307,6 +319,7 @@ export class ModelStore {
       namespaces,
       ...(this.#partial ? { partial: true } : {}),
       ...(this.#node ? { node: this.#node } : {}),
+      ...(this.#serviceCidrs ? { serviceCidrs: this.#serviceCidrs } : {}),
     });
     this.#snapshot = snapshot;
     this.#entries = services;

@@ -401,17 +401,20 @@ export class NftDataplane {
   }
 
   /**
-   * Takes the render options a snapshot's node facts imply (its zone from the Node object). When
+   * Takes the render options a snapshot's node facts imply (zone and pod CIDRs from the Node
+   * object, the service ranges of the ServiceCIDR objects). When
    * they differ from those the builders hold, every service renders again and the next apply
    * reconciles in full against the kernel: rare (a Node relabelled), and a full read is the one
    * way to be sure of what the kernel holds while every fragment changes.
    */
   #followNode(snapshot: Snapshot): void {
-    const next = effectiveRenderOptions(this.#baseOptions, snapshot.node);
+    const next = effectiveRenderOptions(this.#baseOptions, snapshot.node, snapshot.serviceCidrs);
     const key = renderOptionsKey(next);
     if (key === this.#optionsKey) return;
     this.#log.info("node facts changed the render options; rendering every service again", {
       zone: next.zone ?? "(none)",
+      podCidrs: next.clusterCidrs.map((c) => c.text).join(","),
+      serviceCidrs: (next.serviceCidrs ?? []).map((c) => c.text).join(","),
     });
     this.#options = next;
     this.#optionsKey = key;

@@ -29,7 +29,7 @@ export type { RenderOptions } from "./render_options.ts";
  * ```
  */
 export function renderRuleset(snapshot: Snapshot, base: RenderOptions): Ruleset {
-  const options = effectiveRenderOptions(base, snapshot.node);
+  const options = effectiveRenderOptions(base, snapshot.node, snapshot.serviceCidrs);
   const warnings = new Set<string>();
   const tables = FAMILIES.map((family) => {
     const builder = new TableBuilder(family, options);

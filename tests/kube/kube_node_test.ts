@@ -95,3 +95,46 @@ Deno.test("kube source: a missing Node does not hold up the initial sync; it is 
     await h.close();
   }
 });
+
+Deno.test("kube source: ServiceCIDR objects are the service ranges; none, or the API absent, leave --service-cidr", async (t) => {
+  for (const absent of [false, true]) {
+    await t.step(absent ? "an API server without ServiceCIDR" : "ServiceCIDR objects", async () => {
+      const h = await startHarness(absent ? { absent: ["servicecidrs"] } : {});
+      const source = new KubeSource({
+        kubeconfigPath: h.kubeconfig,
+        useEndpoints: false,
+        syncTimeoutMs: 5000,
+        log: h.log,
+        backoff: { initialMs: 100, maxMs: 1000 },
+      });
+      const cidrs = () => h.store.snapshot.serviceCidrs?.map((c) => c.text).join(",");
+      try {
+        const make = (name: string, list: string[]) => ({
+          apiVersion: "networking.k8s.io/v1",
+          kind: "ServiceCIDR",
+          metadata: { name },
+          spec: { cidrs: list },
+        });
+        if (!absent) h.api.create("servicecidrs", make("kubernetes", ["198.19.0.0/24"]));
+        await source.start(h.sink);
+        if (absent) {
+          assertEquals(cidrs(), undefined, "unknown: --service-cidr applies");
+          assertEquals(source.status(), { synced: true, degraded: false }, "not an error");
+          return;
+        }
+        assertEquals(cidrs(), "198.19.0.0/24");
+        h.api.create("servicecidrs", make("extra", ["198.19.9.0/24", "2001:db8:19::/112"]));
+        await waitFor(
+          "the second range",
+          () => cidrs() === "198.19.0.0/24,198.19.9.0/24,2001:db8:19::/112",
+        );
+        h.api.delete("servicecidrs", undefined, "extra");
+        h.api.delete("servicecidrs", undefined, "kubernetes");
+        await waitFor("none: unknown again", () => cidrs() === undefined);
+      } finally {
+        await source.stop();
+        await h.close();
+      }
+    });
+  }
+});

@@ -18,6 +18,7 @@ import { endpointSet, ep, port, service } from "../support/nft_fixtures.ts";
 import { NftDataplane, NftSyncError, readLiveVips } from "../../src/nft/dataplane.ts";
 import type { NftExecutor } from "../../src/nft/executor.ts";
 import type { Family } from "../../src/nft/ruleset.ts";
+import type { RenderOptions } from "../../src/nft/render_options.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import type { Endpoint, Service } from "../../src/model/types.ts";
 import { cidr, ip } from "../support/model_values.ts";
@@ -776,3 +777,82 @@ labTest(
 function assertEqualsText(got: string, expected: string, what: string): void {
   check(got === expected, `${what}: answered by ${got || "(none)"}, expected ${expected}`);
 }
+
+labTest(
+  "nft e2e: --masquerade-all and each --detect-local-mode: the server sees the client's address or the node's",
+  async (t) => {
+    const lab = await Lab.create({ pods: 2, clientHost: true });
+    try {
+      await lab.startPodServers();
+      const store = new ModelStore();
+      setService(store, service("src", ["198.19.0.90"], [port(80, 8080)]), [ep(lab.pods[0].ip)]);
+      // This node's Node object: its pods are 198.18.0.0/25 (NodeCIDR mode reads it).
+      store.setNode({
+        name: "node-a",
+        podCidrs: [cidr("198.18.0.0/25")],
+        addresses: [],
+        deleting: false,
+        toBeDeleted: false,
+      });
+      const snapshot = store.commit().snapshot;
+      /** The source address pod-0 sees for a connection through the VIP from `ns`. */
+      const seen = async (ns: string) => {
+        const r = await lab.exec(ns, ["curl", "-s", "-m", "2", "http://198.19.0.90/source"]);
+        return r.stdout.trim() || `(failed: ${r.stderr.trim()})`;
+      };
+      const pod1 = lab.pods[1].ip, client = lab.client!.ip, node = lab.node.ip;
+      // [what, options beyond the lab's, source seen from pod-1, from the client host]
+      const table: [string, Partial<RenderOptions>, string, string][] = [
+        ["ClusterCIDR (default): pods keep their source", {}, pod1, node],
+        ["--masquerade-all: every client masqueraded", { masqueradeAll: true }, node, node],
+        [
+          "NodeCIDR: this node's pod CIDR from its Node object",
+          { clusterCidrs: [], localDetect: { mode: "NodeCIDR" } },
+          pod1,
+          node,
+        ],
+        [
+          "NodeCIDR: a Node whose pod CIDR holds not pod-1",
+          { clusterCidrs: [], localDetect: { mode: "NodeCIDR" } },
+          node,
+          node,
+        ],
+        [
+          "BridgeInterface br0: in from the pods' bridge, kept",
+          { clusterCidrs: [], localDetect: { mode: "BridgeInterface", bridge: "br0" } },
+          pod1,
+          node,
+        ],
+        [
+          "InterfaceNamePrefix br: kept",
+          { clusterCidrs: [], localDetect: { mode: "InterfaceNamePrefix", prefix: "br" } },
+          pod1,
+          node,
+        ],
+        [
+          "InterfaceNamePrefix veth: routed pod traffic comes in on br0 here, so masqueraded",
+          { clusterCidrs: [], localDetect: { mode: "InterfaceNamePrefix", prefix: "veth" } },
+          node,
+          node,
+        ],
+      ];
+      for (const [what, extra, fromPod, fromClient] of table) {
+        await t.step(what, async () => {
+          const dataplane = labDataplane(lab, { renderOptions: { ...E2E_OPTIONS, ...extra } });
+          await dataplane.adopt();
+          const snap = what.includes("holds not")
+            ? { ...snapshot, node: { ...snapshot.node!, podCidrs: [cidr("198.18.0.128/25")] } }
+            : snapshot;
+          await dataplane.apply(snap);
+          // Earlier steps' conntrack entries would keep their NAT: start each step afresh.
+          await lab.exec(lab.node.ns, ["conntrack", "-F"]);
+          assertEqualsText(await seen(lab.pods[1].ns), fromPod, `${what}: from pod-1`);
+          assertEqualsText(await seen(lab.client!.ns), fromClient, `${what}: from the client host`);
+        });
+      }
+      assertEqualsText(client, "198.18.100.2", "the client host's address, for the record");
+    } finally {
+      await lab.destroy();
+    }
+  },
+);

@@ -1,6 +1,7 @@
 /**
- * The Kubernetes source: Services, EndpointSlices (or legacy v1 Endpoints), Namespaces and this
- * node's Node from the API server, through @kubernetes/client-node, into the model store.
+ * The Kubernetes source: Services, EndpointSlices (or legacy v1 Endpoints), Namespaces,
+ * ServiceCIDRs and this node's Node from the API server, through @kubernetes/client-node, into the
+ * model store.
  *
  * Only the slim model is kept: each object is converted by `../objects/` as it arrives and the
  * raw object is dropped (client-node's informer caches would keep every object whole). Per object
@@ -43,6 +44,7 @@ import {
   NamespaceIndex,
   NodeIndex,
   type ResourceKey,
+  ServiceCidrIndex,
   ServiceIndex,
   SliceIndex,
 } from "./resource_index.ts";
@@ -241,6 +243,7 @@ export class KubeSource implements Source {
       index: Index<unknown>;
       list: (p: ListParams, s: AbortSignal) => Promise<ListPage>;
       fieldSelector?: string;
+      mayBeAbsent?: boolean;
     }[] = [
       {
         key: "services",
@@ -282,6 +285,15 @@ export class KubeSource implements Source {
           : typedList(({ core }, p, o) => core.listNamespace(p, o)),
       },
     ];
+    // The service ranges to drop unallocated addresses of, as kube-proxy watches them; absent
+    // before Kubernetes 1.33 (networking.k8s.io/v1): --service-cidr applies then.
+    plan.push({
+      key: "servicecidrs",
+      path: "/apis/networking.k8s.io/v1/servicecidrs",
+      index: new ServiceCidrIndex(ctx, "servicecidrs") as Index<unknown>,
+      list: rawList("/apis/networking.k8s.io/v1/servicecidrs"),
+      mayBeAbsent: true,
+    });
     const nodeName = this.#o.nodeName;
     if (nodeName) {
       plan.push({
@@ -305,6 +317,7 @@ export class KubeSource implements Source {
           watch,
           labelSelector: p.key === slices ? SERVICE_NAME_LABEL : undefined,
           fieldSelector: p.fieldSelector,
+          mayBeAbsent: p.mayBeAbsent,
           handler: p.index,
           pageSize: this.#o.pageSize ?? 500,
           watchTimeoutSeconds: this.#o.watchTimeoutSeconds,

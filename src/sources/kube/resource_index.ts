@@ -12,12 +12,20 @@ import { parseEndpoints } from "../objects/endpoints.ts";
 import { parseEndpointSlice } from "../objects/endpoint_slice.ts";
 import { parseNamespace } from "../objects/namespace.ts";
 import { parseNode } from "../objects/node.ts";
+import { parseServiceCidr } from "../objects/service_cidr.ts";
+import type { Cidr } from "../../model/ip.ts";
 import { parseService } from "../objects/service.ts";
 import type { ValidationError } from "../objects/validate.ts";
 import type { ResourceHandler } from "./reflector.ts";
 
 /** The resources the source lists and watches. */
-export type ResourceKey = "services" | "endpointslices" | "endpoints" | "namespaces" | "nodes";
+export type ResourceKey =
+  | "services"
+  | "endpointslices"
+  | "endpoints"
+  | "namespaces"
+  | "nodes"
+  | "servicecidrs";
 
 /** The namespace, name and resourceVersion of a raw object, or null when unreadable. */
 function identity(obj: unknown): { namespace: string; name: string; rv: string } | null {
@@ -220,5 +228,32 @@ export class NodeIndex extends Index<NodeFacts> {
   }
   protected erase(): void {
     this.ctx.store().setNode(null);
+  }
+}
+
+/**
+ * ServiceCIDR objects: the union of their ranges is the set of service ranges the dataplane drops
+ * unallocated addresses of (as kube-proxy). None at all (or the API absent): the static
+ * `--service-cidr` stays in force.
+ */
+export class ServiceCidrIndex extends Index<readonly Cidr[]> {
+  #dirty = false;
+  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
+    return parseServiceCidr(obj, where("ServiceCIDR", id));
+  }
+  protected write(): void {
+    this.#dirty = true;
+  }
+  protected erase(): void {
+    this.#dirty = true;
+  }
+  protected override flush(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    const all = new Map<string, Cidr>();
+    for (const s of this.seen.values()) for (const c of s.value ?? []) all.set(c.text, c);
+    this.ctx.store().setServiceCidrs(
+      all.size === 0 ? null : [...all.values()].sort((a, b) => (a.text < b.text ? -1 : 1)),
+    );
   }
 }

@@ -135,6 +135,19 @@ export function parseService(
     const ing = ctx.object(item, path);
     if (!ing) return;
     const ip = ctx.ip(ing.ip, `${path}.ip`);
+    const ipMode = ctx.string(ing.ipMode, `${path}.ipMode`);
+    // Only a VIP (the default) is delivered to the node and DNATed here. With ipMode Proxy the
+    // load balancer proxies, so the node's own traffic must go out to it (as kube-proxy, which
+    // programs only ingress IPs of mode VIP; a mode it does not know is skipped, and said so).
+    if (ipMode !== undefined && ipMode !== "VIP") {
+      if (ipMode !== "Proxy") {
+        ctx.warn(
+          `${path}.ipMode`,
+          `${show(ipMode)} is not known (VIP, Proxy); this IP is not programmed`,
+        );
+      }
+      return;
+    }
     if (ip !== undefined && !loadBalancerIPs.includes(ip)) loadBalancerIPs.push(ip);
   });
 

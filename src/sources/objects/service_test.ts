@@ -420,3 +420,32 @@ Deno.test("an unknown trafficDistribution is ignored with a warning", () => {
   ]);
   assertEquals(r.value?.trafficDistribution, undefined);
 });
+
+Deno.test("load balancer ingress with ipMode Proxy is not programmed (no DNAT on the node), as kube-proxy", () => {
+  const r = parseService(
+    svc({ type: "LoadBalancer", ports: [{ port: 80, nodePort: 30080 }] }, {}, {
+      status: {
+        loadBalancer: {
+          ingress: [
+            { ip: "198.19.2.1", ipMode: "Proxy" },
+            { ip: "198.19.2.2", ipMode: "VIP" },
+            { ip: "198.19.2.3" },
+          ],
+        },
+      },
+    }),
+    "s.yaml#1",
+  );
+  assertEquals(r.errors.map(formatError), []);
+  assertEquals(r.value?.loadBalancerIPs, [ip("198.19.2.2"), ip("198.19.2.3")]);
+  const bad = parseService(
+    svc({ type: "LoadBalancer" }, {}, {
+      status: { loadBalancer: { ingress: [{ ip: "198.19.2.1", ipMode: "Tunnel" }] } },
+    }),
+    "s.yaml#1",
+  );
+  assertEquals(bad.errors.map(formatError), [
+    's.yaml#1 status.loadBalancer.ingress[0].ipMode: "Tunnel" is not known (VIP, Proxy); this IP is not programmed',
+  ]);
+  assertEquals(bad.value?.loadBalancerIPs, []);
+});
