@@ -2,13 +2,14 @@
  * `deno task bench`: runs every benchmark in turn and prints their tables. Each benchmark builds
  * and deletes its own network namespaces and sends traffic only inside them or on loopback.
  *
- * Usage: deno task bench [NAME...]   (names: startup, nft, dns, kube, kube-daemon)
+ * Usage: deno task bench [NAME...]   (names: startup, nft, topology, dns, kube, kube-daemon)
  * @module
  */
 
 const BENCHES: Record<string, string[]> = {
   startup: ["tests/bench/startup_bench.ts"],
   nft: ["--v8-flags=--expose-gc", "tests/bench/nft_bench.ts"],
+  topology: ["tests/bench/topology_bench.ts"],
   dns: ["tests/bench/dns_bench.ts"],
   kube: ["tests/bench/kube_bench.ts"],
   "kube-daemon": ["tests/bench/kube_daemon_bench.ts"],

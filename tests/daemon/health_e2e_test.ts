@@ -8,7 +8,7 @@
 
 import { Lab, labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type DaemonProcess, startDaemon, waitFor } from "./harness.ts";
+import { type DaemonProcess, failingNft, startDaemon, waitFor, writeManifest } from "./harness.ts";
 
 const HEALTHZ = "http://127.0.0.1:10256";
 const ARGS = [
@@ -22,12 +22,6 @@ const ARGS = [
   "--hostname-override",
   "node-a",
 ];
-
-/** Writes through a temporary file and a rename, as editors and config management do. */
-async function writeManifest(dir: string, name: string, text: string): Promise<void> {
-  await Deno.writeTextFile(`${dir}/.${name}.tmp`, text);
-  await Deno.rename(`${dir}/.${name}.tmp`, `${dir}/${name}`);
-}
 
 function service(name: string, clusterIP: string, ips: string[]): string {
   return `apiVersion: v1
@@ -59,20 +53,6 @@ async function metric(lab: Lab, line: string): Promise<number | null> {
   return found === undefined ? null : Number(found.split(" ").pop());
 }
 
-/** A real nft behind a switch: while the flag file exists, every nft call fails. */
-async function failingNft(lab: Lab, dir: string): Promise<{ bin: string; flag: string }> {
-  const bin = `${dir}/bin`;
-  const flag = `${dir}/nft-fails`;
-  await Deno.mkdir(bin);
-  const real = (await lab.exec(lab.node.ns, ["sh", "-c", "command -v nft"])).stdout.trim();
-  await Deno.writeTextFile(
-    `${bin}/nft`,
-    `#!/bin/sh\nif [ -e ${flag} ]; then echo "nft: injected failure" >&2; exit 1; fi\nexec ${real} "$@"\n`,
-  );
-  await Deno.chmod(`${bin}/nft`, 0o755);
-  return { bin, flag };
-}
-
 async function withLab(
   options: { pods: number; clientHost?: boolean },
   fn: (lab: Lab, dir: string) => Promise<void>,
@@ -88,6 +68,29 @@ async function withLab(
   }
 }
 
+/**
+ * `svcgate run` on a manifest folder with nft behind a failure switch; health timeout 2 s
+ * (2 x --sync-period, as kube-proxy).
+ */
+async function startOnManifests(
+  lab: Lab,
+  dir: string,
+  files: Record<string, string>,
+): Promise<{ daemon: DaemonProcess; manifests: string; flag: string }> {
+  const { bin, flag } = await failingNft(lab, dir);
+  const manifests = `${dir}/manifests`;
+  await Deno.mkdir(manifests);
+  for (const [name, text] of Object.entries(files)) await writeManifest(manifests, name, text);
+  const daemon = startDaemon(lab, {
+    args: [...ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`, "--sync-period", "1s"],
+    pathPrefix: bin,
+    // The wrapper is a command: make the daemon run `nft` rather than libnftables.
+    env: { SVCGATE_NFT_EXECUTOR: "command" },
+  });
+  await daemon.waitReady();
+  return { daemon, manifests, flag };
+}
+
 async function stopped(daemon: DaemonProcess): Promise<void> {
   assertEquals(await daemon.stop(), 0, `exit code after SIGTERM; log:\n${daemon.log.join("\n")}`);
 }
@@ -96,26 +99,9 @@ labTest(
   "daemon health: /healthz and /livez turn 503 when a change waits past the timeout (nft failing), and 200 after",
   async () => {
     await withLab({ pods: 1 }, async (lab, dir) => {
-      const { bin, flag } = await failingNft(lab, dir);
-      const manifests = `${dir}/manifests`;
-      await Deno.mkdir(manifests);
-      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
-      const daemon = startDaemon(lab, {
-        // Health timeout = 2 x --sync-period, as kube-proxy: 2 s.
-        args: [
-          ...ARGS,
-          "--manifests",
-          manifests,
-          "--state-dir",
-          `${dir}/state`,
-          "--sync-period",
-          "1s",
-        ],
-        pathPrefix: bin,
-        // The wrapper is a command: make the daemon run `nft` rather than libnftables.
-        env: { SVCGATE_NFT_EXECUTOR: "command" },
+      const { daemon, manifests, flag } = await startOnManifests(lab, dir, {
+        "web.yaml": service("web", "198.19.0.10", [lab.pods[0].ip]),
       });
-      await daemon.waitReady();
       const healthy = await get(lab, lab.node.ns, `${HEALTHZ}/healthz`);
       assertEquals(healthy.code, "200", `healthy at start: ${healthy.body}`);
       const body = JSON.parse(healthy.body);
@@ -216,25 +202,10 @@ labTest(
   "daemon health: healthCheckNodePort answers an outside client 200/503 as this node's endpoints come and go, within the sync",
   async (t) => {
     await withLab({ pods: 2, clientHost: true }, async (lab, dir) => {
-      const { bin, flag } = await failingNft(lab, dir);
-      const manifests = `${dir}/manifests`;
-      await Deno.mkdir(manifests);
       const [p0, p1] = lab.pods;
-      await writeManifest(manifests, "lb.yaml", lbLocal([{ ip: p0.ip, node: "node-a" }]));
-      const daemon = startDaemon(lab, {
-        args: [
-          ...ARGS,
-          "--manifests",
-          manifests,
-          "--state-dir",
-          `${dir}/state`,
-          "--sync-period",
-          "1s",
-        ],
-        pathPrefix: bin,
-        env: { SVCGATE_NFT_EXECUTOR: "command" },
+      const { daemon, manifests, flag } = await startOnManifests(lab, dir, {
+        "lb.yaml": lbLocal([{ ip: p0.ip, node: "node-a" }]),
       });
-      await daemon.waitReady();
       const client = lab.client!.ns;
       const check = `http://${lab.nodeClientSide.ip}:30300/`;
       const probe = async () => {

@@ -6,7 +6,7 @@
  * objects as the ranges whose unallocated addresses are dropped.
  */
 
-import { Lab, labTest } from "../lab/lab.ts";
+import { type Lab, labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startDaemon, waitFor } from "../daemon/harness.ts";
 import {
@@ -15,7 +15,7 @@ import {
   makeNode,
   makeService,
 } from "../fake_apiserver/fixtures.ts";
-import { ApiServerProcess } from "./apiserver_proc.ts";
+import { withApiServerLab } from "./apiserver_proc.ts";
 
 /** GET from a namespace: the body, or "timeout" / "refused" / the curl error. */
 async function get(lab: Lab, ns: string, url: string): Promise<string> {
@@ -36,17 +36,12 @@ function serviceCidr(name: string, cidrs: string[]) {
 labTest(
   "kube e2e: NodeCIDR and primary NodePort addresses from the Node, ipMode Proxy, ServiceCIDR objects",
   async (t) => {
-    const lab = await Lab.create({ pods: 2, clientHost: true });
-    let api: ApiServerProcess | null = null;
-    try {
-      await lab.startPodServers();
+    await withApiServerLab({ pods: 2, clientHost: true }, async (lab, a) => {
       const [p0, p1] = lab.pods;
       // An address inside a ServiceCIDR range that no Service holds, reachable on pod-0 when no
       // rule drops it.
       await lab.exec(p0.ns, ["ip", "addr", "add", "198.19.9.99/32", "dev", "eth0"]);
       await lab.exec(lab.node.ns, ["ip", "route", "add", "198.19.9.99/32", "via", p0.ip]);
-      api = await ApiServerProcess.spawn(lab, lab.node.ns);
-      const a = api;
       await a.create("namespaces", makeNamespace("default"));
       await a.create(
         "nodes",
@@ -133,9 +128,6 @@ labTest(
         );
       });
       assertEquals(await daemon.stop(), 0, `exit code; log:\n${log.join("\n")}`);
-    } finally {
-      await api?.close();
-      await lab.destroy();
-    }
+    });
   },
 );

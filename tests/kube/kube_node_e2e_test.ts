@@ -5,7 +5,7 @@
  * ToBeDeletedByClusterAutoscaler or being deleted (load balancers drain it), while /livez stays 200.
  */
 
-import { Lab, labTest } from "../lab/lab.ts";
+import { type Lab, labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { spread, startDaemon, waitFor } from "../daemon/harness.ts";
 
@@ -18,7 +18,7 @@ import {
   makeNode,
   makeService,
 } from "../fake_apiserver/fixtures.ts";
-import { ApiServerProcess } from "./apiserver_proc.ts";
+import { withApiServerLab } from "./apiserver_proc.ts";
 
 const HEALTHZ = "http://127.0.0.1:10256";
 const ARGS = [
@@ -42,12 +42,7 @@ async function code(lab: Lab, path: string): Promise<string> {
 labTest(
   "kube e2e: /healthz is 503 while this node is tainted by the autoscaler or being deleted; /livez stays 200",
   async (t) => {
-    const lab = await Lab.create({ pods: 2 });
-    let api: ApiServerProcess | null = null;
-    try {
-      await lab.startPodServers();
-      api = await ApiServerProcess.spawn(lab, lab.node.ns);
-      const a = api;
+    await withApiServerLab({ pods: 2 }, async (lab, a) => {
       await a.create("namespaces", makeNamespace("default"));
       await a.create("services", makeService("default", "web", "198.19.0.10"));
       await a.create(
@@ -150,10 +145,7 @@ labTest(
         assertEquals(await code(lab, "/healthz"), "200", "node-b's taint");
       });
       assertEquals(await daemon.stop(), 0, `exit code; log:\n${log.join("\n")}`);
-    } finally {
-      await api?.close();
-      await lab.destroy();
-    }
+    });
   },
 );
 
@@ -187,12 +179,7 @@ function triggered(
 labTest(
   "kube e2e: /metrics after a known sequence of syncs shows kube-proxy's names with the right counts",
   async () => {
-    const lab = await Lab.create({ pods: 2 });
-    let api: ApiServerProcess | null = null;
-    try {
-      await lab.startPodServers();
-      api = await ApiServerProcess.spawn(lab, lab.node.ns);
-      const a = api;
+    await withApiServerLab({ pods: 2 }, async (lab, a) => {
       const [p0, p1] = lab.pods;
       await a.create("namespaces", makeNamespace("default"));
       await a.create("services", makeService("default", "web", "198.19.0.10"));
@@ -285,9 +272,6 @@ labTest(
       assert(last !== null && Math.abs(last - wall) < 5, `last sync ${last}, now ${wall}`);
       assert(queued !== null && queued >= last, `last queued ${queued} >= last sync ${last}`);
       assertEquals(await daemon.stop(), 0, `exit code; log:\n${daemon.log.join("\n")}`);
-    } finally {
-      await api?.close();
-      await lab.destroy();
-    }
+    });
   },
 );

@@ -7,18 +7,22 @@
 import { KubeSource } from "../../src/sources/kube/kube_source.ts";
 import { makeNamespace, makeNode } from "../fake_apiserver/fixtures.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { sleep, startHarness, waitFor } from "./harness.ts";
+import { type Harness, sleep, startHarness, waitFor } from "./harness.ts";
 
-Deno.test("kube source: this node's Node alone, by get and a watch by name; no list of nodes", async () => {
-  const h = await startHarness();
-  const source = new KubeSource({
+function newSource(h: Harness, nodeName?: string): KubeSource {
+  return new KubeSource({
     kubeconfigPath: h.kubeconfig,
     useEndpoints: false,
-    nodeName: "node-a",
+    ...(nodeName ? { nodeName } : {}),
     syncTimeoutMs: 5000,
     log: h.log,
     backoff: { initialMs: 100, maxMs: 1000 },
   });
+}
+
+Deno.test("kube source: this node's Node alone, by get and a watch by name; no list of nodes", async () => {
+  const h = await startHarness();
+  const source = newSource(h, "node-a");
   try {
     h.api.create("namespaces", makeNamespace("default"));
     h.api.create("nodes", makeNode("node-b", { zone: "zone-b" }));
@@ -77,14 +81,7 @@ Deno.test("kube source: this node's Node alone, by get and a watch by name; no l
 
 Deno.test("kube source: a missing Node does not hold up the initial sync; it is picked up when created", async () => {
   const h = await startHarness();
-  const source = new KubeSource({
-    kubeconfigPath: h.kubeconfig,
-    useEndpoints: false,
-    nodeName: "node-a",
-    syncTimeoutMs: 5000,
-    log: h.log,
-    backoff: { initialMs: 100, maxMs: 1000 },
-  });
+  const source = newSource(h, "node-a");
   try {
     await source.start(h.sink);
     assertEquals(h.store.node, null, "no Node yet");
@@ -100,13 +97,7 @@ Deno.test("kube source: ServiceCIDR objects are the service ranges; none, or the
   for (const absent of [false, true]) {
     await t.step(absent ? "an API server without ServiceCIDR" : "ServiceCIDR objects", async () => {
       const h = await startHarness(absent ? { absent: ["servicecidrs"] } : {});
-      const source = new KubeSource({
-        kubeconfigPath: h.kubeconfig,
-        useEndpoints: false,
-        syncTimeoutMs: 5000,
-        log: h.log,
-        backoff: { initialMs: 100, maxMs: 1000 },
-      });
+      const source = newSource(h);
       const cidrs = () => h.store.snapshot.serviceCidrs?.map((c) => c.text).join(",");
       try {
         const make = (name: string, list: string[]) => ({

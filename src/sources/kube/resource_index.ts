@@ -198,22 +198,34 @@ export class EndpointsIndex extends Index<readonly EndpointSet[]> {
   }
 }
 
-export class NamespaceIndex extends Index<string> {
+/**
+ * An index whose objects the store takes as one whole (every namespace, every service range):
+ * writes and deletions mark it changed, and {@link publish} hands the store all current values
+ * once per batch (an event, or a whole relist).
+ */
+abstract class WholeIndex<T> extends Index<T> {
   #dirty = false;
-  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseNamespace(obj, where("Namespace", id));
-  }
   protected write(): void {
     this.#dirty = true;
   }
   protected erase(): void {
     this.#dirty = true;
   }
+  protected abstract publish(values: T[]): void;
   protected override flush(): void {
     if (!this.#dirty) return;
     this.#dirty = false;
-    const names: string[] = [];
-    for (const s of this.seen.values()) if (s.value !== undefined) names.push(s.value);
+    const values: T[] = [];
+    for (const s of this.seen.values()) if (s.value !== undefined) values.push(s.value);
+    this.publish(values);
+  }
+}
+
+export class NamespaceIndex extends WholeIndex<string> {
+  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
+    return parseNamespace(obj, where("Namespace", id));
+  }
+  protected publish(names: string[]): void {
     this.ctx.store().setNamespaces(names);
   }
 }
@@ -236,22 +248,13 @@ export class NodeIndex extends Index<NodeFacts> {
  * unallocated addresses of (as kube-proxy). None at all (or the API absent): the static
  * `--service-cidr` stays in force.
  */
-export class ServiceCidrIndex extends Index<readonly Cidr[]> {
-  #dirty = false;
+export class ServiceCidrIndex extends WholeIndex<readonly Cidr[]> {
   protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
     return parseServiceCidr(obj, where("ServiceCIDR", id));
   }
-  protected write(): void {
-    this.#dirty = true;
-  }
-  protected erase(): void {
-    this.#dirty = true;
-  }
-  protected override flush(): void {
-    if (!this.#dirty) return;
-    this.#dirty = false;
+  protected publish(values: (readonly Cidr[])[]): void {
     const all = new Map<string, Cidr>();
-    for (const s of this.seen.values()) for (const c of s.value ?? []) all.set(c.text, c);
+    for (const list of values) for (const c of list) all.set(c.text, c);
     this.ctx.store().setServiceCidrs(
       all.size === 0 ? null : [...all.values()].sort((a, b) => (a.text < b.text ? -1 : 1)),
     );
