@@ -5,6 +5,8 @@
  */
 
 import { type Cidr, parseCidr, parseIp } from "../model/ip.ts";
+import type { ConntrackSettings } from "../daemon/conntrack_sysctls.ts";
+import type { LocalDetect } from "../nft/render_options.ts";
 
 /** An address to bind: host and port. */
 export interface HostPort {
@@ -46,6 +48,17 @@ export interface Config {
   readonly logLevel: "debug" | "info" | "warn" | "error";
   /** Bounds on input: manifest files, and the lists inside objects from either source. */
   readonly limits: InputLimits;
+  // kube-proxy cutover (issue 17)
+  /** `--node-labels`: this node's labels in standalone mode (its zone, for topology). */
+  readonly nodeLabels: Readonly<Record<string, string>>;
+  /** kube-proxy's conntrack flags (`--conntrack-*`); 0 leaves a sysctl alone. */
+  readonly conntrack: ConntrackSettings;
+  /** `--masquerade-all`: masquerade every connection to a ClusterIP. */
+  readonly masqueradeAll: boolean;
+  /** `--detect-local-mode` with its `--pod-bridge-interface` / `--pod-interface-name-prefix`. */
+  readonly localDetect: LocalDetect;
+  /** `--nodeport-addresses primary`: NodePorts on the node's primary addresses only. */
+  readonly nodePortPrimary: boolean;
 }
 
 /** The `--manifest-max-*` and `--max-*` flags (see src/sources/README.md). */
@@ -161,7 +174,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "nodeport-addresses",
     kind: "cidrs",
     default: "",
-    help: "CIDRs of local addresses that accept NodePorts (default: all local addresses)",
+    help:
+      'CIDRs of local addresses that accept NodePorts, or "primary": the node\'s primary address of each family (default: all local addresses)',
     commands: DATAPLANE,
   },
   {
@@ -305,6 +319,94 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "IP:PORT for /metrics (empty disables)",
     commands: DAEMON,
   },
+  // kube-proxy cutover (issue 17): node facts, masquerading, conntrack.
+  {
+    name: "node-labels",
+    kind: "string",
+    default: "",
+    help:
+      "This node's labels, KEY=VALUE[,...] (standalone mode; in Kubernetes mode the Node object's): topology.kubernetes.io/zone is its zone for trafficDistribution and topology hints",
+    commands: DATAPLANE,
+  },
+  {
+    name: "masquerade-all",
+    kind: "bool",
+    default: "false",
+    help: "Masquerade every connection to a ClusterIP (as kube-proxy's --masquerade-all)",
+    commands: DATAPLANE,
+  },
+  {
+    name: "detect-local-mode",
+    kind: "string",
+    default: "ClusterCIDR",
+    help:
+      "How traffic from this node's pods is recognised (not masqueraded): ClusterCIDR (--cluster-cidr), NodeCIDR (the Node's spec.podCIDRs), BridgeInterface (--pod-bridge-interface) or InterfaceNamePrefix (--pod-interface-name-prefix)",
+    commands: DATAPLANE,
+  },
+  {
+    name: "pod-bridge-interface",
+    kind: "string",
+    default: "",
+    help: "The bridge pods are attached to (--detect-local-mode BridgeInterface)",
+    commands: DATAPLANE,
+  },
+  {
+    name: "pod-interface-name-prefix",
+    kind: "string",
+    default: "",
+    help: "The name prefix of pods' host-side interfaces (--detect-local-mode InterfaceNamePrefix)",
+    commands: DATAPLANE,
+  },
+  {
+    name: "conntrack-max-per-core",
+    kind: "int",
+    default: "32768",
+    help:
+      "Maximum tracked connections per CPU (nf_conntrack_max = max(this x CPUs, --conntrack-min), only ever raised; 0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-min",
+    kind: "int",
+    default: "131072",
+    help: "Minimum nf_conntrack_max, whatever the CPU count",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-tcp-timeout-established",
+    kind: "duration",
+    default: "24h",
+    help: "Idle timeout of established TCP connections in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-tcp-timeout-close-wait",
+    kind: "duration",
+    default: "1h",
+    help: "Timeout of TCP connections in CLOSE_WAIT in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-tcp-be-liberal",
+    kind: "bool",
+    default: "false",
+    help: "Set nf_conntrack_tcp_be_liberal: out-of-window TCP packets are not marked INVALID",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-udp-timeout",
+    kind: "duration",
+    default: "0s",
+    help: "Timeout of unreplied UDP flows in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
+  {
+    name: "conntrack-udp-timeout-stream",
+    kind: "duration",
+    default: "0s",
+    help: "Timeout of UDP flows that saw replies (streams) in conntrack (0 leaves it alone)",
+    commands: DAEMON,
+  },
   {
     name: "manifest-max-file-size",
     kind: "size",
@@ -382,6 +484,11 @@ const METAVAR: Record<string, string> = {
   "hostname-override": "NAME",
   "log-format": "text|json",
   "log-level": "LEVEL",
+  "node-labels": "KEY=VALUE[,...]",
+  "nodeport-addresses": "CIDR[,CIDR]|primary",
+  "detect-local-mode": "MODE",
+  "pod-bridge-interface": "NAME",
+  "pod-interface-name-prefix": "PREFIX",
   string: "VALUE",
   cidrs: "CIDR[,CIDR]",
   hostport: "IP:PORT",
@@ -408,12 +515,28 @@ export class UsageError extends Error {
   }
 }
 
-/** Parses a duration such as `5ms`, `1.5s`, `2m` or `1h` into milliseconds. */
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * Parses a duration as Go does (kube-proxy's flags): `5ms`, `1.5s`, `2m`, `1h`, `24h0m0s`, or `0`,
+ * into milliseconds.
+ */
 export function parseDuration(text: string): number | null {
-  const m = text.match(/^(\d+(?:\.\d+)?)(ms|s|m|h)$/);
-  if (!m) return null;
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  return Number(m[1]) * scale;
+  if (text === "0") return 0;
+  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return null;
+  let ms = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) {
+    ms += Number(n) * DURATION_UNITS[unit];
+  }
+  return ms;
 }
 
 /** Parses a size in bytes: `1048576`, `512KiB`, `16MiB` or `1GiB`. */
@@ -630,6 +753,40 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
       command,
     );
   }
+  const count = (name: string, max: number): number => {
+    const text = value(name);
+    return /^\d+$/.test(text) && Number(text) <= max
+      ? Number(text)
+      : fail(name, `expected a whole number 0-${max}`);
+  };
+  // kube-proxy truncates durations to whole seconds for sysctls.
+  const seconds = (name: string) => Math.floor(duration(name) / 1000);
+  const conntrack: ConntrackSettings = {
+    maxPerCore: count("conntrack-max-per-core", 2 ** 31 - 1),
+    min: count("conntrack-min", 2 ** 31 - 1),
+    tcpEstablishedTimeoutSeconds: seconds("conntrack-tcp-timeout-established"),
+    tcpCloseWaitTimeoutSeconds: seconds("conntrack-tcp-timeout-close-wait"),
+    tcpBeLiberal: bool("conntrack-tcp-be-liberal"),
+    udpTimeoutSeconds: seconds("conntrack-udp-timeout"),
+    udpStreamTimeoutSeconds: seconds("conntrack-udp-timeout-stream"),
+  };
+  const ifname = (name: string): string => {
+    const v = value(name);
+    // Linux interface names: at most 15 bytes, no "/", no whitespace, no quote.
+    return /^[^\s/"']{1,15}$/.test(v) ? v : fail(name, "not an interface name (1-15 characters)");
+  };
+  const detectMode = oneOf(
+    "detect-local-mode",
+    ["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix"] as const,
+  );
+  const localDetect: LocalDetect = detectMode === "BridgeInterface"
+    ? { mode: detectMode, bridge: ifname("pod-bridge-interface") }
+    : detectMode === "InterfaceNamePrefix"
+    ? { mode: detectMode, prefix: ifname("pod-interface-name-prefix") }
+    : { mode: detectMode };
+  const nodePortPrimary = value("nodeport-addresses") === "primary";
+  const nodeLabels = parseLabels(value("node-labels"));
+  if (typeof nodeLabels === "string") fail("node-labels", nodeLabels);
   return {
     ...(value("manifests") !== "" ? { manifests: value("manifests") } : {}),
     ...(value("kubeconfig") !== "" ? { kubeconfig: value("kubeconfig") } : {}),
@@ -639,7 +796,7 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     clusterCidrs,
     serviceCidrs,
     hostname: value("hostname-override") || host.hostname,
-    nodePortAddresses: cidrs("nodeport-addresses"),
+    nodePortAddresses: nodePortPrimary ? [] : cidrs("nodeport-addresses"),
     dnsBind,
     dnsTtl,
     dnsWorkers,
@@ -664,7 +821,34 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
       sliceEndpoints: positive("max-endpoints-per-slice"),
       subsetEndpoints: positive("max-endpoints-per-subset"),
     },
+    nodeLabels: nodeLabels as Record<string, string>,
+    conntrack,
+    masqueradeAll: bool("masquerade-all"),
+    localDetect,
+    nodePortPrimary,
   };
+}
+
+/** `KEY=VALUE[,KEY=VALUE...]` (as kubelet's --node-labels) into a record, or why not. */
+function parseLabels(text: string): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  if (text === "") return out;
+  for (const part of text.split(",")) {
+    const eq = part.indexOf("=");
+    const key = eq < 0 ? part : part.slice(0, eq);
+    if (
+      eq < 0 ||
+      !/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(key)
+    ) {
+      return `"${part}" is not KEY=VALUE with a label key`;
+    }
+    const v = part.slice(eq + 1);
+    if (!/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v)) {
+      return `"${v}" is not a label value (letters, digits, "-", "_", ".")`;
+    }
+    out[key] = v;
+  }
+  return out;
 }
 
 /** Help text for a command, or the overview for `help`. */

@@ -249,8 +249,9 @@ Deno.test("flags: input limits, their defaults and their values", () => {
 
 Deno.test("flags: durations", () => {
   assertEquals(
-    ["5ms", "1s", "1.5s", "2m", "1h", "", "s", "5 s"].map(parseDuration),
-    [5, 1000, 1500, 120000, 3600000, null, null, null],
+    ["5ms", "1s", "1.5s", "2m", "1h", "", "s", "5 s", "0", "24h0m0s", "1m30s", "500us", "00", "1x"]
+      .map(parseDuration),
+    [5, 1000, 1500, 120000, 3600000, null, null, null, 0, 86400000, 90000, 0.5, null, null],
   );
 });
 
@@ -260,4 +261,57 @@ Deno.test("flags: every command has help listing only its flags", () => {
   assertEquals(run.includes("--dns-bind-address IP:PORT"), true, "run help");
   assertEquals(version.includes("--manifests"), false, "version help");
   assertEquals(helpText("help").includes("ipam pin"), true, "overview");
+});
+
+Deno.test("flags: kube-proxy cutover flags, values and errors", () => {
+  // [argv, what the config holds, or the error]
+  const show = (c: ReturnType<typeof parseArgs>["config"]) =>
+    `labels=${JSON.stringify(c.nodeLabels)} conntrack=${Object.values(c.conntrack).join(",")}`;
+  const defaults = "86400,3600,false,0,0";
+  const table: [string[], string][] = [
+    [["run"], `labels={} conntrack=32768,131072,${defaults}`],
+    [
+      [
+        "run",
+        "--conntrack-max-per-core=0",
+        "--conntrack-min=1000",
+        "--conntrack-tcp-timeout-established=2h",
+        "--conntrack-tcp-timeout-close-wait=90s",
+        "--conntrack-tcp-be-liberal",
+        "--conntrack-udp-timeout=1.5s",
+        "--conntrack-udp-timeout-stream=2m",
+      ],
+      "labels={} conntrack=0,1000,7200,90,true,1,120",
+    ],
+    [
+      ["run", "--conntrack-min", "-1"],
+      'invalid --conntrack-min "-1": expected a whole number 0-2147483647',
+    ],
+    [
+      ["run", "--conntrack-udp-timeout", "30"],
+      'invalid --conntrack-udp-timeout "30": not a duration',
+    ],
+    [
+      ["run", "--node-labels", "topology.kubernetes.io/zone=zone-a,rack=r1"],
+      `labels={"topology.kubernetes.io/zone":"zone-a","rack":"r1"} conntrack=32768,131072,${defaults}`,
+    ],
+    [
+      ["run", "--node-labels", "zone"],
+      'invalid --node-labels "zone": "zone" is not KEY=VALUE with a label key',
+    ],
+    [
+      ["run", "--node-labels", "a=b c"],
+      'invalid --node-labels "a=b c": "b c" is not a label value (letters, digits, "-", "_", ".")',
+    ],
+  ];
+  for (const [argv, expected] of table) {
+    let got: string;
+    try {
+      got = show(parseArgs(argv, HOST).config);
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      got = e.message;
+    }
+    assertEquals(got, expected, argv.join(" "));
+  }
 });

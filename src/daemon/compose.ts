@@ -6,6 +6,9 @@
  */
 
 import type { Config } from "../config/flags.ts";
+import { canonicalIp, type Cidr, ipFamilyOf, type IpText } from "../model/ip.ts";
+import { primaryCidrs } from "../nft/render_options.ts";
+import { ZONE_LABEL } from "../model/types.ts";
 import { ModelStore } from "../model/store.ts";
 import type { Logger } from "../observe/log.ts";
 import { MetricsRegistry } from "../observe/metrics.ts";
@@ -21,17 +24,47 @@ import { StandaloneSource } from "../sources/standalone/standalone_source.ts";
 import type { ManifestLimits } from "../sources/manifests/parse_file.ts";
 import { pinAllocation } from "../ipam/lock.ts";
 import { writeFileAtomic } from "../ipam/state_file.ts";
-import { Daemon } from "./daemon.ts";
+import { Daemon, DEFAULT_HEALTH_TIMEOUT_MS } from "./daemon.ts";
 import { MallocTrimmer } from "../observe/memory.ts";
 import { KernelMonitor, OwnProcesses } from "../nft/kernel_monitor.ts";
 
-/** The nft render options the configuration implies. */
-export function renderOptionsFor(config: Config): RenderOptions {
+/**
+ * This host's own addresses in interface order, loopback and link-local left out (the node-local
+ * DNS address is link-local): what "the node's addresses" means for load-balancer source ranges,
+ * and, the first of each family, for `--nodeport-addresses primary` outside Kubernetes mode.
+ */
+export function localNodeIps(): IpText[] {
+  const out = new Set<IpText>();
+  for (const nic of Deno.networkInterfaces()) {
+    const ip = canonicalIp(nic.address);
+    if (!ip) continue;
+    const v4 = ipFamilyOf(ip) === 4;
+    if (v4 ? /^(127|169\.254)\./.test(ip) : ip === "::1" || /^fe[89ab]/i.test(ip)) continue;
+    out.add(ip);
+  }
+  return [...out];
+}
+
+/** The addresses NodePorts and health checks listen on, under `--nodeport-addresses`. */
+function nodePortAddressesFor(config: Config, nodeIps: readonly IpText[]): readonly Cidr[] {
+  return config.nodePortPrimary ? primaryCidrs(nodeIps) : config.nodePortAddresses;
+}
+
+/** The nft render options the configuration implies, on a node with these addresses. */
+export function renderOptionsFor(
+  config: Config,
+  nodeIps: readonly IpText[] = localNodeIps(),
+): RenderOptions {
   return {
     clusterCidrs: config.clusterCidrs,
     nodeName: config.hostname,
-    nodePortAddresses: config.nodePortAddresses,
+    nodePortAddresses: nodePortAddressesFor(config, nodeIps),
+    ...(config.nodePortPrimary ? { nodePortPrimary: true } : {}),
+    ...(config.masqueradeAll ? { masqueradeAll: true } : {}),
+    ...(config.localDetect.mode !== "ClusterCIDR" ? { localDetect: config.localDetect } : {}),
     serviceCidrs: config.serviceCidrs,
+    nodeIps: [...nodeIps].sort(),
+    ...(config.nodeLabels[ZONE_LABEL] ? { zone: config.nodeLabels[ZONE_LABEL] } : {}),
     ...(config.dnsBind
       ? { dnsNotrack: [{ address: config.dnsBind.hostname, port: config.dnsBind.port }] }
       : {}),
@@ -84,6 +117,7 @@ function kubeSourceOptions(config: Config, log: Logger, metrics: MetricsRegistry
     ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
     ...(config.master ? { master: config.master } : {}),
     useEndpoints: config.useEndpoints,
+    nodeName: config.hostname,
     syncTimeoutMs: config.initialSyncTimeoutMs,
     log: log.child("kube"),
     metrics,
@@ -175,8 +209,15 @@ export async function buildDaemon(
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
     initialSyncTimeoutMs: config.initialSyncTimeoutMs,
+    // As kube-proxy: twice the sync period (svcgate's drift-check period), 60 s when it is off.
+    healthTimeoutMs: config.syncPeriodMs > 0 ? 2 * config.syncPeriodMs : DEFAULT_HEALTH_TIMEOUT_MS,
     healthzBind: config.healthzBind,
     metricsBind: config.metricsBind,
+    serviceHealth: {
+      nodeName: config.hostname,
+      nodePortAddresses: nodePortAddressesFor(config, localNodeIps()),
+    },
+    conntrack: config.conntrack,
     trimmer: new MallocTrimmer(),
     kernelMonitor: new KernelMonitor({ table: TABLE_NAME, own, log: log.child("nft") }),
   };

@@ -16,6 +16,10 @@ import type { Family } from "../nft/ruleset.ts";
 import type { DriftScope } from "../nft/monitor_events.ts";
 import { handleHttp } from "./http.ts";
 import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
+import { nodeEligible, ProxierHealth } from "./proxier_health.ts";
+import { ServiceHealthServers } from "./service_health.ts";
+import { applyConntrackSysctls, type ConntrackSettings } from "./conntrack_sysctls.ts";
+import type { Cidr } from "../model/ip.ts";
 import { METRICS } from "../observe/metrics_catalogue.ts";
 
 /**
@@ -86,7 +90,25 @@ export interface DaemonParts {
   readonly trimmer?: MallocTrimmer;
   /** Repairs drift as soon as another process causes it; the periodic check stays a backstop. */
   readonly kernelMonitor?: DaemonKernelMonitor;
+  /**
+   * How long a change may wait for a successful sync before /healthz and /livez say 503
+   * (kube-proxy: twice its sync period). Default 60 s.
+   */
+  readonly healthTimeoutMs?: number;
+  /**
+   * Serve healthCheckNodePort checks for LoadBalancer services with externalTrafficPolicy Local,
+   * for this node, on its addresses in `nodePortAddresses` (empty: every address).
+   */
+  readonly serviceHealth?: {
+    readonly nodeName: string;
+    readonly nodePortAddresses: readonly Cidr[];
+  };
+  /** kube-proxy's conntrack sysctls, set at start (failures are warnings). */
+  readonly conntrack?: ConntrackSettings;
 }
+
+/** kube-proxy's health timeout with its default 30 s sync period. */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 60_000;
 
 /**
  * Runs svcgate.
@@ -102,6 +124,9 @@ export interface DaemonParts {
 export class Daemon {
   readonly store: ModelStore;
   readonly loop: SyncLoop;
+  /** The proxy's health as /healthz and /livez report it. */
+  readonly health: ProxierHealth;
+  readonly #serviceHealth: ServiceHealthServers | null;
   #parts: DaemonParts;
   #servers: Deno.HttpServer[] = [];
   #driftTimer: ReturnType<typeof setTimeout> | null = null;
@@ -116,16 +141,28 @@ export class Daemon {
   constructor(parts: DaemonParts) {
     this.#parts = parts;
     this.store = parts.store ?? new ModelStore();
+    this.health = new ProxierHealth(parts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS);
+    this.#serviceHealth = parts.serviceHealth
+      ? new ServiceHealthServers({
+        ...parts.serviceHealth,
+        proxyHealthy: () => this.health.isHealthy(Date.now()),
+        log: parts.log.child("service-health"),
+        metrics: parts.metrics,
+      })
+      : null;
     this.loop = new SyncLoop({
       store: this.store,
       dataplane: parts.dataplane,
       publish: (snapshot) => {
         parts.dns?.publish(snapshot);
+        // Local endpoints as the rules now program them: 200/503 within the sync that moved them.
+        this.#serviceHealth?.sync(snapshot);
         parts.trimmer?.workDone();
       },
       minSyncPeriodMs: parts.minSyncPeriodMs,
       log: parts.log.child("sync"),
       metrics: parts.metrics,
+      health: this.health,
     });
   }
 
@@ -147,6 +184,7 @@ export class Daemon {
         ...(this.loop.lastError ? { lastError: this.loop.lastError } : {}),
       },
       dns: dns ? { serving: dnsServing, version: dns.servingVersion } : { enabled: false },
+      ...(this.#serviceHealth ? { serviceHealthChecks: this.#serviceHealth.status() } : {}),
       ...this.#parts.source.details?.(),
     };
   }
@@ -158,6 +196,16 @@ export class Daemon {
       readiness: () => this.readiness(),
       metrics,
       beforeMetrics: () => recordMemory(metrics),
+      healthz: () => {
+        const answer = this.health.healthz(Date.now(), nodeEligible(this.store.node));
+        metrics.of(METRICS.kubeProxyHealthz).inc({ code: String(answer.status) });
+        return answer;
+      },
+      livez: () => {
+        const answer = this.health.livez(Date.now());
+        metrics.of(METRICS.kubeProxyLivez).inc({ code: String(answer.status) });
+        return answer;
+      },
     };
     // One listener per distinct address: /healthz and /metrics may share one.
     const binds = new Map<string, HostPort>();
@@ -171,6 +219,7 @@ export class Daemon {
         onListen: () => log.info("http listening", { address }),
       }, (req) => handleHttp(req, state)));
     }
+    if (this.#parts.conntrack) applyConntrackSysctls(this.#parts.conntrack, log.child("conntrack"));
     // DNS listens first: until the first publish it answers SERVFAIL for cluster names.
     await this.#parts.dns?.start();
     await this.#parts.dataplane.adopt();
@@ -304,6 +353,7 @@ export class Daemon {
     await this.#parts.source.stop();
     await this.loop.stop();
     await this.#parts.dns?.stop();
+    await this.#serviceHealth?.stop();
     await Promise.all(this.#servers.map((s) => s.shutdown()));
     this.#parts.trimmer?.stop();
   }

@@ -10,15 +10,24 @@ import type { Snapshot } from "../model/snapshot.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MetricsRegistry } from "../observe/metrics.ts";
 import { METRICS } from "../observe/metrics_catalogue.ts";
+import type { ProxierHealth } from "./proxier_health.ts";
+import { KubeProxyMetrics } from "./kube_proxy_metrics.ts";
 
-/** The dataplane as the loop sees it: apply a snapshot atomically, or throw and change nothing. */
+/**
+ * The dataplane as the loop sees it: apply a snapshot atomically, or throw and change nothing.
+ * A result with `mode: "full"` says the apply reconciled against the kernel (kube-proxy's "full
+ * sync", for its metrics); anything else counts as partial.
+ */
 export interface SnapshotApplier {
   apply(snapshot: Snapshot): Promise<unknown>;
 }
 
 /** Timers and clock, injected so tests can drive them. */
 export interface LoopClock {
+  /** Monotonic milliseconds, for durations. */
   now(): number;
+  /** Wall-clock milliseconds since the epoch, for timestamps (default Date.now). */
+  wallNow?(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(id: unknown): void;
 }
@@ -26,6 +35,7 @@ export interface LoopClock {
 /** The real clock. */
 export const realClock: LoopClock = {
   now: () => performance.now(),
+  wallNow: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (id) => clearTimeout(id as number),
 };
@@ -43,6 +53,8 @@ export interface SyncLoopOptions {
   /** First retry delay after a failure; doubles up to maxBackoffMs. */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** Told of every requested sync and every successful one (/healthz, /livez). */
+  readonly health?: ProxierHealth;
 }
 
 /**
@@ -70,10 +82,12 @@ export class SyncLoop {
   #target: Snapshot | null = null;
   #idleWaiters: (() => void)[] = [];
   #lastError: string | undefined;
+  readonly #kubeProxy: KubeProxyMetrics;
 
   constructor(options: SyncLoopOptions) {
     this.#o = options;
     this.#clock = options.clock ?? realClock;
+    this.#kubeProxy = new KubeProxyMetrics(options.metrics, options.store, this.#wallNow());
   }
 
   /** The snapshot the dataplane last committed (and DNS serves), or null before the first. */
@@ -86,9 +100,16 @@ export class SyncLoop {
     return this.#lastError;
   }
 
+  #wallNow(): number {
+    return this.#clock.wallNow?.() ?? Date.now();
+  }
+
   /** Asks for a sync; cheap and safe to call after every change. */
   requestSync(): void {
     if (this.#stopped) return;
+    const wallNow = this.#wallNow();
+    this.#o.health?.queued(wallNow);
+    this.#kubeProxy.queued(wallNow);
     this.#pendingSince ??= this.#clock.now();
     if (this.#running) {
       this.#again = true;
@@ -132,13 +153,20 @@ export class SyncLoop {
     this.#pendingSince = null;
     const { metrics, log } = this.#o;
     try {
-      const { snapshot } = this.#o.store.commit();
+      const { snapshot, pending } = this.#o.store.commit();
+      this.#kubeProxy.committed(pending);
       this.#target = snapshot;
-      if (snapshot !== this.#applied) {
-        await this.#o.dataplane.apply(snapshot);
+      if (snapshot === this.#applied) this.#kubeProxy.unchanged();
+      else {
+        const result = await this.#o.dataplane.apply(snapshot);
         this.#applied = snapshot;
         this.#o.publish(snapshot);
         const done = this.#clock.now();
+        this.#kubeProxy.synced({
+          full: (result as { mode?: unknown } | undefined)?.mode === "full",
+          seconds: (done - started) / 1000,
+          wallNow: this.#wallNow(),
+        });
         metrics.of(METRICS.networkProgramming).observe((done - pendingSince) / 1000);
         metrics.of(METRICS.syncDuration)
           .observe((done - started) / 1000);
@@ -154,6 +182,7 @@ export class SyncLoop {
       }
       this.#backoffMs = 0;
       this.#lastError = undefined;
+      this.#o.health?.updated(this.#wallNow());
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       this.#lastError = message;

@@ -7,13 +7,16 @@
  */
 
 import type { IpText } from "./ip.ts";
-import type { Endpoint, EndpointPort, EndpointSet } from "./types.ts";
+import type { Endpoint, EndpointPort, EndpointSet, IpFamily } from "./types.ts";
 import { EMPTY_LIST } from "./types.ts";
 
-// One line per endpoint: address, flags, nodeName, zone, hostname, separated by tabs.
+// One line per endpoint: address, flags, nodeName, zone, hostname, zone hints, node hints,
+// separated by tabs; hints are comma-joined (names of zones and nodes hold no commas).
 const FIELD = "\t";
 const LINE = "\n";
+const LIST = ",";
 const READY = 1, SERVING = 2, TERMINATING = 4, HAS_NODE = 8, HAS_ZONE = 16, HAS_HOST = 32;
+const HAS_ZONE_HINTS = 64, HAS_NODE_HINTS = 128;
 /** Flags are written as one character from "0" up. */
 const FLAG_BASE = 48;
 
@@ -21,18 +24,28 @@ function packable(text: string | undefined): boolean {
   return text === undefined || (!text.includes(FIELD) && !text.includes(LINE));
 }
 
+function packableList(list: readonly string[] | undefined): boolean {
+  return list === undefined || list.every((t) => packable(t) && !t.includes(LIST) && t !== "");
+}
+
 /** The endpoints as lines, or null when a text holds a separator (no valid object does). */
 function pack(endpoints: readonly Endpoint[]): string | null {
   const lines: string[] = [];
   for (const ep of endpoints) {
     if (![ep.address, ep.nodeName, ep.zone, ep.hostname].every(packable)) return null;
+    if (!packableList(ep.zoneHints) || !packableList(ep.nodeHints)) return null;
     const flags = (ep.ready ? READY : 0) | (ep.serving ? SERVING : 0) |
       (ep.terminating ? TERMINATING : 0) | (ep.nodeName !== undefined ? HAS_NODE : 0) |
-      (ep.zone !== undefined ? HAS_ZONE : 0) | (ep.hostname !== undefined ? HAS_HOST : 0);
-    lines.push(
-      ep.address + FIELD + String.fromCharCode(FLAG_BASE + flags) + FIELD + (ep.nodeName ?? "") +
-        FIELD + (ep.zone ?? "") + FIELD + (ep.hostname ?? ""),
-    );
+      (ep.zone !== undefined ? HAS_ZONE : 0) | (ep.hostname !== undefined ? HAS_HOST : 0) |
+      (ep.zoneHints !== undefined ? HAS_ZONE_HINTS : 0) |
+      (ep.nodeHints !== undefined ? HAS_NODE_HINTS : 0);
+    let line = ep.address + FIELD + String.fromCharCode(FLAG_BASE + flags) + FIELD +
+      (ep.nodeName ?? "") + FIELD + (ep.zone ?? "") + FIELD + (ep.hostname ?? "");
+    // Most endpoints have no hints: their lines stay as short as before.
+    if (ep.zoneHints !== undefined || ep.nodeHints !== undefined) {
+      line += FIELD + (ep.zoneHints ?? []).join(LIST) + FIELD + (ep.nodeHints ?? []).join(LIST);
+    }
+    lines.push(line);
   }
   return lines.join(LINE);
 }
@@ -51,6 +64,9 @@ function unpack(packed: string): Endpoint[] {
     const n = a + 3;
     const z = packed.indexOf(FIELD, n) + 1;
     const h = packed.indexOf(FIELD, z) + 1;
+    const hinted = (flags & (HAS_ZONE_HINTS | HAS_NODE_HINTS)) !== 0;
+    // With hints the hostname ends at the next field, and two hint fields follow.
+    const hEnd = hinted ? packed.indexOf(FIELD, h) : end;
     const ep: {
       address: IpText;
       ready: boolean;
@@ -59,6 +75,8 @@ function unpack(packed: string): Endpoint[] {
       nodeName?: string;
       zone?: string;
       hostname?: string;
+      zoneHints?: readonly string[];
+      nodeHints?: readonly string[];
     } = {
       address,
       ready: (flags & READY) !== 0,
@@ -67,7 +85,14 @@ function unpack(packed: string): Endpoint[] {
     };
     if (flags & HAS_NODE) ep.nodeName = packed.slice(n, z - 1);
     if (flags & HAS_ZONE) ep.zone = packed.slice(z, h - 1);
-    if (flags & HAS_HOST) ep.hostname = packed.slice(h, end);
+    if (flags & HAS_HOST) ep.hostname = packed.slice(h, hEnd);
+    if (hinted) {
+      const zh = hEnd + 1;
+      const nh = packed.indexOf(FIELD, zh) + 1;
+      const list = (text: string) => text === "" ? [] : text.split(LIST);
+      if (flags & HAS_ZONE_HINTS) ep.zoneHints = list(packed.slice(zh, nh - 1));
+      if (flags & HAS_NODE_HINTS) ep.nodeHints = list(packed.slice(nh, end));
+    }
     out.push(ep);
     at = end + 1;
   }
@@ -76,6 +101,8 @@ function unpack(packed: string): Endpoint[] {
 
 class PackedEndpointSet implements EndpointSet {
   readonly #packed: string;
+  readonly triggerTime?: number;
+  readonly addressFamily?: IpFamily;
 
   constructor(
     readonly namespace: string,
@@ -83,8 +110,12 @@ class PackedEndpointSet implements EndpointSet {
     readonly id: string,
     readonly ports: readonly EndpointPort[],
     packed: string,
+    triggerTime: number | undefined,
+    addressFamily: IpFamily | undefined,
   ) {
     this.#packed = packed;
+    if (triggerTime !== undefined) this.triggerTime = triggerTime;
+    if (addressFamily !== undefined) this.addressFamily = addressFamily;
   }
 
   /** New objects on each read: read once per use. */
@@ -117,6 +148,14 @@ export function endpointSet(fields: EndpointSet): EndpointSet {
     return Object.freeze({ ...fields, endpoints });
   }
   return Object.freeze(
-    new PackedEndpointSet(fields.namespace, fields.serviceName, fields.id, fields.ports, packed),
+    new PackedEndpointSet(
+      fields.namespace,
+      fields.serviceName,
+      fields.id,
+      fields.ports,
+      packed,
+      fields.triggerTime,
+      fields.addressFamily,
+    ),
   );
 }

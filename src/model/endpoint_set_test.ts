@@ -36,6 +36,13 @@ Deno.test("endpointSet: every endpoint reads back as it was written", async (t) 
       ep("198.18.0.8", { zone: "", nodeName: "" }),
     ]],
     ["a unicode zone", [ep("198.18.0.9", { zone: "zürich-1" })]],
+    ["topology hints, with and without other texts", [
+      ep("198.18.0.11", { zone: "z-a", zoneHints: ["z-a"], nodeHints: ["node-1"] }),
+      ep("198.18.0.12", { zoneHints: ["z-a", "z-b"] }),
+      ep("198.18.0.13", { nodeName: "node-2", hostname: "db-1", nodeHints: ["node-2"] }),
+      ep("198.18.0.14", { zoneHints: [], nodeHints: [] }),
+      ep("198.18.0.15", { hostname: "db-2" }),
+    ]],
   ];
   for (const [name, endpoints] of cases) {
     await t.step(name, () => {

@@ -4,8 +4,16 @@
  * @module
  */
 
-import { ipFamilyOf } from "./ip.ts";
-import type { Endpoint, EndpointSet, IpFamily, Service, ServiceKey, ServicePort } from "./types.ts";
+import { type Cidr, ipFamilyOf } from "./ip.ts";
+import type {
+  Endpoint,
+  EndpointSet,
+  IpFamily,
+  NodeFacts,
+  Service,
+  ServiceKey,
+  ServicePort,
+} from "./types.ts";
 import { EMPTY_LIST, SERVICE_PROXY_NAME_LABEL } from "./types.ts";
 import { compareText } from "./text.ts";
 import { diffKeys, PersistentMap } from "./persistent_map.ts";
@@ -21,6 +29,8 @@ export interface Backend {
   readonly terminating: boolean;
   readonly nodeName?: string;
   readonly zone?: string;
+  readonly zoneHints?: readonly string[];
+  readonly nodeHints?: readonly string[];
 }
 
 /**
@@ -46,6 +56,12 @@ class EndpointBackend implements Backend {
   }
   get zone(): string | undefined {
     return this.endpoint.zone;
+  }
+  get zoneHints(): readonly string[] | undefined {
+    return this.endpoint.zoneHints;
+  }
+  get nodeHints(): readonly string[] | undefined {
+    return this.endpoint.nodeHints;
   }
 }
 
@@ -86,6 +102,16 @@ export interface Snapshot {
    * absence as a deletion (the dataplane keeps what it adopted from the kernel).
    */
   readonly partial?: boolean;
+  /**
+   * This node as its Node object describes it (Kubernetes mode); absent when unknown. Only the
+   * facts rules depend on count as a change (zone, pod CIDRs, addresses).
+   */
+  readonly node?: NodeFacts;
+  /**
+   * The service ranges the cluster allocates from, from its ServiceCIDR objects (Kubernetes
+   * mode); absent: the configured `--service-cidr` applies.
+   */
+  readonly serviceCidrs?: readonly Cidr[];
 }
 
 /** An empty snapshot, version 0. */

@@ -266,3 +266,49 @@ Deno.test("store: marking the state partial or complete commits a new snapshot t
   strictEqual(complete.partial, undefined);
   strictEqual(complete.version, partial.version + 1);
 });
+
+Deno.test("ModelStore counts writes as kube-proxy's change trackers, with trigger times", () => {
+  const store = new ModelStore();
+  const withTrigger = (s: EndpointSet, time: number): EndpointSet => ({ ...s, triggerTime: time });
+  store.setService(svc("a", "198.19.0.1"));
+  store.setService(svc("a", "198.19.0.1", 81));
+  store.setService(svc("b", "198.19.0.2"));
+  store.setEndpointSet(withTrigger(set("a", "a-1", ["198.18.0.10"]), 1000));
+  store.setEndpointSet(withTrigger(set("a", "a-1", ["198.18.0.11"]), 1000)); // same trigger: once
+  store.setEndpointSet(withTrigger(set("b", "b-1", ["2001:db8::a"]), 2000));
+  assertEquals(store.pending, { services: 2, endpoints: 3 }, "services counted once each");
+  const first = store.commit().pending;
+  assertEquals(first, {
+    services: 2,
+    endpoints: 3,
+    triggerTimes: [{ time: 1000, family: 4 }, { time: 2000, family: 6 }],
+  });
+  assertEquals(store.pending, { services: 0, endpoints: 0 }, "a commit takes them");
+  store.setEndpointSet(withTrigger(set("a", "a-1", ["198.18.0.12"]), 3000));
+  store.setEndpointSet(withTrigger(set("a", "a-2", ["198.18.0.13"]), 3500));
+  // As kube-proxy: a removed set's annotation says nothing of the removal; the service's pending
+  // trigger times are forgotten.
+  store.deleteEndpointSet("default", "a", "a-2");
+  store.setEndpointSet(withTrigger(set("b", "b-1", ["2001:db8::b"]), 4000));
+  assertEquals(store.commit().pending.triggerTimes, [{ time: 4000, family: 6 }]);
+  store.deleteService("default", "b");
+  store.deleteService("default", "nope");
+  assertEquals(store.commit().pending, { services: 1, endpoints: 0, triggerTimes: [] });
+  assertEquals(store.changeTotals, { services: 4, endpoints: 7 }, "totals since start");
+});
+
+Deno.test("ModelStore: node facts; only what rules depend on makes a new snapshot", () => {
+  const store = new ModelStore();
+  const node = { name: "n1", podCidrs: [], addresses: [], deleting: false, toBeDeleted: false };
+  store.commit();
+  store.setNode({ ...node, zone: "z1" });
+  const v1 = store.commit().snapshot;
+  assertEquals(v1.node?.zone, "z1");
+  store.setNode({ ...node, zone: "z1", toBeDeleted: true });
+  strictEqual(store.commit().snapshot, v1, "a taint is read from store.node, not synced");
+  assertEquals(store.node?.toBeDeleted, true);
+  store.setNode({ ...node, zone: "z2" });
+  assertEquals(store.commit().snapshot.node?.zone, "z2");
+  store.setNode(null);
+  assertEquals(store.commit().snapshot.node, undefined, "unknown again");
+});

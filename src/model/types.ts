@@ -19,6 +19,9 @@ export type ServiceType = "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalN
 /** Traffic policy for internal or external traffic. */
 export type TrafficPolicy = "Cluster" | "Local";
 
+/** `spec.trafficDistribution`: prefer endpoints close to the client (topology-aware routing). */
+export type TrafficDistribution = "PreferClose" | "PreferSameZone" | "PreferSameNode";
+
 /** Label whose presence means another proxy owns the service (as in kube-proxy). */
 export const SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name";
 
@@ -56,6 +59,13 @@ export interface Service {
   readonly sessionAffinityTimeoutSeconds: number;
   readonly internalTrafficPolicy: TrafficPolicy;
   readonly externalTrafficPolicy: TrafficPolicy;
+  /**
+   * Port of this node's health check for external load balancers: only a LoadBalancer service
+   * with externalTrafficPolicy Local has one (the API allocates it; manifests set it).
+   */
+  readonly healthCheckNodePort?: number;
+  /** Topology preference; see `src/model/topology.ts`. */
+  readonly trafficDistribution?: TrafficDistribution;
   readonly publishNotReadyAddresses: boolean;
   /** Target of an ExternalName service, without trailing dot. */
   readonly externalName?: string;
@@ -78,6 +88,10 @@ export interface Endpoint {
   readonly nodeName?: string;
   readonly zone?: string;
   readonly hostname?: string;
+  /** EndpointSlice `hints.forZones`: the zones this endpoint should serve (topology). */
+  readonly zoneHints?: readonly string[];
+  /** EndpointSlice `hints.forNodes`: the nodes this endpoint should serve (topology). */
+  readonly nodeHints?: readonly string[];
 }
 
 /** A named port on a set of endpoints. */
@@ -98,7 +112,40 @@ export interface EndpointSet {
   readonly id: string;
   readonly ports: readonly EndpointPort[];
   readonly endpoints: readonly Endpoint[];
+  /**
+   * When the change this version carries was triggered (epoch milliseconds), from the
+   * `endpoints.kubernetes.io/last-change-trigger-time` annotation the EndpointSlice controller
+   * writes: network programming latency is measured from it, as kube-proxy and the Kubernetes
+   * SLO do. Not part of what the set serves.
+   */
+  readonly triggerTime?: number;
+  /** The slice's addressType; absent for v1 Endpoints subsets. */
+  readonly addressFamily?: IpFamily;
 }
+
+/** The annotation that carries an endpoint change's trigger time. */
+export const TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time";
+
+/**
+ * What svcgate knows of its own node: in Kubernetes mode, read from this node's Node object.
+ * Zone, pod CIDRs and addresses shape the rules; deletion and the autoscaler's taint only /healthz.
+ */
+export interface NodeFacts {
+  readonly name: string;
+  /** The `topology.kubernetes.io/zone` label, for topology-aware routing. */
+  readonly zone?: string;
+  /** `spec.podCIDRs`: the pods of this node (`--detect-local-mode NodeCIDR`). */
+  readonly podCidrs: readonly Cidr[];
+  /** `status.addresses` of type InternalIP then ExternalIP, in that order. */
+  readonly addresses: readonly IpText[];
+  /** `metadata.deletionTimestamp` is set. */
+  readonly deleting: boolean;
+  /** Tainted `ToBeDeletedByClusterAutoscaler`. */
+  readonly toBeDeleted: boolean;
+}
+
+/** The label that names a node's zone. */
+export const ZONE_LABEL = "topology.kubernetes.io/zone";
 
 /**
  * Shared by every model object without such entries (most services have no external IPs, no

@@ -38,7 +38,7 @@ import {
 import type { ConntrackCleaner, NftExecutor } from "./executor.ts";
 import { StaleFlowCleaner } from "./flow_cleanup.ts";
 import { elementFromJson, parseTable } from "./parse.ts";
-import type { RenderOptions } from "./render_options.ts";
+import { effectiveRenderOptions, type RenderOptions, renderOptionsKey } from "./render_options.ts";
 import { renderServiceFragment } from "./service_fragment.ts";
 import { SETS, setSpecs } from "./skeleton.ts";
 import { TableBuilder } from "./table_builder.ts";
@@ -122,7 +122,11 @@ class AppliedOps {
 export class NftDataplane {
   readonly #executor: NftExecutor;
   readonly #flows: StaleFlowCleaner;
-  readonly #options: RenderOptions;
+  /** The options of the configuration; a snapshot's node facts may change them (zone...). */
+  readonly #baseOptions: RenderOptions;
+  /** The options the builders render with now. */
+  #options: RenderOptions;
+  #optionsKey: string;
   readonly #log: Logger;
   readonly #metrics?: MetricsRegistry;
   readonly #families: readonly Family[];
@@ -141,10 +145,14 @@ export class NftDataplane {
   #keptUnknown = false;
   #queue: Promise<unknown> = Promise.resolve();
   #lastReport: SyncReport | null = null;
+  /** Per family, the services with Local-policy ports and no local endpoint (few, usually none). */
+  #noLocal = new Map<Family, Map<ServiceKey, { internal: number; external: number }>>();
 
   constructor(options: NftDataplaneOptions) {
     this.#executor = options.executor;
+    this.#baseOptions = options.renderOptions;
     this.#options = options.renderOptions;
+    this.#optionsKey = renderOptionsKey(this.#options);
     this.#log = options.log ?? silentLogger;
     if (options.metrics) this.#metrics = options.metrics;
     this.#families = options.families ?? FAMILIES;
@@ -198,6 +206,7 @@ export class NftDataplane {
   apply(snapshot: Snapshot): Promise<SyncReport> {
     return this.#serialize(async () => {
       const t0 = this.#now();
+      this.#followNode(snapshot);
       const partial = snapshot.partial === true;
       // The first complete snapshot after a partial one deletes what was kept for it.
       if (this.#keptUnknown && !partial) this.#full = true;
@@ -375,6 +384,7 @@ export class NftDataplane {
 
   #resetBuilders(): void {
     this.#builders = new Map(this.#families.map((f) => [f, new TableBuilder(f, this.#options)]));
+    this.#noLocal = new Map();
   }
 
   async #read(family: Family): Promise<ObservedTable | null> {
@@ -388,6 +398,29 @@ export class NftDataplane {
       });
     }
     return observed;
+  }
+
+  /**
+   * Takes the render options a snapshot's node facts imply (zone and pod CIDRs from the Node
+   * object, the service ranges of the ServiceCIDR objects). When
+   * they differ from those the builders hold, every service renders again and the next apply
+   * reconciles in full against the kernel: rare (a Node relabelled), and a full read is the one
+   * way to be sure of what the kernel holds while every fragment changes.
+   */
+  #followNode(snapshot: Snapshot): void {
+    const next = effectiveRenderOptions(this.#baseOptions, snapshot.node, snapshot.serviceCidrs);
+    const key = renderOptionsKey(next);
+    if (key === this.#optionsKey) return;
+    this.#log.info("node facts changed the render options; rendering every service again", {
+      zone: next.zone ?? "(none)",
+      podCidrs: next.clusterCidrs.map((c) => c.text).join(","),
+      serviceCidrs: (next.serviceCidrs ?? []).map((c) => c.text).join(","),
+    });
+    this.#options = next;
+    this.#optionsKey = key;
+    this.#resetBuilders();
+    this.#absorbed = null;
+    this.#full = true;
   }
 
   /** Brings the builders to the snapshot, touching only services whose entry changed. */
@@ -406,10 +439,12 @@ export class NftDataplane {
    */
   #absorbService(key: ServiceKey, entry: ServiceEntry | undefined): void {
     for (const f of this.#families) {
-      this.#builders.get(f)!.setService(
-        key,
-        entry ? renderServiceFragment(entry, f, this.#options) : null,
-      );
+      const fragment = entry ? renderServiceFragment(entry, f, this.#options) : null;
+      this.#builders.get(f)!.setService(key, fragment);
+      let noLocal = this.#noLocal.get(f);
+      if (!noLocal) this.#noLocal.set(f, noLocal = new Map());
+      if (fragment?.noLocalEndpoints) noLocal.set(key, fragment.noLocalEndpoints);
+      else noLocal.delete(key);
     }
   }
 
@@ -419,6 +454,12 @@ export class NftDataplane {
     this.#metrics?.of(METRICS.nftSyncFailures).inc({
       stage,
     });
+    if (stage === "apply") {
+      // Both families go in one transaction: a failure is each family's, as kube-proxy counts.
+      for (const f of this.#families) {
+        this.#metrics?.of(METRICS.kubeProxyNftSyncFailures).inc({ ip_family: ipFamilyLabel(f) });
+      }
+    }
     this.#log.error("nftables sync failed; previous ruleset keeps serving", {
       stage,
       error: e as Error,
@@ -453,10 +494,29 @@ export class NftDataplane {
         );
         m.of(METRICS.nftRules).set(st.rules, { family: f });
         m.of(METRICS.nftChains).set(st.chains, { family: f });
+        let internal = 0, external = 0;
+        for (const n of this.#noLocal.get(f)?.values() ?? []) {
+          internal += n.internal;
+          external += n.external;
+        }
+        const ip_family = ipFamilyLabel(f);
+        m.of(METRICS.kubeProxyNoLocalEndpoints).set(internal, {
+          ip_family,
+          traffic_policy: "internal",
+        });
+        m.of(METRICS.kubeProxyNoLocalEndpoints).set(external, {
+          ip_family,
+          traffic_policy: "external",
+        });
       }
     }
     return report;
   }
+}
+
+/** kube-proxy's `ip_family` label of a table family. */
+function ipFamilyLabel(family: Family): "IPv4" | "IPv6" {
+  return family === "ip" ? "IPv4" : "IPv6";
 }
 
 /**

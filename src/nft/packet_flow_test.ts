@@ -146,6 +146,38 @@ for (const [src, dst, proto, dport, expected] of TABLE) {
   });
 }
 
+Deno.test("simulate: the node reaching its own LB IP, with source ranges (kube-proxy TestLoadBalancer)", () => {
+  // The LB IP is a local address of the node (VIP-like LBs route it there): a connection from the
+  // node to it leaves from the LB IP itself. kube-proxy allows the LB IPs as sources exactly when
+  // a range holds one of the node's addresses.
+  const host = { localAddresses: [...HOST.localAddresses, "198.19.2.9"] };
+  const options: RenderOptions = { ...OPTIONS, nodeIps: [ip("198.18.100.1"), ip("198.18.0.1")] };
+  const lbOf = (ranges: string[]) => {
+    const s = service("lb-self", ["198.19.0.51"], [port(443, 8443)], {
+      type: "LoadBalancer",
+      loadBalancerIPs: [ip("198.19.2.9")],
+      loadBalancerSourceRanges: ranges.map(cidr),
+    });
+    return renderRuleset(snapshotOf([s], [endpointSet(s, [C])]), options).tables[0];
+  };
+  const fromLb = { src: "198.19.2.9", dst: "198.19.2.9", proto: "tcp" as const, dport: 443 };
+  // [ranges, outcome of the node -> own LB IP, outcome of the client host -> LB IP]
+  const table: [string[], string[], string[]][] = [
+    [["198.18.100.0/24"], ["198.18.0.12:8443 masq"], ["198.18.0.12:8443 masq"]],
+    [["198.18.200.0/24"], ["DROP"], ["DROP"]],
+    [[], ["198.18.0.12:8443 masq"], ["198.18.0.12:8443 masq"]],
+  ];
+  for (const [ranges, self, client] of table) {
+    const t = lbOf(ranges);
+    assertEquals(simulateText(t, fromLb, host), self, `node -> own LB IP, ranges ${ranges}`);
+    assertEquals(
+      simulateText(t, { ...fromLb, src: CLIENT }, host),
+      client,
+      `client -> LB IP, ranges ${ranges}`,
+    );
+  }
+});
+
 Deno.test("simulate: IPv6 service from a pod and from the client host", () => {
   assertEquals(
     simulateText(
@@ -237,4 +269,111 @@ Deno.test("simulate: over 300 random services, a pod reaches exactly the usable 
     }
   }
   assert(checked > 300, `checked ${checked} service ports`);
+});
+
+Deno.test("simulate: --masquerade-all and each --detect-local-mode decide who is masqueraded", () => {
+  const web = services[0];
+  const webSet = sets[0];
+  const ext = services.find((s) => s.name === "ext")!;
+  const extSet = sets.find((s) => s.serviceName === "ext")!;
+  const nodeFacts = {
+    name: "node-a",
+    podCidrs: [cidr("198.18.0.0/25")],
+    addresses: [],
+    deleting: false,
+    toBeDeleted: false,
+  };
+  const snap = snapshotOf([web, ext], [webSet, extSet]);
+  const withNode = { ...snap, node: nodeFacts };
+  const base: RenderOptions = { ...OPTIONS, clusterCidrs: [cidr("198.18.0.0/24")] };
+  const v4 = (options: RenderOptions, node = false) =>
+    renderRuleset(node ? withNode : snap, options).tables[0];
+  const masqOf = (outcomes: string[]) =>
+    outcomes.every((o) => o.endsWith(" masq"))
+      ? "masq"
+      : outcomes.some((o) => o.endsWith(" masq"))
+      ? "mixed"
+      : "kept";
+  const toVip = (src: string, iif?: string) => ({
+    src,
+    dst: "198.19.0.10",
+    proto: "tcp" as const,
+    dport: 80,
+    ...(iif ? { iif } : {}),
+  });
+  // [what, options, from the node's facts, packet, source kept or masqueraded]
+  const table: [string, RenderOptions, boolean, Packet, string][] = [
+    ["ClusterCIDR: a pod keeps its source", base, false, toVip(POD, "veth0"), "kept"],
+    ["ClusterCIDR: outside the CIDR, masqueraded", base, false, toVip(CLIENT, "eth1"), "masq"],
+    [
+      "--masquerade-all: a pod too",
+      { ...base, masqueradeAll: true },
+      false,
+      toVip(POD, "veth0"),
+      "masq",
+    ],
+    [
+      "NodeCIDR: this node's pod CIDR (from its Node) kept",
+      { ...base, localDetect: { mode: "NodeCIDR" } },
+      true,
+      toVip("198.18.0.20", "veth0"),
+      "kept",
+    ],
+    [
+      "NodeCIDR: another node's pods (in --cluster-cidr, not in this node's) masqueraded",
+      { ...base, localDetect: { mode: "NodeCIDR" } },
+      true,
+      toVip("198.18.0.200", "eth1"),
+      "masq",
+    ],
+    [
+      "BridgeInterface: in from the pod bridge, kept",
+      { ...base, clusterCidrs: [], localDetect: { mode: "BridgeInterface", bridge: "br0" } },
+      false,
+      toVip(CLIENT, "br0"),
+      "kept",
+    ],
+    [
+      "BridgeInterface: in from elsewhere, masqueraded",
+      { ...base, clusterCidrs: [], localDetect: { mode: "BridgeInterface", bridge: "br0" } },
+      false,
+      toVip(POD, "eth1"),
+      "masq",
+    ],
+    [
+      "InterfaceNamePrefix: in from veth*, kept",
+      { ...base, clusterCidrs: [], localDetect: { mode: "InterfaceNamePrefix", prefix: "veth" } },
+      false,
+      toVip(CLIENT, "veth7"),
+      "kept",
+    ],
+    [
+      "InterfaceNamePrefix: in from eth1, masqueraded",
+      { ...base, clusterCidrs: [], localDetect: { mode: "InterfaceNamePrefix", prefix: "veth" } },
+      false,
+      toVip(POD, "eth1"),
+      "masq",
+    ],
+  ];
+  for (const [what, options, node, packet, expected] of table) {
+    assertEquals(masqOf(simulateText(v4(options, node), packet, HOST)), expected, what);
+  }
+  // External traffic policy Local: pods (per the detector) reach every endpoint, others local ones.
+  const bridge: RenderOptions = {
+    ...base,
+    clusterCidrs: [],
+    localDetect: { mode: "BridgeInterface", bridge: "br0" },
+  };
+  const toExt = (iif: string): Packet => ({
+    src: CLIENT,
+    dst: "198.19.1.1",
+    proto: "tcp",
+    dport: 80,
+    iif,
+  });
+  assertEquals(simulateText(v4(bridge), toExt("br0"), HOST), [
+    "198.18.0.10:8080",
+    "198.18.0.11:8080",
+  ]);
+  assertEquals(simulateText(v4(bridge), toExt("eth1"), HOST), ["198.18.0.10:8080"]);
 });

@@ -9,7 +9,7 @@
 
 import type { Snapshot } from "../model/snapshot.ts";
 import { FAMILIES, type Ruleset } from "./ruleset.ts";
-import type { RenderOptions } from "./render_options.ts";
+import { effectiveRenderOptions, type RenderOptions } from "./render_options.ts";
 import { renderServiceFragment } from "./service_fragment.ts";
 import { TableBuilder } from "./table_builder.ts";
 
@@ -28,7 +28,8 @@ export type { RenderOptions } from "./render_options.ts";
  * console.log(formatRuleset(ruleset));
  * ```
  */
-export function renderRuleset(snapshot: Snapshot, options: RenderOptions): Ruleset {
+export function renderRuleset(snapshot: Snapshot, base: RenderOptions): Ruleset {
+  const options = effectiveRenderOptions(base, snapshot.node, snapshot.serviceCidrs);
   const warnings = new Set<string>();
   const tables = FAMILIES.map((family) => {
     const builder = new TableBuilder(family, options);

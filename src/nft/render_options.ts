@@ -4,15 +4,55 @@
  * @module
  */
 
-import { bigIntToIp, canonicalIp, type Cidr, cidrContains, ipFamilyOf } from "../model/ip.ts";
+import {
+  bigIntToIp,
+  canonicalIp,
+  type Cidr,
+  cidrContains,
+  ipFamilyOf,
+  type IpText,
+  parseCidr,
+} from "../model/ip.ts";
 import type { Family } from "./ruleset.ts";
+import type { NodeFacts } from "../model/types.ts";
+
+/**
+ * How traffic from this node's pods is told apart from other traffic (kube-proxy's
+ * `--detect-local-mode`): by source address in the pod CIDRs (ClusterCIDR: `--cluster-cidr`;
+ * NodeCIDR: this node's `spec.podCIDRs`), or by the interface it came in on (a bridge, or
+ * interfaces whose names start with a prefix).
+ */
+export type LocalDetect =
+  | { readonly mode: "ClusterCIDR" }
+  | { readonly mode: "NodeCIDR" }
+  | { readonly mode: "BridgeInterface"; readonly bridge: string }
+  | { readonly mode: "InterfaceNamePrefix"; readonly prefix: string };
 
 /** What the renderer needs to know about this node. */
 export interface RenderOptions {
-  /** Pod CIDRs: ClusterIP traffic from outside them is masqueraded; empty disables that. */
+  /**
+   * Pod CIDRs: ClusterIP traffic from outside them is masqueraded; empty disables that. With
+   * `localDetect` NodeCIDR, this node's pod CIDRs (from its Node object) take their place.
+   */
   readonly clusterCidrs: readonly Cidr[];
+  /** How pod traffic is recognised (default ClusterCIDR). */
+  readonly localDetect?: LocalDetect;
+  /** `--masquerade-all`: every connection to a ClusterIP is masqueraded, as kube-proxy's. */
+  readonly masqueradeAll?: boolean;
+  /**
+   * `--nodeport-addresses primary`: NodePorts on this node's primary addresses only (one per
+   * family); `nodePortAddresses` holds them as host CIDRs, and the Node object's addresses take
+   * their place in Kubernetes mode.
+   */
+  readonly nodePortPrimary?: boolean;
   /** This node's name; endpoints with this nodeName are local (traffic policy Local). */
   readonly nodeName: string;
+  /**
+   * This node's zone (`topology.kubernetes.io/zone`), for topology-aware routing; in Kubernetes
+   * mode the Node object's label (the snapshot's node) takes its place, see
+   * {@link effectiveRenderOptions}.
+   */
+  readonly zone?: string;
   /**
    * CIDRs whose local addresses accept NodePorts; empty means every local address (but never
    * loopback). When non-empty and no CIDR is of a family, that family serves no NodePorts.
@@ -26,6 +66,68 @@ export interface RenderOptions {
   readonly masqueradeBit?: number;
   /** Capacity of the dynamic affinity map (default 1,048,576 client/service pairs). */
   readonly affinityMapSize?: number;
+  /**
+   * This node's own addresses. When a service's `loadBalancerSourceRanges` include one of them,
+   * its load-balancer IPs are allowed sources too, as kube-proxy does: a node reaching a VIP-like
+   * LB IP that is one of its local addresses loops back with that LB IP as the source.
+   */
+  readonly nodeIps?: readonly IpText[];
+}
+
+/**
+ * The options a snapshot renders with: what its node's facts say (Kubernetes mode: this node's
+ * Node object) in place of the static ones. Returns `options` itself when nothing differs, so
+ * callers can compare by identity.
+ *
+ * @example
+ * ```ts
+ * const options = effectiveRenderOptions(base, snapshot.node);
+ * ```
+ */
+export function effectiveRenderOptions(
+  options: RenderOptions,
+  node: NodeFacts | undefined,
+  serviceCidrs?: readonly Cidr[],
+): RenderOptions {
+  let out: RenderOptions = options;
+  const change = (patch: Partial<RenderOptions>) => (out = { ...out, ...patch });
+  if (serviceCidrs !== undefined) change({ serviceCidrs });
+  if (options.localDetect?.mode === "NodeCIDR") change({ clusterCidrs: node?.podCidrs ?? [] });
+  if (!node) return out;
+  if (node.zone !== options.zone) {
+    const { zone: _, ...rest } = out;
+    out = node.zone === undefined ? rest : { ...rest, zone: node.zone };
+  }
+  if (options.nodePortPrimary && node.addresses.length > 0) {
+    change({ nodePortAddresses: primaryCidrs(node.addresses) });
+  }
+  return out;
+}
+
+/**
+ * The first address of each family, as host CIDRs (kube-proxy's "primary" node IPs).
+ *
+ * @example
+ * ```ts
+ * primaryCidrs(["198.18.0.1", "198.18.100.1", "2001:db8::1"]); // 198.18.0.1/32, 2001:db8::1/128
+ * ```
+ */
+export function primaryCidrs(addresses: readonly string[]): Cidr[] {
+  const out: Cidr[] = [];
+  for (const family of [4, 6] as const) {
+    const first = addresses.find((a) =>
+      canonicalIp(a) !== null && ipFamilyOf(a as IpText) === family
+    );
+    if (first === undefined) continue;
+    const cidr = parseCidr(`${first}/${family === 4 ? 32 : 128}`);
+    if (typeof cidr !== "string") out.push(cidr);
+  }
+  return out;
+}
+
+/** A text that differs exactly when two options render differently (for change detection). */
+export function renderOptionsKey(options: RenderOptions): string {
+  return JSON.stringify(options, (_k, v) => typeof v === "bigint" ? v.toString() : v);
 }
 
 /** Default masquerade mark bit. */

@@ -57,7 +57,12 @@ export type Match =
   /** `<key> @set` or `<key> != @set`. */
   | { readonly m: "in"; readonly key: Key; readonly set: string; readonly negate?: boolean }
   /** `meta mark & BIT != 0`. */
-  | { readonly m: "mark-bit"; readonly bit: number };
+  | { readonly m: "mark-bit"; readonly bit: number }
+  /**
+   * `iifname "NAME"` or `iifname != "NAME"`; a name ending in `*` matches by prefix. Locally
+   * generated packets have no input interface.
+   */
+  | { readonly m: "iifname"; readonly name: string; readonly negate?: boolean };
 
 /** What a rule does once it matches. */
 export type Stmt =
@@ -220,6 +225,8 @@ function matchText(m: Match, family: Family): string {
       return `${keyText(m.key, family)} ${m.negate ? "!= " : ""}@${m.set}`;
     case "mark-bit":
       return `meta mark & ${hex32(m.bit)} != 0x00000000`;
+    case "iifname":
+      return `iifname ${m.negate ? "!= " : ""}${JSON.stringify(m.name)}`;
   }
 }
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ipFamilyOf } from "../model/ip.ts";
+import { cidrContains, ipFamilyOf } from "../model/ip.ts";
 import type { Backend, ServiceEntry } from "../model/snapshot.ts";
 import { categorizeEndpoints } from "../model/topology.ts";
 import type { ServicePort } from "../model/types.ts";
@@ -29,6 +29,11 @@ export interface Fragment {
   /** Dynamic chains the elements refer to. */
   readonly chains: readonly string[];
   readonly warnings: readonly string[];
+  /**
+   * Ports with a Local traffic policy and endpoints elsewhere only, by policy (kube-proxy's
+   * `sync_proxy_rules_no_local_endpoints_total`); absent when none.
+   */
+  readonly noLocalEndpoints?: { readonly internal: number; readonly external: number };
 }
 
 /** A fragment that contributes nothing. */
@@ -111,6 +116,7 @@ export function renderServiceFragment(
   };
   const hairpins = new Set<string>();
   const where = `service "${entry.key}"`;
+  let noLocalInternal = 0, noLocalExternal = 0;
 
   const lbIps = new Set<string>();
   const externals: string[] = [];
@@ -124,6 +130,11 @@ export function renderServiceFragment(
   const ranges = svc.loadBalancerSourceRanges.filter((c) => c.family === fnum);
   const firewall = svc.loadBalancerSourceRanges.length > 0;
   const allowed = disjointCidrs(ranges);
+  // kube-proxy's TestLoadBalancer: when a range holds one of the node's addresses, the LB IPs
+  // themselves are allowed sources (the node reaching its own local LB IP loops back from it).
+  const allowFromNode = (options.nodeIps ?? []).some((n) =>
+    ipFamilyOf(n) === fnum && allowed.some((c) => cidrContains(c, n))
+  );
   const affinity = svc.sessionAffinity === "ClientIP";
   const timeout = clampAffinityTimeout(svc.sessionAffinityTimeoutSeconds);
   const recordChain = `affinity-record-${timeout}`;
@@ -145,9 +156,17 @@ export function renderServiceFragment(
     const sp = rp.servicePort;
     const proto = sp.protocol.toLowerCase();
     const ofFamily = rp.backends.filter((b) => b.family === fnum);
-    const { cluster, local, internal, hasAny } = categorizeEndpoints(ofFamily, svc, {
-      nodeName: options.nodeName,
-    });
+    // The options carry this node's name and zone: topology and the Local policies read them.
+    const { cluster, local, internal, hasAny } = categorizeEndpoints(ofFamily, svc, options);
+    // As kube-proxy counts them: a Local policy whose traffic is dropped for want of a local
+    // endpoint while the service has endpoints elsewhere.
+    if (hasAny && local.length === 0) {
+      if (svc.internalTrafficPolicy === "Local") noLocalInternal++;
+      if (
+        svc.externalTrafficPolicy === "Local" &&
+        (externals.length > 0 || (nodePorts && sp.nodePort !== undefined))
+      ) noLocalExternal++;
+    }
     for (const b of cluster) {
       if (hairpins.has(b.address)) continue;
       hairpins.add(b.address);
@@ -243,10 +262,22 @@ export function renderServiceFragment(
       if (lbIps.has(ip) && firewall) {
         add(SETS.firewallIps, ekey);
         for (const c of allowed) add(SETS.firewallAllow, `${ekey} . ${cidrAtom(c)}`);
+        if (allowFromNode) {
+          for (const lb of lbIps) {
+            // An LB IP inside an allowed range is allowed already (nft refuses overlaps).
+            if (!allowed.some((c) => cidrContains(c, lb))) {
+              add(SETS.firewallAllow, `${ekey} . ${lb}`);
+            }
+          }
+        }
       }
       external("vip", ekey, `${ip} . ${sp.port}`);
     }
     if (nodePorts && sp.nodePort) external("np", `${proto} . ${sp.nodePort}`, String(sp.nodePort));
   }
-  return { elements, chains: [...chains].sort(), warnings };
+  const fragment = { elements, chains: [...chains].sort(), warnings };
+  return noLocalInternal + noLocalExternal === 0 ? fragment : {
+    ...fragment,
+    noLocalEndpoints: { internal: noLocalInternal, external: noLocalExternal },
+  };
 }

@@ -296,6 +296,43 @@ const CASES: Case[] = [
     };
   })(),
   (() => {
+    // kube-proxy's TestLoadBalancer: a range holding a node address allows the LB IPs too, except
+    // one already inside a range (nft refuses overlapping intervals).
+    const lb = service("lb", ["198.19.0.50"], [port(443, 8443)], {
+      type: "LoadBalancer",
+      loadBalancerIPs: [ip("198.19.2.1"), ip("198.18.100.9")],
+      loadBalancerSourceRanges: [cidr("198.18.100.0/24")],
+    });
+    return {
+      name: "LoadBalancer source ranges holding a node address allow the LB IPs themselves",
+      services: [lb],
+      sets: [endpointSet(lb, [ep("198.18.0.10")])],
+      options: { ...BARE, nodeIps: [ip("198.18.100.1"), ip("2001:db8:100::1")] },
+      expected: [
+        "chain lb-vip-tcp-1: meta l4proto tcp dnat ip to ip daddr . th dport . numgen random mod 1 map @vip-backends-tcp",
+        'cluster-ips: 198.19.0.50 comment "default/lb"',
+        "external-masq: 198.18.100.9 . tcp . 443",
+        "external-masq: 198.19.2.1 . tcp . 443",
+        "firewall-allow: 198.18.100.9 . tcp . 443 . 198.18.100.0/24",
+        "firewall-allow: 198.18.100.9 . tcp . 443 . 198.19.2.1",
+        "firewall-allow: 198.19.2.1 . tcp . 443 . 198.18.100.0/24",
+        "firewall-allow: 198.19.2.1 . tcp . 443 . 198.19.2.1",
+        "firewall-ips: 198.18.100.9 . tcp . 443",
+        "firewall-ips: 198.19.2.1 . tcp . 443",
+        "hairpin: 198.18.0.10 . 198.18.0.10",
+        "service-addrs: 198.18.100.9",
+        "service-addrs: 198.19.0.50",
+        "service-addrs: 198.19.2.1",
+        "vip-backends-tcp: 198.18.100.9 . 443 . 0 : 198.18.0.10 . 8443",
+        "vip-backends-tcp: 198.19.0.50 . 443 . 0 : 198.18.0.10 . 8443",
+        "vip-backends-tcp: 198.19.2.1 . 443 . 0 : 198.18.0.10 . 8443",
+        "vip-dispatch: 198.18.100.9 . tcp . 443 : goto lb-vip-tcp-1",
+        "vip-dispatch: 198.19.0.50 . tcp . 443 : goto lb-vip-tcp-1",
+        "vip-dispatch: 198.19.2.1 . tcp . 443 : goto lb-vip-tcp-1",
+      ],
+    };
+  })(),
+  (() => {
     const aff = service("aff", ["198.19.0.60"], [port(80, 8080)], {
       sessionAffinity: "ClientIP",
       sessionAffinityTimeoutSeconds: 30,

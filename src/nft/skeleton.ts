@@ -257,6 +257,28 @@ function inSet(key: Key, name: string, negate = false): Match {
 }
 
 /**
+ * The match for traffic from this node's pods (`negate`: from anywhere else), per the options'
+ * local detection (kube-proxy's `--detect-local-mode`). The CIDR modes match the `cluster-cidrs`
+ * set (always declared; empty, it matches nothing); the interface modes match `iifname`.
+ */
+function podSource(options: RenderOptions, negate = false): Match {
+  const detect = options.localDetect;
+  const not = negate ? { negate: true } : {};
+  if (detect?.mode === "BridgeInterface") return { m: "iifname", name: detect.bridge, ...not };
+  if (detect?.mode === "InterfaceNamePrefix") {
+    return { m: "iifname", name: `${detect.prefix}*`, ...not };
+  }
+  return inSet([SADDR], SETS.clusterCidrs, negate);
+}
+
+/** True when pod traffic can be told apart (an interface mode, or pod CIDRs of the family). */
+function detectsPods(family: Family, options: RenderOptions): boolean {
+  const mode = options.localDetect?.mode ?? "ClusterCIDR";
+  return mode === "BridgeInterface" || mode === "InterfaceNamePrefix" ||
+    cidrsOf(options.clusterCidrs, family).length > 0;
+}
+
+/**
  * The chain behind external traffic policy Local: pods and the host itself still reach every
  * endpoint (the host's traffic masqueraded); anyone else only the local ones.
  */
@@ -266,11 +288,12 @@ function localPolicyChain(
   clusterDispatch: string,
   localDispatch: string,
   bit: number,
+  fromPods: Match,
 ): ChainSpec {
   return {
     name,
     rules: [
-      rule([inSet([SADDR], SETS.clusterCidrs)], [{ s: "vmap", key, map: clusterDispatch }]),
+      rule([fromPods], [{ s: "vmap", key, map: clusterDispatch }]),
       rule([{ m: "fib-local", addr: "saddr" }], [{ s: "mark-or", bit }, {
         s: "vmap",
         key,
@@ -370,10 +393,11 @@ export function fixedChains(family: Family, options: RenderOptions): ChainSpec[]
     {
       name: "services",
       rules: [
-        ...(cidrsOf(options.clusterCidrs, family).length > 0
-          ? [rule([inSet([SADDR], SETS.clusterCidrs, true), inSet([DADDR], SETS.clusterIps)], [
-            markMasq,
-          ])]
+        // --masquerade-all: every ClusterIP connection; else those not from this node's pods.
+        ...(options.masqueradeAll
+          ? [rule([inSet([DADDR], SETS.clusterIps)], [markMasq])]
+          : detectsPods(family, options)
+          ? [rule([podSource(options, true), inSet([DADDR], SETS.clusterIps)], [markMasq])]
           : []),
         rule([inSet(VIP_KEY, SETS.externalMasq)], [markMasq]),
         rule([], [{ s: "vmap", key: VIP_KEY, map: SETS.vipDispatch }]),
@@ -386,6 +410,7 @@ export function fixedChains(family: Family, options: RenderOptions): ChainSpec[]
       SETS.vipClusterDispatch,
       SETS.vipLocalDispatch,
       bit,
+      podSource(options),
     ),
     {
       name: "affinity-record",
@@ -435,6 +460,7 @@ export function fixedChains(family: Family, options: RenderOptions): ChainSpec[]
         SETS.nodePortClusterDispatch,
         SETS.nodePortLocalDispatch,
         bit,
+        podSource(options),
       ),
     );
   }

@@ -28,6 +28,33 @@ export const LATENCY_BUCKETS: readonly number[] = [
   60,
 ];
 
+/** Go's prometheus.ExponentialBuckets(start, factor, count). */
+function exponentialBuckets(start: number, factor: number, count: number): number[] {
+  const out: number[] = [];
+  for (let b = start, i = 0; i < count; i++, b *= factor) out.push(b);
+  return out;
+}
+
+/** Go's prometheus.LinearBuckets(start, width, count). */
+function linearBuckets(start: number, width: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => start + i * width);
+}
+
+/** kube-proxy's sync duration buckets: 1 ms doubling to 16.384 s. */
+export const KUBE_PROXY_SYNC_BUCKETS: readonly number[] = exponentialBuckets(0.001, 2, 15);
+
+/**
+ * kube-proxy's network programming buckets: 0 (its merge() starts with one), 0.25 s, 0.5 s, then
+ * every second to 59 s, every 5 s to 115 s, every 30 s to 5 min.
+ */
+export const KUBE_PROXY_PROGRAMMING_BUCKETS: readonly number[] = [
+  0,
+  ...linearBuckets(0.25, 0.25, 2),
+  ...linearBuckets(1, 1, 59),
+  ...linearBuckets(60, 5, 12),
+  ...linearBuckets(120, 30, 7),
+];
+
 /** One metric as the catalogue declares it. */
 export interface MetricDeclaration {
   readonly name: string;
@@ -285,6 +312,104 @@ export const METRICS = {
     help: "API objects held in the model",
     type: "gauge",
     labels: ["resource"],
+  },
+  // Health checks for external load balancers (healthCheckNodePort)
+  serviceHealthServers: {
+    name: "svcgate_service_health_servers",
+    help: "Services whose healthCheckNodePort server is listening",
+    type: "gauge",
+  },
+  serviceHealthListenFailures: {
+    name: "svcgate_service_health_listen_failures_total",
+    help: "healthCheckNodePort servers that could not listen (port in use); retried each sync",
+    type: "counter",
+  },
+  // kube-proxy's own names (pkg/proxy/metrics/metrics.go), beside svcgate's, so its dashboards
+  // and alerts keep working after a cutover: same names, types, labels and buckets.
+  kubeProxyHealthz: {
+    name: "kubeproxy_proxy_healthz_total",
+    help: "Cumulative proxy healthz HTTP status",
+    type: "counter",
+    labels: ["code"],
+  },
+  kubeProxyLivez: {
+    name: "kubeproxy_proxy_livez_total",
+    help: "Cumulative proxy livez HTTP status",
+    type: "counter",
+    labels: ["code"],
+  },
+  kubeProxySyncDuration: {
+    name: "kubeproxy_sync_proxy_rules_duration_seconds",
+    help: "SyncProxyRules latency in seconds",
+    type: "histogram",
+    labels: ["ip_family"],
+    buckets: KUBE_PROXY_SYNC_BUCKETS,
+  },
+  kubeProxySyncFullDuration: {
+    name: "kubeproxy_sync_full_proxy_rules_duration_seconds",
+    help: "SyncProxyRules latency in seconds for full resyncs",
+    type: "histogram",
+    labels: ["ip_family"],
+    buckets: KUBE_PROXY_SYNC_BUCKETS,
+  },
+  kubeProxySyncPartialDuration: {
+    name: "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+    help: "SyncProxyRules latency in seconds for partial resyncs",
+    type: "histogram",
+    labels: ["ip_family"],
+    buckets: KUBE_PROXY_SYNC_BUCKETS,
+  },
+  kubeProxyNetworkProgramming: {
+    name: "kubeproxy_network_programming_duration_seconds",
+    help: "In Cluster Network Programming Latency in seconds",
+    type: "histogram",
+    labels: ["ip_family"],
+    buckets: KUBE_PROXY_PROGRAMMING_BUCKETS,
+  },
+  kubeProxyLastTimestamp: {
+    name: "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+    help: "The last time proxy rules were successfully synced",
+    type: "gauge",
+    labels: ["ip_family"],
+  },
+  kubeProxyLastQueuedTimestamp: {
+    name: "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+    help: "The last time a sync of proxy rules was queued",
+    type: "gauge",
+    labels: ["ip_family"],
+  },
+  kubeProxyEndpointChangesPending: {
+    name: "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+    help: "Pending proxy rules Endpoint changes",
+    type: "gauge",
+  },
+  kubeProxyEndpointChangesTotal: {
+    name: "kubeproxy_sync_proxy_rules_endpoint_changes_total",
+    help: "Cumulative proxy rules Endpoint changes",
+    type: "counter",
+  },
+  kubeProxyServiceChangesPending: {
+    name: "kubeproxy_sync_proxy_rules_service_changes_pending",
+    help: "Pending proxy rules Service changes",
+    type: "gauge",
+  },
+  kubeProxyServiceChangesTotal: {
+    name: "kubeproxy_sync_proxy_rules_service_changes_total",
+    help: "Cumulative proxy rules Service changes",
+    type: "counter",
+  },
+  kubeProxyNoLocalEndpoints: {
+    // A gauge despite the name, as in kube-proxy: recounted on every sync.
+    name: "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+    help: "Number of services with a Local traffic policy and no endpoints",
+    type: "gauge",
+    labels: ["ip_family", "traffic_policy"],
+  },
+  kubeProxyNftSyncFailures: {
+    name: "kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
+    help: "Cumulative proxy nftables sync failures",
+    type: "counter",
+    labels: ["ip_family"],
   },
 } as const satisfies Record<string, MetricDeclaration>;
 

@@ -27,6 +27,7 @@ import {
   percentile,
   syntheticService,
   syntheticStore,
+  tuneForConnectionRates,
   vipOf,
 } from "./nft_bench_lib.ts";
 
@@ -125,32 +126,15 @@ console.error(`nft benchmark: ${SERVICES} services x ${ENDPOINTS} endpoints`);
 const lab = await Lab.create({ pods: 3, clientHost: true });
 try {
   await lab.startPodServers();
-  // Connection-rate setup. Thousands of new connections a second for a minute would fill this
-  // kernel's conntrack table (262,144 entries; closed TCP flows stay 120 s in TIME_WAIT) and then
-  // drop SYNs, throttling whichever slice comes later; a 1 s TIME_WAIT in the node's namespace
-  // (a per-namespace setting) keeps the table small, as a busy node tunes it.
-  await must([
-    ...["ip", "netns", "exec", lab.node.ns, "sysctl", "-qw"],
-    "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1",
-  ]);
-  for (const ns of [lab.client!.ns, lab.node.ns]) {
-    await must(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"]);
-    await must([
-      ...["ip", "netns", "exec", ns, "sysctl", "-qw"],
-      "net.ipv4.ip_local_port_range=1024 65000",
-    ]);
-  }
+  // Connection-rate setup (conntrack TIME_WAIT, client and servers on separate CPUs).
+  await tuneForConnectionRates(lab, [0, 1], SERVER_CPU);
   // Direct connections always go to pod 0 and VIP connections always land on pod 1. The pods
   // close first, so they hold the TIME_WAIT sockets: a VIP connection and a direct one from the
   // same client port would meet the same server-side tuple with unrelated sequence numbers and
   // timestamps, and the SYN would be refused or dropped until a 1 s retry.
   const directPod = lab.pods[0].ip, vipPod = lab.pods[1].ip;
   // The client (and with it the node's forwarding and NAT, which run in the sender's softirq) on
-  // one CPU, the pod servers on the other: left to the scheduler, the two single-threaded
-  // processes sometimes share a CPU and any slice then runs at about half the rate.
-  for (const pod of [0, 1]) {
-    await must(["taskset", "-a", "-p", "-c", String(SERVER_CPU), String(lab.podServerPid(pod))]);
-  }
+  // one CPU, the pod servers on the other (pinned above).
   const pod0 = lab.pods[0].ip;
   const lastVip = vipOf(SERVICES - 1);
 

@@ -5,6 +5,7 @@
  */
 
 import { ModelStore } from "../../src/model/store.ts";
+import type { Lab } from "../lab/lab.ts";
 import type { Endpoint, Service } from "../../src/model/types.ts";
 import { endpointSet, ep, port, service } from "../support/nft_fixtures.ts";
 
@@ -97,4 +98,41 @@ export function percentile(values: readonly number[], p: number): number {
 /** Median. */
 export function median(values: readonly number[]): number {
   return percentile(values, 50);
+}
+
+/**
+ * Readies a lab for connection-rate slices. Thousands of new connections a second for a minute
+ * would fill this kernel's conntrack table (262,144 entries; closed TCP flows stay 120 s in
+ * TIME_WAIT) and then drop SYNs, throttling whichever slice comes later: a 1 s TIME_WAIT in the
+ * node's namespace (a per-namespace setting) keeps the table small, as a busy node tunes it. The
+ * pod servers named go to `serverCpu`: left to the scheduler, the single-threaded client and
+ * servers sometimes share a CPU and a slice runs at about half the rate.
+ */
+export async function tuneForConnectionRates(
+  lab: Lab,
+  serverPods: readonly number[],
+  serverCpu: number,
+): Promise<void> {
+  // Deno.Command, not the lab's runCommand: this module is also the nft bench child's, which
+  // must not load the lab.
+  const must = async (cmd: string[]) => {
+    const r = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "null" }).output();
+    if (r.code !== 0) {
+      throw new Error(`"${cmd.join(" ")}" failed: ${new TextDecoder().decode(r.stderr).trim()}`);
+    }
+  };
+  await must([
+    ...["ip", "netns", "exec", lab.node.ns, "sysctl", "-qw"],
+    "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1",
+  ]);
+  for (const ns of [lab.client!.ns, lab.node.ns]) {
+    await must(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"]);
+    await must([
+      ...["ip", "netns", "exec", ns, "sysctl", "-qw"],
+      "net.ipv4.ip_local_port_range=1024 65000",
+    ]);
+  }
+  for (const pod of serverPods) {
+    await must(["taskset", "-a", "-p", "-c", String(serverCpu), String(lab.podServerPid(pod))]);
+  }
 }

@@ -2,14 +2,15 @@
  * `deno task bench`: runs every benchmark in turn and prints their tables. Each benchmark builds
  * and deletes its own network namespaces and sends traffic only inside them or on loopback.
  *
- * Usage: deno task bench [NAME...]   (names: startup, nft, dns, dns-attack, kube, kube-daemon,
- * dns-heavy, dns-heavy-kube)
+ * Usage: deno task bench [NAME...]   (names: startup, nft, topology, dns, dns-attack, kube,
+ * kube-daemon, dns-heavy, dns-heavy-kube)
  * @module
  */
 
 const BENCHES: Record<string, string[]> = {
   startup: ["tests/bench/startup_bench.ts"],
   nft: ["--v8-flags=--expose-gc", "tests/bench/nft_bench.ts"],
+  topology: ["tests/bench/topology_bench.ts"],
   dns: ["tests/bench/dns_bench.ts"],
   "dns-attack": ["tests/bench/dns_attack_bench.ts"],
   kube: ["tests/bench/kube_bench.ts"],

@@ -5,7 +5,16 @@
 
 import { labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { dig, httpGet, spread, startDaemon, waitFor, withLab, writeManifest } from "./harness.ts";
+import {
+  dig,
+  failingNft,
+  httpGet,
+  spread,
+  startDaemon,
+  waitFor,
+  withLab,
+  writeManifest,
+} from "./harness.ts";
 
 const DNS = "198.18.0.1";
 const BASE_ARGS = [
@@ -149,15 +158,7 @@ labTest(
   async () => {
     await withLab(2, async (lab, dir) => {
       // A real nft behind a switch: while the flag file exists, every nft call fails.
-      const bin = `${dir}/bin`;
-      const flag = `${dir}/nft-fails`;
-      await Deno.mkdir(bin);
-      const real = (await lab.exec(lab.node.ns, ["sh", "-c", "command -v nft"])).stdout.trim();
-      await Deno.writeTextFile(
-        `${bin}/nft`,
-        `#!/bin/sh\nif [ -e ${flag} ]; then echo "nft: injected failure" >&2; exit 1; fi\nexec ${real} "$@"\n`,
-      );
-      await Deno.chmod(`${bin}/nft`, 0o755);
+      const { bin, flag } = await failingNft(lab, dir);
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
       await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));

@@ -151,7 +151,25 @@ export async function spread(lab: Lab, url: string, n: number): Promise<Record<s
   return out;
 }
 
-/** Writes through a temporary file and a rename, as editors and config management do. */
+/**
+ * A real nft behind a switch, for `pathPrefix`: while the flag file exists every nft call fails
+ * ("nft: injected failure"). The daemon must run the command (SVCGATE_NFT_EXECUTOR=command), not
+ * libnftables, for the wrapper to be seen.
+ */
+export async function failingNft(lab: Lab, dir: string): Promise<{ bin: string; flag: string }> {
+  const bin = `${dir}/bin`;
+  const flag = `${dir}/nft-fails`;
+  await Deno.mkdir(bin);
+  const real = (await lab.exec(lab.node.ns, ["sh", "-c", "command -v nft"])).stdout.trim();
+  await Deno.writeTextFile(
+    `${bin}/nft`,
+    `#!/bin/sh\nif [ -e ${flag} ]; then echo "nft: injected failure" >&2; exit 1; fi\nexec ${real} "$@"\n`,
+  );
+  await Deno.chmod(`${bin}/nft`, 0o755);
+  return { bin, flag };
+}
+
+/** Writes a manifest through a temporary file and a rename, as editors and config management do. */
 export async function writeManifest(dir: string, name: string, text: string): Promise<void> {
   await Deno.writeTextFile(`${dir}/.${name}.tmp`, text);
   await Deno.rename(`${dir}/.${name}.tmp`, `${dir}/${name}`);

@@ -28,7 +28,13 @@ import { type Matcher, parseFieldSelector, parseLabelSelector } from "./selector
 import type { TlsMaterial } from "./tls.ts";
 
 /** The resources the fake serves. */
-export type ResourceName = "services" | "endpointslices" | "endpoints" | "namespaces" | "nodes";
+export type ResourceName =
+  | "services"
+  | "endpointslices"
+  | "endpoints"
+  | "namespaces"
+  | "nodes"
+  | "servicecidrs";
 
 /** A Kubernetes object as JSON. */
 // deno-lint-ignore no-explicit-any
@@ -52,6 +58,12 @@ const RESOURCES: Record<ResourceName, ResourceDef> = {
   },
   namespaces: { prefix: "/api/v1", namespaced: false, kind: "Namespace", apiVersion: "v1" },
   nodes: { prefix: "/api/v1", namespaced: false, kind: "Node", apiVersion: "v1" },
+  servicecidrs: {
+    prefix: "/apis/networking.k8s.io/v1",
+    namespaced: false,
+    kind: "ServiceCIDR",
+    apiVersion: "networking.k8s.io/v1",
+  },
 };
 
 const FIELDS = ["metadata.name", "metadata.namespace"];
@@ -78,6 +90,8 @@ export interface FakeApiServerOptions {
    * "Too large resource version" (the watch cache waits 3 s). Default 3000 ms.
    */
   readonly tooLargeWaitMs?: number;
+  /** Resources this server does not serve (404), as an API server older than them. */
+  readonly absent?: readonly ResourceName[];
 }
 
 /**
@@ -142,7 +156,7 @@ export interface WatchRecord {
 }
 
 function zeroCounts(): Record<ResourceName, number> {
-  return { services: 0, endpointslices: 0, endpoints: 0, namespaces: 0, nodes: 0 };
+  return { services: 0, endpointslices: 0, endpoints: 0, namespaces: 0, nodes: 0, servicecidrs: 0 };
 }
 
 const encoder = new TextEncoder();
@@ -547,7 +561,7 @@ export class FakeApiServer {
       return jsonResponse(200, { major: "1", minor: "33", gitVersion: "v1.33.0-svcgate-fake" });
     }
     const route = this.#match(url.pathname);
-    if (!route) {
+    if (!route || this.#opts.absent?.includes(route.resource)) {
       return jsonResponse(
         404,
         status(404, "NotFound", `the server could not find the requested resource`),

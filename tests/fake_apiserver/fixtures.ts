@@ -61,6 +61,9 @@ export interface EndpointSpec {
   terminating?: boolean;
   nodeName?: string;
   podName?: string;
+  zone?: string;
+  /** EndpointSlice hints, as the controller writes them for trafficDistribution. */
+  hints?: { forZones?: string[]; forNodes?: string[] };
 }
 
 /**
@@ -100,6 +103,15 @@ export function makeEndpointSlice(
         terminating: e.terminating ?? false,
       },
       nodeName: e.nodeName,
+      ...(e.zone ? { zone: e.zone } : {}),
+      ...(e.hints
+        ? {
+          hints: {
+            ...(e.hints.forZones ? { forZones: e.hints.forZones.map((name) => ({ name })) } : {}),
+            ...(e.hints.forNodes ? { forNodes: e.hints.forNodes.map((name) => ({ name })) } : {}),
+          },
+        }
+        : {}),
       targetRef: {
         kind: "Pod",
         namespace,
@@ -145,6 +157,50 @@ export function makeEndpoints(
 }
 
 /** A v1 Namespace. */
+/** What {@link makeNode} sets on a v1 Node. */
+export interface NodeSpec {
+  zone?: string;
+  podCIDRs?: string[];
+  /** InternalIP addresses. */
+  addresses?: string[];
+  taints?: { key: string; value?: string; effect: string }[];
+  deletionTimestamp?: string;
+}
+
+/**
+ * A v1 Node.
+ *
+ * @example
+ * ```ts
+ * makeNode("node-a", { zone: "zone-a", podCIDRs: ["198.18.0.0/24"] });
+ * ```
+ */
+export function makeNode(name: string, spec: NodeSpec = {}): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: {
+      name,
+      labels: {
+        "kubernetes.io/hostname": name,
+        ...(spec.zone ? { "topology.kubernetes.io/zone": spec.zone } : {}),
+      },
+      ...(spec.deletionTimestamp ? { deletionTimestamp: spec.deletionTimestamp } : {}),
+    },
+    spec: {
+      ...(spec.podCIDRs ? { podCIDR: spec.podCIDRs[0], podCIDRs: spec.podCIDRs } : {}),
+      ...(spec.taints ? { taints: spec.taints } : {}),
+    },
+    status: {
+      addresses: [
+        ...(spec.addresses ?? []).map((address) => ({ type: "InternalIP", address })),
+        { type: "Hostname", address: name },
+      ],
+      conditions: [{ type: "Ready", status: "True" }],
+    },
+  };
+}
+
 export function makeNamespace(name: string): KubeObject {
   return { apiVersion: "v1", kind: "Namespace", metadata: { name }, status: { phase: "Active" } };
 }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Lab } from "../lab/lab.ts";
+import { Lab as LabClass, type LabOptions } from "../lab/lab.ts";
+type Lab = LabClass;
 import type { KubeObject, ResourceName } from "../fake_apiserver/fake_apiserver.ts";
 import { writeKubeconfig } from "../fake_apiserver/fixtures.ts";
 import { generateTlsMaterial, removeTlsMaterial, type TlsMaterial } from "../fake_apiserver/tls.ts";
@@ -263,4 +264,29 @@ function lineIterator(stream: ReadableStream<Uint8Array>): AsyncIterator<string>
       }
     },
   };
+}
+
+/**
+ * Runs `fn` with a lab (started pod servers) and a fake API server process in its node namespace;
+ * both are torn down afterwards, whatever happens.
+ *
+ * @example
+ * ```ts
+ * await withApiServerLab({ pods: 2 }, async (lab, api) => { ... });
+ * ```
+ */
+export async function withApiServerLab(
+  options: LabOptions,
+  fn: (lab: Lab, api: ApiServerProcess) => Promise<void>,
+): Promise<void> {
+  const lab = await LabClass.create(options);
+  let api: ApiServerProcess | null = null;
+  try {
+    await lab.startPodServers();
+    api = await ApiServerProcess.spawn(lab, lab.node.ns);
+    await fn(lab, api);
+  } finally {
+    await api?.close();
+    await lab.destroy();
+  }
 }

@@ -193,17 +193,17 @@ Deno.test("a cut watch stream resumes from the last resourceVersion without a re
     await source.start(h.sink);
     h.api.create("services", makeService("default", "a", "198.19.0.21"));
     await waitFor("a", () => h.store.snapshot.services.has("default/a"));
-    await waitFor("3 watches", () => h.api.openWatches() === 3);
+    await waitFor("4 watches", () => h.api.openWatches() === 4);
     const rvBeforeCut = String(h.api.resourceVersion);
     h.api.resetCounts();
     const cut = h.api.cutWatches();
-    assertEquals(cut, 3, "three watches cut");
+    assertEquals(cut, 4, "four watches cut (services, slices, namespaces, ServiceCIDRs)");
     // Changes while the watches are gone arrive through the resumed watches.
     h.api.create("services", makeService("default", "b", "198.19.0.22"));
     h.api.delete("services", "default", "a");
     await waitFor("b", () => h.store.snapshot.services.has("default/b"));
     await waitFor("a gone", () => !h.store.snapshot.services.has("default/a"));
-    await waitFor("3 watches back", () => h.api.openWatches() === 3);
+    await waitFor("4 watches back", () => h.api.openWatches() === 4);
     const counts = h.api.counts;
     assertEquals(counts.list, {
       services: 0,
@@ -211,6 +211,7 @@ Deno.test("a cut watch stream resumes from the last resourceVersion without a re
       endpoints: 0,
       namespaces: 0,
       nodes: 0,
+      servicecidrs: 0,
     }, "no relist after a cut");
     const resumed = h.api.watchLog.find((w) => w.resource === "services")!;
     assertEquals(resumed.resourceVersion, rvBeforeCut, "services watch resumed from its last RV");
@@ -227,7 +228,7 @@ Deno.test("a clean server-side watch close (timeoutSeconds) resumes; bookmarks a
   try {
     seed(h);
     await source.start(h.sink);
-    await waitFor("3 watches", () => h.api.openWatches() === 3);
+    await waitFor("4 watches", () => h.api.openWatches() === 4);
     h.api.resetCounts();
     // Slices change; the services watch only sees bookmarks, which carry the global RV.
     h.api.create(
@@ -301,11 +302,11 @@ Deno.test("an ERROR 410 event on an open watch relists", async () => {
   try {
     seed(h);
     await source.start(h.sink);
-    await waitFor("3 watches", () => h.api.openWatches() === 3);
+    await waitFor("4 watches", () => h.api.openWatches() === 4);
     h.api.resetCounts();
     h.api.compact();
     h.api.create("services", makeService("default", "late", "198.19.0.99"));
-    assertEquals(h.api.expireWatches(), 3, "three watches expired");
+    assertEquals(h.api.expireWatches(), 4, "four watches expired");
     await waitFor("relisted", () => h.api.counts.list.services === 1);
     await waitFor("late", () => h.store.snapshot.services.has("default/late"));
     assertEquals(h.api.counts.list.namespaces, 1, "namespaces relisted");
@@ -579,7 +580,7 @@ Deno.test("stop() ends every watch and no restart follows", async () => {
   try {
     seed(h);
     await source.start(h.sink);
-    await waitFor("3 watches", () => h.api.openWatches() === 3);
+    await waitFor("4 watches", () => h.api.openWatches() === 4);
     await source.stop();
     await waitFor("watches closed", () => h.api.openWatches() === 0);
     h.api.resetCounts();

@@ -1,6 +1,7 @@
 /**
  * The server every lab pod runs: TCP and HTTP on one port, UDP on another, each replying with the
- * pod's name, on IPv4 and IPv6. Prints "ready" on stdout once both listen.
+ * pod's name, on IPv4 and IPv6; `GET /source` answers the client address the pod sees instead
+ * (masquerading shows there). Prints "ready" on stdout once both listen.
  *
  * Usage: deno run --allow-net pod_server.ts NAME [TCP_PORT=8080] [UDP_PORT=9090]
  * @module
@@ -25,7 +26,8 @@ async function serveTcp(conn: Deno.Conn): Promise<void> {
     const n = await Promise.race([conn.read(buf), timer]);
     const head = n ? new TextDecoder().decode(buf.subarray(0, n)) : "";
     if (HTTP_METHOD.test(head)) {
-      const body = `${name}\n`;
+      const source = (conn.remoteAddr as Deno.NetAddr).hostname.replace(/^::ffff:/, "");
+      const body = head.startsWith("GET /source ") ? `${source}\n` : `${name}\n`;
       const bodyText = head.startsWith("HEAD ") ? "" : body;
       await conn.write(encoder.encode(
         `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n` +

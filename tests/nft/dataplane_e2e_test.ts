@@ -18,6 +18,7 @@ import { endpointSet, ep, port, service } from "../support/nft_fixtures.ts";
 import { NftDataplane, NftSyncError, readLiveVips } from "../../src/nft/dataplane.ts";
 import type { NftExecutor } from "../../src/nft/executor.ts";
 import type { Family } from "../../src/nft/ruleset.ts";
+import type { RenderOptions } from "../../src/nft/render_options.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import type { Endpoint, Service } from "../../src/model/types.ts";
 import { cidr, ip } from "../support/model_values.ts";
@@ -640,6 +641,49 @@ labTest(
       );
 
       await t.step(
+        "the node reaches its own LB IP when a source range holds a node address (kube-proxy TestLoadBalancer)",
+        async () => {
+          // A VIP-like load balancer routes its IP to the node: it is a local address there, and
+          // a connection from the node to it leaves from the LB IP itself.
+          await lab.addNodeAddress("198.19.2.9/32");
+          const self = (ranges: string[]) =>
+            service("lb-self", ["198.19.0.71"], [port(80, 8080)], {
+              type: "LoadBalancer",
+              loadBalancerIPs: [ip("198.19.2.9")],
+              loadBalancerSourceRanges: ranges.map(cidr),
+            });
+          const fromNode = () =>
+            probe<TcpReport>(lab, lab.node.ns, ["tcp", "198.19.2.9", 80, 3, 500, 1]);
+          // The node's addresses as compose.ts gathers them for `svcgate run`.
+          const nodeIps = [ip(lab.node.ip), ip(lab.nodeClientSide.ip)];
+          const withNodeIps = labDataplane(lab, { renderOptions: { ...options, nodeIps } });
+          // [ranges, node IPs known, what the node's connections to its own LB IP get]
+          const table: [string[], boolean, string][] = [
+            [["198.18.100.0/24"], true, "served"],
+            [["198.18.200.0/24"], true, "dropped"],
+            // Control: without the node's addresses the range cannot be matched to the node.
+            [["198.18.100.0/24"], false, "dropped"],
+          ];
+          for (const [ranges, known, expected] of table) {
+            setService(store, self(ranges), pods(lab, [0]));
+            const dp = known ? withNodeIps : dataplane;
+            await dp.adopt();
+            await dp.apply(store.commit().snapshot);
+            const r = await fromNode();
+            const got = r.answers["pod-0"] === 3
+              ? "served"
+              : r.errors.TimedOut === 3
+              ? "dropped"
+              : "?";
+            check(
+              got === expected,
+              `ranges ${ranges}, node IPs ${known ? "known" : "unknown"}: ${JSON.stringify(r)}`,
+            );
+          }
+        },
+      );
+
+      await t.step(
         "DNS notrack: packets to the node-local DNS bind leave no conntrack entry",
         async () => {
           const send = (p: number) =>
@@ -663,6 +707,150 @@ labTest(
           check(await count(53) === 0, "port 53 is not tracked");
         },
       );
+    } finally {
+      await lab.destroy();
+    }
+  },
+);
+
+labTest(
+  "nft e2e: topology: this zone's endpoints preferred, all of them when none is; PreferSameNode",
+  async (t) => {
+    const lab = await Lab.create({ pods: 3, clientHost: true });
+    try {
+      await lab.startPodServers();
+      const client = lab.client!.ns;
+      const store = new ModelStore();
+      // This node: node-a in zone-a.
+      const dataplane = labDataplane(lab, { renderOptions: { ...E2E_OPTIONS, zone: "zone-a" } });
+      const where = (i: number, ready = true): Partial<Endpoint> => ({
+        nodeName: ["node-a", "node-b", "node-c"][i],
+        zone: ["zone-b", "zone-a", "zone-a"][i],
+        ready,
+      });
+      const answered = async (vip: string) => {
+        const r = await probe<TcpReport>(lab, client, ["tcp", vip, 80, 60]);
+        check(Object.keys(r.errors).length === 0, `errors: ${JSON.stringify(r)}`);
+        return Object.keys(r.answers).sort().join(",");
+      };
+      // [what, distribution, readiness of pod-0..2, pods that answer]
+      const table: [string, Service["trafficDistribution"], boolean[], string][] = [
+        [
+          "no trafficDistribution: every ready pod",
+          undefined,
+          [true, true, true],
+          "pod-0,pod-1,pod-2",
+        ],
+        ["PreferClose: this zone's pods only", "PreferClose", [true, true, true], "pod-1,pod-2"],
+        ["PreferClose, none ready in this zone: every ready pod", "PreferClose", [
+          true,
+          false,
+          false,
+        ], "pod-0"],
+        ["PreferSameNode: this node's pod", "PreferSameNode", [true, true, true], "pod-0"],
+        ["PreferSameNode, this node's pod not ready: this zone's", "PreferSameNode", [
+          false,
+          true,
+          true,
+        ], "pod-1,pod-2"],
+      ];
+      for (const [what, distribution, ready, expected] of table) {
+        await t.step(what, async () => {
+          const s = service("near", ["198.19.0.80"], [port(80, 8080)], {
+            ...(distribution ? { trafficDistribution: distribution } : {}),
+          });
+          setService(
+            store,
+            s,
+            [0, 1, 2].map((i) => ep(lab.pods[i].ip, where(i, ready[i]))),
+          );
+          await dataplane.apply(store.commit().snapshot);
+          assertEqualsText(await answered("198.19.0.80"), expected, what);
+        });
+      }
+    } finally {
+      await lab.destroy();
+    }
+  },
+);
+
+function assertEqualsText(got: string, expected: string, what: string): void {
+  check(got === expected, `${what}: answered by ${got || "(none)"}, expected ${expected}`);
+}
+
+labTest(
+  "nft e2e: --masquerade-all and each --detect-local-mode: the server sees the client's address or the node's",
+  async (t) => {
+    const lab = await Lab.create({ pods: 2, clientHost: true });
+    try {
+      await lab.startPodServers();
+      const store = new ModelStore();
+      setService(store, service("src", ["198.19.0.90"], [port(80, 8080)]), [ep(lab.pods[0].ip)]);
+      // This node's Node object: its pods are 198.18.0.0/25 (NodeCIDR mode reads it).
+      store.setNode({
+        name: "node-a",
+        podCidrs: [cidr("198.18.0.0/25")],
+        addresses: [],
+        deleting: false,
+        toBeDeleted: false,
+      });
+      const snapshot = store.commit().snapshot;
+      /** The source address pod-0 sees for a connection through the VIP from `ns`. */
+      const seen = async (ns: string) => {
+        const r = await lab.exec(ns, ["curl", "-s", "-m", "2", "http://198.19.0.90/source"]);
+        return r.stdout.trim() || `(failed: ${r.stderr.trim()})`;
+      };
+      const pod1 = lab.pods[1].ip, client = lab.client!.ip, node = lab.node.ip;
+      // [what, options beyond the lab's, source seen from pod-1, from the client host]
+      const table: [string, Partial<RenderOptions>, string, string][] = [
+        ["ClusterCIDR (default): pods keep their source", {}, pod1, node],
+        ["--masquerade-all: every client masqueraded", { masqueradeAll: true }, node, node],
+        [
+          "NodeCIDR: this node's pod CIDR from its Node object",
+          { clusterCidrs: [], localDetect: { mode: "NodeCIDR" } },
+          pod1,
+          node,
+        ],
+        [
+          "NodeCIDR: a Node whose pod CIDR holds not pod-1",
+          { clusterCidrs: [], localDetect: { mode: "NodeCIDR" } },
+          node,
+          node,
+        ],
+        [
+          "BridgeInterface br0: in from the pods' bridge, kept",
+          { clusterCidrs: [], localDetect: { mode: "BridgeInterface", bridge: "br0" } },
+          pod1,
+          node,
+        ],
+        [
+          "InterfaceNamePrefix br: kept",
+          { clusterCidrs: [], localDetect: { mode: "InterfaceNamePrefix", prefix: "br" } },
+          pod1,
+          node,
+        ],
+        [
+          "InterfaceNamePrefix veth: routed pod traffic comes in on br0 here, so masqueraded",
+          { clusterCidrs: [], localDetect: { mode: "InterfaceNamePrefix", prefix: "veth" } },
+          node,
+          node,
+        ],
+      ];
+      for (const [what, extra, fromPod, fromClient] of table) {
+        await t.step(what, async () => {
+          const dataplane = labDataplane(lab, { renderOptions: { ...E2E_OPTIONS, ...extra } });
+          await dataplane.adopt();
+          const snap = what.includes("holds not")
+            ? { ...snapshot, node: { ...snapshot.node!, podCidrs: [cidr("198.18.0.128/25")] } }
+            : snapshot;
+          await dataplane.apply(snap);
+          // Earlier steps' conntrack entries would keep their NAT: start each step afresh.
+          await lab.exec(lab.node.ns, ["conntrack", "-F"]);
+          assertEqualsText(await seen(lab.pods[1].ns), fromPod, `${what}: from pod-1`);
+          assertEqualsText(await seen(lab.client!.ns), fromClient, `${what}: from the client host`);
+        });
+      }
+      assertEqualsText(client, "198.18.100.2", "the client host's address, for the record");
     } finally {
       await lab.destroy();
     }

@@ -32,6 +32,8 @@ export interface Packet {
   readonly dport: number;
   /** Source port (default 40000). */
   readonly sport?: number;
+  /** Input interface (none for locally generated packets). */
+  readonly iif?: string;
 }
 
 /** What the evaluator needs to know about the host. */
@@ -183,6 +185,11 @@ function evalMatch(m: Match, s: State, c: Ctx): boolean {
     }
     case "mark-bit":
       return (s.mark & m.bit) !== 0;
+    case "iifname": {
+      const iif = c.local.has(c.packet.src) ? "" : c.packet.iif ?? "";
+      const hit = m.name.endsWith("*") ? iif.startsWith(m.name.slice(0, -1)) : iif === m.name;
+      return m.negate ? !hit : hit;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * The Kubernetes source: Services, EndpointSlices (or legacy v1 Endpoints) and Namespaces from
- * the API server, through @kubernetes/client-node, into the model store.
+ * The Kubernetes source: Services, EndpointSlices (or legacy v1 Endpoints), Namespaces,
+ * ServiceCIDRs and this node's Node from the API server, through @kubernetes/client-node, into the
+ * model store.
  *
  * Only the slim model is kept: each object is converted by `../objects/` as it arrives and the
  * raw object is dropped (client-node's informer caches would keep every object whole). Per object
@@ -36,13 +37,15 @@ import type { Source, SourceSink, SourceStatus } from "../source.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { type KubeConnection, loadKubeConfig } from "./config.ts";
 import { type ListPage, Reflector } from "./reflector.ts";
-import { listRaw } from "./raw_list.ts";
+import { getRawAsList, listRaw } from "./raw_list.ts";
 import {
   EndpointsIndex,
   type HandlerContext,
   type Index,
   NamespaceIndex,
+  NodeIndex,
   type ResourceKey,
+  ServiceCidrIndex,
   ServiceIndex,
   SliceIndex,
 } from "./resource_index.ts";
@@ -56,6 +59,12 @@ export interface KubeSourceOptions {
   readonly master?: string;
   /** `--use-endpoints`: read legacy v1 Endpoints instead of EndpointSlices. */
   readonly useEndpoints: boolean;
+  /**
+   * This node's name (`--hostname-override`): its Node object alone is read (get and watch by
+   * name, no list of nodes), for its zone, pod CIDRs and addresses, and whether it is going away.
+   * Absent: no Node is read.
+   */
+  readonly nodeName?: string;
   /**
    * After this long without the initial lists (CoreDNS waits 5 s), start() logs what is missing
    * and why, and status() reports it; start() itself keeps waiting (see the module doc).
@@ -237,6 +246,8 @@ export class KubeSource implements Source {
       path: string;
       index: Index<unknown>;
       list: (p: ListParams, s: AbortSignal) => Promise<ListPage>;
+      fieldSelector?: string;
+      mayBeAbsent?: boolean;
     }[] = [
       {
         key: "services",
@@ -278,6 +289,27 @@ export class KubeSource implements Source {
           : typedList(({ core }, p, o) => core.listNamespace(p, o)),
       },
     ];
+    // The service ranges to drop unallocated addresses of, as kube-proxy watches them; absent
+    // before Kubernetes 1.33 (networking.k8s.io/v1): --service-cidr applies then.
+    plan.push({
+      key: "servicecidrs",
+      path: "/apis/networking.k8s.io/v1/servicecidrs",
+      index: new ServiceCidrIndex(ctx, "servicecidrs") as Index<unknown>,
+      list: rawList("/apis/networking.k8s.io/v1/servicecidrs"),
+      mayBeAbsent: true,
+    });
+    const nodeName = this.#o.nodeName;
+    if (nodeName) {
+      plan.push({
+        key: "nodes",
+        path: "/api/v1/nodes",
+        index: new NodeIndex(ctx, "nodes") as Index<unknown>,
+        // One object: a GET, then a watch with a field selector (RBAC: get and watch, no list).
+        list: (_p, s) =>
+          getRawAsList(conn.config, `/api/v1/nodes/${encodeURIComponent(nodeName)}`, s),
+        fieldSelector: `metadata.name=${nodeName}`,
+      });
+    }
     for (const p of plan) {
       this.#indexes.set(p.key, p.index);
       this.#reflectors.set(
@@ -288,6 +320,8 @@ export class KubeSource implements Source {
           list: p.list,
           watch,
           labelSelector: p.key === slices ? SERVICE_NAME_LABEL : undefined,
+          fieldSelector: p.fieldSelector,
+          mayBeAbsent: p.mayBeAbsent,
           handler: p.index,
           pageSize: this.#o.pageSize ?? 500,
           watchTimeoutSeconds: this.#o.watchTimeoutSeconds,

@@ -65,6 +65,43 @@ export async function listRaw(
   };
 }
 
+/**
+ * GETs one object at `path` as a list of it (none when it does not exist, HTTP 404), carrying
+ * the object's resourceVersion: a reflector of a single object then needs only `get` and
+ * `watch` (this node's Node, with RBAC that grants no `list`).
+ *
+ * @example
+ * ```ts
+ * const page = await getRawAsList(kc, "/api/v1/nodes/node-a", AbortSignal.timeout(60_000));
+ * ```
+ */
+export async function getRawAsList(
+  kc: KubeClientConfig,
+  path: string,
+  signal: AbortSignal,
+): Promise<ListPage> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error("Cannot get: the kubeconfig has no current cluster");
+  const url = new URL(cluster.server.replace(/\/+$/, "") + path);
+  const native = await kc.fetchInit?.() ?? null;
+  let text: string;
+  try {
+    text = native ? await getNative(url, native, signal) : await getNode(kc, url, signal);
+  } catch (e) {
+    if (e instanceof ApiStatusError && e.code === 404) {
+      return { items: [], metadata: { resourceVersion: "" } };
+    }
+    throw e;
+  }
+  let obj: { metadata?: { resourceVersion?: string } };
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`Cannot parse the object from "${url.href}": ${(e as Error).message}`);
+  }
+  return { items: [obj], metadata: { resourceVersion: obj.metadata?.resourceVersion ?? "" } };
+}
+
 /** The body of a GET through the runtime's fetch. */
 async function getNative(url: URL, init: NativeFetchInit, signal: AbortSignal): Promise<string> {
   let response: Response;

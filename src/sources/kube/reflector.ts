@@ -54,6 +54,15 @@ export interface ReflectorOptions {
   readonly watch: Watch;
   /** Label selector for the watch (the list function applies its own). */
   readonly labelSelector?: string;
+  /** Field selector for the watch, e.g. `metadata.name=node-a` (one object). */
+  readonly fieldSelector?: string;
+  /**
+   * The resource may not exist on this API server (a newer API, e.g. ServiceCIDR): a 404 on the
+   * list counts as an empty, synced list, with no error reported, and the list is tried again
+   * every `absentRetryMs` (default 5 min) instead of watching.
+   */
+  readonly mayBeAbsent?: boolean;
+  readonly absentRetryMs?: number;
   readonly handler: ResourceHandler;
   /** Items per list page (limit). 0 lists everything at once. */
   readonly pageSize: number;
@@ -210,6 +219,8 @@ export class Reflector {
   #sleepTimer: ReturnType<typeof setTimeout> | null = null;
   #wake: (() => void) | null = null;
   #done: Promise<void> | null = null;
+  /** The last list found the resource absent (404) and mayBeAbsent allows it. */
+  #absent = false;
 
   constructor(opts: ReflectorOptions) {
     this.#o = opts;
@@ -260,6 +271,12 @@ export class Reflector {
           continue;
         }
         needList = false;
+      }
+      if (this.#absent) {
+        // The API server does not serve this resource: look again now and then (an upgrade).
+        await this.#sleep(this.#o.absentRetryMs ?? 300_000);
+        needList = true;
+        continue;
       }
       const started = performance.now();
       const end = await this.#watchOnce();
@@ -388,10 +405,24 @@ export class Reflector {
           if (expiredContinues >= 2) pageSize = 0;
           continue;
         }
+        if (this.#o.mayBeAbsent && httpStatusOf(e) === 404) {
+          if (!this.#absent) {
+            log.info("resource not served by this API server; ignored", { resource });
+          }
+          this.#absent = true;
+          this.#guard("commit", () => stage.commit());
+          this.#healthy();
+          if (!this.#synced) {
+            this.#synced = true;
+            this.#guard("onSynced", () => this.#o.onSynced());
+          }
+          return true;
+        }
         this.#count(METRICS.kubeListFailures);
         this.#fail(`list: ${describeError(e)}`);
         return false;
       }
+      this.#absent = false;
       this.#guard("commit", () => stage.commit());
       this.#rv = rv;
       const seconds = (performance.now() - started) / 1000;
@@ -467,6 +498,7 @@ export class Reflector {
           allowWatchBookmarks: true,
           timeoutSeconds,
           labelSelector: this.#o.labelSelector,
+          fieldSelector: this.#o.fieldSelector,
         },
         onEvent,
         onDone,

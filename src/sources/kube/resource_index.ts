@@ -7,16 +7,25 @@
  */
 
 import type { ModelStore } from "../../model/store.ts";
-import type { EndpointSet, Service } from "../../model/types.ts";
+import type { EndpointSet, NodeFacts, Service } from "../../model/types.ts";
 import { parseEndpoints } from "../objects/endpoints.ts";
 import { parseEndpointSlice } from "../objects/endpoint_slice.ts";
 import { parseNamespace } from "../objects/namespace.ts";
+import { parseNode } from "../objects/node.ts";
+import { parseServiceCidr } from "../objects/service_cidr.ts";
+import type { Cidr } from "../../model/ip.ts";
 import { parseService } from "../objects/service.ts";
 import type { ParseOptions, ValidationError } from "../objects/validate.ts";
 import type { ResourceHandler } from "./reflector.ts";
 
 /** The resources the source lists and watches. */
-export type ResourceKey = "services" | "endpointslices" | "endpoints" | "namespaces";
+export type ResourceKey =
+  | "services"
+  | "endpointslices"
+  | "endpoints"
+  | "namespaces"
+  | "nodes"
+  | "servicecidrs";
 
 /** The namespace, name and resourceVersion of a raw object, or null when unreadable. */
 function identity(obj: unknown): { namespace: string; name: string; rv: string } | null {
@@ -202,22 +211,65 @@ export class EndpointsIndex extends Index<readonly EndpointSet[]> {
   }
 }
 
-export class NamespaceIndex extends Index<string> {
+/**
+ * An index whose objects the store takes as one whole (every namespace, every service range):
+ * writes and deletions mark it changed, and {@link publish} hands the store all current values
+ * once per batch (an event, or a whole relist).
+ */
+abstract class WholeIndex<T> extends Index<T> {
   #dirty = false;
-  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseNamespace(obj, where("Namespace", id));
-  }
   protected write(): void {
     this.#dirty = true;
   }
   protected erase(): void {
     this.#dirty = true;
   }
+  protected abstract publish(values: T[]): void;
   protected override flush(): void {
     if (!this.#dirty) return;
     this.#dirty = false;
-    const names: string[] = [];
-    for (const s of this.seen.values()) if (s.value !== undefined) names.push(s.value);
+    const values: T[] = [];
+    for (const s of this.seen.values()) if (s.value !== undefined) values.push(s.value);
+    this.publish(values);
+  }
+}
+
+export class NamespaceIndex extends WholeIndex<string> {
+  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
+    return parseNamespace(obj, where("Namespace", id));
+  }
+  protected publish(names: string[]): void {
     this.ctx.store().setNamespaces(names);
+  }
+}
+
+/** This node's Node object (watched alone, by name): its facts go to the store. */
+export class NodeIndex extends Index<NodeFacts> {
+  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
+    return parseNode(obj, where("Node", id));
+  }
+  protected write(_prev: NodeFacts | undefined, next: NodeFacts): void {
+    this.ctx.store().setNode(next);
+  }
+  protected erase(): void {
+    this.ctx.store().setNode(null);
+  }
+}
+
+/**
+ * ServiceCIDR objects: the union of their ranges is the set of service ranges the dataplane drops
+ * unallocated addresses of (as kube-proxy). None at all (or the API absent): the static
+ * `--service-cidr` stays in force.
+ */
+export class ServiceCidrIndex extends WholeIndex<readonly Cidr[]> {
+  protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
+    return parseServiceCidr(obj, where("ServiceCIDR", id));
+  }
+  protected publish(values: (readonly Cidr[])[]): void {
+    const all = new Map<string, Cidr>();
+    for (const list of values) for (const c of list) all.set(c.text, c);
+    this.ctx.store().setServiceCidrs(
+      all.size === 0 ? null : [...all.values()].sort((a, b) => (a.text < b.text ? -1 : 1)),
+    );
   }
 }

@@ -6,7 +6,7 @@
 import { endpointSet } from "../../model/endpoint_set.ts";
 import type { Endpoint, EndpointSet, IpFamily } from "../../model/types.ts";
 import type { IpText } from "../../model/ip.ts";
-import { SERVICE_NAME_LABEL } from "../../model/types.ts";
+import { SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION } from "../../model/types.ts";
 import {
   checkTargetRef,
   readEndpointPorts,
@@ -39,6 +39,24 @@ const SLICE_ENDPOINT_FIELDS = new Set([
 ]);
 
 const CONDITION_FIELDS = new Set(["ready", "serving", "terminating"]);
+const HINT_FIELDS = new Set(["forZones", "forNodes"]);
+
+/** `hints.forZones` or `hints.forNodes`: a list of `{name}`; absent when the list is absent. */
+function readHintNames(ctx: Ctx, v: unknown, path: string): string[] | undefined {
+  const items = ctx.array(v, path);
+  if (!items) return undefined;
+  const names: string[] = [];
+  items.forEach((item, i) => {
+    const p = `${path}[${i}]`;
+    const obj = ctx.object(item, p);
+    if (!obj) return;
+    const name = ctx.string(obj.name, `${p}.name`);
+    if (name === undefined || name === "") {
+      ctx.error(`${p}.name`, "missing; a hint names a zone or node");
+    } else if (!names.includes(name)) names.push(name);
+  });
+  return names;
+}
 
 /**
  * Parses a `discovery.k8s.io/v1 EndpointSlice` into one endpoint set (id = the slice name). Only
@@ -135,6 +153,10 @@ export function parseEndpointSlice(
     const hostname = readHostname(ctx, ep.hostname, `${path}.hostname`);
     const nodeName = readNodeName(ctx, ep.nodeName, `${path}.nodeName`);
     const zone = ctx.string(ep.zone, `${path}.zone`);
+    const hints = ctx.object(ep.hints, `${path}.hints`);
+    if (hints) ctx.unknownFields(hints, `${path}.hints`, HINT_FIELDS);
+    const zoneHints = readHintNames(ctx, hints?.forZones, `${path}.hints.forZones`);
+    const nodeHints = readHintNames(ctx, hints?.forNodes, `${path}.hints.forNodes`);
     checkTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
     if (ctx.failedSince(before) || address === undefined) return;
     endpoints.push({
@@ -145,6 +167,8 @@ export function parseEndpointSlice(
       ...(nodeName !== undefined ? { nodeName } : {}),
       ...(zone !== undefined && zone !== "" ? { zone } : {}),
       ...(hostname !== undefined ? { hostname } : {}),
+      ...(zoneHints !== undefined ? { zoneHints } : {}),
+      ...(nodeHints !== undefined ? { nodeHints } : {}),
     });
   });
   const ports = readEndpointPorts(ctx, obj.ports, "ports", "EndpointSlice");
@@ -156,7 +180,22 @@ export function parseEndpointSlice(
       id: meta.name,
       ports: frozenList(ports),
       endpoints,
+      ...triggerTimeOf(meta.annotations),
+      ...(family !== undefined ? { addressFamily: family } : {}),
     }),
     errors: ctx.errors,
   };
+}
+
+/**
+ * The `endpoints.kubernetes.io/last-change-trigger-time` annotation (RFC 3339) as epoch
+ * milliseconds; nothing when absent or unreadable (it only feeds a latency metric).
+ */
+export function triggerTimeOf(annotations: Readonly<Record<string, string>>): {
+  triggerTime?: number;
+} {
+  const text = annotations[TRIGGER_TIME_ANNOTATION];
+  if (text === undefined) return {};
+  const ms = Date.parse(text);
+  return Number.isFinite(ms) ? { triggerTime: ms } : {};
 }

@@ -52,6 +52,23 @@ Deno.test("parseEndpointSlice: conditions, fields and defaults", async (t) => {
         hostname: "web-0",
       },
     },
+    {
+      name: "topology hints",
+      ep: {
+        addresses: ["198.18.0.10"],
+        zone: "z1",
+        hints: { forZones: [{ name: "z1" }, { name: "z2" }], forNodes: [{ name: "node-1" }] },
+      },
+      want: {
+        address: "198.18.0.10",
+        ready: true,
+        serving: true,
+        terminating: false,
+        zone: "z1",
+        zoneHints: ["z1", "z2"],
+        nodeHints: ["node-1"],
+      },
+    },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
@@ -168,6 +185,13 @@ Deno.test("parseEndpointSlice: bad input is rejected with the exact error", asyn
       obj: slice({ endpoints: [{ addresses: ["198.18.0.10"], hostname: "web.0" }] }),
       errors: [
         'e.yaml#1 endpoints[0].hostname: "web.0" is not a valid hostname (a DNS-1123 label: a-z, 0-9 and "-", starting and ending with a letter or digit, at most 63 characters)',
+      ],
+    },
+    {
+      name: "hint without a name",
+      obj: slice({ endpoints: [{ addresses: ["198.18.0.10"], hints: { forZones: [{}] } }] }),
+      errors: [
+        "e.yaml#1 endpoints[0].hints.forZones[0].name: missing; a hint names a zone or node",
       ],
     },
     {

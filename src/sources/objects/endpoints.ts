@@ -13,6 +13,7 @@ import {
 } from "./endpoint_fields.ts";
 import { checkTypeMeta, readMeta, TYPE_META_FIELDS } from "./metadata.ts";
 import { withinLimit } from "./limits.ts";
+import { triggerTimeOf } from "./endpoint_slice.ts";
 import {
   Ctx,
   frozenList,
@@ -98,6 +99,7 @@ export function parseEndpoints(
         namespace: meta.namespace,
         serviceName: meta.name,
         id: `endpoints/${meta.name}#${i}`,
+        ...triggerTimeOf(meta.annotations),
         ports: frozenList(ports),
         endpoints,
       }));

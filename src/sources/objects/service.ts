@@ -6,7 +6,12 @@
  */
 
 import { type Cidr, type IpText, parseCidr } from "../../model/ip.ts";
-import type { Service, ServiceType, TrafficPolicy } from "../../model/types.ts";
+import type {
+  Service,
+  ServiceType,
+  TrafficDistribution,
+  TrafficPolicy,
+} from "../../model/types.ts";
 import { EMPTY_RECORD } from "../../model/types.ts";
 import { checkTypeMeta, readMeta, TYPE_META_FIELDS } from "./metadata.ts";
 import { DNS1123_SUBDOMAIN_RULE, isDns1123Subdomain } from "./names.ts";
@@ -29,6 +34,11 @@ const SERVICE_TYPES: readonly ServiceType[] = [
 ];
 
 const TRAFFIC_POLICIES: readonly TrafficPolicy[] = ["Cluster", "Local"];
+const TRAFFIC_DISTRIBUTIONS: readonly TrafficDistribution[] = [
+  "PreferClose",
+  "PreferSameZone",
+  "PreferSameNode",
+];
 const DEFAULT_AFFINITY_TIMEOUT = 10800;
 const MAX_AFFINITY_TIMEOUT = 86400;
 
@@ -125,6 +135,19 @@ export function parseService(
     const ing = ctx.object(item, path);
     if (!ing) return;
     const ip = ctx.ip(ing.ip, `${path}.ip`);
+    const ipMode = ctx.string(ing.ipMode, `${path}.ipMode`);
+    // Only a VIP (the default) is delivered to the node and DNATed here. With ipMode Proxy the
+    // load balancer proxies, so the node's own traffic must go out to it (as kube-proxy, which
+    // programs only ingress IPs of mode VIP; a mode it does not know is skipped, and said so).
+    if (ipMode !== undefined && ipMode !== "VIP") {
+      if (ipMode !== "Proxy") {
+        ctx.warn(
+          `${path}.ipMode`,
+          `${show(ipMode)} is not known (VIP, Proxy); this IP is not programmed`,
+        );
+      }
+      return;
+    }
     if (ip !== undefined && !loadBalancerIPs.includes(ip)) loadBalancerIPs.push(ip);
   });
 
@@ -195,6 +218,34 @@ export function parseService(
     );
   }
   const externalTrafficPolicy = external ? etp ?? "Cluster" : "Cluster";
+  // As the API: only a LoadBalancer with externalTrafficPolicy Local has a health check port.
+  // Elsewhere it is ignored with a warning, like a stale externalTrafficPolicy.
+  let healthCheckNodePort = ctx.port(spec.healthCheckNodePort, "spec.healthCheckNodePort");
+  if (
+    healthCheckNodePort !== undefined &&
+    !(type === "LoadBalancer" && externalTrafficPolicy === "Local")
+  ) {
+    ctx.warn(
+      "spec.healthCheckNodePort",
+      `${healthCheckNodePort} is ignored: only a LoadBalancer service with ` +
+        'externalTrafficPolicy "Local" has a health check node port',
+    );
+    healthCheckNodePort = undefined;
+  }
+  // A value a newer API server may know is ignored with a warning: the service still routes,
+  // to every ready endpoint, as kube-proxy does with a distribution it does not know.
+  const distribution = ctx.string(spec.trafficDistribution, "spec.trafficDistribution");
+  let trafficDistribution: TrafficDistribution | undefined;
+  if (distribution !== undefined && distribution !== "") {
+    if ((TRAFFIC_DISTRIBUTIONS as readonly string[]).includes(distribution)) {
+      trafficDistribution = distribution as TrafficDistribution;
+    } else {
+      ctx.warn(
+        "spec.trafficDistribution",
+        `${show(distribution)} is not known (${TRAFFIC_DISTRIBUTIONS.join(", ")}); ignored`,
+      );
+    }
+  }
   const publishNotReadyAddresses =
     ctx.boolean(spec.publishNotReadyAddresses, "spec.publishNotReadyAddresses") ??
       false;
@@ -232,6 +283,8 @@ export function parseService(
     sessionAffinityTimeoutSeconds,
     internalTrafficPolicy,
     externalTrafficPolicy,
+    ...(healthCheckNodePort !== undefined ? { healthCheckNodePort } : {}),
+    ...(trafficDistribution !== undefined ? { trafficDistribution } : {}),
     publishNotReadyAddresses,
     ...(externalName !== undefined ? { externalName } : {}),
     ipFamilies: frozenList(ipFamilies),

@@ -180,9 +180,13 @@ Deno.test("parseService: valid services become model objects", async (t) => {
       obj: svc({
         selector: { app: "web" },
         loadBalancerClass: "x",
-        trafficDistribution: "PreferClose",
       }),
       want: {},
+    },
+    {
+      name: "trafficDistribution",
+      obj: svc({ trafficDistribution: "PreferSameNode" }),
+      want: { trafficDistribution: "PreferSameNode" },
     },
     {
       name: "API list items carry no apiVersion or kind",
@@ -378,4 +382,70 @@ Deno.test("external traffic policy on an internal service is ignored with a warn
   ]);
   assertEquals(r.errors.every(isWarning), true);
   assertEquals(r.value?.externalTrafficPolicy, "Cluster");
+});
+
+Deno.test("healthCheckNodePort: kept for a LoadBalancer with policy Local, else ignored with a warning", () => {
+  const lb = { type: "LoadBalancer", ports: [{ port: 80, nodePort: 30080 }] };
+  // [what, spec, kept port, problems]
+  const table: [string, Record<string, unknown>, number | undefined, string[]][] = [
+    [
+      "LoadBalancer, Local",
+      { ...lb, externalTrafficPolicy: "Local", healthCheckNodePort: 30300 },
+      30300,
+      [],
+    ],
+    ["LoadBalancer, Cluster", { ...lb, healthCheckNodePort: 30300 }, undefined, [
+      's.yaml#1 spec.healthCheckNodePort: 30300 is ignored: only a LoadBalancer service with externalTrafficPolicy "Local" has a health check node port',
+    ]],
+    [
+      "not a port",
+      { ...lb, externalTrafficPolicy: "Local", healthCheckNodePort: 70000 },
+      undefined,
+      [
+        "s.yaml#1 spec.healthCheckNodePort: 70000 is not a port (1-65535)",
+      ],
+    ],
+  ];
+  for (const [what, spec, port, problems] of table) {
+    const r = parseService(svc(spec), "s.yaml#1");
+    assertEquals(r.errors.map(formatError), problems, what);
+    assertEquals(r.value?.healthCheckNodePort, port, what);
+  }
+});
+
+Deno.test("an unknown trafficDistribution is ignored with a warning", () => {
+  const r = parseService(svc({ trafficDistribution: "PreferNearby" }), "s.yaml#1");
+  assertEquals(r.errors.map(formatError), [
+    's.yaml#1 spec.trafficDistribution: "PreferNearby" is not known (PreferClose, PreferSameZone, PreferSameNode); ignored',
+  ]);
+  assertEquals(r.value?.trafficDistribution, undefined);
+});
+
+Deno.test("load balancer ingress with ipMode Proxy is not programmed (no DNAT on the node), as kube-proxy", () => {
+  const r = parseService(
+    svc({ type: "LoadBalancer", ports: [{ port: 80, nodePort: 30080 }] }, {}, {
+      status: {
+        loadBalancer: {
+          ingress: [
+            { ip: "198.19.2.1", ipMode: "Proxy" },
+            { ip: "198.19.2.2", ipMode: "VIP" },
+            { ip: "198.19.2.3" },
+          ],
+        },
+      },
+    }),
+    "s.yaml#1",
+  );
+  assertEquals(r.errors.map(formatError), []);
+  assertEquals(r.value?.loadBalancerIPs, [ip("198.19.2.2"), ip("198.19.2.3")]);
+  const bad = parseService(
+    svc({ type: "LoadBalancer" }, {}, {
+      status: { loadBalancer: { ingress: [{ ip: "198.19.2.1", ipMode: "Tunnel" }] } },
+    }),
+    "s.yaml#1",
+  );
+  assertEquals(bad.errors.map(formatError), [
+    's.yaml#1 status.loadBalancer.ingress[0].ipMode: "Tunnel" is not known (VIP, Proxy); this IP is not programmed',
+  ]);
+  assertEquals(bad.value?.loadBalancerIPs, []);
 });

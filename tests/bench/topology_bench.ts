@@ -1,0 +1,120 @@
+/**
+ * Topology-aware routing costs nothing per packet: new TCP connections per second through a VIP
+ * whose endpoints are narrowed by topology (trafficDistribution PreferClose, this node in zone-a)
+ * against a VIP without topology, in the same table of N services that all use topology, same
+ * run, slices interleaved. Topology is applied when a service is rendered (only the chosen
+ * endpoints get selection slots), so both VIPs go through the same rules: one map lookup, one
+ * numgen slot.
+ *
+ *   deno run -A tests/bench/topology_bench.ts [--services 10000] [--endpoints 10] [--seconds 1]
+ *
+ * Both VIPs land on the same pod (pod-1; the topology VIP's other endpoint, pod-2, is in zone-b),
+ * so the servers' work is the same. Everything runs in network namespaces it creates and deletes.
+ * @module
+ */
+
+import { Lab } from "../lab/lab.ts";
+import { NftDataplane } from "../../src/nft/dataplane.ts";
+import { NftCommandExecutor } from "../../src/nft/executor.ts";
+import { ModelStore } from "../../src/model/store.ts";
+import { cidr, endpointSet, ep, port, service } from "../support/nft_fixtures.ts";
+import { endpointOf, median, syntheticService, tuneForConnectionRates } from "./nft_bench_lib.ts";
+
+function flag(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
+}
+const SERVICES = flag("services", 10000);
+const ENDPOINTS = flag("endpoints", 10);
+const SECONDS = flag("seconds", 1);
+const CLIENT_CPU = 0, SERVER_CPU = 1;
+const HERE = new URL(".", import.meta.url).pathname;
+const PLAIN_VIP = "198.19.250.1", NEAR_VIP = "198.19.250.2";
+
+/** Connections per second from the client host to vip:80 over one slice, and who answered. */
+async function connRate(lab: Lab, vip: string): Promise<{ rate: number; pods: string }> {
+  const r = await lab.exec(lab.client!.ns, [
+    ...["taskset", "-c", String(CLIENT_CPU), Deno.execPath(), "run", "--allow-net"],
+    `${HERE}../nft/probe.ts`,
+    ...["load", vip, "80", String(Math.round(SECONDS * 1000)), "4"],
+  ]);
+  const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  if (out.failed > 0) {
+    console.error(`    (${out.failed} failed to ${vip}: ${JSON.stringify(out.errors)})`);
+  }
+  return { rate: out.ok / SECONDS, pods: Object.keys(out.answers).sort().join(",") };
+}
+
+console.error(`topology benchmark: ${SERVICES} services x ${ENDPOINTS} endpoints, PreferClose`);
+const lab = await Lab.create({ pods: 3, clientHost: true });
+try {
+  await lab.startPodServers();
+  await tuneForConnectionRates(lab, [1, 2], SERVER_CPU);
+  const store = new ModelStore();
+  // N services with topology: half of each one's endpoints in this node's zone.
+  for (let i = 0; i < SERVICES; i++) {
+    const s = { ...syntheticService(i), trafficDistribution: "PreferClose" as const };
+    store.setService(s);
+    store.setEndpointSet(endpointSet(
+      s,
+      Array.from(
+        { length: ENDPOINTS },
+        (_, j) => ep(endpointOf(i, j, ENDPOINTS), { zone: j % 2 === 0 ? "zone-a" : "zone-b" }),
+      ),
+    ));
+  }
+  const plain = service("plain", [PLAIN_VIP], [port(80, 8080)]);
+  const near = service("near", [NEAR_VIP], [port(80, 8080)], {
+    trafficDistribution: "PreferClose",
+  });
+  store.setService(plain);
+  store.setEndpointSet(endpointSet(plain, [ep(lab.pods[1].ip, { zone: "zone-a" })]));
+  store.setService(near);
+  store.setEndpointSet(endpointSet(near, [
+    ep(lab.pods[1].ip, { zone: "zone-a" }),
+    ep(lab.pods[2].ip, { zone: "zone-b" }),
+  ]));
+  const argvPrefix = ["ip", "netns", "exec", lab.node.ns];
+  const dataplane = new NftDataplane({
+    executor: new NftCommandExecutor({ argvPrefix }),
+    renderOptions: {
+      clusterCidrs: [cidr("198.18.0.0/16")],
+      nodeName: "node-a",
+      nodePortAddresses: [],
+      zone: "zone-a",
+    },
+  });
+  const t0 = performance.now();
+  await dataplane.apply(store.commit().snapshot);
+  console.error(`  loaded ${SERVICES + 2} services in ${Math.round(performance.now() - t0)} ms`);
+  const plainRates: number[] = [], nearRates: number[] = [];
+  const seen = { plain: new Set<string>(), near: new Set<string>() };
+  for (let round = 0; round < 5; round++) {
+    const p = await connRate(lab, PLAIN_VIP);
+    const n = await connRate(lab, NEAR_VIP);
+    plainRates.push(p.rate);
+    nearRates.push(n.rate);
+    seen.plain.add(p.pods);
+    seen.near.add(n.pods);
+  }
+  const ratio = median(nearRates) / median(plainRates);
+  console.log(`\ntopology benchmark (${new Date().toISOString().slice(0, 10)})`);
+  console.log(
+    `new TCP connections/s at ${SERVICES} services (every one PreferClose), median of 5 interleaved ${SECONDS} s slices, 4 parallel clients:`,
+  );
+  console.log(
+    `  VIP without topology  ${Math.round(median(plainRates))}  (${
+      plainRates.map(Math.round)
+    }; answered by ${[...seen.plain]})`,
+  );
+  console.log(
+    `  VIP with topology     ${Math.round(median(nearRates))}  (${
+      nearRates.map(Math.round)
+    }; answered by ${[...seen.near]})`,
+  );
+  console.log(`  with / without = ${ratio.toFixed(2)} (target >= 0.95)`);
+  const loadavg = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  console.log(`  machine load average during the run: ${loadavg}`);
+} finally {
+  await lab.destroy();
+}
