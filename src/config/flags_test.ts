@@ -173,7 +173,7 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
     ],
     [
       ["run", "--dns-tcp-idle-timeout", "0"],
-      'invalid --dns-tcp-idle-timeout "0": not a duration',
+      'invalid --dns-tcp-idle-timeout "0": expected 1ms-24h',
     ],
     [
       ["run", "--dns-tcp-io-timeout", "0.5ms"],
