@@ -327,7 +327,7 @@ for (const reply of ["error-event", "http"] as const) {
         h.api.create("services", makeService("default", `s${i}`, `198.19.1.${i}`));
       }
       await source.start(h.sink);
-      await waitFor("3 watches", () => h.api.openWatches() === 3);
+      await waitFor("4 watches", () => h.api.openWatches() === 4);
       const held = Number(source.resources().services.resourceVersion);
       // The new history starts below what svcgate holds; changes made in it stay below too.
       const rv = h.api.resetHistory({ resourceVersion: 1001, reply });
@@ -342,7 +342,7 @@ for (const reply of ["error-event", "http"] as const) {
       assertEquals(h.api.counts.list.services, 1, "services relisted once");
       const relists = metrics.of(METRICS.kubeRelists);
       assertEquals(relists.get({ resource: "services", reason: "too_large" }), 1, "counted");
-      await waitFor("watching again", () => h.api.openWatches() === 3);
+      await waitFor("watching again", () => h.api.openWatches() === 4);
       assertEquals(source.status().synced, true, "synced");
     } finally {
       await source.stop();
