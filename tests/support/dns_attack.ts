@@ -15,6 +15,7 @@
  */
 
 import dgram from "node:dgram";
+import { tcpFrame } from "../../src/dns/codec/encode.ts";
 import { nameToWire } from "../../src/dns/codec/names.ts";
 
 const HEADER = 12;
@@ -38,7 +39,7 @@ function wireName(name: string): Uint8Array {
   return w;
 }
 
-/** A growing byte buffer. */
+/** A message being written. */
 class Bytes {
   buf = new Uint8Array(MAX_MESSAGE);
   len = 0;
@@ -49,6 +50,12 @@ class Bytes {
   u16(v: number): void {
     this.buf[this.len++] = v >> 8;
     this.buf[this.len++] = v & 0xff;
+  }
+  /** Type, class IN, TTL 30 and the 4 data bytes of an A record, after its owner. */
+  aRecordTail(address: readonly number[]): void {
+    this.u16(1);
+    this.u16(1);
+    this.put([0, 0, 0, 30, 0, 4, ...address]);
   }
 }
 
@@ -90,11 +97,7 @@ export function pointerChainQuery(
   let records = 1;
   while (b.len + 16 <= size) {
     b.u16(0xc000 | prev);
-    b.u16(1);
-    b.u16(1);
-    b.put([0, 0, 0, 30]);
-    b.u16(4);
-    b.put([198, 18, 0, records & 0xff]);
+    b.aRecordTail([198, 18, 0, records & 0xff]);
     records++;
   }
   b.buf.set(header(opts.id ?? 0, 1, records));
@@ -121,11 +124,7 @@ export function flatRecordsQuery(
     );
     if (b.len + owner.length + 14 > size) break;
     b.put(owner);
-    b.u16(1);
-    b.u16(1);
-    b.put([0, 0, 0, 30]);
-    b.u16(4);
-    b.put([198, 18, 1, records & 0xff]);
+    b.aRecordTail([198, 18, 1, records & 0xff]);
     records++;
   }
   b.buf.set(header(opts.id ?? 0, 1, records));
@@ -144,13 +143,7 @@ export function plainQuery(name: string, id: number, type = 1): Uint8Array {
 }
 
 /** A message with its TCP length prefix. */
-export function frame(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(message.length + 2);
-  out[0] = message.length >> 8;
-  out[1] = message.length & 0xff;
-  out.set(message, 2);
-  return out;
-}
+export const frame = tcpFrame;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const jitter = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
