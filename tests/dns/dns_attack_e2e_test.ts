@@ -20,7 +20,7 @@
 
 import { labTest } from "../lab/lab.ts";
 import { assert, assertEquals } from "../daemon/harness.ts";
-import { probeSummary } from "../support/dns_attack.ts";
+import { probeSummary } from "../support/dns_probe.ts";
 import {
   attack,
   ATTACK_DNS,

@@ -11,7 +11,8 @@
 
 import { Lab } from "../lab/lab.ts";
 import { type DaemonProcess, startDaemon } from "../daemon/harness.ts";
-import type { PopulationReport, ProbeReport } from "./dns_attack.ts";
+import type { PopulationReport } from "./dns_attack.ts";
+import type { ProbeReport } from "./dns_probe.ts";
 
 const CLIENT = new URL("./dns_attack_client.ts", import.meta.url).pathname;
 
