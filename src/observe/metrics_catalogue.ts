@@ -471,7 +471,7 @@ export const DNS_METRICS = {
   limitHits: {
     name: "svcgate_dns_limit_hits_total",
     help:
-      "Times a DNS limit was hit, by limit: compression_pointers, parse_budget (FORMERR); tcp_clients, tcp_clients_per_ip (connection refused), tcp_evicted (idle connection closed for a newcomer), tcp_lifetime, tcp_queries, tcp_io_timeout (connection closed); rrl (response rate limited)",
+      "Times a DNS limit was hit, by limit: compression_pointers, parse_budget (FORMERR); tcp_clients, tcp_clients_per_ip (connection refused), tcp_evicted (idle connection closed for a newcomer), tcp_lifetime, tcp_queries, tcp_io_timeout, tcp_buffers (connection closed); rrl (response rate limited)",
     type: "counter",
     labels: ["limit"],
   },

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { probeSummary } from "../support/dns_attack.ts";
+import { probeSummary } from "../support/dns_probe.ts";
 import {
   attack,
   ATTACK_DNS,

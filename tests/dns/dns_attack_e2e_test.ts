@@ -20,7 +20,7 @@
 
 import { labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { probeSummary } from "../support/dns_attack.ts";
+import { probeSummary } from "../support/dns_probe.ts";
 import {
   attack,
   ATTACK_DNS,
@@ -171,6 +171,45 @@ labTest(
         0,
         `exit code within 5 s of SIGTERM (null: still running)${context()}`,
       );
+    } finally {
+      await stage.destroy();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+labTest(
+  "dns under attack: --dns-rrl limits UDP responses per source; other clients are not limited",
+  async () => {
+    const RATE = 50;
+    const stage = await startAttackStage(["--dns-rrl", String(RATE)]);
+    const dir = await Deno.makeTempDir({ prefix: "svcgate-dns-rrl-test-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      await Deno.writeTextFile(`${dir}/queries`, `${WEB_NAME} A\n`);
+      // The bad client asks 1,000 a second for 2 s; the good one 20 a second meanwhile.
+      const flood = stage.lab.exec(stage.bad.ns, [
+        ...["dnsperf", "-s", ATTACK_DNS, "-d", `${dir}/queries`, "-l", "2", "-Q", "1000"],
+        ...["-t", "1", "-q", "10000"],
+      ]);
+      const seen = await probe(stage, { seconds: 2, udpQps: 20 });
+      const out = (await flood).stdout;
+      const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+      const sent = num(/Queries sent:\s+(\d+)/);
+      const completed = num(/Queries completed:\s+(\d+)/);
+      const good = probeSummary(seen.udp!);
+      const hits = await metricValue(stage, "svcgate_dns_limit_hits_total", 'limit="rrl"');
+      const lines = stage.daemon.log.filter((l) => l.includes("limit rrl"));
+      console.log(`dns rrl: ${JSON.stringify({ sent, completed, hits, good })}`);
+      assertEquals(good.failures, {}, "the good client's queries");
+      assert(sent >= 1500, `dnsperf sent ${sent}:\n${out}`);
+      // A second's burst plus 50 a second answered, and every 2nd of the rest slipped (TC):
+      // about half the flood, never all of it.
+      assert(completed < sent * 0.75, `${completed} of ${sent} answered:\n${out}`);
+      assert(completed > sent * 0.4, `${completed} of ${sent} answered (no slips?):\n${out}`);
+      assert(hits >= sent - completed, `rrl hits ${hits}, ${sent - completed} lost`);
+      assertEquals(lines.length, 1, `rrl log lines:\n${lines.join("\n")}`);
+      assert(lines[0].includes(`"${stage.bad.ip}"`), lines[0]);
     } finally {
       await stage.destroy();
       await Deno.remove(dir, { recursive: true });

@@ -14,6 +14,7 @@
 import { Lab, labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startDaemon, waitFor } from "../daemon/harness.ts";
+import { headlessManifest, WEB_MANIFEST } from "../support/dns_attack_lab.ts";
 
 const DNS = "198.18.0.1";
 const HEALTHZ = "http://127.0.0.1:10256";
@@ -37,29 +38,10 @@ const ARGS = [
   "5ms",
 ];
 
-const MANIFEST = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec:
-  clusterIP: 198.19.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: big, namespace: default }
-spec:
-  clusterIP: None
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: big, namespace: default }
-subsets:
-  - addresses: [${
-  Array.from({ length: BIG_ENDPOINTS }, (_, i) => `{ ip: "198.18.0.${100 + i}" }`).join(", ")
-}]
-    ports: [{ name: http, port: 8080 }]
-`;
+const MANIFEST = [
+  WEB_MANIFEST,
+  headlessManifest("big", Array.from({ length: BIG_ENDPOINTS }, (_, i) => `198.18.0.${100 + i}`)),
+].join("---\n");
 
 /**
  * The bad client: pipelines A queries as fast as TCP lets it, never reads, reconnects when cut

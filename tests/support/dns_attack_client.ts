@@ -1,6 +1,6 @@
 /**
- * The command-line face of tests/support/dns_attack.ts, run inside a lab namespace (the "bad" or
- * the "good" client) by the attack test and benchmark. Prints one JSON line on stdout.
+ * The command-line face of tests/support/dns_attack.ts and dns_probe.ts, run inside a lab
+ * namespace (the "bad" or the "good" client) by the attack test and benchmark. Prints one JSON line on stdout.
  *
  *   deno run -A dns_attack_client.ts attack --server IP --port N --seconds S --question NAME
  *     [--keepalive N] [--idle N] [--slowloris N] [--stream-pointer N] [--stream-flat N]
@@ -13,14 +13,8 @@
  * @module
  */
 
-import {
-  type PopulationKind,
-  type PopulationReport,
-  type ProbeReport,
-  runPopulation,
-  tcpFreshProbe,
-  udpProbe,
-} from "./dns_attack.ts";
+import { type PopulationKind, type PopulationReport, runPopulation } from "./dns_attack.ts";
+import { type ProbeReport, tcpFreshProbe, udpProbe } from "./dns_probe.ts";
 
 const [mode, ...rest] = Deno.args;
 const flags = new Map<string, string>();

@@ -11,7 +11,8 @@
 
 import { Lab } from "../lab/lab.ts";
 import { type DaemonProcess, startDaemon } from "../daemon/harness.ts";
-import type { PopulationReport, ProbeReport } from "./dns_attack.ts";
+import type { PopulationReport } from "./dns_attack.ts";
+import type { ProbeReport } from "./dns_probe.ts";
 
 const CLIENT = new URL("./dns_attack_client.ts", import.meta.url).pathname;
 
@@ -25,48 +26,41 @@ export const BIG_ENDPOINTS = 200;
 export const MID_NAME = "mid.default.svc.cluster.local";
 export const MID_ENDPOINTS = 20;
 
-const MANIFEST = `apiVersion: v1
+/** A headless Service and its Endpoints, as manifest YAML. */
+export function headlessManifest(name: string, ips: readonly string[]): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: default }
+spec:
+  clusterIP: None
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: { name: ${name}, namespace: default }
+subsets:
+  - addresses: [${ips.map((ip) => `{ ip: "${ip}" }`).join(", ")}]
+    ports: [{ name: http, port: 8080 }]
+`;
+}
+
+/** The ClusterIP service `web` (198.19.0.10), as manifest YAML. */
+export const WEB_MANIFEST = `apiVersion: v1
 kind: Service
 metadata: { name: web, namespace: default }
 spec:
   clusterIP: ${WEB_VIP}
   ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: big, namespace: default }
-spec:
-  clusterIP: None
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: big, namespace: default }
-subsets:
-  - addresses: [${
-  Array.from(
-    { length: BIG_ENDPOINTS },
-    (_, i) => `{ ip: "198.18.${1 + (i >> 8)}.${i & 0xff}" }`,
-  ).join(", ")
-}]
-    ports: [{ name: http, port: 8080 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: mid, namespace: default }
-spec:
-  clusterIP: None
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: mid, namespace: default }
-subsets:
-  - addresses: [${
-  Array.from({ length: MID_ENDPOINTS }, (_, i) => `{ ip: "198.18.3.${i + 1}" }`).join(", ")
-}]
-    ports: [{ name: http, port: 8080 }]
 `;
+
+const MANIFEST = [
+  WEB_MANIFEST,
+  headlessManifest(
+    "big",
+    Array.from({ length: BIG_ENDPOINTS }, (_, i) => `198.18.${1 + (i >> 8)}.${i & 0xff}`),
+  ),
+  headlessManifest("mid", Array.from({ length: MID_ENDPOINTS }, (_, i) => `198.18.3.${i + 1}`)),
+].join("---\n");
 
 /** A running stage. Always call {@link AttackStage.destroy}. */
 export interface AttackStage {

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { newQueryScan, scanQuery } from "../codec/decode.ts";
+
 /** What to do with one response. */
 export type RrlVerdict = "send" | "slip" | "drop";
 
@@ -86,23 +88,15 @@ export class ResponseRateLimiter {
 
 /**
  * The slip reply to the query `q[0..len)`: its header and question with QR and TC set and no
- * records, or null when the query has no single readable question (then it is dropped).
+ * records, or null when the query is not of the common shape (then it is dropped).
  */
 export function slipReply(q: Uint8Array, len: number): Uint8Array | null {
-  if (len < 17 || (q[2] & 0x80) !== 0 || q[4] !== 0 || q[5] !== 1) return null;
-  let pos = 12;
-  for (;;) {
-    if (pos >= len) return null;
-    const l = q[pos];
-    if (l === 0) break;
-    if (l > 63) return null;
-    pos += l + 1;
-  }
-  const end = pos + 5;
-  if (end > len) return null;
-  const out = q.slice(0, end);
+  if (!scanQuery(q, len, scan)) return null;
+  const out = q.slice(0, scan.qnameEnd + 4);
   out[2] = 0x80 | (q[2] & 0x79) | 0x02; // QR, opcode and RD echoed, TC
   out[3] = q[3] & 0x10; // CD echoed, rcode NOERROR
   out.fill(0, 6, 12);
   return out;
 }
+
+const scan = newQueryScan();

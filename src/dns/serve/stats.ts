@@ -58,6 +58,7 @@ export const DNS_LIMITS = [
   "tcp_lifetime",
   "tcp_queries",
   "tcp_io_timeout",
+  "tcp_buffers",
   "rrl",
 ] as const;
 

@@ -12,7 +12,8 @@
  *   forever;
  * - TCP work runs in short stretches that let queued UDP queries be answered (turn_budget.ts).
  *
- * Memory held: the read buffer (<= 69,633 B), the unsent answers (`maxQueuedBytes`, plus the
+ * Memory held: the read buffer (4 KiB; up to 69,633 B while a larger message arrives, from a
+ * shared allowance of such buffers), the unsent answers (`maxQueuedBytes`, plus the
  * answers that complete after the bound was reached: the one being handled and at most
  * `maxInFlight` forwarded ones) and the queries in flight.
  * @module
@@ -46,12 +47,19 @@ export interface ConnectionContext {
   readonly slowClient: (address: string, reason: string) => void;
   /** Notes a connection's unsent answers, for the server's peak. */
   readonly unsent: (answers: number, bytes: number) => void;
+  /**
+   * Read buffers larger than the first 4 KiB are shared out: `take` one (false when none is
+   * left), `give` it back.
+   */
+  readonly largeBuffers: { take(): boolean; give(): void };
 }
 
 /** Small answers are written together up to this many bytes (one syscall for a burst). */
 const COALESCE_BYTES = 16_384;
 /** The read buffer grows to hold one whole message (65,535 + 2) and what follows it. */
 export const MAX_READ_BUFFER = 65_537 + 4_096;
+/** The read buffer every connection has; nearly every query fits in it many times. */
+const SMALL_READ_BUFFER = 4096;
 
 /**
  * A served connection: the state the server's eviction reads, and the serving loop.
@@ -283,8 +291,9 @@ export class TcpConnection {
   /** Serves until the client leaves or a limit closes the connection; never rejects. */
   async serve(): Promise<void> {
     const { limits, budget } = this.#ctx;
-    let buf = new Uint8Array(4096);
+    let buf = new Uint8Array(SMALL_READ_BUFFER);
     let have = 0;
+    let large = false;
     let lastRead = this.openedAt;
     this.#arm(
       Math.min(
@@ -336,7 +345,24 @@ export class TcpConnection {
           if (this.#partialSince === 0) this.#partialSince = lastRead;
           this.#arm(this.#partialSince + limits.ioTimeoutMs);
         } else this.#partialSince = 0;
+        if (large && have <= SMALL_READ_BUFFER / 2) {
+          // The big message went through: back to the small buffer, and the large one to others.
+          buf = buf.slice(0, SMALL_READ_BUFFER);
+          large = false;
+          this.#ctx.largeBuffers.give();
+        }
         if (have === buf.length) {
+          if (!large) {
+            if (!this.#ctx.largeBuffers.take()) {
+              this.#ctx.limitLog.hit(
+                "tcp_buffers",
+                this.address,
+                `a message larger than ${SMALL_READ_BUFFER} bytes while every large read buffer is taken: connection closed`,
+              );
+              return;
+            }
+            large = true;
+          }
           const bigger = new Uint8Array(Math.min(buf.length * 2, MAX_READ_BUFFER));
           if (bigger.length === buf.length) return;
           bigger.set(buf);
@@ -353,6 +379,7 @@ export class TcpConnection {
     } catch {
       // The connection was closed under the read, or the client reset it.
     } finally {
+      if (large) this.#ctx.largeBuffers.give();
       this.close();
     }
   }

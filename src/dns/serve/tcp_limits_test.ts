@@ -287,3 +287,38 @@ Deno.test("TCP limits: a connection answers --dns-tcp-max-queries queries, then 
     forwarder.close();
   }
 });
+
+Deno.test("TCP limits: read buffers above 4 KiB are shared out; past the allowance such a message closes its connection", async () => {
+  const { server, metrics, forwarder } = startServer({ maxLargeBuffers: 1 });
+  const clients: Client[] = [];
+  try {
+    // A 10 KB message (a query and zeros after it: FORMERR, one answer all the same), written in
+    // two parts: the first alone needs a large buffer.
+    const big = new Uint8Array(2 + 10_000);
+    big.set(plainQuery(NAME, 1), 2);
+    big[0] = 10_000 >> 8;
+    big[1] = 10_000 & 0xff;
+    const first = await connect(server.port, "127.0.0.2");
+    const second = await connect(server.port, "127.0.0.3");
+    clients.push(first, second);
+    first.write(big.subarray(0, 6000));
+    await sleep(100);
+    second.write(big.subarray(0, 6000));
+    await until("the second connection closed", () => second.closed);
+    assertEquals(first.closed, false);
+    // The first finishes its message and gets its answer; its large buffer goes back.
+    first.write(big.subarray(6000));
+    await until("an answer to the large message", () => answers(first) === 1);
+    const third = await connect(server.port, "127.0.0.4");
+    clients.push(third);
+    third.write(big);
+    await until("an answer on the third connection", () => answers(third) === 1 || third.closed);
+    assertEquals([first.closed, third.closed, answers(third)], [false, false, 1]);
+    const text = metrics();
+    assert(text.includes('svcgate_dns_limit_hits_total{limit="tcp_buffers"} 1'), text);
+  } finally {
+    for (const c of clients) c.end();
+    await server.stop();
+    forwarder.close();
+  }
+});
