@@ -10,10 +10,11 @@ import type { IpText } from "./ip.ts";
 import type { Endpoint, EndpointPort, EndpointSet } from "./types.ts";
 import { EMPTY_LIST } from "./types.ts";
 
-// One line per endpoint: address, flags, nodeName, zone, hostname, separated by tabs.
+// One line per endpoint: address, flags, nodeName, zone, hostname[, podName], separated by tabs.
 const FIELD = "\t";
 const LINE = "\n";
 const READY = 1, SERVING = 2, TERMINATING = 4, HAS_NODE = 8, HAS_ZONE = 16, HAS_HOST = 32;
+const HAS_POD = 64;
 /** Flags are written as one character from "0" up. */
 const FLAG_BASE = 48;
 
@@ -25,13 +26,17 @@ function packable(text: string | undefined): boolean {
 function pack(endpoints: readonly Endpoint[]): string | null {
   const lines: string[] = [];
   for (const ep of endpoints) {
-    if (![ep.address, ep.nodeName, ep.zone, ep.hostname].every(packable)) return null;
+    if (![ep.address, ep.nodeName, ep.zone, ep.hostname, ep.podName].every(packable)) {
+      return null;
+    }
     const flags = (ep.ready ? READY : 0) | (ep.serving ? SERVING : 0) |
       (ep.terminating ? TERMINATING : 0) | (ep.nodeName !== undefined ? HAS_NODE : 0) |
-      (ep.zone !== undefined ? HAS_ZONE : 0) | (ep.hostname !== undefined ? HAS_HOST : 0);
+      (ep.zone !== undefined ? HAS_ZONE : 0) | (ep.hostname !== undefined ? HAS_HOST : 0) |
+      (ep.podName !== undefined ? HAS_POD : 0);
     lines.push(
       ep.address + FIELD + String.fromCharCode(FLAG_BASE + flags) + FIELD + (ep.nodeName ?? "") +
-        FIELD + (ep.zone ?? "") + FIELD + (ep.hostname ?? ""),
+        FIELD + (ep.zone ?? "") + FIELD + (ep.hostname ?? "") +
+        (ep.podName !== undefined ? FIELD + ep.podName : ""),
     );
   }
   return lines.join(LINE);
@@ -51,6 +56,8 @@ function unpack(packed: string): Endpoint[] {
     const n = a + 3;
     const z = packed.indexOf(FIELD, n) + 1;
     const h = packed.indexOf(FIELD, z) + 1;
+    // The pod name, when kept, follows the hostname.
+    const p = (flags & HAS_POD) !== 0 ? packed.indexOf(FIELD, h) + 1 : 0;
     const ep: {
       address: IpText;
       ready: boolean;
@@ -59,6 +66,7 @@ function unpack(packed: string): Endpoint[] {
       nodeName?: string;
       zone?: string;
       hostname?: string;
+      podName?: string;
     } = {
       address,
       ready: (flags & READY) !== 0,
@@ -67,7 +75,8 @@ function unpack(packed: string): Endpoint[] {
     };
     if (flags & HAS_NODE) ep.nodeName = packed.slice(n, z - 1);
     if (flags & HAS_ZONE) ep.zone = packed.slice(z, h - 1);
-    if (flags & HAS_HOST) ep.hostname = packed.slice(h, end);
+    if (flags & HAS_HOST) ep.hostname = packed.slice(h, p > 0 ? p - 1 : end);
+    if (flags & HAS_POD) ep.podName = packed.slice(p, end);
     out.push(ep);
     at = end + 1;
   }

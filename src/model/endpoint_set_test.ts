@@ -36,6 +36,11 @@ Deno.test("endpointSet: every endpoint reads back as it was written", async (t) 
       ep("198.18.0.8", { zone: "", nodeName: "" }),
     ]],
     ["a unicode zone", [ep("198.18.0.9", { zone: "zürich-1" })]],
+    ["pod names, with and without a hostname", [
+      ep("198.18.0.12", { podName: "web-7d4f-x2" }),
+      ep("198.18.0.13", { hostname: "db-0", podName: "db-0" }),
+      ep("198.18.0.14", { nodeName: "n", zone: "z", hostname: "", podName: "" }),
+    ]],
   ];
   for (const [name, endpoints] of cases) {
     await t.step(name, () => {

@@ -78,6 +78,11 @@ export interface Endpoint {
   readonly nodeName?: string;
   readonly zone?: string;
   readonly hostname?: string;
+  /**
+   * Name of the Pod behind the endpoint (its targetRef), kept only when DNS names endpoints
+   * after their pods (`--endpoint-pod-names`).
+   */
+  readonly podName?: string;
 }
 
 /** A named port on a set of endpoints. */

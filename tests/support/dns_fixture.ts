@@ -101,6 +101,10 @@ export function fixtureZone(
  * - early.default: headless with publishNotReadyAddresses
  * - ext.default: ExternalName example.org; alias.default: ExternalName to web.default
  * - pending.default: ClusterIP without an allocated IP (NODATA)
+ * - named.default: ClusterIP whose endpoints have a hostname (named-0) or none (CoreDNS answers
+ *   both names and their PTRs)
+ * - portless.default: headless whose Service lists no ports but whose slice does (CoreDNS takes
+ *   SRV ports from the slice); one IPv6 endpoint whose dashed label ends in "-" (`2001:db8:1::`)
  */
 export function fixtureSnapshot(): Snapshot {
   const store = new ModelStore();
@@ -208,6 +212,34 @@ export const FIXTURE_SERVICES: Readonly<Record<string, (store: ModelStore) => vo
       type: "ExternalName",
       externalName: "web.default.svc.cluster.local.",
     })),
+  "default/named": (store) => {
+    store.setService(makeService({
+      namespace: "default",
+      name: "named",
+      clusterIPs: [ip("198.19.0.40")],
+      ports: [port("http", "TCP", 80, 8080)],
+    }));
+    store.setEndpointSet(
+      endpointSet("default", "named", [{ name: "http", protocol: "TCP", port: 8080 }], [
+        ep("198.18.0.60", { hostname: "named-0" }),
+        ep("198.18.0.61"),
+        ep("198.18.0.62", { ready: false }),
+      ]),
+    );
+  },
+  "default/portless": (store) => {
+    store.setService(makeService({ namespace: "default", name: "portless", headless: true }));
+    store.setEndpointSet(
+      endpointSet("default", "portless", [{ name: "http", protocol: "TCP", port: 8080 }], [
+        ep("198.18.0.70", { hostname: "p-0" }),
+      ], "portless-v4"),
+    );
+    store.setEndpointSet(
+      endpointSet("default", "portless", [{ name: "http", protocol: "TCP", port: 8080 }], [
+        ep("2001:db8:1::"),
+      ], "portless-v6"),
+    );
+  },
   "default/pending": (store) =>
     store.setService(
       makeService({ namespace: "default", name: "pending", ports: [port("http", "TCP", 80)] }),
