@@ -19,6 +19,11 @@ Deno.test("flags: defaults", () => {
       metricsBind: config.metricsBind,
       allow: config.dnsAllowRecursion.map((c) => c.text),
       upstreams: config.upstreams,
+      dnsStrictSpec: config.dnsStrictSpec,
+      podRecords: config.podRecords,
+      endpointPodNames: config.endpointPodNames,
+      autopath: config.autopath,
+      clientNamespaces: config.clientNamespaces,
     },
     {
       clusterDomain: "cluster.local",
@@ -32,6 +37,12 @@ Deno.test("flags: defaults", () => {
       metricsBind: { hostname: "127.0.0.1", port: 10249 },
       allow: ["127.0.0.0/8", "::1/128"],
       upstreams: null,
+      // CoreDNS's answers, kubeadm's `pods insecure`, the search path on the server.
+      dnsStrictSpec: false,
+      podRecords: "insecure",
+      endpointPodNames: false,
+      autopath: true,
+      clientNamespaces: [],
     },
   );
 });
@@ -120,6 +131,23 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
     [["run", "--log-format", "yaml"], 'invalid --log-format "yaml": expected one of text, json'],
     [["run", "--dns=maybe"], 'invalid --dns "maybe": expected true or false'],
     [
+      ["run", "--pod-records", "trusted"],
+      'invalid --pod-records "trusted": expected one of insecure, verified, disabled',
+    ],
+    [
+      ["run", "--client-namespace", "198.18.5.0/24"],
+      'invalid --client-namespace "198.18.5.0/24": "198.18.5.0/24" is not CIDR=NAMESPACE',
+    ],
+    [
+      ["run", "--client-namespace", "198.18.5.0/33=web"],
+      'invalid --client-namespace "198.18.5.0/33=web": "198.18.5.0/33" is not a CIDR: prefix is invalid',
+    ],
+    [
+      ["run", "--client-namespace", "198.18.5.0/24=Web_1"],
+      'invalid --client-namespace "198.18.5.0/24=Web_1": "Web_1" is not a namespace name (lower-case letters, digits and "-", at most 63)',
+    ],
+    [["run", "--autopath=no"], 'invalid --autopath "no": expected true or false'],
+    [
       ["run", "--upstream", "dns.google"],
       'invalid --upstream "dns.google": "dns.google" is not IP[:PORT]',
     ],
@@ -157,4 +185,25 @@ Deno.test("flags: every command has help listing only its flags", () => {
   assertEquals(run.includes("--dns-bind-address IP:PORT"), true, "run help");
   assertEquals(version.includes("--manifests"), false, "version help");
   assertEquals(helpText("help").includes("ipam pin"), true, "overview");
+});
+
+Deno.test("flags: DNS answers and the search path on the server", () => {
+  const { config } = parseArgs([
+    "run",
+    "--dns-strict-spec",
+    "--pod-records=verified",
+    "--endpoint-pod-names",
+    "--autopath=false",
+    "--client-namespace",
+    "198.18.5.0/24=web, 2001:db8:5::/64=batch",
+  ], HOST);
+  assertEquals(config.dnsStrictSpec, true);
+  assertEquals(config.podRecords, "verified");
+  assertEquals(config.endpointPodNames, true);
+  assertEquals(config.autopath, false);
+  assertEquals(
+    config.clientNamespaces.map((c) => `${c.cidr.text}=${c.namespace}`),
+    ["198.18.5.0/24=web", "2001:db8:5::/64=batch"],
+  );
+  assertEquals(helpText("run").includes("--pod-records insecure|verified|disabled"), true);
 });

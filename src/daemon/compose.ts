@@ -136,6 +136,15 @@ export async function buildDaemon(
       reverseCidrs: [...config.serviceCidrs, ...config.clusterCidrs],
       ...(config.upstreams ? { upstreams: config.upstreams } : {}),
       allowRecursion: config.dnsAllowRecursion,
+      answers: {
+        strictSpec: config.dnsStrictSpec,
+        podRecords: config.podRecords,
+        endpointPodNames: config.endpointPodNames,
+        autopath: config.autopath,
+        clientNamespaces: config.clientNamespaces,
+        // Standalone: the manifests' endpoints say which namespace a client is in.
+        clientNamespacesFromEndpoints: kind === "manifests",
+      },
       ...(options.dnsWorkerUrl ? { workerUrl: options.dnsWorkerUrl } : {}),
       log: log.child("dns"),
       metrics,

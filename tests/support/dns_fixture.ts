@@ -16,6 +16,7 @@ import { encodeMessage } from "../../src/dns/codec/encode.ts";
 import {
   type Message,
   queryMessage,
+  Rcode,
   type RData,
   type ResourceRecord,
   RRClass,
@@ -320,6 +321,64 @@ export function echoForwarder(maxDelayMs = 0): Forwarder {
   return new Forwarder({
     upstreams: [parseUpstream("198.18.0.53") as Upstream],
     transport: new EchoUpstream(maxDelayMs),
+    cache: new DnsCache({ now: () => 0 }),
+  });
+}
+
+/**
+ * An upstream resolver for the names it is given (A records, TTL 60, and an example.org SOA in
+ * negative answers): a known name with no record of the asked type is NODATA, anything else
+ * NXDOMAIN, a name in `failing` SERVFAIL. Remembers every question asked, lower case.
+ */
+export class MapUpstream implements UpstreamTransport {
+  readonly asked: string[] = [];
+  constructor(
+    readonly names: Readonly<Record<string, string>>,
+    readonly failing: readonly string[] = [],
+  ) {}
+
+  exchange(_s: Upstream, packet: Uint8Array): Promise<Uint8Array> {
+    const d = decodeMessage(packet);
+    if (!d.ok) throw new Error(d.error);
+    const q = d.message.questions[0];
+    const key = q.name.toLowerCase().replace(/\.$/, "");
+    this.asked.push(`${key} ${q.type}`);
+    const address = this.names[key];
+    const soa = record("example.org", RRType.SOA, {
+      mname: "ns.example.org",
+      rname: "hostmaster.example.org",
+      serial: 1,
+      refresh: 7200,
+      retry: 1800,
+      expire: 86400,
+      minimum: 60,
+    }, 60);
+    const m: Message = {
+      ...d.message,
+      qr: true,
+      ra: true,
+      rcode: this.failing.includes(key)
+        ? Rcode.SERVFAIL
+        : address === undefined
+        ? Rcode.NXDOMAIN
+        : Rcode.NOERROR,
+      answers: address !== undefined && q.type === RRType.A
+        ? [record(q.name, RRType.A, { address }, 60)]
+        : [],
+      authority: address !== undefined && q.type === RRType.A ? [] : [soa],
+      edns: undefined,
+    };
+    return Promise.resolve(encodeMessage(m));
+  }
+
+  close(): void {}
+}
+
+/** A forwarder to one upstream that is a {@link MapUpstream} (cache on a stopped clock). */
+export function mapForwarder(upstream: MapUpstream): Forwarder {
+  return new Forwarder({
+    upstreams: [parseUpstream("198.18.0.53") as Upstream],
+    transport: upstream,
     cache: new DnsCache({ now: () => 0 }),
   });
 }

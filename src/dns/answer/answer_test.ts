@@ -905,3 +905,48 @@ Deno.test("buildZone: bad options are rejected with the value quoted", () => {
   }
   assertEquals(msg, 'Cannot use DNS TTL "4000": it must be an integer from 0 to 3600');
 });
+
+Deno.test("answerQuery: --pod-records verified answers only pods svcgate knows, disabled none", () => {
+  const pod = (zone: Zone, name: string, nodePods?: Map<string, string>) => {
+    const r = answerQuery(zone, query({ name, type: "A" }), {
+      recursionAllowed: true,
+      ...(nodePods ? { nodePods: { namespaceOf: (a: string) => nodePods.get(a) } } : {}),
+    });
+    if (r.kind !== "reply") throw new Error(r.kind);
+    return `${rcodeName(r.message.rcode)} ${r.message.answers.map(formatRecord).join(" ")}`.trim();
+  };
+  const nodePods = new Map([["198.18.0.11", "default"]]);
+  for (const strictSpec of [false, true]) {
+    const verified = buildZone(fixtureSnapshot(), {
+      ...OPTIONS,
+      strictSpec,
+      podRecords: "verified",
+      indexEndpoints: true,
+    });
+    // 198.18.0.50 is an endpoint of web.default; 198.18.0.11 this node's pod in default.
+    assertEquals(
+      pod(verified, "198-18-0-50.default.pod.cluster.local"),
+      "NOERROR 198-18-0-50.default.pod.cluster.local. 30 IN A 198.18.0.50",
+    );
+    assertEquals(pod(verified, "198-18-0-50.prod.pod.cluster.local"), "NXDOMAIN");
+    assertEquals(pod(verified, "1-2-3-4.default.pod.cluster.local"), "NXDOMAIN");
+    assertEquals(
+      pod(verified, "198-18-0-11.default.pod.cluster.local", nodePods),
+      "NOERROR 198-18-0-11.default.pod.cluster.local. 30 IN A 198.18.0.11",
+    );
+    assertEquals(pod(verified, "198-18-0-11.prod.pod.cluster.local", nodePods), "NXDOMAIN");
+    // A not-ready endpoint is still a pod that exists.
+    assertEquals(
+      pod(verified, "198-18-0-62.default.pod.cluster.local"),
+      "NOERROR 198-18-0-62.default.pod.cluster.local. 30 IN A 198.18.0.62",
+    );
+  }
+  const disabled = buildZone(fixtureSnapshot(), { ...OPTIONS, podRecords: "disabled" });
+  assertEquals(pod(disabled, "198-18-0-50.default.pod.cluster.local"), "NXDOMAIN");
+  assertEquals(pod(disabled, "default.pod.cluster.local"), "NOERROR", "the namespace still exists");
+  const insecure = buildZone(fixtureSnapshot(), OPTIONS);
+  assertEquals(
+    pod(insecure, "1-2-3-4.default.pod.cluster.local"),
+    "NOERROR 1-2-3-4.default.pod.cluster.local. 30 IN A 1.2.3.4",
+  );
+});

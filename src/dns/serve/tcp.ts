@@ -324,7 +324,7 @@ export class TcpDnsServer {
           const packet = buf.slice(pos + 2, pos + 2 + len);
           pos += 2 + len;
           const t0 = performance.now();
-          const outcome = handler.handle(packet, allowed, false);
+          const outcome = handler.handle(packet, allowed, false, remote.hostname);
           if (outcome instanceof Promise) {
             inFlight++;
             outcome.then((bytes) => {

@@ -9,6 +9,7 @@
 import { parseIp } from "../../model/ip.ts";
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
+import { sockaddrAddress } from "../answer/client_namespace.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -358,7 +359,8 @@ export class FfiUdpServer {
       const q = this.#recv[i];
       let m = handler.fast(q, len, this.#send, this.#sendBase + out * SSZ, true, allowed);
       if (m < 0) {
-        const outcome = handler.general(q.slice(0, len), allowed, true);
+        const client = sockaddrAddress(names, nameOff);
+        const outcome = handler.general(q.slice(0, len), allowed, true, client);
         if (outcome === null) continue;
         if (outcome instanceof Promise) {
           const addr = names.slice(nameOff, nameOff + NAME);

@@ -67,6 +67,7 @@ export class NodeUdpServer {
             packet,
             opts.allow.allowsAddress(rinfo.address),
             true,
+            rinfo.address,
           );
           if (outcome instanceof Promise) {
             outcome.then(send, (e) => opts.onError(`UDP answer failed: ${(e as Error).message}`));
