@@ -83,6 +83,7 @@ function kubeSourceOptions(config: Config, log: Logger, metrics: MetricsRegistry
     ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
     ...(config.master ? { master: config.master } : {}),
     useEndpoints: config.useEndpoints,
+    keepPodNames: config.endpointPodNames,
     syncTimeoutMs: config.initialSyncTimeoutMs,
     log: log.child("kube"),
     metrics,
@@ -170,7 +171,17 @@ export async function buildDaemon(
     const options = kubeSourceOptions(config, log, metrics);
     // Bad connection settings are a configuration error, reported before anything starts.
     loadKubeConfig(options);
-    return new Daemon({ ...common, source: new KubeSource(options) });
+    // This node's pods: their namespaces for the search path on the server and verified pods.
+    const nodePods = dns && (config.autopath || config.podRecords === "verified")
+      ? {
+        nodeName: config.hostname,
+        onChange: (pods: ReadonlyMap<string, string>) => dns.setNodePods(pods),
+      }
+      : undefined;
+    return new Daemon({
+      ...common,
+      source: new KubeSource({ ...options, ...(nodePods ? { nodePods } : {}) }),
+    });
   }
   const source = new StandaloneSource({
     ...standaloneOptions(config, log),
@@ -187,6 +198,7 @@ function standaloneOptions(config: Config, log: Logger) {
     manifests: config.manifests!,
     serviceCidrs: config.serviceCidrs,
     stateDir: config.stateDir,
+    keepPodNames: config.endpointPodNames,
     log,
   };
 }

@@ -5,7 +5,8 @@
  * BOOKMARK events, one JSON object per line; a bounded event history, so that watches and
  * continue tokens older than it get `410 Gone` (reason Expired); watches closed after
  * timeoutSeconds; paging with limit/continue over a consistent snapshot; label and field
- * selectors; bearer-token auth.
+ * selectors (Pods: spec.nodeName, status.phase and status.podIP too, as the API server's pod
+ * field labels); bearer-token auth.
  *
  * Tests drive it through in-process methods: create/update/delete objects, compact the history,
  * cut every watch stream abruptly, stop and start the listener on the same port, and count
@@ -26,7 +27,13 @@ import { type Matcher, parseFieldSelector, parseLabelSelector } from "./selector
 import type { TlsMaterial } from "./tls.ts";
 
 /** The resources the fake serves. */
-export type ResourceName = "services" | "endpointslices" | "endpoints" | "namespaces" | "nodes";
+export type ResourceName =
+  | "services"
+  | "endpointslices"
+  | "endpoints"
+  | "namespaces"
+  | "nodes"
+  | "pods";
 
 /** A Kubernetes object as JSON. */
 // deno-lint-ignore no-explicit-any
@@ -50,9 +57,18 @@ const RESOURCES: Record<ResourceName, ResourceDef> = {
   },
   namespaces: { prefix: "/api/v1", namespaced: false, kind: "Namespace", apiVersion: "v1" },
   nodes: { prefix: "/api/v1", namespaced: false, kind: "Node", apiVersion: "v1" },
+  pods: { prefix: "/api/v1", namespaced: true, kind: "Pod", apiVersion: "v1" },
 };
 
 const FIELDS = ["metadata.name", "metadata.namespace"];
+/** The field labels a resource supports beyond the metadata ones (the API server's, in part). */
+const EXTRA_FIELDS: Partial<Record<ResourceName, Record<string, (obj: KubeObject) => string>>> = {
+  pods: {
+    "spec.nodeName": (o) => o.spec?.nodeName ?? "",
+    "status.phase": (o) => o.status?.phase ?? "",
+    "status.podIP": (o) => o.status?.podIP ?? "",
+  },
+};
 
 /** Options of {@link FakeApiServer.start}. */
 export interface FakeApiServerOptions {
@@ -128,7 +144,7 @@ export interface WatchRecord {
 }
 
 function zeroCounts(): Record<ResourceName, number> {
-  return { services: 0, endpointslices: 0, endpoints: 0, namespaces: 0, nodes: 0 };
+  return { services: 0, endpointslices: 0, endpoints: 0, namespaces: 0, nodes: 0, pods: 0 };
 }
 
 const encoder = new TextEncoder();
@@ -526,7 +542,10 @@ export class FakeApiServer {
         namespace,
         labels: q.get("labelSelector") ? parseLabelSelector(q.get("labelSelector")!) : undefined,
         fields: q.get("fieldSelector")
-          ? parseFieldSelector(q.get("fieldSelector")!, FIELDS)
+          ? parseFieldSelector(q.get("fieldSelector")!, [
+            ...FIELDS,
+            ...Object.keys(EXTRA_FIELDS[resource] ?? {}),
+          ])
           : undefined,
       };
     } catch (e) {
@@ -559,6 +578,9 @@ export class FakeApiServer {
     if (filter.fields) {
       const fields: Record<string, string> = { "metadata.name": meta.name ?? "" };
       if (RESOURCES[resource].namespaced) fields["metadata.namespace"] = meta.namespace ?? "";
+      for (const [field, read] of Object.entries(EXTRA_FIELDS[resource] ?? {})) {
+        fields[field] = read(obj);
+      }
       if (!filter.fields(fields)) return false;
     }
     return true;

@@ -52,6 +52,8 @@ export interface ReflectorOptions {
   readonly watch: Watch;
   /** Label selector for the watch (the list function applies its own). */
   readonly labelSelector?: string;
+  /** Field selector for the watch (the list function applies its own). */
+  readonly fieldSelector?: string;
   readonly handler: ResourceHandler;
   /** Items per list page (limit). 0 lists everything at once. */
   readonly pageSize: number;
@@ -406,6 +408,7 @@ export class Reflector {
           allowWatchBookmarks: true,
           timeoutSeconds,
           labelSelector: this.#o.labelSelector,
+          ...(this.#o.fieldSelector ? { fieldSelector: this.#o.fieldSelector } : {}),
         },
         onEvent,
         onDone,

@@ -12,7 +12,7 @@ import { parseEndpoints } from "../objects/endpoints.ts";
 import { parseEndpointSlice } from "../objects/endpoint_slice.ts";
 import { parseNamespace } from "../objects/namespace.ts";
 import { parseService } from "../objects/service.ts";
-import type { ValidationError } from "../objects/validate.ts";
+import type { ParseOptions, ValidationError } from "../objects/validate.ts";
 import type { ResourceHandler } from "./reflector.ts";
 
 /** The resources the source lists and watches. */
@@ -35,6 +35,8 @@ export interface HandlerContext {
   readonly changed: () => void;
   readonly invalid: (resource: ResourceKey, errors: ValidationError[]) => void;
   readonly warn: (resource: ResourceKey, errors: ValidationError[]) => void;
+  /** Passed to the object parsers (keepPodNames for `--endpoint-pod-names`). */
+  readonly parseOptions?: ParseOptions;
 }
 
 function where(kind: string, id: { namespace: string; name: string; rv: string }): string {
@@ -159,7 +161,7 @@ export class ServiceIndex extends Index<Service> {
 
 export class SliceIndex extends Index<EndpointSet> {
   protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseEndpointSlice(obj, where("EndpointSlice", id));
+    return parseEndpointSlice(obj, where("EndpointSlice", id), this.ctx.parseOptions);
   }
   protected write(prev: EndpointSet | undefined, next: EndpointSet): void {
     // A slice relabelled to another service leaves the first one.
@@ -173,7 +175,7 @@ export class SliceIndex extends Index<EndpointSet> {
 
 export class EndpointsIndex extends Index<readonly EndpointSet[]> {
   protected parse(obj: unknown, id: { namespace: string; name: string; rv: string }) {
-    return parseEndpoints(obj, where("Endpoints", id));
+    return parseEndpoints(obj, where("Endpoints", id), this.ctx.parseOptions);
   }
   protected write(prev: readonly EndpointSet[] | undefined, next: readonly EndpointSet[]): void {
     const keep = new Set(next.map((s) => `${s.serviceName}\n${s.id}`));

@@ -11,7 +11,12 @@ import { buildServiceEntry } from "../../model/snapshot.ts";
 import type { EndpointSet, Service } from "../../model/types.ts";
 import { compareText } from "../../model/text.ts";
 import { type ParsedObject, parseObject, rawObjectId } from "../objects/parse_object.ts";
-import { formatError, isWarning, type ValidationError } from "../objects/validate.ts";
+import {
+  formatError,
+  isWarning,
+  type ParseOptions,
+  type ValidationError,
+} from "../objects/validate.ts";
 import { locateJsonError } from "./json_locate.ts";
 
 /** The text of one manifest file. */
@@ -142,7 +147,7 @@ class FileBuilder {
   readonly errors: ValidationError[] = [];
   readonly rejected: string[] = [];
   broken = false;
-  constructor(readonly path: string) {}
+  constructor(readonly path: string, readonly options: ParseOptions = {}) {}
 
   /** Parses one document's value: an object, or a List of objects. */
   addDocument(value: unknown, document: number): void {
@@ -162,7 +167,7 @@ class FileBuilder {
   }
 
   #addObject(obj: unknown, where: string, document: number, item: number | undefined): void {
-    const result = parseObject(obj, where, { warnUnknownFields: true });
+    const result = parseObject(obj, where, { ...this.options, warnUnknownFields: true });
     const prefix = item === undefined ? "" : `items[${item}]`;
     for (const e of result.errors) {
       this.errors.push(
@@ -221,11 +226,15 @@ function show(v: unknown): string {
  * file.objects.map((o) => o.id);
  * ```
  */
-export function parseManifestFile(file: ManifestText): ManifestFile {
+export function parseManifestFile(
+  file: ManifestText,
+  /** Passed to the object parsers (e.g. keepPodNames), with unknown fields warned about. */
+  options: ParseOptions = {},
+): ManifestFile {
   const format = isJsonPath(file.path) ? "JSON" : "YAML";
   const deep = findDeepNesting(file.text, MAX_NESTING_DEPTH);
   if (deep) {
-    const b = new FileBuilder(file.path);
+    const b = new FileBuilder(file.path, options);
     b.syntaxError(
       1,
       format,
@@ -236,11 +245,11 @@ export function parseManifestFile(file: ManifestText): ManifestFile {
     return b.build();
   }
   try {
-    return parseText(file);
+    return parseText(file, options);
   } catch (e) {
     // A parser or validator that fails on this input (block nesting deep enough to exhaust the
     // stack, say) fails this file alone: it is reported broken, never the whole load.
-    const b = new FileBuilder(file.path);
+    const b = new FileBuilder(file.path, options);
     const message = e instanceof RangeError
       ? `nested too deeply to parse (${e.message})`
       : e instanceof Error
@@ -251,8 +260,8 @@ export function parseManifestFile(file: ManifestText): ManifestFile {
   }
 }
 
-function parseText(file: ManifestText): ManifestFile {
-  const b = new FileBuilder(file.path);
+function parseText(file: ManifestText, options: ParseOptions): ManifestFile {
+  const b = new FileBuilder(file.path, options);
   if (isJsonPath(file.path)) {
     if (file.text.trim() === "") return b.build();
     let value: unknown;
@@ -490,7 +499,7 @@ function crossCheck(
  * ```
  */
 export function loadManifestTexts(files: readonly ManifestText[]): ManifestLoad {
-  return assembleManifests(files.map(parseManifestFile));
+  return assembleManifests(files.map((f) => parseManifestFile(f)));
 }
 
 /**

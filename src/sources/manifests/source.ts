@@ -44,6 +44,8 @@ export interface ManifestSourceOptions {
   readonly maxDelayMs?: number;
   /** Watch the files with Deno.watchFs. Default true. */
   readonly watch?: boolean;
+  /** Keep the names of endpoints' pods (`--endpoint-pod-names`). Default false. */
+  readonly keepPodNames?: boolean;
 }
 
 /** What one reload did. */
@@ -112,6 +114,7 @@ export class ManifestSource implements Source {
   readonly #debounceMs: number;
   readonly #maxDelayMs: number;
   readonly #watch: boolean;
+  readonly #keepPodNames: boolean;
   readonly #reloadErrors: Counter;
   readonly #reloads: Counter;
   readonly #errorsGauge: Gauge;
@@ -144,6 +147,7 @@ export class ManifestSource implements Source {
     this.#debounceMs = options.debounceMs ?? 100;
     this.#maxDelayMs = options.maxDelayMs ?? 1000;
     this.#watch = options.watch ?? true;
+    this.#keepPodNames = options.keepPodNames ?? false;
     const metrics = options.metrics ?? new MetricsRegistry();
     this.#reloadErrors = metrics.of(METRICS.manifestReloadErrors);
     this.#reloads = metrics.of(METRICS.manifestReloads);
@@ -302,9 +306,10 @@ export class ManifestSource implements Source {
         next.set(info.path, { ...prev, info, readAt });
         continue;
       }
-      const parsed = "error" in r
-        ? unreadableManifestFile(info.path, r.error)
-        : parseManifestFile({ path: info.path, text: r.text });
+      const parsed = "error" in r ? unreadableManifestFile(info.path, r.error) : parseManifestFile(
+        { path: info.path, text: r.text },
+        { keepPodNames: this.#keepPodNames },
+      );
       const file = keepLastGood(prev?.file, parsed);
       const known = (prev?.known ?? false) || !parsed.broken;
       next.set(info.path, {

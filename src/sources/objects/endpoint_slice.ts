@@ -130,7 +130,7 @@ export function parseEndpointSlice(
     const hostname = readHostname(ctx, ep.hostname, `${path}.hostname`);
     const nodeName = readNodeName(ctx, ep.nodeName, `${path}.nodeName`);
     const zone = ctx.string(ep.zone, `${path}.zone`);
-    checkTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
+    const podName = checkTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
     if (ctx.failedSince(before) || address === undefined) return;
     endpoints.push({
       address,
@@ -140,6 +140,7 @@ export function parseEndpointSlice(
       ...(nodeName !== undefined ? { nodeName } : {}),
       ...(zone !== undefined && zone !== "" ? { zone } : {}),
       ...(hostname !== undefined ? { hostname } : {}),
+      ...(podName !== undefined ? { podName } : {}),
     });
   });
   const ports = readEndpointPorts(ctx, obj.ports, "ports", "EndpointSlice");

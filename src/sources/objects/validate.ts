@@ -38,6 +38,11 @@ export interface ParseOptions {
    * which may carry fields of newer Kubernetes versions.
    */
   readonly warnUnknownFields?: boolean;
+  /**
+   * Keep the name of the Pod behind each endpoint (its targetRef): DNS names endpoints after
+   * their pods with `--endpoint-pod-names`. Off, nothing of a targetRef is kept.
+   */
+  readonly keepPodNames?: boolean;
 }
 
 /**

@@ -46,6 +46,8 @@ export interface StandaloneSourceOptions {
   readonly watch?: boolean;
   /** Milliseconds between periodic checks of the manifest files; 0 turns them off. Default 2000. */
   readonly checkIntervalMs?: number;
+  /** Keep the names of endpoints' pods (`--endpoint-pod-names`). Default false. */
+  readonly keepPodNames?: boolean;
 }
 
 /**
@@ -88,6 +90,7 @@ export class StandaloneSource implements Source {
       logger: options.log,
       metrics: options.metrics,
       transform: (state) => this.#prepare(state),
+      keepPodNames: options.keepPodNames ?? false,
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.checkIntervalMs !== undefined
         ? { checkIntervalMs: options.checkIntervalMs }
