@@ -14,9 +14,14 @@ import { reverseZoneApexes, type Zone, type ZoneOptions } from "../zone/zone.ts"
 import { buildZone } from "../zone/zone_index.ts";
 import {
   cidr,
+  endpointSet,
+  ep,
   FIXTURE_REVERSE_CIDRS,
   fixtureSnapshot,
+  makeService,
+  port,
 } from "../../../tests/support/dns_fixture.ts";
+import { ModelStore } from "../../model/store.ts";
 import { EMPTY_SNAPSHOT } from "../../model/snapshot.ts";
 import { ip } from "../../../tests/support/model_values.ts";
 
@@ -949,4 +954,42 @@ Deno.test("answerQuery: --pod-records verified answers only pods svcgate knows, 
     pod(insecure, "1-2-3-4.default.pod.cluster.local"),
     "NOERROR 1-2-3-4.default.pod.cluster.local. 30 IN A 1.2.3.4",
   );
+});
+
+Deno.test("answerQuery: --endpoint-pod-names names endpoints without a hostname after their pod", () => {
+  const store = new ModelStore();
+  store.setService(makeService({
+    namespace: "default",
+    name: "db",
+    headless: true,
+    ports: [port("pg", "TCP", 5432)],
+  }));
+  store.setEndpointSet(endpointSet("default", "db", [{ name: "pg", protocol: "TCP", port: 5432 }], [
+    ep("198.18.0.101", { podName: "db-7f9c-x2" }),
+    ep("198.18.0.102", { hostname: "db-1", podName: "db-1" }),
+  ]));
+  store.setService(
+    makeService({ namespace: "default", name: "web", clusterIPs: [ip("198.19.0.10")] }),
+  );
+  store.setEndpointSet(
+    endpointSet("default", "web", [], [ep("198.18.0.50", { podName: "web-abc" })]),
+  );
+  store.setNamespaces(["default"]);
+  const snapshot = store.commit().snapshot;
+  const named = buildZone(snapshot, { ...OPTIONS, endpointPodNames: true });
+  assertEquals(run(named, { name: "_pg._tcp.db.default.svc.cluster.local", type: "SRV" }).answer, [
+    "_pg._tcp.db.default.svc.cluster.local. 30 IN SRV 0 50 5432 db-7f9c-x2.db.default.svc.cluster.local.",
+    "_pg._tcp.db.default.svc.cluster.local. 30 IN SRV 0 50 5432 db-1.db.default.svc.cluster.local.",
+  ]);
+  assertEquals(run(named, { name: "101.0.18.198.in-addr.arpa", type: "PTR" }).answer, [
+    "101.0.18.198.in-addr.arpa. 30 IN PTR db-7f9c-x2.db.default.svc.cluster.local.",
+  ]);
+  assertEquals(run(named, { name: "web-abc.web.default.svc.cluster.local", type: "A" }).answer, [
+    "web-abc.web.default.svc.cluster.local. 30 IN A 198.18.0.50",
+  ]);
+  // Without the option, the dashed IP (as before).
+  const plain = buildZone(snapshot, OPTIONS);
+  assertEquals(run(plain, { name: "101.0.18.198.in-addr.arpa", type: "PTR" }).answer, [
+    "101.0.18.198.in-addr.arpa. 30 IN PTR 198-18-0-101.db.default.svc.cluster.local.",
+  ]);
 });
