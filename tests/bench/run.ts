@@ -2,7 +2,8 @@
  * `deno task bench`: runs every benchmark in turn and prints their tables. Each benchmark builds
  * and deletes its own network namespaces and sends traffic only inside them or on loopback.
  *
- * Usage: deno task bench [NAME...]   (names: startup, nft, dns, kube, kube-daemon)
+ * Usage: deno task bench [NAME...]
+ *   (names: startup, nft, dns, kube, kube-daemon, autopath, dns-index)
  * @module
  */
 
@@ -12,6 +13,8 @@ const BENCHES: Record<string, string[]> = {
   dns: ["tests/bench/dns_bench.ts"],
   kube: ["tests/bench/kube_bench.ts"],
   "kube-daemon": ["tests/bench/kube_daemon_bench.ts"],
+  autopath: ["tests/bench/autopath_bench.ts"],
+  "dns-index": ["--v8-flags=--expose-gc", "tests/bench/dns_index_memory_bench.ts"],
 };
 
 const root = new URL("../..", import.meta.url).pathname;

@@ -1,9 +1,10 @@
 /**
  * Endpoint IPs -> the services they belong to, for everything DNS answers about an endpoint
  * without a record of its own: PTR and names of ClusterIP endpoints (CoreDNS), verified pod
- * records, and clients' namespaces in standalone mode. IPv4 addresses are kept as 32-bit
- * integers (no string per endpoint: ~40 bytes an endpoint instead of ~100, measured in
- * src/dns/README.md); a key list only where an address is in several services. Pure.
+ * records, and clients' namespaces in standalone mode. IPv4 addresses live in an open-addressing
+ * table of two Int32Arrays (address, service number): at 10,000 services x 10 endpoints 2.3 MB
+ * where a Map of numbers took 4.4 MB (tests/bench/dns_index_memory_bench.ts). An address in
+ * several services has one slot per service. IPv6 addresses (fewer) sit in a Map. Pure.
  * @module
  */
 
@@ -28,6 +29,13 @@ export function ipv4Key(address: string): number | null {
 }
 
 const NONE: readonly ServiceKey[] = Object.freeze([]);
+/** Slot states in `#owners`: empty, removed; a service is its number + 1. */
+const EMPTY = 0, REMOVED = -1;
+
+/** Spreads an IPv4 address over the table (addresses of one subnet differ in low bits). */
+function slotOf(ip: number, mask: number): number {
+  return Math.imul(ip ^ (ip >>> 16), 0x45d9f3b) >>> 0 & mask;
+}
 
 /**
  * Which services have an endpoint at an address.
@@ -40,38 +48,122 @@ const NONE: readonly ServiceKey[] = Object.freeze([]);
  * ```
  */
 export class EndpointIndex {
-  readonly #v4 = new Map<number, ServiceKey | ServiceKey[]>();
+  #ips = new Int32Array(1024);
+  #owners = new Int32Array(1024);
+  /** Live entries and slots not empty (live or removed). */
+  #live = 0;
+  #used = 0;
+  /** Service numbers: key -> number, number -> key and its live entries (for reuse). */
+  readonly #numbers = new Map<ServiceKey, number>();
+  readonly #keys: (ServiceKey | null)[] = [];
+  readonly #refs: number[] = [];
+  readonly #free: number[] = [];
   readonly #other = new Map<string, ServiceKey | ServiceKey[]>();
 
-  /** Addresses indexed. */
+  /** (address, service) pairs indexed. */
   get size(): number {
-    return this.#v4.size + this.#other.size;
+    let n = this.#live;
+    for (const v of this.#other.values()) n += typeof v === "string" ? 1 : v.length;
+    return n;
   }
 
   /** Records that service `key` has an endpoint at `address` (canonical text). */
   add(address: string, key: ServiceKey): void {
-    const v4 = ipv4Key(address);
-    if (v4 !== null) add(this.#v4, v4, key);
-    else add(this.#other, address, key);
+    const ip = ipv4Key(address);
+    if (ip === null) {
+      addTo(this.#other, address, key);
+      return;
+    }
+    const n = this.#number(key);
+    if (this.#find(ip, n + 1) >= 0) return;
+    if ((this.#used + 1) * 2 > this.#ips.length) this.#resize();
+    const mask = this.#ips.length - 1;
+    let s = slotOf(ip, mask);
+    while (this.#owners[s] > 0) s = (s + 1) & mask;
+    if (this.#owners[s] === EMPTY) this.#used++;
+    this.#ips[s] = ip;
+    this.#owners[s] = n + 1;
+    this.#live++;
+    this.#refs[n]++;
   }
 
   /** Forgets one {@link add}. */
   remove(address: string, key: ServiceKey): void {
-    const v4 = ipv4Key(address);
-    if (v4 !== null) remove(this.#v4, v4, key);
-    else remove(this.#other, address, key);
+    const ip = ipv4Key(address);
+    if (ip === null) {
+      removeFrom(this.#other, address, key);
+      return;
+    }
+    const n = this.#numbers.get(key);
+    if (n === undefined) return;
+    const s = this.#find(ip, n + 1);
+    if (s < 0) return;
+    this.#owners[s] = REMOVED;
+    this.#live--;
+    if (--this.#refs[n] === 0) {
+      this.#numbers.delete(key);
+      this.#keys[n] = null;
+      this.#free.push(n);
+    }
   }
 
-  /** Keys of the services with an endpoint at `address`, in the order they were added. */
+  /** Keys of the services with an endpoint at `address`. */
   get(address: string): readonly ServiceKey[] {
-    const v4 = ipv4Key(address);
-    const v = v4 !== null ? this.#v4.get(v4) : this.#other.get(address);
-    if (v === undefined) return NONE;
-    return typeof v === "string" ? [v] : v;
+    const ip = ipv4Key(address);
+    if (ip === null) {
+      const v = this.#other.get(address);
+      return v === undefined ? NONE : typeof v === "string" ? [v] : v;
+    }
+    let out: ServiceKey[] | null = null;
+    const mask = this.#ips.length - 1;
+    for (let s = slotOf(ip, mask);; s = (s + 1) & mask) {
+      const owner = this.#owners[s];
+      if (owner === EMPTY) break;
+      if (owner > 0 && this.#ips[s] === ip) (out ??= []).push(this.#keys[owner - 1]!);
+    }
+    return out ?? NONE;
+  }
+
+  /** The slot holding (ip, owner), or -1. */
+  #find(ip: number, owner: number): number {
+    const mask = this.#ips.length - 1;
+    for (let s = slotOf(ip, mask);; s = (s + 1) & mask) {
+      const o = this.#owners[s];
+      if (o === EMPTY) return -1;
+      if (o === owner && this.#ips[s] === ip) return s;
+    }
+  }
+
+  #number(key: ServiceKey): number {
+    let n = this.#numbers.get(key);
+    if (n !== undefined) return n;
+    n = this.#free.pop() ?? this.#keys.length;
+    this.#numbers.set(key, n);
+    this.#keys[n] = key;
+    this.#refs[n] = 0;
+    return n;
+  }
+
+  /** Grows (or just cleans out removed slots) to keep the table at most half full. */
+  #resize(): void {
+    let size = 1024;
+    while (size < (this.#live + 1) * 2.5) size *= 2;
+    const ips = this.#ips, owners = this.#owners;
+    this.#ips = new Int32Array(size);
+    this.#owners = new Int32Array(size);
+    const mask = size - 1;
+    for (let i = 0; i < owners.length; i++) {
+      if (owners[i] <= 0) continue;
+      let s = slotOf(ips[i], mask);
+      while (this.#owners[s] !== EMPTY) s = (s + 1) & mask;
+      this.#ips[s] = ips[i];
+      this.#owners[s] = owners[i];
+    }
+    this.#used = this.#live;
   }
 }
 
-function add<K>(map: Map<K, ServiceKey | ServiceKey[]>, k: K, key: ServiceKey): void {
+function addTo(map: Map<string, ServiceKey | ServiceKey[]>, k: string, key: ServiceKey): void {
   const v = map.get(k);
   if (v === undefined) map.set(k, key);
   else if (typeof v === "string") {
@@ -79,7 +171,11 @@ function add<K>(map: Map<K, ServiceKey | ServiceKey[]>, k: K, key: ServiceKey): 
   } else if (!v.includes(key)) v.push(key);
 }
 
-function remove<K>(map: Map<K, ServiceKey | ServiceKey[]>, k: K, key: ServiceKey): void {
+function removeFrom(
+  map: Map<string, ServiceKey | ServiceKey[]>,
+  k: string,
+  key: ServiceKey,
+): void {
   const v = map.get(k);
   if (v === undefined) return;
   if (typeof v === "string") {
