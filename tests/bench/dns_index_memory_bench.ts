@@ -5,7 +5,9 @@
  *   fills it from a list (the raw objects dropped); the in-process DNS engine shares its map,
  *   a DNS worker holds a copy (measured too);
  * - the endpoint IP index (zone/endpoint_index.ts) CoreDNS's answers need (PTR and names of
- *   ClusterIP endpoints, verified pods), at 10,000 services x 10 endpoints.
+ *   ClusterIP endpoints, verified pods), at 10,000 services x 10 endpoints;
+ * - the whole zone of 1,000 services x 10 endpoints (ClusterIP, then headless) with CoreDNS's
+ *   answers and with --dns-strict-spec.
  *
  *   deno run -A --v8-flags=--expose-gc tests/bench/dns_index_memory_bench.ts [--pods 200]
  *
@@ -15,6 +17,11 @@
 import { NodePodIndex } from "../../src/sources/kube/node_pods.ts";
 import { EndpointIndex } from "../../src/dns/zone/endpoint_index.ts";
 import { makePod } from "../fake_apiserver/fixtures.ts";
+import { buildZone } from "../../src/dns/zone/zone_index.ts";
+import { ModelStore } from "../../src/model/store.ts";
+import type { Snapshot } from "../../src/model/snapshot.ts";
+import { endpointSet, ep, makeService, port } from "../support/dns_fixture.ts";
+import { ip } from "../support/model_values.ts";
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -50,6 +57,25 @@ function podList(n: number): unknown[] {
 
 const rows: [string, number][] = [];
 
+const zoneArg = arg("zone", "");
+if (zoneArg) {
+  // A child: one zone, its bytes on stdout.
+  const [kind, flavour] = zoneArg.split(",");
+  const snapshot = services(kind === "headless");
+  const base = heap();
+  const zone = buildZone(snapshot, {
+    clusterDomain: "cluster.local",
+    ttl: 30,
+    reverseCidrs: [],
+    serial: 1,
+    strictSpec: flavour === "strict",
+  });
+  const bytes = heap() - base;
+  if (zone.nodes.size === 0) throw new Error("an empty zone");
+  console.log(bytes);
+  Deno.exit(0);
+}
+
 {
   let items: unknown[] | null = podList(PODS);
   const base = heap();
@@ -84,9 +110,67 @@ const rows: [string, number][] = [];
   if (index.size !== 100_000) throw new Error("not every endpoint indexed");
 }
 
+/** 1,000 services of 10 endpoints each, ClusterIP or headless. */
+function services(headless: boolean): Snapshot {
+  const store = new ModelStore();
+  for (let s = 0; s < 1000; s++) {
+    store.setService(makeService({
+      namespace: "bench",
+      name: `svc${s}`,
+      headless,
+      clusterIPs: headless ? [] : [ip(`198.19.${s >> 8}.${s & 0xff}`)],
+      ports: [port("http", "TCP", 80)],
+    }));
+    const eps = Array.from({ length: 10 }, (_, e) => {
+      const k = s * 10 + e;
+      return ep(`198.${18 + (k >> 16)}.${(k >> 8) & 0xff}.${k & 0xff}`);
+    });
+    store.setEndpointSet(
+      endpointSet("bench", `svc${s}`, [{ name: "http", protocol: "TCP", port: 80 }], eps),
+    );
+  }
+  store.setNamespaces(["bench"]);
+  return store.commit().snapshot;
+}
+
+/** The zone's bytes for one kind and flavour, measured in a fresh process (median of 3). */
+async function zoneBytes(headless: boolean, strictSpec: boolean): Promise<number> {
+  const runs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc",
+        new URL(import.meta.url).pathname,
+        "--zone",
+        `${headless ? "headless" : "clusterip"},${strictSpec ? "strict" : "coredns"}`,
+      ],
+      stderr: "inherit",
+    }).output();
+    runs.push(Number(new TextDecoder().decode(r.stdout).trim()));
+  }
+  return runs.sort((a, b) => a - b)[1];
+}
+
+for (const headless of [false, true]) {
+  for (const strictSpec of [true, false]) {
+    rows.push([
+      `zone, 1,000 ${headless ? "headless" : "ClusterIP"} services x 10 endpoints, ${
+        strictSpec ? "--dns-strict-spec" : "CoreDNS's answers"
+      } (median of 3 processes)`,
+      await zoneBytes(headless, strictSpec),
+    ]);
+  }
+}
+
 console.log("\nDNS indexes: V8 heap and external buffers after full GCs\n");
 console.log(["what", "bytes", "bytes each"].join("\t"));
 for (const [what, bytes] of rows) {
-  const each = what.includes("10,000 services") ? bytes / 100_000 : bytes / PODS;
+  const each = what.includes("10,000 services")
+    ? bytes / 100_000
+    : what.startsWith("zone")
+    ? bytes / 10_000
+    : bytes / PODS;
   console.log([what, bytes, each.toFixed(0)].join("\t"));
 }

@@ -8,7 +8,7 @@
  * clients, NOTIMP for opcodes other than QUERY and for classes other than IN/ANY, FORMERR for
  * malformed queries, BADVERS for EDNS versions above 0. Unless strict (zone.ts RecordOptions),
  * also what CoreDNS answers beyond the spec: glue for NS, the zone part of names in the
- * question's case, and the endpoints of ClusterIP services (endpoint_answers.ts).
+ * question's case, and what is read from services on ask (on_ask_answers.ts).
  * @module
  */
 
@@ -37,7 +37,12 @@ import {
   soaRecord,
   type Zone,
 } from "../zone/zone.ts";
-import { endpointNameRecords, endpointPtrRecords } from "./endpoint_answers.ts";
+import {
+  endpointNameRecords,
+  endpointPtrRecords,
+  endpointSrvRecords,
+  serviceSrvRecords,
+} from "./on_ask_answers.ts";
 
 /** This node's pods (Kubernetes mode): the namespace of the pod with an IP. */
 export interface NodePods {
@@ -254,6 +259,18 @@ function lookup(
     return negative(zone, apex ?? zone.domain, Rcode.NOERROR, answers);
   }
   const list = recordsOfType(node, type);
+  if (list.length === 0 && type === RRType.SRV && apex === zone.domain) {
+    // CoreDNS's SRV at a service's bare name or a headless endpoint's name, read on ask.
+    const srv = serviceSrvRecords(zone, key, owner) ?? endpointSrvRecords(zone, key, owner);
+    if (srv && srv.records.length > 0) {
+      return {
+        rcode: Rcode.NOERROR,
+        answers: [...answers, ...srv.records],
+        authority: [],
+        additional: srv.additional,
+      };
+    }
+  }
   if (list.length === 0 && lazyPtrs.length === 0) {
     return negative(zone, apex ?? zone.domain, Rcode.NOERROR, answers);
   }

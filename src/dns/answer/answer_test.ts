@@ -778,18 +778,15 @@ for (const d of DIFFERENCES) {
 }
 
 Deno.test("answerQuery: ANY returns every record of the name", () => {
-  const strict = run(STRICT, { name: "web.default.svc.cluster.local", type: "ANY" });
-  assertEquals(strict.rcode, "NOERROR");
-  assertEquals(strict.answer, [
-    "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
-    "web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10",
-  ]);
-  assertEquals(run(ZONE, { name: "web.default.svc.cluster.local", type: "ANY" }).answer, [
-    "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
-    "web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10",
-    "web.default.svc.cluster.local. 30 IN SRV 0 25 80 web.default.svc.cluster.local.",
-    "web.default.svc.cluster.local. 30 IN SRV 0 25 53 web.default.svc.cluster.local.",
-  ]);
+  // SRV at the bare name is read on ask, not a record of the name (CoreDNS answers ANY NODATA).
+  for (const zone of [ZONE, STRICT]) {
+    const got = run(zone, { name: "web.default.svc.cluster.local", type: "ANY" });
+    assertEquals(got.rcode, "NOERROR");
+    assertEquals(got.answer, [
+      "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+      "web.default.svc.cluster.local. 30 IN AAAA 2001:db8:ffff::10",
+    ]);
+  }
 });
 
 Deno.test("answerQuery: CoreDNS's SOA TTL is at most 300 s, its minimum the zone TTL", () => {

@@ -4,11 +4,11 @@
  * A/AAAA, SRV per named port, headless A/AAAA per published endpoint, endpoint hostnames (the
  * hostname field, else the dashed IP), PTR for VIPs and headless endpoint IPs, ExternalName
  * CNAME), and the fingerprint that says when those records may have changed. Unless strict
- * (zone.ts RecordOptions), also what CoreDNS answers beyond the spec: SRV at the bare service
- * name (one per port) and at endpoint names, headless SRV ports from the endpoint sets when the
- * Service lists none, and CoreDNS's SRV weights. Endpoints of ClusterIP services are not
- * records here: answer.ts reads them from the entry when asked (zone_index.ts indexes their
- * IPs), since materialising them cost ~270 bytes per endpoint. Pure.
+ * (zone.ts RecordOptions), also what CoreDNS answers beyond the spec: headless SRV ports from the
+ * endpoint sets when the Service lists none, and CoreDNS's SRV weights. What CoreDNS answers and
+ * clients ask rarely is not records here but read from the entry when asked
+ * (answer/on_ask_answers.ts): SRV at the bare service name and at endpoint names, and the names
+ * and PTRs of ClusterIP services' endpoints (zone_index.ts indexes their IPs). Pure.
  * @module
  */
 
@@ -71,6 +71,9 @@ function addSrv(
   ttl: number,
   records: ResourceRecord[],
   additional: [string, ResourceRecord][],
+  /** The target's own address record, shared rather than made again (memory: one per target). */
+  addressOf: (host: string, address: IpText) => ResourceRecord = (host, a) =>
+    addressRecord(host, a, ipFamilyOf(a), ttl),
 ): void {
   const byTarget = new Map<string, { host: string; port: number }>();
   // A target's addresses together (a dual-stack pod: its A, then its AAAA).
@@ -86,7 +89,7 @@ function addSrv(
   const weight = coreDns ? coreDnsWeight(items.length) : Math.floor(100 / byTarget.size);
   for (const t of byTarget.values()) records.push(srvRecord(owner, weight, t.port, t.host, ttl));
   for (const [host, set] of addresses) {
-    for (const a of set) additional.push([owner, addressRecord(host, a, ipFamilyOf(a), ttl)]);
+    for (const a of set) additional.push([owner, addressOf(host, a)]);
   }
 }
 
@@ -128,17 +131,6 @@ export function serviceContribution(
       records.push(srvRecord(srvName, 100, port.port, svcName, ttl));
       for (const a of addrs) additional.push([srvName, a]);
     }
-    if (coreDns && addrs.length > 0 && svc.ports.length > 0) {
-      // CoreDNS: SRV at the bare name, one per port (named or not), over every VIP.
-      const weight = coreDnsWeight(svc.ports.length * addrs.length);
-      const seen = new Set<number>();
-      for (const port of svc.ports) {
-        if (seen.has(port.port)) continue;
-        seen.add(port.port);
-        records.push(srvRecord(svcName, weight, port.port, svcName, ttl));
-      }
-      for (const a of addrs) additional.push([svcName, a]);
-    }
     records.push(...ptrs);
     return out;
   }
@@ -146,6 +138,7 @@ export function serviceContribution(
   const eps = publishedEndpoints(entry);
   if (eps.length === 0) return out;
   const hostNames = new Map<string, string>();
+  const hostRecords = new Map<string, ResourceRecord>();
   for (const ep of eps) {
     const address = ep.address;
     const family = ipFamilyOf(address);
@@ -153,22 +146,26 @@ export function serviceContribution(
     const hostName = `${endpointLabel(ep, opts)}.${svcName}`;
     if (!isValidName(hostName)) continue;
     hostNames.set(address, hostName);
-    records.push(addressRecord(hostName, address, family, ttl));
+    const rr = addressRecord(hostName, address, family, ttl);
+    hostRecords.set(`${hostName}|${address}`, rr);
+    records.push(rr);
     ptrs.push(nameRecord(reverseName(address), RRType.PTR, hostName, ttl));
   }
+  const addressOf = (host: string, a: IpText) =>
+    hostRecords.get(`${host}|${a}`) ?? addressRecord(host, a, ipFamilyOf(a), ttl);
   // Resolved on each read (snapshot.ts): once here. CoreDNS takes the ports of the endpoints;
   // they are the Service's ports unless the Service lists none.
   const resolved: readonly ResolvedPort[] = coreDns && svc.ports.length === 0
     ? entry.endpointPorts ?? EMPTY_LIST
     : entry.ports;
-  const itemsOf = (port: ResolvedPort, pick: (ep: Endpoint) => boolean): SrvItem[] => {
+  const itemsOf = (port: ResolvedPort): SrvItem[] => {
     const portOf = new Map<string, number>();
     for (const b of port.backends) if (!portOf.has(b.address)) portOf.set(b.address, b.port);
     const items: SrvItem[] = [];
     for (const ep of eps) {
       const host = hostNames.get(ep.address);
       const p = portOf.get(ep.address);
-      if (host === undefined || p === undefined || !pick(ep)) continue;
+      if (host === undefined || p === undefined) continue;
       items.push({ host, port: p, address: ep.address });
     }
     return items;
@@ -178,31 +175,10 @@ export function serviceContribution(
     if (sp.name === "") continue;
     const srvName = `_${sp.name}._${sp.protocol}.${svcName}`.toLowerCase();
     if (!isValidName(srvName)) continue;
-    addSrv(srvName, itemsOf(port, () => true), coreDns, ttl, records, additional);
-  }
-  if (coreDns) {
-    // CoreDNS: SRV at the bare name (every endpoint, every port) and at each endpoint's name.
-    const all = resolved.flatMap((port) => itemsOf(port, () => true));
-    addSrv(svcName, byEndpointThenPort(all), coreDns, ttl, records, additional);
-    const perHost = new Map<string, SrvItem[]>();
-    for (const it of all) {
-      const list = perHost.get(it.host);
-      if (list) list.push(it);
-      else perHost.set(it.host, [it]);
-    }
-    for (const [host, items] of perHost) {
-      addSrv(host, byEndpointThenPort(items), coreDns, ttl, records, additional);
-    }
+    addSrv(srvName, itemsOf(port), coreDns, ttl, records, additional, addressOf);
   }
   records.push(...ptrs);
   return out;
-}
-
-/** Items ordered as CoreDNS walks them: endpoint by endpoint, each endpoint's ports in turn. */
-function byEndpointThenPort(items: readonly SrvItem[]): SrvItem[] {
-  const rank = new Map<string, number>();
-  for (const it of items) if (!rank.has(it.address)) rank.set(it.address, rank.size);
-  return [...items].sort((a, b) => rank.get(a.address)! - rank.get(b.address)!);
 }
 
 /**

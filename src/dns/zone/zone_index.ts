@@ -446,7 +446,7 @@ export class ZoneIndex {
 
   /**
    * Adds (or removes) a service's endpoints to the endpoint index. The PTR answers of a ClusterIP
-   * service's endpoints are read on ask (answer/endpoint_answers.ts) and added to the reverse
+   * service's endpoints are read on ask (answer/on_ask_answers.ts) and added to the reverse
    * name's node records, so the precomputed answers of those names are marked changed.
    */
   #indexEndpoints(
