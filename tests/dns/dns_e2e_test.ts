@@ -662,6 +662,64 @@ await e2e(
   },
 );
 
+await e2e(
+  "dns e2e: the search path on the server, in-process and in workers, from rules and node pods",
+  ["dig"],
+  async () => {
+    const cases: [string, Partial<DnsServerOptions>, boolean][] = [
+      ["in-process, --client-namespace", {
+        workers: 0,
+        answers: {
+          autopath: true,
+          clientNamespaces: [{ cidr: cidr("127.0.0.0/8"), namespace: "prod" }],
+        },
+      }, false],
+      ["one worker, --client-namespace", {
+        workers: 1,
+        answers: {
+          autopath: true,
+          clientNamespaces: [{ cidr: cidr("127.0.0.0/8"), namespace: "prod" }],
+        },
+      }, false],
+      ["in-process, this node's pods", { workers: 0, answers: { autopath: true } }, true],
+      ["two workers, this node's pods", { workers: 2, answers: { autopath: true } }, true],
+    ];
+    for (const [what, over, pods] of cases) {
+      const { server, port, metrics } = await startServer(over);
+      try {
+        server.publish(fixtureSnapshot());
+        await server.settled();
+        if (pods) {
+          server.setNodePods(new Map([["127.0.0.1", "prod"]]));
+          // The pods reach a worker by message, a query by UDP: wait until every worker has them.
+          const deadline = Date.now() + 5000;
+          let streak = 0;
+          while (streak < 8 && Date.now() < deadline) {
+            const r = await runTool("dig", port, "web.default.prod.svc.cluster.local", "A");
+            streak = r.status === "NOERROR" ? streak + 1 : 0;
+          }
+        }
+        for (let i = 0; i < 4; i++) {
+          // Several asks, so that both workers are likely hit.
+          const got = await runTool("dig", port, "web.default.prod.svc.cluster.local", "A");
+          assertEquals(got.status, "NOERROR", what);
+          assertEquals(got.answer, [
+            "web.default.prod.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.",
+            "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+          ], what);
+        }
+        await server.flushMetrics();
+        const hits = Number(
+          /^svcgate_dns_autopath_success_total (\d+)/m.exec(metrics.render())?.[1],
+        );
+        assert(hits >= 4, `${what}: ${hits} autopath hits counted`);
+      } finally {
+        await server.stop();
+      }
+    }
+  },
+);
+
 await e2e("dns e2e: portable transports (node:dgram, in-process, 2 workers) answer the same", [
   "dig",
   "kdig",
