@@ -18,7 +18,9 @@ import { Lab } from "../lab/lab.ts";
 import { COMPILE_FLAGS, startDaemon } from "../daemon/harness.ts";
 import {
   buildResolvers,
+  kubeletResolvConf,
   lookups,
+  serviceManifest,
   settledRequests,
   startLabKnot,
 } from "../support/lab_resolvers.ts";
@@ -37,20 +39,7 @@ const DNS = "169.254.20.10";
 const METRICS = "http://127.0.0.1:10256/metrics";
 const UPSTREAM = "198.18.100.2";
 
-const MANIFESTS = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec:
-  clusterIP: 198.19.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: web, namespace: default }
-subsets:
-  - addresses: [{ ip: 198.18.0.10 }]
-    ports: [{ name: http, port: 8080 }]
-`;
+const MANIFESTS = serviceManifest("default", "web", "198.19.0.10", "198.18.0.10");
 
 const lab = await Lab.create({ pods: 1, clientHost: true });
 const dir = await Deno.makeTempDir({ prefix: "svcgate-autopath-bench-" });
@@ -67,11 +56,7 @@ try {
     "www.example.org. 60 IN AAAA 2001:db8:100::80",
   ], dir);
   await lab.setResolvConf(lab.node.ns, `nameserver ${UPSTREAM}\n`);
-  await lab.setResolvConf(
-    lab.pods[0].ns,
-    `search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${DNS}\n` +
-      "options ndots:5\n",
-  );
+  await lab.setResolvConf(lab.pods[0].ns, kubeletResolvConf("default", DNS));
   await Deno.mkdir(`${dir}/manifests`);
   await Deno.writeTextFile(`${dir}/manifests/web.yaml`, MANIFESTS);
   for (const mode of MODES) {

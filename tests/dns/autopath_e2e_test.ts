@@ -16,8 +16,10 @@ import { Lab, labTest } from "../lab/lab.ts";
 import { startDaemon } from "../daemon/harness.ts";
 import {
   buildResolvers,
+  kubeletResolvConf,
   lookups,
   metricValue,
+  serviceManifest,
   settledRequests,
   startLabKnot,
 } from "../support/lab_resolvers.ts";
@@ -26,44 +28,10 @@ const DNS = "169.254.20.10";
 const METRICS = "http://127.0.0.1:10256/metrics";
 const UPSTREAM = "198.18.100.2";
 
-/** kubelet's resolv.conf for a pod in `namespace` (clusterDNS 169.254.20.10). */
-function kubeletResolvConf(namespace: string): string {
-  return [
-    `search ${namespace}.svc.cluster.local svc.cluster.local cluster.local`,
-    `nameserver ${DNS}`,
-    "options ndots:5",
-    "",
-  ].join("\n");
-}
-
-const MANIFESTS = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec:
-  clusterIP: 198.19.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: web, namespace: default }
-subsets:
-  - addresses: [{ ip: 198.18.0.10 }]
-    ports: [{ name: http, port: 8080 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: api, namespace: prod }
-spec:
-  clusterIP: 198.19.0.20
-  ports: [{ name: grpc, port: 9000 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: api, namespace: prod }
-subsets:
-  - addresses: [{ ip: 198.18.0.11 }]
-    ports: [{ name: grpc, port: 9000 }]
-`;
+const MANIFESTS = [
+  serviceManifest("default", "web", "198.19.0.10", "198.18.0.10"),
+  serviceManifest("prod", "api", "198.19.0.20", "198.18.0.11", 9000),
+].join("---\n");
 
 /** One lookup of the table: from which pod, what name, and its cost with and without autopath. */
 interface Case {
@@ -143,9 +111,9 @@ labTest(
       ], dir);
       // svcgate's upstream from the node's resolv.conf, as on a node.
       await lab.setResolvConf(lab.node.ns, `nameserver ${UPSTREAM}\n`);
-      await lab.setResolvConf(lab.pods[0].ns, kubeletResolvConf("default"));
-      await lab.setResolvConf(lab.pods[1].ns, kubeletResolvConf("prod"));
-      await lab.setResolvConf(lab.pods[2].ns, kubeletResolvConf("default"));
+      await lab.setResolvConf(lab.pods[0].ns, kubeletResolvConf("default", DNS));
+      await lab.setResolvConf(lab.pods[1].ns, kubeletResolvConf("prod", DNS));
+      await lab.setResolvConf(lab.pods[2].ns, kubeletResolvConf("default", DNS));
       await Deno.mkdir(`${dir}/manifests`);
       await Deno.writeTextFile(`${dir}/manifests/services.yaml`, MANIFESTS);
 

@@ -14,6 +14,7 @@ import { makeNamespace, makePod, makeService } from "../fake_apiserver/fixtures.
 import { ApiServerProcess } from "./apiserver_proc.ts";
 import {
   buildResolvers,
+  kubeletResolvConf,
   lookups,
   settledRequests,
   startLabKnot,
@@ -40,11 +41,7 @@ labTest(
       ], dir);
       await lab.setResolvConf(lab.node.ns, `nameserver ${UPSTREAM}\n`);
       for (const pod of lab.pods) {
-        await lab.setResolvConf(
-          pod.ns,
-          `search default.svc.cluster.local svc.cluster.local cluster.local\n` +
-            `nameserver ${DNS}\noptions ndots:5\n`,
-        );
+        await lab.setResolvConf(pod.ns, kubeletResolvConf("default", DNS));
       }
       api = await ApiServerProcess.spawn(lab, lab.node.ns);
       for (const ns of ["default", "prod"]) await api.create("namespaces", makeNamespace(ns));

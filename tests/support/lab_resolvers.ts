@@ -253,3 +253,40 @@ export async function settledRequests(lab: Lab, metricsUrl: string): Promise<num
     last = now;
   }
 }
+
+/** The resolv.conf kubelet writes for a pod in `namespace` whose clusterDNS is `nameserver`. */
+export function kubeletResolvConf(namespace: string, nameserver: string): string {
+  return [
+    `search ${namespace}.svc.cluster.local svc.cluster.local cluster.local`,
+    `nameserver ${nameserver}`,
+    "options ndots:5",
+    "",
+  ].join("\n");
+}
+
+/**
+ * A ClusterIP Service with one endpoint, as manifest text: in standalone mode the endpoint's
+ * client is in the service's namespace.
+ */
+export function serviceManifest(
+  namespace: string,
+  name: string,
+  clusterIP: string,
+  endpoint: string,
+  port = 80,
+): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${namespace} }
+spec:
+  clusterIP: ${clusterIP}
+  ports: [{ name: http, port: ${port} }]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: { name: ${name}, namespace: ${namespace} }
+subsets:
+  - addresses: [{ ip: ${endpoint} }]
+    ports: [{ name: http, port: ${port} }]
+`;
+}

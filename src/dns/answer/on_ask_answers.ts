@@ -31,6 +31,25 @@ export interface EndpointFind {
 }
 
 /**
+ * The service a name of `labels` labels before `.svc.<zone>` is under (2: the service's own name,
+ * 3: an endpoint's), and the label before the service's; null when strict or none.
+ */
+function serviceOf(
+  zone: Zone,
+  key: string,
+  labels: 2 | 3,
+): { entry: ServiceEntry; first: string } | null {
+  if (zone.options.strictSpec || !zone.services) return null;
+  const suffix = `.svc.${zone.domain}`;
+  if (!key.endsWith(suffix)) return null;
+  const parts = key.slice(0, -suffix.length).split(".");
+  if (parts.length !== labels) return null;
+  const entry = zone.services.get(`${parts[labels - 1]}/${parts[labels - 2]}`);
+  if (!entry || entry.service.type === "ExternalName") return null;
+  return { entry, first: parts[0] };
+}
+
+/**
  * The service an endpoint's name (`<ep>.<svc>.<ns>.svc.<zone>`) is under, with its published
  * endpoints of that name; headless services' only when `headless` (their names are records).
  */
@@ -39,17 +58,13 @@ function endpointsNamed(
   key: string,
   headless: boolean,
 ): { entry: ServiceEntry; eps: Endpoint[] } | null {
-  if (zone.options.strictSpec || !zone.services) return null;
-  const suffix = `.svc.${zone.domain}`;
-  if (!key.endsWith(suffix)) return null;
-  const labels = key.slice(0, -suffix.length).split(".");
-  if (labels.length !== 3) return null;
-  const entry = zone.services.get(`${labels[2]}/${labels[1]}`);
-  if (!entry || entry.service.type === "ExternalName") return null;
-  if (entry.service.headless && !headless) return null;
+  const found = serviceOf(zone, key, 3);
+  if (!found || (found.entry.service.headless && !headless)) return null;
   const opts = recordOptions(zone.options);
-  const eps = publishedEndpoints(entry).filter((ep) => endpointLabel(ep, opts) === labels[0]);
-  return eps.length > 0 ? { entry, eps } : null;
+  const eps = publishedEndpoints(found.entry).filter((ep) =>
+    endpointLabel(ep, opts) === found.first
+  );
+  return eps.length > 0 ? { entry: found.entry, eps } : null;
 }
 
 /**
@@ -98,13 +113,9 @@ export function endpointSrvRecords(zone: Zone, key: string, owner: string): Endp
  * targets' addresses as additional records. Null when the name is no service's.
  */
 export function serviceSrvRecords(zone: Zone, key: string, owner: string): EndpointFind | null {
-  if (zone.options.strictSpec || !zone.services) return null;
-  const suffix = `.svc.${zone.domain}`;
-  if (!key.endsWith(suffix)) return null;
-  const labels = key.slice(0, -suffix.length).split(".");
-  if (labels.length !== 2) return null;
-  const entry = zone.services.get(`${labels[1]}/${labels[0]}`);
-  if (!entry || entry.service.type === "ExternalName") return null;
+  const found = serviceOf(zone, key, 2);
+  if (!found) return null;
+  const entry = found.entry;
   const svc = entry.service;
   const ttl = zone.options.ttl;
   const records: ResourceRecord[] = [];

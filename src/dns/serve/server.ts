@@ -12,7 +12,6 @@
 
 import { canonicalIp, type Cidr, type IpText, parseIp } from "../../model/ip.ts";
 import { hostSearchDomains } from "../answer/autopath.ts";
-import type { ClientNamespaceRule } from "../answer/client_namespace.ts";
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { type Logger, silentLogger } from "../../observe/log.ts";
 import type { MetricsRegistry } from "../../observe/metrics.ts";
@@ -27,7 +26,7 @@ import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { DnsChangeTracker } from "../zone/change_tracker.ts";
 import { slimEntry } from "../zone/slim_entry.ts";
-import { type PodRecords, recordOptions, validateZoneOptions } from "../zone/zone.ts";
+import { recordOptions, validateZoneOptions } from "../zone/zone.ts";
 import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** Options of {@link DnsServer}. */
@@ -70,20 +69,12 @@ export interface DnsServerOptions {
   readonly answers?: DnsAnswerOptions;
 }
 
-/** What svcgate's DNS answers where the spec allows two answers, and for whom it searches. */
-export interface DnsAnswerOptions {
-  /** The letter of the Kubernetes DNS spec, without CoreDNS's extras. Default false. */
-  readonly strictSpec?: boolean;
-  /** How `a-b-c-d.<ns>.pod.<zone>` is answered. Default `insecure`. */
-  readonly podRecords?: PodRecords;
-  /** Endpoints without a hostname are named after their pod. Default false. */
-  readonly endpointPodNames?: boolean;
-  /** Walk the search path on the server for clients whose namespace is known. Default false. */
-  readonly autopath?: boolean;
-  /** `--client-namespace CIDR=NAMESPACE`. */
-  readonly clientNamespaces?: readonly ClientNamespaceRule[];
-  /** Standalone mode: a client that is an endpoint is in its services' namespace. */
-  readonly clientNamespacesFromEndpoints?: boolean;
+/**
+ * What svcgate's DNS answers where the spec allows two answers, and for whom it searches (the
+ * engine's options, engine.ts EngineAnswerOptions; defaults: CoreDNS's answers, pods insecure, no
+ * search path on the server), with two defaults read from the host.
+ */
+export type DnsAnswerOptions = Omit<EngineAnswerOptions, "indexEndpoints" | "nsAddresses"> & {
   /**
    * What `ns.dns.<zone>` answers. Default: the bind address, or with a wildcard bind every
    * non-loopback address of the host (as CoreDNS's boundIPs); loopback is never named.
@@ -91,7 +82,7 @@ export interface DnsAnswerOptions {
   readonly nsAddresses?: readonly string[];
   /** The host's search domains, walked after the cluster's. Default: resolv.conf's. */
   readonly searchDomains?: readonly string[];
-}
+};
 
 /** Where the server listens, once started. */
 export interface DnsServerAddr {
