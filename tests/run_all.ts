@@ -18,7 +18,10 @@ const TOOLS: Record<string, string> = {
   openssl: "openssl",
   curl: "curl",
   python3: "python3",
+  // Real client resolvers for the DNS search-path tests: glibc (gcc), musl, Go's pure resolver.
+  gcc: "gcc",
   "musl-gcc": "musl-tools",
+  go: "golang-go",
 };
 
 async function sh(

@@ -37,6 +37,17 @@ export interface Config {
   readonly dnsTcp: DnsTcpConfig;
   /** UDP responses per second per source address (`--dns-rrl`); 0: no limit. */
   readonly dnsRrl: number;
+  // DNS answers as CoreDNS gives them, and the search path on the server (issue 16).
+  /** `--dns-strict-spec`: the letter of the Kubernetes DNS spec, none of CoreDNS's extras. */
+  readonly dnsStrictSpec: boolean;
+  /** `--pod-records`: how `a-b-c-d.<ns>.pod.<zone>` is answered. */
+  readonly podRecords: "insecure" | "verified" | "disabled";
+  /** `--endpoint-pod-names`: endpoints without a hostname are named after their pod. */
+  readonly endpointPodNames: boolean;
+  /** `--autopath`: resolve the search path of clients whose namespace is known. */
+  readonly autopath: boolean;
+  /** `--client-namespace`: the namespace of clients in these CIDRs. */
+  readonly clientNamespaces: readonly ClientNamespace[];
   readonly stateDir: string;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
@@ -80,6 +91,12 @@ export interface DnsTcpConfig {
   readonly ioTimeoutMs: number;
   readonly maxLifetimeMs: number;
   readonly maxQueries: number;
+}
+
+/** `--client-namespace CIDR=NAMESPACE`: clients in the CIDR belong to the namespace. */
+export interface ClientNamespace {
+  readonly cidr: Cidr;
+  readonly namespace: string;
 }
 
 /** The subcommands. */
@@ -274,6 +291,47 @@ export const FLAGS: readonly FlagSpec[] = [
     default: "0",
     help: "UDP responses per second per source address; past it every 2nd is sent " +
       "truncated (the client retries over TCP), the others dropped (0: off)",
+    commands: DAEMON,
+  },
+  // DNS answers as CoreDNS gives them, and the search path on the server (issue 16).
+  {
+    name: "dns-strict-spec",
+    kind: "bool",
+    default: "false",
+    help:
+      "Answer the letter of the Kubernetes DNS spec only, without what CoreDNS answers beyond it (SRV at service and endpoint names, PTR and names of ClusterIP endpoints, ns.dns.<zone>, ...)",
+    commands: DAEMON,
+  },
+  {
+    name: "pod-records",
+    kind: "string",
+    default: "insecure",
+    help:
+      "How a-b-c-d.<ns>.pod.<zone> is answered: insecure (any IP, as kubeadm's CoreDNS), verified (only the IP of a pod known in that namespace: an endpoint, or this node's pod), disabled",
+    commands: DAEMON,
+  },
+  {
+    name: "endpoint-pod-names",
+    kind: "bool",
+    default: "false",
+    help:
+      "Name endpoints without a hostname after their pod, not their IP (CoreDNS's endpoint_pod_names)",
+    commands: DAEMON,
+  },
+  {
+    name: "autopath",
+    kind: "bool",
+    default: "true",
+    help:
+      "Walk the search path on the server for clients whose namespace is known: one answer instead of a query per search domain (CoreDNS's autopath)",
+    commands: DAEMON,
+  },
+  {
+    name: "client-namespace",
+    kind: "string",
+    default: "",
+    help:
+      "CIDR=NAMESPACE[,...]: clients in the CIDR search as pods of the namespace (for hosts that are not pods svcgate knows)",
     commands: DAEMON,
   },
   {
@@ -489,6 +547,8 @@ const METAVAR: Record<string, string> = {
   "detect-local-mode": "MODE",
   "pod-bridge-interface": "NAME",
   "pod-interface-name-prefix": "PREFIX",
+  "pod-records": "insecure|verified|disabled",
+  "client-namespace": "CIDR=NAMESPACE[,...]",
   string: "VALUE",
   cidrs: "CIDR[,CIDR]",
   hostport: "IP:PORT",
@@ -573,6 +633,27 @@ function parseUpstream(text: string): string | null {
   const ip = parseIp(text);
   if (!ip) return null;
   return ip.family === 6 ? `[${text}]:53` : `${text}:53`;
+}
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Parses `CIDR=NAMESPACE[,...]`; returns the problem as text. */
+export function parseClientNamespaces(text: string): ClientNamespace[] | string {
+  if (text === "") return [];
+  const out: ClientNamespace[] = [];
+  for (const part of text.split(",")) {
+    const item = part.trim();
+    const eq = item.indexOf("=");
+    if (eq < 0) return `"${item}" is not CIDR=NAMESPACE`;
+    const cidr = parseCidr(item.slice(0, eq).trim());
+    if (typeof cidr === "string") return cidr;
+    const namespace = item.slice(eq + 1).trim();
+    if (!NAMESPACE.test(namespace)) {
+      return `"${namespace}" is not a namespace name (lower-case letters, digits and "-", at most 63)`;
+    }
+    out.push({ cidr, namespace });
+  }
+  return out;
 }
 
 function commandOf(word: string | undefined): Command | null {
@@ -747,6 +828,8 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     );
   }
   const dnsRrl = whole("dns-rrl", 0, 1_000_000);
+  const clientNamespaces = parseClientNamespaces(value("client-namespace"));
+  if (typeof clientNamespaces === "string") fail("client-namespace", clientNamespaces);
   if (value("manifests") !== "" && (value("kubeconfig") !== "" || value("master") !== "")) {
     throw new UsageError(
       "--manifests cannot be combined with --kubeconfig or --master: choose one source",
@@ -804,6 +887,11 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     dnsAllowRecursion,
     dnsTcp,
     dnsRrl,
+    dnsStrictSpec: bool("dns-strict-spec"),
+    podRecords: oneOf("pod-records", ["insecure", "verified", "disabled"] as const),
+    endpointPodNames: bool("endpoint-pod-names"),
+    autopath: bool("autopath"),
+    clientNamespaces: clientNamespaces as readonly ClientNamespace[],
     stateDir: value("state-dir"),
     minSyncPeriodMs: duration("min-sync-period"),
     syncPeriodMs: duration("sync-period"),

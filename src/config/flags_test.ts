@@ -32,6 +32,11 @@ Deno.test("flags: defaults", () => {
       upstreams: config.upstreams,
       dnsTcp: config.dnsTcp,
       dnsRrl: config.dnsRrl,
+      dnsStrictSpec: config.dnsStrictSpec,
+      podRecords: config.podRecords,
+      endpointPodNames: config.endpointPodNames,
+      autopath: config.autopath,
+      clientNamespaces: config.clientNamespaces,
     },
     {
       clusterDomain: "cluster.local",
@@ -54,6 +59,12 @@ Deno.test("flags: defaults", () => {
         maxQueries: 0,
       },
       dnsRrl: 0,
+      // CoreDNS's answers, kubeadm's `pods insecure`, the search path on the server.
+      dnsStrictSpec: false,
+      podRecords: "insecure",
+      endpointPodNames: false,
+      autopath: true,
+      clientNamespaces: [],
     },
   );
 });
@@ -185,6 +196,23 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
     ],
     [["run", "--dns-rrl", "-5"], 'invalid --dns-rrl "-5": expected a whole number 0-1000000'],
     [
+      ["run", "--pod-records", "trusted"],
+      'invalid --pod-records "trusted": expected one of insecure, verified, disabled',
+    ],
+    [
+      ["run", "--client-namespace", "198.18.5.0/24"],
+      'invalid --client-namespace "198.18.5.0/24": "198.18.5.0/24" is not CIDR=NAMESPACE',
+    ],
+    [
+      ["run", "--client-namespace", "198.18.5.0/33=web"],
+      'invalid --client-namespace "198.18.5.0/33=web": "198.18.5.0/33" is not a CIDR: prefix is invalid',
+    ],
+    [
+      ["run", "--client-namespace", "198.18.5.0/24=Web_1"],
+      'invalid --client-namespace "198.18.5.0/24=Web_1": "Web_1" is not a namespace name (lower-case letters, digits and "-", at most 63)',
+    ],
+    [["run", "--autopath=no"], 'invalid --autopath "no": expected true or false'],
+    [
       ["run", "--upstream", "dns.google"],
       'invalid --upstream "dns.google": "dns.google" is not IP[:PORT]',
     ],
@@ -314,4 +342,25 @@ Deno.test("flags: kube-proxy cutover flags, values and errors", () => {
     }
     assertEquals(got, expected, argv.join(" "));
   }
+});
+
+Deno.test("flags: DNS answers and the search path on the server", () => {
+  const { config } = parseArgs([
+    "run",
+    "--dns-strict-spec",
+    "--pod-records=verified",
+    "--endpoint-pod-names",
+    "--autopath=false",
+    "--client-namespace",
+    "198.18.5.0/24=web, 2001:db8:5::/64=batch",
+  ], HOST);
+  assertEquals(config.dnsStrictSpec, true);
+  assertEquals(config.podRecords, "verified");
+  assertEquals(config.endpointPodNames, true);
+  assertEquals(config.autopath, false);
+  assertEquals(
+    config.clientNamespaces.map((c) => `${c.cidr.text}=${c.namespace}`),
+    ["198.18.5.0/24=web", "2001:db8:5::/64=batch"],
+  );
+  assertEquals(helpText("run").includes("--pod-records insecure|verified|disabled"), true);
 });

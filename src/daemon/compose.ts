@@ -118,6 +118,7 @@ function kubeSourceOptions(config: Config, log: Logger, metrics: MetricsRegistry
     ...(config.master ? { master: config.master } : {}),
     useEndpoints: config.useEndpoints,
     nodeName: config.hostname,
+    keepPodNames: config.endpointPodNames,
     syncTimeoutMs: config.initialSyncTimeoutMs,
     log: log.child("kube"),
     metrics,
@@ -196,6 +197,15 @@ export async function buildDaemon(
         maxQueries: config.dnsTcp.maxQueries,
       },
       rrlResponsesPerSecond: config.dnsRrl,
+      answers: {
+        strictSpec: config.dnsStrictSpec,
+        podRecords: config.podRecords,
+        endpointPodNames: config.endpointPodNames,
+        autopath: config.autopath,
+        clientNamespaces: config.clientNamespaces,
+        // Standalone: the manifests' endpoints say which namespace a client is in.
+        clientNamespacesFromEndpoints: kind === "manifests",
+      },
       ...(options.dnsWorkerUrl ? { workerUrl: options.dnsWorkerUrl } : {}),
       log: log.child("dns"),
       metrics,
@@ -228,7 +238,17 @@ export async function buildDaemon(
     const options = kubeSourceOptions(config, log, metrics);
     // Bad connection settings are a configuration error, reported before anything starts.
     loadKubeConfig(options);
-    return new Daemon({ ...common, source: new KubeSource(options) });
+    // This node's pods: their namespaces for the search path on the server and verified pods.
+    const nodePods = dns && (config.autopath || config.podRecords === "verified")
+      ? {
+        nodeName: config.hostname,
+        onChange: (pods: ReadonlyMap<string, string>) => dns.setNodePods(pods),
+      }
+      : undefined;
+    return new Daemon({
+      ...common,
+      source: new KubeSource({ ...options, ...(nodePods ? { nodePods } : {}) }),
+    });
   }
   const source = new StandaloneSource({
     ...standaloneOptions(config, log),
@@ -245,6 +265,7 @@ function standaloneOptions(config: Config, log: Logger) {
     manifests: config.manifests!,
     serviceCidrs: config.serviceCidrs,
     stateDir: config.stateDir,
+    keepPodNames: config.endpointPodNames,
     log,
     limits: manifestLimits(config),
   };

@@ -10,13 +10,14 @@ import type { IpText } from "./ip.ts";
 import type { Endpoint, EndpointPort, EndpointSet, IpFamily } from "./types.ts";
 import { EMPTY_LIST } from "./types.ts";
 
-// One line per endpoint: address, flags, nodeName, zone, hostname, zone hints, node hints,
-// separated by tabs; hints are comma-joined (names of zones and nodes hold no commas).
+// One line per endpoint: address, flags, nodeName, zone, hostname[, zone hints, node hints]
+// [, podName], separated by tabs; hints are comma-joined (names of zones and nodes hold no
+// commas).
 const FIELD = "\t";
 const LINE = "\n";
 const LIST = ",";
 const READY = 1, SERVING = 2, TERMINATING = 4, HAS_NODE = 8, HAS_ZONE = 16, HAS_HOST = 32;
-const HAS_ZONE_HINTS = 64, HAS_NODE_HINTS = 128;
+const HAS_ZONE_HINTS = 64, HAS_NODE_HINTS = 128, HAS_POD = 256;
 /** Flags are written as one character from "0" up. */
 const FLAG_BASE = 48;
 
@@ -32,19 +33,24 @@ function packableList(list: readonly string[] | undefined): boolean {
 function pack(endpoints: readonly Endpoint[]): string | null {
   const lines: string[] = [];
   for (const ep of endpoints) {
-    if (![ep.address, ep.nodeName, ep.zone, ep.hostname].every(packable)) return null;
+    if (![ep.address, ep.nodeName, ep.zone, ep.hostname, ep.podName].every(packable)) {
+      return null;
+    }
     if (!packableList(ep.zoneHints) || !packableList(ep.nodeHints)) return null;
     const flags = (ep.ready ? READY : 0) | (ep.serving ? SERVING : 0) |
       (ep.terminating ? TERMINATING : 0) | (ep.nodeName !== undefined ? HAS_NODE : 0) |
       (ep.zone !== undefined ? HAS_ZONE : 0) | (ep.hostname !== undefined ? HAS_HOST : 0) |
       (ep.zoneHints !== undefined ? HAS_ZONE_HINTS : 0) |
-      (ep.nodeHints !== undefined ? HAS_NODE_HINTS : 0);
+      (ep.nodeHints !== undefined ? HAS_NODE_HINTS : 0) |
+      (ep.podName !== undefined ? HAS_POD : 0);
     let line = ep.address + FIELD + String.fromCharCode(FLAG_BASE + flags) + FIELD +
       (ep.nodeName ?? "") + FIELD + (ep.zone ?? "") + FIELD + (ep.hostname ?? "");
     // Most endpoints have no hints: their lines stay as short as before.
     if (ep.zoneHints !== undefined || ep.nodeHints !== undefined) {
       line += FIELD + (ep.zoneHints ?? []).join(LIST) + FIELD + (ep.nodeHints ?? []).join(LIST);
     }
+    // The pod name, when kept, comes last.
+    if (ep.podName !== undefined) line += FIELD + ep.podName;
     lines.push(line);
   }
   return lines.join(LINE);
@@ -65,8 +71,10 @@ function unpack(packed: string): Endpoint[] {
     const z = packed.indexOf(FIELD, n) + 1;
     const h = packed.indexOf(FIELD, z) + 1;
     const hinted = (flags & (HAS_ZONE_HINTS | HAS_NODE_HINTS)) !== 0;
-    // With hints the hostname ends at the next field, and two hint fields follow.
-    const hEnd = hinted ? packed.indexOf(FIELD, h) : end;
+    const hasPod = (flags & HAS_POD) !== 0;
+    // With hints or a pod name the hostname ends at the next field; two hint fields follow,
+    // then the pod name.
+    const hEnd = hinted || hasPod ? packed.indexOf(FIELD, h) : end;
     const ep: {
       address: IpText;
       ready: boolean;
@@ -77,6 +85,7 @@ function unpack(packed: string): Endpoint[] {
       hostname?: string;
       zoneHints?: readonly string[];
       nodeHints?: readonly string[];
+      podName?: string;
     } = {
       address,
       ready: (flags & READY) !== 0,
@@ -86,13 +95,17 @@ function unpack(packed: string): Endpoint[] {
     if (flags & HAS_NODE) ep.nodeName = packed.slice(n, z - 1);
     if (flags & HAS_ZONE) ep.zone = packed.slice(z, h - 1);
     if (flags & HAS_HOST) ep.hostname = packed.slice(h, hEnd);
+    let next = hEnd + 1;
     if (hinted) {
-      const zh = hEnd + 1;
+      const zh = next;
       const nh = packed.indexOf(FIELD, zh) + 1;
+      const nhEnd = hasPod ? packed.indexOf(FIELD, nh) : end;
       const list = (text: string) => text === "" ? [] : text.split(LIST);
       if (flags & HAS_ZONE_HINTS) ep.zoneHints = list(packed.slice(zh, nh - 1));
-      if (flags & HAS_NODE_HINTS) ep.nodeHints = list(packed.slice(nh, end));
+      if (flags & HAS_NODE_HINTS) ep.nodeHints = list(packed.slice(nh, nhEnd));
+      next = nhEnd + 1;
     }
+    if (hasPod) ep.podName = packed.slice(next, end);
     out.push(ep);
     at = end + 1;
   }

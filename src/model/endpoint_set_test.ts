@@ -43,6 +43,16 @@ Deno.test("endpointSet: every endpoint reads back as it was written", async (t) 
       ep("198.18.0.14", { zoneHints: [], nodeHints: [] }),
       ep("198.18.0.15", { hostname: "db-2" }),
     ]],
+    ["pod names, with and without a hostname", [
+      ep("198.18.0.12", { podName: "web-7d4f-x2" }),
+      ep("198.18.0.13", { hostname: "db-0", podName: "db-0" }),
+      ep("198.18.0.14", { nodeName: "n", zone: "z", hostname: "", podName: "" }),
+    ]],
+    ["pod names with topology hints", [
+      ep("198.18.0.16", { zoneHints: ["z-a"], podName: "web-1" }),
+      ep("198.18.0.17", { hostname: "db-3", nodeHints: ["node-1"], podName: "" }),
+      ep("198.18.0.18", { zoneHints: [], nodeHints: [], podName: "web-2" }),
+    ]],
   ];
   for (const [name, endpoints] of cases) {
     await t.step(name, () => {

@@ -79,6 +79,12 @@ export interface ServiceEntry {
   readonly ports: readonly ResolvedPort[];
   /** Endpoints across all sets, one per address (first wins), sorted by address; as `ports`. */
   readonly endpoints: readonly Endpoint[];
+  /**
+   * The endpoint sets' own ports (by name and protocol, each backend at its set's port number),
+   * resolved like `ports`: where DNS takes SRV ports of a headless service whose Service lists
+   * none, as CoreDNS does. Absent where nobody reads it (slim entries of other services).
+   */
+  readonly endpointPorts?: readonly ResolvedPort[];
   /** True when a `service-proxy-name` label hands the service to another proxy. */
   readonly ownedByOtherProxy: boolean;
   /** Hash of everything above; equal fingerprints mean nothing changed. */
@@ -213,6 +219,39 @@ function resolvedPorts(service: Service, read: ReadSets): readonly ResolvedPort[
   });
 }
 
+/** The sets' own ports, merged by name and protocol, with the backends of each set. */
+function endpointPortsOf(read: ReadSets): readonly ResolvedPort[] {
+  const out = new Map<
+    string,
+    { servicePort: ServicePort; backends: Backend[]; seen: Set<string> }
+  >();
+  for (const { set, endpoints } of read) {
+    for (const p of set.ports) {
+      const id = `${p.name}/${p.protocol}`;
+      let port = out.get(id);
+      if (!port) {
+        const servicePort = {
+          name: p.name,
+          protocol: p.protocol,
+          port: p.port,
+          targetPort: p.port,
+        };
+        out.set(id, port = { servicePort, backends: [], seen: new Set() });
+      }
+      for (const { endpoint, family } of endpoints) {
+        const key = `${endpoint.address}|${p.port}`;
+        if (port.seen.has(key)) continue;
+        port.seen.add(key);
+        port.backends.push(new EndpointBackend(endpoint, p.port, family));
+      }
+    }
+  }
+  return [...out.values()].map(({ servicePort, backends }) => ({
+    servicePort,
+    backends: backends.sort((a, b) => compareText(a.address, b.address) || a.port - b.port),
+  }));
+}
+
 /**
  * A service entry that keeps only its service and sets, and resolves ports and endpoints on
  * each read. At 10,000 services x 10 endpoints, keeping them resolved cost ~15 MB of objects
@@ -238,6 +277,10 @@ class LazyServiceEntry implements ServiceEntry {
   get endpoints(): readonly Endpoint[] {
     return mergedEndpoints(readSets(this.#sets));
   }
+
+  get endpointPorts(): readonly ResolvedPort[] {
+    return endpointPortsOf(readSets(this.#sets));
+  }
 }
 
 /**
@@ -257,7 +300,9 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
   const ports = resolvedPorts(service, read);
   const endpoints = mergedEndpoints(read);
   const ownedByOtherProxy = SERVICE_PROXY_NAME_LABEL in service.labels;
-  const fingerprint = hash53(JSON.stringify([service, ports, endpoints]));
+  // A service without ports still shows its sets' ports (DNS SRV of a headless service).
+  const setPorts = service.ports.length === 0 ? ordered.map((s) => s.ports) : EMPTY_LIST;
+  const fingerprint = hash53(JSON.stringify([service, ports, endpoints, setPorts]));
   return new LazyServiceEntry(key, service, ordered, ownedByOtherProxy, fingerprint);
 }
 

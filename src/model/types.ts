@@ -92,6 +92,11 @@ export interface Endpoint {
   readonly zoneHints?: readonly string[];
   /** EndpointSlice `hints.forNodes`: the nodes this endpoint should serve (topology). */
   readonly nodeHints?: readonly string[];
+  /**
+   * Name of the Pod behind the endpoint (its targetRef), kept only when DNS names endpoints
+   * after their pods (`--endpoint-pod-names`).
+   */
+  readonly podName?: string;
 }
 
 /** A named port on a set of endpoints. */

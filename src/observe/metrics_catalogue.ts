@@ -490,4 +490,19 @@ export const DNS_METRICS = {
     help: "Seconds the last DNS zone build took",
     type: "gauge",
   },
+  // The search path walked on the server (issue 16). CoreDNS calls the first
+  // coredns_autopath_success_total; svcgate exports none of CoreDNS's other names, so a CoreDNS
+  // dashboard would not work against it anyway: one name, in svcgate's namespace.
+  autopathSuccess: {
+    name: "svcgate_dns_autopath_success_total",
+    help:
+      "Queries answered by walking the client's search path on the server (a CNAME to the first name found), as CoreDNS's coredns_autopath_success_total",
+    type: "counter",
+  },
+  autopathMiss: {
+    name: "svcgate_dns_autopath_miss_total",
+    help:
+      "Search paths walked on the server that found nothing (or met an upstream failure): the first answer (NXDOMAIN) went back and the client searches on",
+    type: "counter",
+  },
 } as const satisfies Record<string, MetricDeclaration>;

@@ -3,7 +3,7 @@
  * and deletes its own network namespaces and sends traffic only inside them or on loopback.
  *
  * Usage: deno task bench [NAME...]   (names: startup, nft, topology, dns, dns-attack, kube,
- * kube-daemon, dns-heavy, dns-heavy-kube)
+ * kube-daemon, dns-heavy, dns-heavy-kube, autopath, dns-index)
  * @module
  */
 
@@ -17,6 +17,8 @@ const BENCHES: Record<string, string[]> = {
   "kube-daemon": ["tests/bench/kube_daemon_bench.ts"],
   "dns-heavy": ["tests/bench/dns_heavy_work_bench.ts"],
   "dns-heavy-kube": ["tests/bench/dns_heavy_work_bench.ts", "--mode=kube"],
+  autopath: ["tests/bench/autopath_bench.ts"],
+  "dns-index": ["--v8-flags=--expose-gc", "tests/bench/dns_index_memory_bench.ts"],
 };
 
 const root = new URL("../..", import.meta.url).pathname;

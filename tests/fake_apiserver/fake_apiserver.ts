@@ -5,9 +5,10 @@
  * BOOKMARK events, one JSON object per line; a bounded event history, so that watches and
  * continue tokens older than it get `410 Gone` (reason Expired); watches closed after
  * timeoutSeconds; paging with limit/continue over a consistent snapshot; label and field
- * selectors; bearer-token auth; after {@link FakeApiServer.resetHistory}, "Too large resource
- * version" (504, cause ResourceVersionTooLarge) for watches from a resourceVersion it never
- * reached.
+ * selectors (Pods: spec.nodeName, status.phase and status.podIP too, as the API server's pod
+ * field labels); bearer-token auth; after {@link FakeApiServer.resetHistory}, "Too large
+ * resource version" (504, cause ResourceVersionTooLarge) for watches from a resourceVersion it
+ * never reached.
  *
  * Tests drive it through in-process methods: create/update/delete objects, compact the history,
  * cut every watch stream abruptly, stop and start the listener on the same port, and count
@@ -34,7 +35,8 @@ export type ResourceName =
   | "endpoints"
   | "namespaces"
   | "nodes"
-  | "servicecidrs";
+  | "servicecidrs"
+  | "pods";
 
 /** A Kubernetes object as JSON. */
 // deno-lint-ignore no-explicit-any
@@ -64,9 +66,18 @@ const RESOURCES: Record<ResourceName, ResourceDef> = {
     kind: "ServiceCIDR",
     apiVersion: "networking.k8s.io/v1",
   },
+  pods: { prefix: "/api/v1", namespaced: true, kind: "Pod", apiVersion: "v1" },
 };
 
 const FIELDS = ["metadata.name", "metadata.namespace"];
+/** The field labels a resource supports beyond the metadata ones (the API server's, in part). */
+const EXTRA_FIELDS: Partial<Record<ResourceName, Record<string, (obj: KubeObject) => string>>> = {
+  pods: {
+    "spec.nodeName": (o) => o.spec?.nodeName ?? "",
+    "status.phase": (o) => o.status?.phase ?? "",
+    "status.podIP": (o) => o.status?.podIP ?? "",
+  },
+};
 
 /** Options of {@link FakeApiServer.start}. */
 export interface FakeApiServerOptions {
@@ -156,7 +167,15 @@ export interface WatchRecord {
 }
 
 function zeroCounts(): Record<ResourceName, number> {
-  return { services: 0, endpointslices: 0, endpoints: 0, namespaces: 0, nodes: 0, servicecidrs: 0 };
+  return {
+    services: 0,
+    endpointslices: 0,
+    endpoints: 0,
+    namespaces: 0,
+    nodes: 0,
+    servicecidrs: 0,
+    pods: 0,
+  };
 }
 
 const encoder = new TextEncoder();
@@ -594,7 +613,10 @@ export class FakeApiServer {
         namespace,
         labels: q.get("labelSelector") ? parseLabelSelector(q.get("labelSelector")!) : undefined,
         fields: q.get("fieldSelector")
-          ? parseFieldSelector(q.get("fieldSelector")!, FIELDS)
+          ? parseFieldSelector(q.get("fieldSelector")!, [
+            ...FIELDS,
+            ...Object.keys(EXTRA_FIELDS[resource] ?? {}),
+          ])
           : undefined,
       };
     } catch (e) {
@@ -627,6 +649,9 @@ export class FakeApiServer {
     if (filter.fields) {
       const fields: Record<string, string> = { "metadata.name": meta.name ?? "" };
       if (RESOURCES[resource].namespaced) fields["metadata.namespace"] = meta.namespace ?? "";
+      for (const [field, read] of Object.entries(EXTRA_FIELDS[resource] ?? {})) {
+        fields[field] = read(obj);
+      }
       if (!filter.fields(fields)) return false;
     }
     return true;

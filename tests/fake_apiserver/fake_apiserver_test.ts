@@ -6,7 +6,7 @@
 
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { FakeApiServer } from "./fake_apiserver.ts";
-import { makeNamespace, makeService } from "./fixtures.ts";
+import { makeNamespace, makePod, makeService } from "./fixtures.ts";
 
 async function withServer(fn: (api: FakeApiServer) => Promise<void>, token?: string) {
   const api = await FakeApiServer.start({ token, bookmarkIntervalMs: 50, tooLargeWaitMs: 20 });
@@ -244,5 +244,36 @@ Deno.test("after a history reset, a watch from a newer resourceVersion gets Too 
     );
     assertEquals(ok.status, 200);
     assertEquals(ok.events.filter((e) => e.type === "ERROR").length, 0, "no error");
+  });
+});
+
+Deno.test("pods: field selectors on spec.nodeName and status.phase, as the API server's", async () => {
+  await withServer(async (api) => {
+    api.create("pods", makePod("default", "here", { nodeName: "node-a", ips: ["198.18.0.11"] }));
+    api.create("pods", makePod("default", "there", { nodeName: "node-b", ips: ["198.18.1.11"] }));
+    api.create("pods", makePod("default", "done", { nodeName: "node-a", phase: "Succeeded" }));
+    const selector = encodeURIComponent(
+      "spec.nodeName=node-a,status.phase!=Succeeded,status.phase!=Failed",
+    );
+    const list = await get(api, `/api/v1/pods?fieldSelector=${selector}`);
+    assertEquals(list.body.items.map((p: any) => p.metadata.name), ["here"]);
+    const bad = await get(api, `/api/v1/pods?fieldSelector=spec.schedulerName%3Dx`);
+    assertEquals([bad.status, bad.body.message], [
+      400,
+      "field label not supported: spec.schedulerName",
+    ]);
+    // Scheduled onto node-a later: the watch sees it enter; finishing, leave.
+    const rv = api.resourceVersion;
+    api.create("pods", makePod("prod", "late", {}));
+    api.update("pods", makePod("prod", "late", { nodeName: "node-a", ips: ["198.18.0.12"] }));
+    api.update("pods", makePod("prod", "late", { nodeName: "node-a", phase: "Succeeded" }));
+    const w = await readWatch(
+      api,
+      `/api/v1/pods?watch=true&resourceVersion=${rv}&fieldSelector=${selector}&timeoutSeconds=1`,
+    );
+    assertEquals(w.events.map((e) => `${e.type} ${e.object.metadata.name}`), [
+      "ADDED late",
+      "DELETED late",
+    ]);
   });
 });

@@ -205,6 +205,43 @@ export function makeNamespace(name: string): KubeObject {
   return { apiVersion: "v1", kind: "Namespace", metadata: { name }, status: { phase: "Active" } };
 }
 
+/** What {@link makePod} varies. */
+export interface PodSpec {
+  nodeName?: string;
+  /** Pod IPs; none for a pod not started yet. */
+  ips?: string[];
+  phase?: "Pending" | "Running" | "Succeeded" | "Failed";
+  hostNetwork?: boolean;
+}
+
+/**
+ * A v1 Pod, with the fields svcgate reads (node, phase, IPs) and a few it does not.
+ *
+ * @example
+ * ```ts
+ * makePod("default", "web-1", { nodeName: "node-a", ips: ["198.18.0.11"] });
+ * ```
+ */
+export function makePod(namespace: string, name: string, spec: PodSpec = {}): KubeObject {
+  const ips = spec.ips ?? [];
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { namespace, name, labels: { app: name.replace(/-[^-]+$/, "") } },
+    spec: {
+      nodeName: spec.nodeName,
+      ...(spec.hostNetwork ? { hostNetwork: true } : {}),
+      containers: [{ name: "main", image: "registry.example/app:1" }],
+      dnsPolicy: "ClusterFirst",
+    },
+    status: {
+      phase: spec.phase ?? (ips.length > 0 ? "Running" : "Pending"),
+      ...(ips.length > 0 ? { podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) } : {}),
+      hostIP: "198.18.0.1",
+    },
+  };
+}
+
 /** How {@link writeKubeconfig} authenticates and verifies. */
 export interface KubeconfigSpec {
   server: string;

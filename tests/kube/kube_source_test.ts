@@ -212,6 +212,7 @@ Deno.test("a cut watch stream resumes from the last resourceVersion without a re
       namespaces: 0,
       nodes: 0,
       servicecidrs: 0,
+      pods: 0,
     }, "no relist after a cut");
     const resumed = h.api.watchLog.find((w) => w.resource === "services")!;
     assertEquals(resumed.resourceVersion, rvBeforeCut, "services watch resumed from its last RV");

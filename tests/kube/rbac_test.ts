@@ -18,6 +18,7 @@ const GROUP: Record<ResourceName, string> = {
   nodes: "",
   endpointslices: "discovery.k8s.io",
   servicecidrs: "networking.k8s.io",
+  pods: "",
 };
 
 Deno.test("rbac.yaml grants exactly the requests the Kubernetes source makes", async () => {
@@ -31,12 +32,14 @@ Deno.test("rbac.yaml grants exactly the requests the Kubernetes source makes", a
       kubeconfigPath: h.kubeconfig,
       useEndpoints,
       nodeName: "node-a",
+      // This node's pods: the DNS search path on the server (issue 16).
+      nodePods: { nodeName: "node-a", onChange: () => {} },
       syncTimeoutMs: 5000,
       log: h.log,
     });
     try {
       await source.start(h.sink);
-      await waitFor("every watch open", () => h.api.openWatches() >= 5);
+      await waitFor("every watch open", () => h.api.openWatches() >= 6);
     } finally {
       await source.stop();
       await h.close();

@@ -16,6 +16,7 @@ import { encodeMessage } from "../../src/dns/codec/encode.ts";
 import {
   type Message,
   queryMessage,
+  Rcode,
   type RData,
   type ResourceRecord,
   RRClass,
@@ -101,6 +102,10 @@ export function fixtureZone(
  * - early.default: headless with publishNotReadyAddresses
  * - ext.default: ExternalName example.org; alias.default: ExternalName to web.default
  * - pending.default: ClusterIP without an allocated IP (NODATA)
+ * - named.default: ClusterIP whose endpoints have a hostname (named-0) or none (CoreDNS answers
+ *   both names and their PTRs)
+ * - portless.default: headless whose Service lists no ports but whose slice does (CoreDNS takes
+ *   SRV ports from the slice); one IPv6 endpoint whose dashed label ends in "-" (`2001:db8:1::`)
  */
 export function fixtureSnapshot(): Snapshot {
   const store = new ModelStore();
@@ -208,6 +213,34 @@ export const FIXTURE_SERVICES: Readonly<Record<string, (store: ModelStore) => vo
       type: "ExternalName",
       externalName: "web.default.svc.cluster.local.",
     })),
+  "default/named": (store) => {
+    store.setService(makeService({
+      namespace: "default",
+      name: "named",
+      clusterIPs: [ip("198.19.0.40")],
+      ports: [port("http", "TCP", 80, 8080)],
+    }));
+    store.setEndpointSet(
+      endpointSet("default", "named", [{ name: "http", protocol: "TCP", port: 8080 }], [
+        ep("198.18.0.60", { hostname: "named-0" }),
+        ep("198.18.0.61"),
+        ep("198.18.0.62", { ready: false }),
+      ]),
+    );
+  },
+  "default/portless": (store) => {
+    store.setService(makeService({ namespace: "default", name: "portless", headless: true }));
+    store.setEndpointSet(
+      endpointSet("default", "portless", [{ name: "http", protocol: "TCP", port: 8080 }], [
+        ep("198.18.0.70", { hostname: "p-0" }),
+      ], "portless-v4"),
+    );
+    store.setEndpointSet(
+      endpointSet("default", "portless", [{ name: "http", protocol: "TCP", port: 8080 }], [
+        ep("2001:db8:1::"),
+      ], "portless-v6"),
+    );
+  },
   "default/pending": (store) =>
     store.setService(
       makeService({ namespace: "default", name: "pending", ports: [port("http", "TCP", 80)] }),
@@ -288,6 +321,64 @@ export function echoForwarder(maxDelayMs = 0): Forwarder {
   return new Forwarder({
     upstreams: [parseUpstream("198.18.0.53") as Upstream],
     transport: new EchoUpstream(maxDelayMs),
+    cache: new DnsCache({ now: () => 0 }),
+  });
+}
+
+/**
+ * An upstream resolver for the names it is given (A records, TTL 60, and an example.org SOA in
+ * negative answers): a known name with no record of the asked type is NODATA, anything else
+ * NXDOMAIN, a name in `failing` SERVFAIL. Remembers every question asked, lower case.
+ */
+export class MapUpstream implements UpstreamTransport {
+  readonly asked: string[] = [];
+  constructor(
+    readonly names: Readonly<Record<string, string>>,
+    readonly failing: readonly string[] = [],
+  ) {}
+
+  exchange(_s: Upstream, packet: Uint8Array): Promise<Uint8Array> {
+    const d = decodeMessage(packet);
+    if (!d.ok) throw new Error(d.error);
+    const q = d.message.questions[0];
+    const key = q.name.toLowerCase().replace(/\.$/, "");
+    this.asked.push(`${key} ${q.type}`);
+    const address = this.names[key];
+    const soa = record("example.org", RRType.SOA, {
+      mname: "ns.example.org",
+      rname: "hostmaster.example.org",
+      serial: 1,
+      refresh: 7200,
+      retry: 1800,
+      expire: 86400,
+      minimum: 60,
+    }, 60);
+    const m: Message = {
+      ...d.message,
+      qr: true,
+      ra: true,
+      rcode: this.failing.includes(key)
+        ? Rcode.SERVFAIL
+        : address === undefined
+        ? Rcode.NXDOMAIN
+        : Rcode.NOERROR,
+      answers: address !== undefined && q.type === RRType.A
+        ? [record(q.name, RRType.A, { address }, 60)]
+        : [],
+      authority: address !== undefined && q.type === RRType.A ? [] : [soa],
+      edns: undefined,
+    };
+    return Promise.resolve(encodeMessage(m));
+  }
+
+  close(): void {}
+}
+
+/** A forwarder to one upstream that is a {@link MapUpstream} (cache on a stopped clock). */
+export function mapForwarder(upstream: MapUpstream): Forwarder {
+  return new Forwarder({
+    upstreams: [parseUpstream("198.18.0.53") as Upstream],
+    transport: upstream,
     cache: new DnsCache({ now: () => 0 }),
   });
 }

@@ -6,7 +6,9 @@
  * existing name asked with another type, NXDOMAIN with SOA otherwise, SERVFAIL for cluster names
  * before the first snapshot, REFUSED for zone transfers and for recursion outside the allowed
  * clients, NOTIMP for opcodes other than QUERY and for classes other than IN/ANY, FORMERR for
- * malformed queries, BADVERS for EDNS versions above 0.
+ * malformed queries, BADVERS for EDNS versions above 0. Unless strict (zone.ts RecordOptions),
+ * also what CoreDNS answers beyond the spec: glue for NS, the zone part of names in the
+ * question's case, and what is read from services on ask (on_ask_answers.ts).
  * @module
  */
 
@@ -25,13 +27,34 @@ import {
   type ResourceRecord,
   RRClass,
   RRType,
+  type SoaData,
 } from "../codec/records.ts";
-import { findApex, parseDashedIp, recordsOfType, soaRecord, type Zone } from "../zone/zone.ts";
+import {
+  findApex,
+  parseDashedIp,
+  type PodRecords,
+  recordsOfType,
+  soaRecord,
+  type Zone,
+} from "../zone/zone.ts";
+import {
+  endpointNameRecords,
+  endpointPtrRecords,
+  endpointSrvRecords,
+  serviceSrvRecords,
+} from "./on_ask_answers.ts";
 
-/** Facts about the client that change the answer. */
+/** This node's pods (Kubernetes mode): the namespace of the pod with an IP. */
+export interface NodePods {
+  namespaceOf(address: string): string | undefined;
+}
+
+/** Facts about the client, and outside the zone, that change the answer. */
 export interface AnswerContext {
   /** True when the client's address is inside the recursion-allowed CIDRs. */
   readonly recursionAllowed: boolean;
+  /** This node's pods, for `pods verified` (Kubernetes mode). */
+  readonly nodePods?: NodePods;
 }
 
 /** What to do with a query. */
@@ -126,14 +149,27 @@ function negative(zone: Zone, apex: string, rcode: number, answers: ResourceReco
   return { rcode, answers, authority: [soaRecord(zone, apex)], additional: [] };
 }
 
-/** Records of `pods insecure`: `1-2-3-4.<ns>.pod.<zone>` -> 1.2.3.4 when the namespace exists. */
-function podRecord(zone: Zone, key: string, type: number, owner: string): Lookup | null {
+/**
+ * Pod records: `1-2-3-4.<ns>.pod.<zone>` -> 1.2.3.4 when the namespace exists (`insecure`), and
+ * with `verified` only when a pod with that IP is known in that namespace: an endpoint of a
+ * service there, or this node's pod (Kubernetes mode). `disabled`: none.
+ */
+function podRecord(
+  zone: Zone,
+  key: string,
+  type: number,
+  owner: string,
+  ctx: AnswerContext,
+): Lookup | null {
+  const mode: PodRecords = zone.options.podRecords ?? "insecure";
+  if (mode === "disabled") return null;
   const suffix = `.pod.${zone.domain}`;
   if (!key.endsWith(suffix)) return null;
   const labels = key.slice(0, -suffix.length).split(".");
   if (labels.length !== 2 || !zone.namespaces.has(labels[1])) return null;
   const ip = parseDashedIp(labels[0]);
   if (!ip) return null;
+  if (mode === "verified" && !podKnown(zone, ip.address, labels[1], ctx)) return null;
   const rrType = ip.family === 4 ? RRType.A : RRType.AAAA;
   if (type === rrType || type === RRType.ANY) {
     const rr: ResourceRecord = {
@@ -148,20 +184,49 @@ function podRecord(zone: Zone, key: string, type: number, owner: string): Lookup
   return negative(zone, zone.domain, Rcode.NOERROR, []);
 }
 
+/** True when a pod with this IP is known in namespace `ns` (`pods verified`). */
+function podKnown(zone: Zone, address: string, ns: string, ctx: AnswerContext): boolean {
+  if (ctx.nodePods?.namespaceOf(address) === ns) return true;
+  const prefix = `${ns}/`;
+  return (zone.endpointsAt?.(address) ?? []).some((k) => k.toLowerCase().startsWith(prefix));
+}
+
 function lookup(
   zone: Zone,
   owner: string,
   type: number,
   depth: number,
   answers: ResourceRecord[],
+  ctx: AnswerContext,
 ): Lookup {
   const key = nameKey(owner);
   const apex = findApex(zone, key);
   const node = zone.nodes.get(key);
+  const lazyPtrs = type === RRType.PTR || type === RRType.ANY
+    ? endpointPtrRecords(zone, key, owner)
+    : [];
   if (!node) {
     if (apex === zone.domain) {
-      const pod = podRecord(zone, key, type, owner);
+      const pod = podRecord(zone, key, type, owner, ctx);
       if (pod) return { ...pod, answers: [...answers, ...pod.answers] };
+      const ep = endpointNameRecords(zone, key, type, owner);
+      if (ep) {
+        if (ep.records.length === 0) return negative(zone, apex, Rcode.NOERROR, answers);
+        return {
+          rcode: Rcode.NOERROR,
+          answers: [...answers, ...ep.records],
+          authority: [],
+          additional: ep.additional,
+        };
+      }
+    }
+    if (lazyPtrs.length > 0) {
+      return {
+        rcode: Rcode.NOERROR,
+        answers: [...answers, ...lazyPtrs],
+        authority: [],
+        additional: [],
+      };
     }
     return negative(zone, apex ?? zone.domain, Rcode.NXDOMAIN, answers);
   }
@@ -174,7 +239,7 @@ function lookup(
       return { rcode: Rcode.NOERROR, answers: chain, authority: [], additional: [] };
     }
     if (findApex(zone, nameKey(target)) !== null) {
-      return lookup(zone, target, type, depth + 1, chain);
+      return lookup(zone, target, type, depth + 1, chain, ctx);
     }
     return {
       rcode: Rcode.NOERROR,
@@ -187,20 +252,110 @@ function lookup(
   if (type === RRType.ANY) {
     const all: ResourceRecord[] = [];
     for (const rr of node.records) all.push(withOwner(rr, owner));
+    all.push(...lazyPtrs);
     if (all.length > 0) {
       return { rcode: Rcode.NOERROR, answers: [...answers, ...all], authority: [], additional: [] };
     }
     return negative(zone, apex ?? zone.domain, Rcode.NOERROR, answers);
   }
   const list = recordsOfType(node, type);
-  if (list.length === 0) {
+  if (list.length === 0 && type === RRType.SRV && apex === zone.domain) {
+    // CoreDNS's SRV at a service's bare name or a headless endpoint's name, read on ask.
+    const srv = serviceSrvRecords(zone, key, owner) ?? endpointSrvRecords(zone, key, owner);
+    if (srv && srv.records.length > 0) {
+      return {
+        rcode: Rcode.NOERROR,
+        answers: [...answers, ...srv.records],
+        authority: [],
+        additional: srv.additional,
+      };
+    }
+  }
+  if (list.length === 0 && lazyPtrs.length === 0) {
     return negative(zone, apex ?? zone.domain, Rcode.NOERROR, answers);
   }
   return {
     rcode: Rcode.NOERROR,
-    answers: [...answers, ...list.map((rr) => withOwner(rr, owner))],
+    answers: [...answers, ...list.map((rr) => withOwner(rr, owner)), ...lazyPtrs],
     authority: [],
-    additional: type === RRType.SRV ? [...node.additional] : [],
+    additional: type === RRType.SRV
+      ? [...node.additional]
+      : type === RRType.NS
+      ? glue(zone, list)
+      : [],
+  };
+}
+
+/** The addresses of NS targets inside our zones (CoreDNS answers `ns.dns.<zone>` with them). */
+function glue(zone: Zone, ns: readonly ResourceRecord[]): ResourceRecord[] {
+  const out: ResourceRecord[] = [];
+  for (const rr of ns) {
+    const target = zone.nodes.get(nameKey((rr.data as NameData).target));
+    if (!target) continue;
+    for (const a of target.records) {
+      if (a.type === RRType.A || a.type === RRType.AAAA) out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
+ * `name` (canonical) with its `apex` part as the question wrote it (`asked`): CoreDNS keeps the
+ * asked case of the zone in the names it writes (SRV targets, their addresses, SOA and NS
+ * names), the rest in lower case.
+ */
+function inAskedCase(name: string, apex: string, asked: string): string {
+  if (name === apex) return asked;
+  if (
+    name.length > apex.length && name.endsWith(apex) && name[name.length - apex.length - 1] === "."
+  ) {
+    return name.slice(0, name.length - apex.length) + asked;
+  }
+  return name;
+}
+
+/** A record with the names it holds in the question's case of the zone (see inAskedCase). */
+function recased(rr: ResourceRecord, apex: string, asked: string, owner: boolean): ResourceRecord {
+  const name = owner ? inAskedCase(rr.name, apex, asked) : rr.name;
+  switch (rr.type) {
+    case RRType.SRV:
+    case RRType.NS: {
+      const d = rr.data as NameData;
+      const target = inAskedCase(d.target, apex, asked);
+      return name === rr.name && target === d.target
+        ? rr
+        : { ...rr, name, data: { ...d, target } as typeof rr.data };
+    }
+    case RRType.SOA: {
+      const d = rr.data as SoaData;
+      return {
+        ...rr,
+        name: inAskedCase(rr.name, apex, asked),
+        data: {
+          ...d,
+          mname: inAskedCase(d.mname, apex, asked),
+          rname: inAskedCase(d.rname, apex, asked),
+        },
+      };
+    }
+    default:
+      return name === rr.name ? rr : { ...rr, name };
+  }
+}
+
+/** The lookup's names in the question's case of the zone (CoreDNS; not in strict mode). */
+function inQuestionCase(found: Lookup, zone: Zone, question: string): Lookup {
+  const key = nameKey(question);
+  const apex = findApex(zone, key);
+  if (apex === null) return found;
+  const text = question.endsWith(".") ? question.slice(0, -1) : question;
+  const asked = text.slice(text.length - apex.length);
+  if (asked === apex) return found;
+  return {
+    ...found,
+    answers: found.answers.map((rr) => recased(rr, apex, asked, false)),
+    authority: found.authority.map((rr) => recased(rr, apex, asked, true)),
+    additional: found.additional.map((rr) => recased(rr, apex, asked, true)),
   };
 }
 
@@ -250,12 +405,15 @@ export function answerQuery(
       : reply(query, Rcode.REFUSED, ctx);
   }
   // PTRs svcgate knows are answered even outside its reverse zones (CoreDNS's fallthrough).
-  if (apex === null && (!zone.nodes.has(key) || (q.type !== RRType.PTR && q.type !== RRType.ANY))) {
+  const knownPtr = (q.type === RRType.PTR || q.type === RRType.ANY) &&
+    (zone.nodes.has(key) || endpointPtrRecords(zone, key, q.name).length > 0);
+  if (apex === null && !knownPtr) {
     return ctx.recursionAllowed
       ? { kind: "forward", question: q }
       : reply(query, Rcode.REFUSED, ctx);
   }
-  const found = lookup(zone, q.name, q.type, 0, []);
+  let found = lookup(zone, q.name, q.type, 0, [], ctx);
+  if (!zone.options.strictSpec) found = inQuestionCase(found, zone, q.name);
   const message = replyTo(query, found.rcode, ctx, {
     aa: true,
     answers: found.answers,

@@ -12,9 +12,16 @@
 import { answerQuery } from "./answer.ts";
 import { type QueryScan } from "../codec/decode.ts";
 import { MessageEncoder } from "../codec/encode.ts";
-import { nameToWire } from "../codec/names.ts";
-import { type Message, OUR_UDP_SIZE, RRClass, RRType, type SoaData } from "../codec/records.ts";
-import type { Zone, ZoneNode } from "../zone/zone.ts";
+import { nameKey, nameToWire } from "../codec/names.ts";
+import {
+  type Message,
+  OUR_UDP_SIZE,
+  RRClass,
+  RRType,
+  type SoaData,
+  type SrvData,
+} from "../codec/records.ts";
+import { findApex, type Zone, type ZoneNode } from "../zone/zone.ts";
 import type { ZoneIndex } from "../zone/zone_index.ts";
 import type { ServiceKey } from "../../model/types.ts";
 import type { Snapshot } from "../../model/snapshot.ts";
@@ -26,7 +33,8 @@ export interface AnswerTable {
   readonly slots: Int32Array;
   /**
    * Per entry: key offset, key length, qtype (-1 once removed), answer offset, answer length,
-   * hash, offset of the SOA serial inside `answers` (-1 when the answer carries none last).
+   * hash, offset of the SOA serial inside `answers` (-1 when the answer carries none last),
+   * flags ({@link EXACT_CASE}).
    */
   readonly entries: Int32Array;
   readonly keys: Uint8Array;
@@ -35,7 +43,24 @@ export interface AnswerTable {
   readonly count: number;
 }
 
-const E = 7;
+const E = 8;
+
+/**
+ * The answer writes a name of our zone where no pointer can carry the question's case: an SRV
+ * target (never compressed, RFC 2782), whose zone part CoreDNS writes as asked. Precomputed for
+ * a lower-case question, it is served only to one; other cases take the general path. (Every
+ * other name follows the question's case by pointing into it: the query's own bytes replace the
+ * question.)
+ */
+const EXACT_CASE = 1;
+
+/** True when the answer holds an SRV target inside the question's zone (see EXACT_CASE). */
+function caseBound(zone: Zone, message: Message): boolean {
+  if (zone.options.strictSpec) return false;
+  return message.answers.some((rr) =>
+    rr.type === RRType.SRV && findApex(zone, nameKey((rr.data as SrvData).target)) !== null
+  );
+}
 
 function hashName(buf: Uint8Array, start: number, end: number, qtype: number): number {
   return fnv1a32Bytes(buf, start, end, FNV32_BASIS ^ qtype, true) | 0;
@@ -153,6 +178,7 @@ export class AnswerTableBuilder {
       // Only authoritative replies are precomputed; chases and forwards stay on the general path.
       const result = answerQuery(zone, query, { recursionAllowed: true });
       if (result.kind !== "reply" || !result.message.aa) continue;
+      const exact = caseBound(zone, result.message);
       const bytes = this.#encoder.encode(result.message);
       if (keyOff < 0) {
         keyOff = this.#keyLen;
@@ -177,6 +203,7 @@ export class AnswerTableBuilder {
       en[e + 4] = bytes.length;
       en[e + 5] = hash;
       en[e + 6] = serialOffset(result.message, bytes, this.#ansLen);
+      en[e + 7] = exact ? EXACT_CASE : 0;
       this.#ansLen += bytes.length;
       this.#insertSlot(this.#count, hash);
       this.#count++;
@@ -306,6 +333,7 @@ export class AnswerTableBuilder {
       entries[d + 4] = en[e + 4];
       entries[d + 5] = en[e + 5];
       entries[d + 6] = en[e + 6] < 0 ? -1 : ansLen + (en[e + 6] - en[e + 3]);
+      entries[d + 7] = en[e + 7];
       answers.set(this.#answers.subarray(en[e + 3], en[e + 3] + en[e + 4]), ansLen);
       ansLen += en[e + 4];
       n++;
@@ -395,6 +423,10 @@ export function fastAnswer(
   const idx = findAnswer(table, q, scan.qnameEnd, scan.qtype);
   if (idx < 0) return -1;
   const e = idx * E;
+  if ((table.entries[e + 7] & EXACT_CASE) !== 0) {
+    // Label lengths are at most 63, so a byte in A-Z is a letter.
+    for (let i = 12; i < scan.qnameEnd; i++) if (q[i] >= 0x41 && q[i] <= 0x5a) return -1;
+  }
   const ao = table.entries[e + 3];
   const al = table.entries[e + 4];
   const total = al + (scan.hasEdns ? 11 : 0);

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Cidr } from "../../model/ip.ts";
+import type { Cidr, IpText } from "../../model/ip.ts";
+import { type ClientNamespaceRule, ClientNamespaces } from "../answer/client_namespace.ts";
 import type { Snapshot } from "../../model/snapshot.ts";
 import { AnswerTableBuilder } from "../answer/fast.ts";
 import { AllowList } from "./allow_list.ts";
@@ -19,7 +20,7 @@ import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
 import { DnsCache } from "./dns_cache.ts";
 import { Forwarder, type Upstream } from "./upstream.ts";
-import { validateZoneOptions, type ZoneOptions } from "../zone/zone.ts";
+import { type PodRecords, validateZoneOptions, type ZoneOptions } from "../zone/zone.ts";
 import { applyUpdate } from "../answer/fast.ts";
 import { ZoneIndex } from "../zone/zone_index.ts";
 
@@ -47,6 +48,27 @@ export type TcpLimits = Partial<
     "maxConnections" | "maxConnectionsPerIp" | "ioTimeoutMs" | "maxLifetimeMs" | "maxQueries"
   >
 >;
+/**
+ * What the zone answers and how (zone.ts ZoneOptions), and the search path walked on the
+ * server (answer/autopath.ts); structured-clone friendly.
+ */
+export interface EngineAnswerOptions {
+  readonly strictSpec?: boolean;
+  readonly podRecords?: PodRecords;
+  readonly endpointPodNames?: boolean;
+  /** Keep IP -> services for every endpoint (verified pods, client namespaces from endpoints). */
+  readonly indexEndpoints?: boolean;
+  /** What `ns.dns.<zone>` answers: svcgate's own addresses. */
+  readonly nsAddresses?: readonly IpText[];
+  /** Walk the search path on the server for clients whose namespace is known. */
+  readonly autopath?: boolean;
+  /** The host's search domains, walked after the cluster's. */
+  readonly searchDomains?: readonly string[];
+  /** `--client-namespace CIDR=NAMESPACE`. */
+  readonly clientNamespaces?: readonly ClientNamespaceRule[];
+  /** Standalone mode: a client that is an endpoint is in its services' namespace. */
+  readonly clientNamespacesFromEndpoints?: boolean;
+}
 
 /** Everything an engine needs; structured-clone friendly. */
 export interface EngineOptions {
@@ -69,6 +91,8 @@ export interface EngineOptions {
   readonly rrlResponsesPerSecond?: number;
   readonly upstreamTimeoutMs: number;
   readonly cacheSize: number;
+  /** Default: CoreDNS's answers, no search path on the server. */
+  readonly answers?: EngineAnswerOptions;
 }
 
 /** A log line from an engine. */
@@ -99,6 +123,7 @@ export interface PublishReport {
  */
 export class DnsEngine {
   readonly #handler: QueryHandler;
+  readonly #clients: ClientNamespaces;
   readonly #forwarder: Forwarder | null;
   readonly #udp: FfiUdpServer | NodeUdpServer;
   readonly #udpLoop: Promise<void>;
@@ -109,6 +134,7 @@ export class DnsEngine {
 
   private constructor(
     options: EngineOptions,
+    clients: ClientNamespaces,
     handler: QueryHandler,
     forwarder: Forwarder | null,
     udp: FfiUdpServer | NodeUdpServer,
@@ -118,6 +144,7 @@ export class DnsEngine {
   ) {
     this.#options = options;
     this.#log = log;
+    this.#clients = clients;
     this.#handler = handler;
     this.#forwarder = forwarder;
     this.#udp = udp;
@@ -137,11 +164,19 @@ export class DnsEngine {
         stats: stats.counters,
       })
       : null;
+    const answers = options.answers ?? {};
+    const clients = new ClientNamespaces({
+      rules: answers.clientNamespaces ?? [],
+      fromEndpoints: answers.clientNamespacesFromEndpoints ?? false,
+    });
     const handler = new QueryHandler({
       clusterDomain: options.clusterDomain,
       reverseCidrs: options.reverseCidrs,
       forwarder,
       stats,
+      clients,
+      autopath: answers.autopath ?? false,
+      searchDomains: answers.searchDomains ?? [],
     });
     const allow = new AllowList(options.allowRecursion);
     const onError = (message: string) => log("warn", message);
@@ -210,12 +245,20 @@ export class DnsEngine {
         throw e;
       }
     }
-    return new DnsEngine(options, handler, forwarder, udp, udpLoop, tcp, log);
+    return new DnsEngine(options, clients, handler, forwarder, udp, udpLoop, tcp, log);
   }
 
   /** UDP port bound. */
   get udpPort(): number {
     return this.#udp.port;
+  }
+
+  /**
+   * This node's pods (canonical IP -> namespace), from the Kubernetes source: their queries get
+   * the search path walked on the server, and `pods verified` knows them.
+   */
+  setNodePods(pods: ReadonlyMap<string, string>): void {
+    this.#clients.setNodePods(pods);
   }
 
   /** TCP port bound, or null without TCP. */
@@ -280,11 +323,17 @@ export class DnsEngine {
 
   async #apply(snapshot: Snapshot, serial: number): Promise<PublishReport> {
     const t0 = performance.now();
+    const answers = this.#options.answers ?? {};
     const options: ZoneOptions = {
       clusterDomain: this.#options.clusterDomain,
       ttl: this.#options.ttl,
       reverseCidrs: this.#options.reverseCidrs,
       serial,
+      strictSpec: answers.strictSpec ?? false,
+      endpointPodNames: answers.endpointPodNames ?? false,
+      indexEndpoints: answers.indexEndpoints ?? false,
+      nsAddresses: answers.nsAddresses ?? [],
+      podRecords: answers.podRecords ?? "insecure",
     };
     const problem = validateZoneOptions(options);
     if (problem) throw new Error(problem);

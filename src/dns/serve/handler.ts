@@ -2,12 +2,15 @@
  * One query in, one reply out: the fast path over precomputed answers, then the general path
  * (decode, answer, forward or chase, encode with truncation), counted in the engine's stats. No
  * sockets here: transports (UDP via FFI or node:dgram, TCP) call this with the client's right to
- * recurse (allow_list.ts), and forwarding goes through the {@link Forwarder} seam.
+ * recurse (allow_list.ts) and, for the general path, its address (the search path walked on the
+ * server needs its namespace: answer/autopath.ts); forwarding goes through the
+ * {@link Forwarder} seam.
  * @module
  */
 
 import type { Cidr } from "../../model/ip.ts";
 import {
+  type AnswerContext,
   answerQuery,
   chasedReply,
   formErrFor,
@@ -17,12 +20,14 @@ import {
   udpPayloadLimit,
 } from "../answer/answer.ts";
 import { type AnswerTable, fastAnswer } from "../answer/fast.ts";
+import { searchCandidates, searchOnServer } from "../answer/autopath.ts";
+import { clientAddress, ClientNamespaces } from "../answer/client_namespace.ts";
 import type { DnsStats } from "./stats.ts";
 import type { Forwarder } from "./upstream.ts";
 import { type DecodeLimit, decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { nameKey } from "../codec/names.ts";
-import { MAX_MESSAGE, type Message, Rcode, RRClass } from "../codec/records.ts";
+import { MAX_MESSAGE, type Message, type Question, Rcode, RRClass } from "../codec/records.ts";
 import { reverseZoneApexes, type Zone } from "../zone/zone.ts";
 
 /** Handler settings. */
@@ -32,6 +37,12 @@ export interface QueryHandlerOptions {
   /** Null when no upstream is configured: forwarded questions then get SERVFAIL. */
   readonly forwarder: Forwarder | null;
   readonly stats: DnsStats;
+  /** Client namespaces and this node's pods (default: none known). */
+  readonly clients?: ClientNamespaces;
+  /** Walk the search path on the server for clients whose namespace is known. Default false. */
+  readonly autopath?: boolean;
+  /** The host's search domains, walked after the cluster's (autopath.ts hostSearchDomains). */
+  readonly searchDomains?: readonly string[];
 }
 
 /**
@@ -65,6 +76,9 @@ export class QueryHandler {
   #fill: AnswerFiller | null = null;
   readonly #zones: Pick<Zone, "domain" | "reverseApexes">;
   readonly #forwarder: Forwarder | null;
+  readonly #clients: ClientNamespaces;
+  readonly #autopath: boolean;
+  readonly #searchDomains: readonly string[];
   readonly #scan = newQueryScan();
   readonly #scratch = new Uint8Array(MAX_MESSAGE);
   #limitHit: LimitHit | null = null;
@@ -76,6 +90,9 @@ export class QueryHandler {
       reverseApexes: [...new Set(options.reverseCidrs.flatMap(reverseZoneApexes))],
     };
     this.#forwarder = options.forwarder;
+    this.#clients = options.clients ?? new ClientNamespaces();
+    this.#autopath = options.autopath ?? false;
+    this.#searchDomains = options.searchDomains ?? [];
     this.stats = options.stats;
   }
 
@@ -115,10 +132,18 @@ export class QueryHandler {
     return n;
   }
 
-  /** The general path for one packet. Never throws. */
-  general(packet: Uint8Array, allowed: boolean, udp: boolean): HandleOutcome {
+  /**
+   * The general path for one packet. `client` is the sender's address as text (undefined when
+   * the transport does not say: no search path on the server then). Never throws.
+   */
+  general(
+    packet: Uint8Array,
+    allowed: boolean,
+    udp: boolean,
+    client?: string | null,
+  ): HandleOutcome {
     try {
-      return this.#general(packet, allowed, udp);
+      return this.#general(packet, allowed, udp, client ?? null);
     } catch {
       // A bug must cost one SERVFAIL, never the server.
       this.stats.counters.internalErrors++;
@@ -145,11 +170,51 @@ export class QueryHandler {
   }
 
   /** Fast path, then the general path (for TCP and the portable UDP transport). */
-  handle(packet: Uint8Array, allowed: boolean, udp: boolean): HandleOutcome {
+  handle(
+    packet: Uint8Array,
+    allowed: boolean,
+    udp: boolean,
+    client?: string | null,
+  ): HandleOutcome {
     const out = this.#scratch;
     const n = packet.length >= 17 ? this.fast(packet, packet.length, out, 0, udp, allowed) : -1;
     if (n > 0) return out.slice(0, n);
-    return this.general(packet, allowed, udp);
+    return this.general(packet, allowed, udp, client);
+  }
+
+  /**
+   * The search path walked on the server for an NXDOMAIN answer (answer/autopath.ts), or null
+   * when the client's namespace is unknown or the name is not under it.
+   */
+  #search(
+    query: Message,
+    first: Message,
+    ctx: AnswerContext,
+    client: string,
+    limit: number,
+  ): Promise<Uint8Array> | null {
+    const zone = this.#zone;
+    if (!zone || !this.#clients.any) return null;
+    const address = clientAddress(client);
+    const namespace = address === null ? undefined : this.#clients.clientNamespace(address, zone);
+    if (namespace === undefined) return null;
+    const candidates = searchCandidates(
+      zone,
+      query.questions[0].name,
+      namespace,
+      this.#searchDomains,
+    );
+    if (!candidates) return null;
+    const fwd = this.#forwarder;
+    const resolve = fwd ? (q: Question) => fwd.resolve(q) : null;
+    return searchOnServer(zone, query, candidates, ctx, resolve).then((found) => {
+      if (found) this.stats.counters.autopathSuccess++;
+      else this.stats.counters.autopathMiss++;
+      return this.#encode(found ?? first, limit);
+    }).catch(() => {
+      this.stats.counters.internalErrors++;
+      return this.#encode(first, limit);
+    });
   }
 
   #encode(msg: Message, limit: number): Uint8Array {
@@ -162,7 +227,12 @@ export class QueryHandler {
   // A query's answer, authority and additional records are checked but not kept (only its
   // OPT is): answering never reads them, and a 64 KB query of records then allocates nothing
   // per record (issue 20's flat stream, GC pauses that delayed UDP).
-  #general(packet: Uint8Array, allowed: boolean, udp: boolean): HandleOutcome {
+  #general(
+    packet: Uint8Array,
+    allowed: boolean,
+    udp: boolean,
+    client: string | null,
+  ): HandleOutcome {
     const r = decodeMessage(packet, { records: false });
     if (!r.ok) {
       if (r.limit) this.#limitHit = { limit: r.limit, detail: r.error };
@@ -175,7 +245,7 @@ export class QueryHandler {
       return reply;
     }
     const query = r.message;
-    const ctx = { recursionAllowed: allowed };
+    const ctx = { recursionAllowed: allowed, nodePods: this.#clients };
     const limit = udp ? udpLimit(query) : MAX_MESSAGE;
     const result = answerQuery(this.#zone, query, ctx, this.#zones);
     switch (result.kind) {
@@ -183,6 +253,10 @@ export class QueryHandler {
         this.stats.counters.dropped++;
         return null;
       case "reply": {
+        if (result.message.rcode === Rcode.NXDOMAIN && this.#autopath && client !== null) {
+          const searched = this.#search(query, result.message, ctx, client, limit);
+          if (searched) return searched;
+        }
         if (this.#fill && result.message.aa && query.questions.length === 1) {
           this.#table = this.#fill(nameKey(query.questions[0].name)) ?? this.#table;
         }

@@ -6,10 +6,14 @@ import { decodeMessage } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { formatRecord, queryMessage, rcodeName, RRClass, RRType } from "../codec/records.ts";
 import {
+  cidr,
   echoForwarder,
   FIXTURE_REVERSE_CIDRS,
   fixtureZone,
+  mapForwarder,
+  MapUpstream,
 } from "../../../tests/support/dns_fixture.ts";
+import { ClientNamespaces } from "../answer/client_namespace.ts";
 import { MetricsRegistry } from "../../observe/metrics.ts";
 
 function handler(withZone = true) {
@@ -159,4 +163,87 @@ Deno.test("QueryHandler: stats count types and rcodes, and reach the metrics reg
   assert(text.includes("svcgate_dns_fast_path_total 1"), text);
   assert(text.includes("svcgate_dns_cache_hits_total 1"), text);
   assert(text.includes('svcgate_dns_request_duration_seconds_bucket{le="0.0005"} 4'), text);
+});
+
+/** A handler that walks search paths, its upstream knowing www.example.org only. */
+function searching(options: { fromEndpoints?: boolean; autopath?: boolean } = {}) {
+  const stats = new DnsStats();
+  const upstream = new MapUpstream({ "www.example.org": "198.18.9.1" });
+  const clients = new ClientNamespaces({
+    rules: [{ cidr: cidr("198.18.200.0/24"), namespace: "prod" }],
+    fromEndpoints: options.fromEndpoints ?? false,
+  });
+  clients.setNodePods(new Map([["198.18.0.11", "default"], ["2001:db8::b", "prod"]]));
+  const h = new QueryHandler({
+    clusterDomain: "cluster.local",
+    reverseCidrs: FIXTURE_REVERSE_CIDRS,
+    forwarder: mapForwarder(upstream),
+    stats,
+    clients,
+    autopath: options.autopath ?? true,
+  });
+  const zone = fixtureZone();
+  h.setZone(zone, buildAnswerTable(zone));
+  return { h, stats, upstream };
+}
+
+async function askFrom(h: QueryHandler, name: string, client: string | undefined) {
+  const out = await h.handle(q(name), true, true, client);
+  const d = decodeMessage(out!);
+  if (!d.ok) throw new Error(d.error);
+  return { rcode: rcodeName(d.message.rcode), answer: d.message.answers.map(formatRecord) };
+}
+
+Deno.test("QueryHandler: the search path is walked for clients whose namespace is known", async (t) => {
+  const external = "www.example.org.default.svc.cluster.local";
+  const found = [
+    "www.example.org.default.svc.cluster.local. 60 IN CNAME www.example.org.",
+    "www.example.org. 60 IN A 198.18.9.1",
+  ];
+  await t.step("this node's pod (Kubernetes mode)", async () => {
+    const { h, stats } = searching();
+    assertEquals(await askFrom(h, external, "198.18.0.11"), { rcode: "NOERROR", answer: found });
+    assertEquals(stats.drain().counters.autopathSuccess, 1);
+  });
+  await t.step("an IPv4-mapped address from a dual-stack socket is the same pod", async () => {
+    const { h } = searching();
+    assertEquals((await askFrom(h, external, "::ffff:198.18.0.11")).answer, found);
+  });
+  await t.step("--client-namespace: prod's names are searched from prod", async () => {
+    const { h } = searching();
+    assertEquals((await askFrom(h, "web.default.prod.svc.cluster.local", "198.18.200.7")).answer, [
+      "web.default.prod.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.",
+      "web.default.svc.cluster.local. 30 IN A 198.19.0.10",
+    ]);
+    // Another namespace's first suffix is not this client's: no walk.
+    assertEquals((await askFrom(h, external, "198.18.200.7")).rcode, "NXDOMAIN");
+  });
+  await t.step("standalone: an endpoint's client is in its service's namespace", async () => {
+    const { h } = searching({ fromEndpoints: true });
+    // 198.18.0.50 is web.default's endpoint.
+    assertEquals((await askFrom(h, external, "198.18.0.50")).answer, found);
+  });
+  await t.step(
+    "an unknown client gets today's NXDOMAIN, and nothing is asked upstream",
+    async () => {
+      const { h, stats, upstream } = searching({ fromEndpoints: true });
+      assertEquals(await askFrom(h, external, "198.18.77.7"), { rcode: "NXDOMAIN", answer: [] });
+      assertEquals(await askFrom(h, external, undefined), { rcode: "NXDOMAIN", answer: [] });
+      assertEquals(upstream.asked, []);
+      assertEquals(stats.drain().counters.autopathSuccess, 0);
+    },
+  );
+  await t.step("a walk that finds nothing is counted and gives the first answer", async () => {
+    const { h, stats } = searching();
+    assertEquals(
+      await askFrom(h, "nosuch.default.svc.cluster.local", "198.18.0.11"),
+      { rcode: "NXDOMAIN", answer: [] },
+    );
+    assertEquals(stats.drain().counters.autopathMiss, 1);
+  });
+  await t.step("--autopath=false: today's NXDOMAIN", async () => {
+    const { h, upstream } = searching({ autopath: false });
+    assertEquals((await askFrom(h, external, "198.18.0.11")).rcode, "NXDOMAIN");
+    assertEquals(upstream.asked, []);
+  });
 });

@@ -10,12 +10,14 @@
  * @module
  */
 
-import type { Cidr } from "../../model/ip.ts";
+import { canonicalIp, type Cidr, type IpText, parseIp } from "../../model/ip.ts";
+import { hostSearchDomains } from "../answer/autopath.ts";
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { type Logger, silentLogger } from "../../observe/log.ts";
 import type { MetricsRegistry } from "../../observe/metrics.ts";
 import {
   DnsEngine,
+  type EngineAnswerOptions,
   type EngineOptions,
   type TcpLimits,
   type UdpTransportChoice,
@@ -25,7 +27,7 @@ import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { DnsChangeTracker } from "../zone/change_tracker.ts";
 import { slimEntry } from "../zone/slim_entry.ts";
-import { validateZoneOptions } from "../zone/zone.ts";
+import { recordOptions, validateZoneOptions } from "../zone/zone.ts";
 import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** Options of {@link DnsServer}. */
@@ -69,9 +71,26 @@ export interface DnsServerOptions {
    * put that entry (main.ts does).
    */
   readonly workerUrl?: string | URL;
-  /** Where default upstreams come from. Default /etc/resolv.conf. */
+  /** Where default upstreams (and the host's search domains) come from. Default /etc/resolv.conf. */
   readonly resolvConfPath?: string;
+  /** What the zone answers beyond the spec, and the search path on the server. */
+  readonly answers?: DnsAnswerOptions;
 }
+
+/**
+ * What svcgate's DNS answers where the spec allows two answers, and for whom it searches (the
+ * engine's options, engine.ts EngineAnswerOptions; defaults: CoreDNS's answers, pods insecure, no
+ * search path on the server), with two defaults read from the host.
+ */
+export type DnsAnswerOptions = Omit<EngineAnswerOptions, "indexEndpoints" | "nsAddresses"> & {
+  /**
+   * What `ns.dns.<zone>` answers. Default: the bind address, or with a wildcard bind every
+   * non-loopback address of the host (as CoreDNS's boundIPs); loopback is never named.
+   */
+  readonly nsAddresses?: readonly string[];
+  /** The host's search domains, walked after the cluster's. Default: resolv.conf's. */
+  readonly searchDomains?: readonly string[];
+};
 
 /** Where the server listens, once started. */
 export interface DnsServerAddr {
@@ -125,6 +144,10 @@ export class DnsServer {
   #stopped = false;
   /** Moves an in-process engine's counters to the registry, as workers post theirs each second. */
   #statsTimer: ReturnType<typeof setInterval> | undefined;
+  /** This node's pods as last set (canonical IP -> namespace), for workers that start later. */
+  #nodePods: ReadonlyMap<string, string> = new Map();
+  /** Services whose DNS content changed, waiting to be sent. */
+  readonly #changes: DnsChangeTracker;
 
   constructor(options: DnsServerOptions) {
     const problem = validateZoneOptions({ ...options, serial: 0 });
@@ -137,6 +160,17 @@ export class DnsServer {
     }
     this.#opts = options;
     this.#log = (options.log ?? silentLogger).child("dns");
+    this.#changes = new DnsChangeTracker(this.#records());
+  }
+
+  /** The zone's flavour (what service fingerprints and slim entries must cover). */
+  #records() {
+    const a = this.#opts.answers ?? {};
+    return recordOptions({
+      strictSpec: a.strictSpec ?? false,
+      endpointPodNames: a.endpointPodNames ?? false,
+      indexEndpoints: a.podRecords === "verified" || (a.clientNamespacesFromEndpoints ?? false),
+    });
   }
 
   /** Where the server listens; null before start. */
@@ -148,6 +182,7 @@ export class DnsServer {
   async start(): Promise<void> {
     if (this.#addr) return;
     const upstreams = await this.#upstreams();
+    const answers = await this.#answers();
     const base: EngineOptions = {
       hostname: this.#opts.bind.hostname,
       port: this.#opts.bind.port,
@@ -164,6 +199,7 @@ export class DnsServer {
       rrlResponsesPerSecond: this.#opts.rrlResponsesPerSecond ?? 0,
       upstreamTimeoutMs: this.#opts.upstreamTimeoutMs ?? 1500,
       cacheSize: this.#opts.cacheSize ?? 10_000,
+      answers,
     };
     const count = this.#opts.workers ?? 1;
     if (count === 0) {
@@ -203,12 +239,75 @@ export class DnsServer {
       udp: this.#addr.udpMode,
       workers: count,
       upstreams: upstreams.map((u) => u.text).join(",") || "none",
+      answers: answers.strictSpec ? "spec" : "coredns",
+      autopath: answers.autopath
+        ? `on${answers.searchDomains?.length ? ` (then ${answers.searchDomains.join(" ")})` : ""}`
+        : "off",
     });
     if (this.#addr.udpMode === "node") {
       this.#log.warn("DNS UDP runs on node:dgram (slower): grant --allow-ffi for batched syscalls");
     }
+    if (this.#engine) this.#engine.setNodePods(this.#nodePods);
     if (this.#engine && this.#lastSnapshot) this.#send(this.#lastSnapshot);
     this.#syncFresh();
+  }
+
+  /** The engines' answer options, with the defaults read from the host. */
+  async #answers(): Promise<EngineAnswerOptions> {
+    const a = this.#opts.answers ?? {};
+    const records = this.#records();
+    let searchDomains = a.searchDomains ? [...a.searchDomains] : [];
+    if (a.autopath && !a.searchDomains) {
+      const path = this.#opts.resolvConfPath ?? "/etc/resolv.conf";
+      try {
+        searchDomains = hostSearchDomains(await readResolvConf(path), this.#opts.clusterDomain);
+      } catch {
+        // No resolv.conf: no host domains to walk (the upstreams' warning says why).
+      }
+    }
+    const nsAddresses: IpText[] = [];
+    for (const text of a.nsAddresses ?? this.#ownAddresses()) {
+      const ip = canonicalIp(text);
+      if (ip && !nsAddresses.includes(ip)) nsAddresses.push(ip);
+    }
+    return {
+      strictSpec: records.strictSpec,
+      podRecords: a.podRecords ?? "insecure",
+      endpointPodNames: records.endpointPodNames,
+      indexEndpoints: records.indexEndpoints,
+      nsAddresses,
+      autopath: a.autopath ?? false,
+      searchDomains,
+      clientNamespaces: [...a.clientNamespaces ?? []],
+      clientNamespacesFromEndpoints: a.clientNamespacesFromEndpoints ?? false,
+    };
+  }
+
+  /** The addresses svcgate answers on (CoreDNS's boundIPs): never loopback. */
+  #ownAddresses(): string[] {
+    const host = this.#opts.bind.hostname;
+    const ip = parseIp(host);
+    const loopback = (t: string) => t.startsWith("127.") || t === "::1";
+    if (ip && !/^(0\.0\.0\.0|::)$/.test(host)) return loopback(host) ? [] : [host];
+    try {
+      return Deno.networkInterfaces()
+        .map((i) => i.address)
+        .filter((a) => !loopback(a) && !a.startsWith("fe80:"));
+    } catch {
+      // --allow-sys not granted: ns.dns.<zone> gets no address record (as today).
+      return [];
+    }
+  }
+
+  /**
+   * This node's pods (canonical IP -> namespace), from the Kubernetes source: their queries get
+   * the search path walked on the server, and `pods verified` knows them. Applies at once.
+   */
+  setNodePods(pods: ReadonlyMap<string, string>): void {
+    this.#nodePods = pods;
+    if (this.#engine) this.#engine.setNodePods(pods);
+    const message: ToWorker = { type: "pods", pods: [...pods] };
+    for (const w of this.#workers) w.worker.postMessage(message);
   }
 
   async #upstreams(): Promise<Upstream[]> {
@@ -373,8 +472,6 @@ export class DnsServer {
     if (this.#addr) this.#send(snapshot);
   }
 
-  /** Services whose DNS content changed, waiting to be sent. */
-  readonly #changes = new DnsChangeTracker();
   /** Version of the last snapshot that changed DNS; later ones answer the same. */
   #requiredVersion = 0;
 
@@ -416,7 +513,10 @@ export class DnsServer {
   #syncFresh(): void {
     const snapshot = this.#lastSnapshot;
     const fresh = this.#workers.filter((w) => !w.synced);
-    if (!snapshot || fresh.length === 0 || this.#engine) return;
+    if (fresh.length === 0 || this.#engine) return;
+    const pods: ToWorker = { type: "pods", pods: [...this.#nodePods] };
+    for (const w of fresh) w.worker.postMessage(pods);
+    if (!snapshot) return;
     for (const w of fresh) w.worker.postMessage({ type: "reset" } satisfies ToWorker);
     this.#post(fresh, [...snapshot.services.values()]);
     const commit: ToWorker = {
@@ -436,7 +536,8 @@ export class DnsServer {
 
   #post(workers: WorkerSlot[], entries: ServiceEntry[]): void {
     for (let i = 0; i < entries.length; i += UPSERT_CHUNK) {
-      const chunk = entries.slice(i, i + UPSERT_CHUNK).map((e) => slimEntry(e));
+      const records = this.#changes.records;
+      const chunk = entries.slice(i, i + UPSERT_CHUNK).map((e) => slimEntry(e, undefined, records));
       for (const w of workers) {
         w.worker.postMessage({ type: "upsert", entries: chunk } satisfies ToWorker);
       }

@@ -72,6 +72,8 @@ Deno.test("CounterKey: the plain counters, as the code counts them", () => {
     "fastPath",
     "internalErrors",
     "tcpSlowClients",
+    "autopathSuccess",
+    "autopathMiss",
   ];
   assertEquals(keys.sort(), Object.keys(new DnsStats().counters).sort());
 });

@@ -270,7 +270,7 @@ export class TcpConnection {
   #answer(packet: Uint8Array): void {
     const { handler } = this.#ctx;
     const t0 = performance.now();
-    const outcome = handler.handle(packet, this.#allowed, false);
+    const outcome = handler.handle(packet, this.#allowed, false, this.address);
     const hit = handler.takeLimitHit();
     if (hit) this.#ctx.limitLog.hit(hit.limit, this.address, hit.detail);
     if (outcome instanceof Promise) {

@@ -12,6 +12,7 @@ import type { QueryHandler } from "./handler.ts";
 import { LimitLog } from "./limit_log.ts";
 import { type ResponseRateLimiter, slipReply } from "./rrl.ts";
 import { sockaddrKey, sockaddrText } from "./sockaddr.ts";
+import { sockaddrAddress } from "../answer/client_namespace.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -386,7 +387,8 @@ export class FfiUdpServer {
         m = handler.fast(q, len, this.#send, this.#sendBase + out * SSZ, true, allowed);
       }
       if (m < 0) {
-        const outcome = handler.general(q.slice(0, len), allowed, true);
+        const client = sockaddrAddress(names, nameOff);
+        const outcome = handler.general(q.slice(0, len), allowed, true, client);
         const hit = handler.takeLimitHit();
         if (hit) this.#limitLog.hit(hit.limit, sockaddrText(names, nameOff), hit.detail);
         if (outcome === null) continue;

@@ -87,6 +87,7 @@ export class NodeUdpServer {
             packet,
             opts.allow.allowsAddress(rinfo.address),
             true,
+            rinfo.address,
           );
           const hit = opts.handler.takeLimitHit();
           if (hit) limitLog.hit(hit.limit, rinfo.address, hit.detail);

@@ -10,6 +10,7 @@
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { DnsEngine, type EngineOptions } from "./engine.ts";
 import { EntryPool, slimEntry } from "../zone/slim_entry.ts";
+import { COREDNS_RECORDS, type RecordOptions, recordOptions } from "../zone/zone.ts";
 
 /** Messages DnsServer sends to a worker. */
 export type ToWorker =
@@ -26,6 +27,8 @@ export type ToWorker =
     readonly removed: readonly string[];
     readonly namespaces: readonly string[];
   }
+  /** This node's pods (IP -> namespace), replacing the last list. */
+  | { readonly type: "pods"; readonly pods: readonly (readonly [string, string])[] }
   | { readonly type: "drain"; readonly token: number }
   | { readonly type: "stop" };
 
@@ -90,6 +93,8 @@ export function runDnsWorker(): void {
     return entries;
   };
   const pool = new EntryPool();
+  /** The zone's flavour, from the start options: what entries keep. */
+  let records: RecordOptions = COREDNS_RECORDS;
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   const post = (m: FromWorker) => scope.postMessage(m);
   const postStats = (running: DnsEngine, token?: number) =>
@@ -103,6 +108,7 @@ export function runDnsWorker(): void {
     const m = e.data;
     switch (m.type) {
       case "start":
+        records = recordOptions(m.options.answers ?? {});
         try {
           engine = await DnsEngine.start(
             m.options,
@@ -128,7 +134,7 @@ export function runDnsWorker(): void {
       case "upsert": {
         const services = editable();
         // Each entry arrives as its own copy: share what it repeats with the ones held.
-        for (const entry of m.entries) services.set(entry.key, slimEntry(entry, pool));
+        for (const entry of m.entries) services.set(entry.key, slimEntry(entry, pool, records));
         break;
       }
       case "commit": {
@@ -155,6 +161,9 @@ export function runDnsWorker(): void {
         }
         break;
       }
+      case "pods":
+        engine?.setNodePods(new Map(m.pods));
+        break;
       case "drain":
         if (engine) postStats(engine, m.token);
         break;

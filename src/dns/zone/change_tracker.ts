@@ -14,6 +14,7 @@ import {
 } from "../../model/snapshot.ts";
 import { hash53 } from "../../model/hash.ts";
 import { dnsFingerprint } from "./service_records.ts";
+import { COREDNS_RECORDS, type RecordOptions } from "./zone.ts";
 
 /**
  * Tracks DNS fingerprints across snapshots and collects the services changed since the last
@@ -34,6 +35,9 @@ export class DnsChangeTracker {
   readonly #unsent = new Set<string>();
   #namespacesPrint = "";
 
+  /** `records`: the zone's flavour (what the fingerprints must cover). */
+  constructor(readonly records: RecordOptions = COREDNS_RECORDS) {}
+
   /**
    * Brings the fingerprints up to `snapshot`; true when anything DNS shows changed (always for
    * the first). Looks only at the services that differ from the last examined snapshot
@@ -44,7 +48,7 @@ export class DnsChangeTracker {
     let changed = this.#examined === null;
     for (const key of changedServiceKeys(prev, snapshot)) {
       const entry = snapshot.services.get(key);
-      const print = entry ? hash53(dnsFingerprint(entry)) : undefined;
+      const print = entry ? hash53(dnsFingerprint(entry, this.records)) : undefined;
       if (this.#prints.get(key) === print) continue;
       if (print === undefined) this.#prints.delete(key);
       else this.#prints.set(key, print);

@@ -3,15 +3,21 @@
  * Kubernetes DNS-Based Service Discovery spec 1.1.0 and CoreDNS's kubernetes plugin (ClusterIP
  * A/AAAA, SRV per named port, headless A/AAAA per published endpoint, endpoint hostnames (the
  * hostname field, else the dashed IP), PTR for VIPs and headless endpoint IPs, ExternalName
- * CNAME), and the fingerprint that says when those records may have changed. Pure.
+ * CNAME), and the fingerprint that says when those records may have changed. Unless strict
+ * (zone.ts RecordOptions), also what CoreDNS answers beyond the spec: headless SRV ports from the
+ * endpoint sets when the Service lists none, and CoreDNS's SRV weights. What CoreDNS answers and
+ * clients ask rarely is not records here but read from the entry when asked
+ * (answer/on_ask_answers.ts): SRV at the bare service name and at endpoint names, and the names
+ * and PTRs of ClusterIP services' endpoints (zone_index.ts indexes their IPs). Pure.
  * @module
  */
 
-import { ipFamilyOf, reverseName } from "../../model/ip.ts";
-import { publishedEndpoints, type ServiceEntry } from "../../model/snapshot.ts";
+import { ipFamilyOf, type IpText, reverseName } from "../../model/ip.ts";
+import { publishedEndpoints, type ResolvedPort, type ServiceEntry } from "../../model/snapshot.ts";
+import { EMPTY_LIST, type Endpoint } from "../../model/types.ts";
 import { isValidName, nameKey } from "../codec/names.ts";
 import { type ResourceRecord, RRClass, RRType } from "../codec/records.ts";
-import { addressRecord, dashedIp, nameRecord } from "./zone.ts";
+import { addressRecord, endpointLabel, nameRecord, type RecordOptions } from "./zone.ts";
 
 /** What one service puts into the zone: a pure function of its entry, the domain and the TTL. */
 export interface Contribution {
@@ -23,17 +29,83 @@ export interface Contribution {
   readonly names: readonly string[];
 }
 
-/** The records of one service (see the module doc for what the spec asks). */
+/**
+ * CoreDNS's SRV weight when `items` (address, port) pairs share a priority: 100 split evenly,
+ * at least 1. It counts every pair, before records with the same target and port collapse, so
+ * a dual-stack ClusterIP service's one SRV gets 50.
+ */
+export function coreDnsWeight(items: number): number {
+  return Math.max(1, Math.floor(100 / items));
+}
+
+const srvRecord = (
+  name: string,
+  weight: number,
+  port: number,
+  target: string,
+  ttl: number,
+): ResourceRecord => ({
+  name,
+  type: RRType.SRV,
+  class: RRClass.IN,
+  ttl,
+  data: { priority: 0, weight, port, target },
+});
+
+/** One (endpoint, port) pair an SRV answer is made from. */
+interface SrvItem {
+  readonly host: string;
+  readonly port: number;
+  readonly address: IpText;
+}
+
+/**
+ * SRV records at `owner` for `items` with one weight (CoreDNS's over every pair, or the spec
+ * reading's over distinct targets), one record per target and port, and the targets' addresses
+ * (one per target and address) for the additional section.
+ */
+function addSrv(
+  owner: string,
+  items: readonly SrvItem[],
+  coreDns: boolean,
+  ttl: number,
+  records: ResourceRecord[],
+  additional: [string, ResourceRecord][],
+  /** The target's own address record, shared rather than made again (memory: one per target). */
+  addressOf: (host: string, address: IpText) => ResourceRecord = (host, a) =>
+    addressRecord(host, a, ipFamilyOf(a), ttl),
+): void {
+  const byTarget = new Map<string, { host: string; port: number }>();
+  // A target's addresses together (a dual-stack pod: its A, then its AAAA).
+  const addresses = new Map<string, Set<IpText>>();
+  for (const it of items) {
+    const id = `${it.host}|${it.port}`;
+    if (!byTarget.has(id)) byTarget.set(id, { host: it.host, port: it.port });
+    const set = addresses.get(it.host);
+    if (set) set.add(it.address);
+    else addresses.set(it.host, new Set([it.address]));
+  }
+  if (byTarget.size === 0) return;
+  const weight = coreDns ? coreDnsWeight(items.length) : Math.floor(100 / byTarget.size);
+  for (const t of byTarget.values()) records.push(srvRecord(owner, weight, t.port, t.host, ttl));
+  for (const [host, set] of addresses) {
+    for (const a of set) additional.push([owner, addressOf(host, a)]);
+  }
+}
+
+/** The records of one service (see the module doc for what the spec and CoreDNS ask). */
 export function serviceContribution(
   entry: ServiceEntry,
   domain: string,
   ttl: number,
+  opts: RecordOptions,
 ): Contribution {
   const records: ResourceRecord[] = [];
   const additional: [string, ResourceRecord][] = [];
   const names: string[] = [];
   const ptrs: ResourceRecord[] = [];
   const out = { records, additional, names };
+  const coreDns = !opts.strictSpec;
   const svc = entry.service;
   const svcName = `${svc.name}.${svc.namespace}.svc.${domain}`.toLowerCase();
   if (!isValidName(svcName)) return out;
@@ -43,7 +115,6 @@ export function serviceContribution(
     else names.push(svcName);
     return out;
   }
-  const namedPorts = svc.ports.filter((p) => p.name !== "");
   if (!svc.headless) {
     const addrs: ResourceRecord[] = [];
     for (const vip of svc.clusterIPs) {
@@ -53,16 +124,11 @@ export function serviceContribution(
       ptrs.push(nameRecord(reverseName(vip), RRType.PTR, svcName, ttl));
     }
     names.push(svcName);
-    for (const port of namedPorts) {
+    for (const port of svc.ports) {
+      if (port.name === "") continue;
       const srvName = `_${port.name}._${port.protocol}.${svcName}`.toLowerCase();
       if (!isValidName(srvName)) continue;
-      records.push({
-        name: srvName,
-        type: RRType.SRV,
-        class: RRClass.IN,
-        ttl,
-        data: { priority: 0, weight: 100, port: port.port, target: svcName },
-      });
+      records.push(srvRecord(srvName, 100, port.port, svcName, ttl));
       for (const a of addrs) additional.push([srvName, a]);
     }
     records.push(...ptrs);
@@ -72,84 +138,92 @@ export function serviceContribution(
   const eps = publishedEndpoints(entry);
   if (eps.length === 0) return out;
   const hostNames = new Map<string, string>();
+  const hostRecords = new Map<string, ResourceRecord>();
   for (const ep of eps) {
     const address = ep.address;
     const family = ipFamilyOf(address);
     records.push(addressRecord(svcName, address, family, ttl));
-    const host = (ep.hostname && ep.hostname !== "" ? ep.hostname : dashedIp(address))
-      .toLowerCase();
-    const hostName = `${host}.${svcName}`;
+    const hostName = `${endpointLabel(ep, opts)}.${svcName}`;
     if (!isValidName(hostName)) continue;
     hostNames.set(address, hostName);
-    records.push(addressRecord(hostName, address, family, ttl));
+    const rr = addressRecord(hostName, address, family, ttl);
+    hostRecords.set(`${hostName}|${address}`, rr);
+    records.push(rr);
     ptrs.push(nameRecord(reverseName(address), RRType.PTR, hostName, ttl));
   }
-  // Resolved on each read (snapshot.ts): once here.
-  const resolvedPorts = entry.ports;
-  for (const port of namedPorts) {
-    const srvName = `_${port.name}._${port.protocol}.${svcName}`.toLowerCase();
-    if (!isValidName(srvName)) continue;
-    const resolved = resolvedPorts.find((p) => p.servicePort === port) ??
-      resolvedPorts.find((p) =>
-        p.servicePort.name === port.name && p.servicePort.protocol === port.protocol
-      );
+  const addressOf = (host: string, a: IpText) =>
+    hostRecords.get(`${host}|${a}`) ?? addressRecord(host, a, ipFamilyOf(a), ttl);
+  // Resolved on each read (snapshot.ts): once here. CoreDNS takes the ports of the endpoints;
+  // they are the Service's ports unless the Service lists none.
+  const resolved: readonly ResolvedPort[] = coreDns && svc.ports.length === 0
+    ? entry.endpointPorts ?? EMPTY_LIST
+    : entry.ports;
+  const itemsOf = (port: ResolvedPort): SrvItem[] => {
     const portOf = new Map<string, number>();
-    for (const b of resolved?.backends ?? []) {
-      if (!portOf.has(b.address)) portOf.set(b.address, b.port);
-    }
-    const targets: { port: number; host: string; addresses: string[] }[] = [];
-    const byTarget = new Map<string, { port: number; host: string; addresses: string[] }>();
+    for (const b of port.backends) if (!portOf.has(b.address)) portOf.set(b.address, b.port);
+    const items: SrvItem[] = [];
     for (const ep of eps) {
-      const address = ep.address;
-      const host = hostNames.get(address);
-      const backendPort = portOf.get(address);
-      if (!host || backendPort === undefined) continue;
-      // A dual-stack pod is one target (one hostname) with an A and an AAAA record.
-      const id = `${host}|${backendPort}`;
-      const same = byTarget.get(id);
-      if (same) {
-        same.addresses.push(address);
-        continue;
-      }
-      const t = { port: backendPort, host, addresses: [address] };
-      byTarget.set(id, t);
-      targets.push(t);
+      const host = hostNames.get(ep.address);
+      const p = portOf.get(ep.address);
+      if (host === undefined || p === undefined) continue;
+      items.push({ host, port: p, address: ep.address });
     }
-    // CoreDNS's weights: records of one priority share 100 equally.
-    const weight = targets.length > 0 ? Math.floor(100 / targets.length) : 0;
-    for (const t of targets) {
-      records.push({
-        name: srvName,
-        type: RRType.SRV,
-        class: RRClass.IN,
-        ttl,
-        data: { priority: 0, weight, port: t.port, target: t.host },
-      });
-      for (const a of t.addresses) {
-        additional.push([srvName, addressRecord(t.host, a, a.includes(":") ? 6 : 4, ttl)]);
-      }
-    }
+    return items;
+  };
+  for (const port of resolved) {
+    const sp = port.servicePort;
+    if (sp.name === "") continue;
+    const srvName = `_${sp.name}._${sp.protocol}.${svcName}`.toLowerCase();
+    if (!isValidName(srvName)) continue;
+    addSrv(srvName, itemsOf(port), coreDns, ttl, records, additional, addressOf);
   }
   records.push(...ptrs);
   return out;
 }
 
 /**
- * Text of everything {@link serviceContribution} reads from an entry: equal texts give equal
- * records. Lets a server skip rebuilding when a snapshot changed only things DNS does not show
- * (endpoint readiness behind a ClusterIP, labels, node names, traffic policies).
+ * Text of everything {@link serviceContribution} (and, unless strict, the answers read from a
+ * ClusterIP service's endpoints) reads from an entry: equal texts give equal answers. Lets a
+ * server skip rebuilding when a snapshot changed only things DNS does not show (labels, node
+ * names, traffic policies; strict, also endpoints behind a ClusterIP).
  */
-export function dnsFingerprint(entry: ServiceEntry): string {
+export function dnsFingerprint(entry: ServiceEntry, opts: RecordOptions): string {
   const s = entry.service;
   const base = [s.type, s.namespace, s.name];
   if (s.type === "ExternalName") return JSON.stringify([...base, s.externalName ?? ""]);
   const ports = s.ports.map((p) => [p.name, p.protocol, p.port]);
-  if (!s.headless) return JSON.stringify([...base, s.clusterIPs, ports]);
-  const eps = publishedEndpoints(entry).map((e) => [e.address, e.hostname ?? ""]);
-  const backends = entry.ports.map((p) => [
+  const endpoint = (e: Endpoint) => [
+    e.address,
+    e.ready,
+    e.hostname ?? "",
+    opts.endpointPodNames ? e.podName ?? "" : "",
+  ];
+  if (!s.headless) {
+    if (!opts.indexEndpoints) return JSON.stringify([...base, s.clusterIPs, ports]);
+    return JSON.stringify([
+      ...base,
+      s.clusterIPs,
+      ports,
+      s.publishNotReadyAddresses,
+      entry.endpoints.map(endpoint),
+    ]);
+  }
+  const eps = (opts.indexEndpoints ? entry.endpoints : publishedEndpoints(entry)).map(endpoint);
+  const backends = (p: ResolvedPort) => [
     p.servicePort.name,
     p.servicePort.protocol,
     p.backends.map((b) => [b.address, b.port]),
+  ];
+  const setPorts = !opts.strictSpec && s.ports.length === 0
+    ? (entry.endpointPorts ?? EMPTY_LIST).map(backends)
+    : EMPTY_LIST;
+  return JSON.stringify([
+    ...base,
+    "headless",
+    s.publishNotReadyAddresses,
+    ports,
+    eps,
+    entry.ports.map(backends),
+    setPorts,
   ]);
-  return JSON.stringify([...base, "headless", ports, eps, backends]);
 }

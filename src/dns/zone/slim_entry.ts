@@ -6,17 +6,24 @@
 
 import type { ResolvedPort, ServiceEntry } from "../../model/snapshot.ts";
 import { EMPTY_LIST, EMPTY_RECORD, type ServicePort } from "../../model/types.ts";
+import { COREDNS_RECORDS, type RecordOptions } from "./zone.ts";
 
 /**
  * A copy of an entry with only what serviceContribution reads, everything else blanked
  * to shared values: what crosses to a DNS worker, and what the worker holds per service.
- * Endpoints make records only for headless services, so other services keep none, and of their
+ * Endpoints make records only for headless services; other services keep theirs only where the
+ * zone reads them (`records.indexEndpoints`: CoreDNS's answers, verified pods) and keep of their
  * ports only name, protocol and port (targetPort set to the port). With a `pool`, equal texts
  * and port lists are shared with the entries made before.
  */
-export function slimEntry(e: ServiceEntry, pool?: EntryPool): ServiceEntry {
+export function slimEntry(
+  e: ServiceEntry,
+  pool?: EntryPool,
+  records: RecordOptions = COREDNS_RECORDS,
+): ServiceEntry {
   const s = e.service;
   const headless = s.headless;
+  const endpoints = headless || (records.indexEndpoints && s.type !== "ExternalName");
   return {
     key: e.key,
     service: {
@@ -39,8 +46,11 @@ export function slimEntry(e: ServiceEntry, pool?: EntryPool): ServiceEntry {
       labels: EMPTY_RECORD,
       annotations: EMPTY_RECORD,
     },
-    ports: headless ? e.ports.map(plainPort) : EMPTY_LIST,
-    endpoints: headless ? e.endpoints : EMPTY_LIST,
+    ports: endpoints ? e.ports.map(plainPort) : EMPTY_LIST,
+    endpoints: endpoints ? e.endpoints : EMPTY_LIST,
+    ...(headless && s.ports.length === 0 && e.endpointPorts
+      ? { endpointPorts: e.endpointPorts.map(plainPort) }
+      : {}),
     ownedByOtherProxy: e.ownedByOtherProxy,
     fingerprint: 0,
   };

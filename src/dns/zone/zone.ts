@@ -7,8 +7,9 @@
  * @module
  */
 
-import { bigIntToIp, type Cidr, formatIp, parseIp } from "../../model/ip.ts";
-import { EMPTY_LIST, type IpFamily } from "../../model/types.ts";
+import { bigIntToIp, type Cidr, formatIp, type IpText, parseIp } from "../../model/ip.ts";
+import type { ServiceEntry } from "../../model/snapshot.ts";
+import { EMPTY_LIST, type Endpoint, type IpFamily, type ServiceKey } from "../../model/types.ts";
 import { nameKey, nameToLabels } from "../codec/names.ts";
 import { type ResourceRecord, RRClass, RRType, type SoaData } from "../codec/records.ts";
 
@@ -22,7 +23,66 @@ export interface ZoneOptions {
   readonly reverseCidrs: readonly Cidr[];
   /** SOA serial, e.g. the time of the last change in seconds. */
   readonly serial: number;
+  /**
+   * The letter of the Kubernetes DNS spec (`--dns-strict-spec`): none of the answers CoreDNS
+   * gives beyond it (see {@link RecordOptions}). Default false: CoreDNS's answers.
+   */
+  readonly strictSpec?: boolean;
+  /** Endpoints without a hostname are named after their pod (CoreDNS `endpoint_pod_names`). */
+  readonly endpointPodNames?: boolean;
+  /**
+   * Keep IP -> services for every endpoint (verified pod records, client namespaces from
+   * endpoints). Implied unless `strictSpec`: CoreDNS answers endpoint IPs of every service.
+   */
+  readonly indexEndpoints?: boolean;
+  /** svcgate's own addresses: what `ns.dns.<zone>` answers (not in strict mode). */
+  readonly nsAddresses?: readonly IpText[];
+  /** How `a-b-c-d.<ns>.pod.<zone>` is answered; default `insecure` (as kubeadm's Corefile). */
+  readonly podRecords?: PodRecords;
 }
+
+/** How pod records are answered (CoreDNS's `pods` option). */
+export type PodRecords = "insecure" | "verified" | "disabled";
+
+/**
+ * What a service's records depend on besides its entry: the zone's flavour. Not strict (the
+ * default), the zone answers as CoreDNS's kubernetes plugin does where the spec allows two
+ * answers: SRV at the bare service name and at endpoint names, PTR and names for the endpoints
+ * of ClusterIP services, headless SRV ports from the endpoints when the Service lists none,
+ * CoreDNS's SRV weights, `ns.dns.<zone>` with svcgate's address, reverse zones naming their
+ * own `ns.dns.` and `hostmaster.`, the zone part of names in the question's case, and
+ * `dns-version` with TTL 28800.
+ */
+export interface RecordOptions {
+  readonly strictSpec: boolean;
+  readonly endpointPodNames: boolean;
+  /** Every endpoint of every service is indexed by IP (and read by DNS). */
+  readonly indexEndpoints: boolean;
+}
+
+/** The record options a zone's options imply. */
+export function recordOptions(o: Partial<ZoneOptions>): RecordOptions {
+  const strictSpec = o.strictSpec ?? false;
+  return {
+    strictSpec,
+    endpointPodNames: o.endpointPodNames ?? false,
+    indexEndpoints: !strictSpec || (o.indexEndpoints ?? false),
+  };
+}
+
+/** The records of the spec's letter (`--dns-strict-spec`), for tests and callers that want it. */
+export const STRICT_RECORDS: RecordOptions = Object.freeze({
+  strictSpec: true,
+  endpointPodNames: false,
+  indexEndpoints: false,
+});
+
+/** CoreDNS's records (the default). */
+export const COREDNS_RECORDS: RecordOptions = Object.freeze({
+  strictSpec: false,
+  endpointPodNames: false,
+  indexEndpoints: true,
+});
 
 /**
  * One owner name and what it holds; a node without records is an empty non-terminal. Plain
@@ -124,9 +184,20 @@ export interface Zone {
   readonly namespaces: ReadonlySet<string>;
   /** Number of records, for logs and metrics. */
   readonly recordCount: number;
+  /** The services held, by key (names CoreDNS answers from endpoints are read here on ask). */
+  readonly services?: ReadonlyMap<ServiceKey, ServiceEntry>;
+  /**
+   * Keys of the services with an endpoint at this address (canonical text), when the zone
+   * indexes endpoints ({@link RecordOptions.indexEndpoints}); empty otherwise.
+   */
+  readonly endpointsAt?: (address: string) => readonly ServiceKey[];
 }
 
 /** SOA timers, as CoreDNS uses them. */
+/** CoreDNS's SOA record TTL is the zone TTL, at most 300 s (its minimum stays the zone TTL). */
+const COREDNS_SOA_TTL_CAP = 300;
+/** CoreDNS's TTL of `dns-version.<zone>` TXT. */
+export const DNS_VERSION_TTL = 28800;
 const SOA_REFRESH = 7200;
 const SOA_RETRY = 1800;
 const SOA_EXPIRE = 86400;
@@ -189,6 +260,20 @@ export function dashedIp(address: string): string {
   return address.replace(/[.:]/g, "-");
 }
 
+/**
+ * The first label of an endpoint's name, lower case: its hostname; with `endpointPodNames` its
+ * pod's name; else its dashed IP. Not strict, an IPv6 label ending in "-" (`2001:db8::`) gets a
+ * "0", as CoreDNS does, so it is a valid label.
+ */
+export function endpointLabel(ep: Endpoint, records: RecordOptions): string {
+  if (ep.hostname) return ep.hostname.toLowerCase();
+  if (records.endpointPodNames && ep.podName && ep.podName.length < 64) {
+    return ep.podName.toLowerCase();
+  }
+  const dashed = dashedIp(ep.address);
+  return !records.strictSpec && dashed.endsWith("-") ? dashed + "0" : dashed;
+}
+
 /** Parses a dashed-IP label (`1-2-3-4`, `2001-db8--1`) back to canonical address text. */
 export function parseDashedIp(label: string): { address: string; family: IpFamily } | null {
   if (/^\d{1,3}(-\d{1,3}){3}$/.test(label)) {
@@ -230,18 +315,28 @@ export const addressRecord = (
   data: { address },
 });
 
-/** The SOA record of an apex. */
+/**
+ * The name of an apex's name server: `ns.dns.<apex>` as CoreDNS names every zone it serves;
+ * strict, `ns.dns.<cluster domain>` for every apex (svcgate's answer before CoreDNS's).
+ */
+export function nsName(zone: Pick<Zone, "domain" | "options">, apex: string): string {
+  return `ns.dns.${zone.options.strictSpec ? zone.domain : apex}`;
+}
+
+/** The SOA record of an apex (CoreDNS's: names in the apex itself, TTL at most 300 s). */
 export function soaRecord(zone: Pick<Zone, "domain" | "options">, apex: string): ResourceRecord {
+  const strict = zone.options.strictSpec ?? false;
   const data: SoaData = {
-    mname: `ns.dns.${zone.domain}`,
-    rname: `hostmaster.${zone.domain}`,
+    mname: nsName(zone, apex),
+    rname: `hostmaster.${strict ? zone.domain : apex}`,
     serial: zone.options.serial >>> 0,
     refresh: SOA_REFRESH,
     retry: SOA_RETRY,
     expire: SOA_EXPIRE,
     minimum: zone.options.ttl,
   };
-  return { name: apex, type: RRType.SOA, class: RRClass.IN, ttl: zone.options.ttl, data };
+  const ttl = strict ? zone.options.ttl : Math.min(zone.options.ttl, COREDNS_SOA_TTL_CAP);
+  return { name: apex, type: RRType.SOA, class: RRClass.IN, ttl, data };
 }
 
 /** Which authoritative zone a canonical name falls in: its apex, or null when not ours. */

@@ -11,14 +11,21 @@
 
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import type { ServiceKey } from "../../model/types.ts";
+import { ipFamilyOf, reverseName } from "../../model/ip.ts";
 import { isValidName, nameKey } from "../codec/names.ts";
 import { type NameData, type ResourceRecord, RRClass, RRType } from "../codec/records.ts";
 import { type Contribution, serviceContribution } from "./service_records.ts";
+import { EndpointIndex } from "./endpoint_index.ts";
 import {
+  addressRecord,
+  DNS_VERSION_TTL,
   EMPTY_NODE,
   findApex,
   MutableNode,
   nameRecord,
+  nsName,
+  type RecordOptions,
+  recordOptions,
   recordsOfType,
   reverseZoneApexes,
   soaRecord,
@@ -82,6 +89,7 @@ export class ZoneIndex {
   readonly domain: string;
   readonly ttl: number;
   readonly reverseApexes: readonly string[];
+  readonly records: RecordOptions;
   #options: ZoneOptions;
   readonly #nodes = new Map<string, ZoneNode>();
   /** Records that do not come from services (SOA, NS, dns-version), by owner. */
@@ -102,6 +110,8 @@ export class ZoneIndex {
   #listedNamespaces = new Set<string>();
   /** Names holding a CNAME into our zones: their answers depend on the target's node. */
   readonly #chasers = new Set<string>();
+  /** Endpoint IPs -> services, when the zone's records need it (RecordOptions.indexEndpoints). */
+  readonly #endpoints: EndpointIndex | null;
   #recordCount = 0;
 
   private constructor(options: ZoneOptions) {
@@ -110,6 +120,8 @@ export class ZoneIndex {
     this.domain = nameKey(options.clusterDomain);
     this.ttl = options.ttl;
     this.reverseApexes = [...new Set(options.reverseCidrs.flatMap(reverseZoneApexes))];
+    this.records = recordOptions(options);
+    this.#endpoints = this.records.indexEndpoints ? new EndpointIndex() : null;
     this.#options = options;
   }
 
@@ -147,7 +159,7 @@ export class ZoneIndex {
     let done = 0;
     for (const [key, entry] of snapshot.services) {
       if (++done % chunk === 0) yield;
-      const shares = sharesOf(serviceContribution(entry, z.domain, z.ttl));
+      const shares = sharesOf(serviceContribution(entry, z.domain, z.ttl, z.records));
       z.#attach(key, entry, shares, null);
       // Services arrive in snapshot order; a rebuilt node (#rebuild) follows the same order.
       for (const [name, share] of shares) {
@@ -175,6 +187,7 @@ export class ZoneIndex {
 
   /** The zone as it is now. Its node map is this index's own and changes with {@link update}. */
   zone(): Zone {
+    const endpoints = this.#endpoints;
     return {
       options: this.#options,
       domain: this.domain,
@@ -182,18 +195,25 @@ export class ZoneIndex {
       nodes: this.#nodes,
       namespaces: new Set(this.#namespaces.keys()),
       recordCount: this.#recordCount,
+      services: this.#services,
+      endpointsAt: endpoints ? (address) => endpoints.get(address) : () => [],
     };
   }
 
   /** True when built for these options (the serial aside). */
   fits(options: ZoneOptions): boolean {
     const o = this.#options;
+    const r = recordOptions(options);
     return nameKey(options.clusterDomain) === this.domain && options.ttl === this.ttl &&
       options.reverseCidrs.length === o.reverseCidrs.length &&
       options.reverseCidrs.every((c, i) =>
         c.family === o.reverseCidrs[i].family && c.network === o.reverseCidrs[i].network &&
         c.prefix === o.reverseCidrs[i].prefix
-      );
+      ) &&
+      r.strictSpec === this.records.strictSpec &&
+      r.endpointPodNames === this.records.endpointPodNames &&
+      r.indexEndpoints === this.records.indexEndpoints &&
+      (options.nsAddresses ?? []).join() === (o.nsAddresses ?? []).join();
   }
 
   /**
@@ -256,7 +276,10 @@ export class ZoneIndex {
     const split = new Map<ServiceEntry, Shares>();
     const shares = (entry: ServiceEntry): Shares => {
       let s = split.get(entry);
-      if (!s) split.set(entry, s = sharesOf(serviceContribution(entry, this.domain, this.ttl)));
+      if (!s) {
+        s = sharesOf(serviceContribution(entry, this.domain, this.ttl, this.records));
+        split.set(entry, s);
+      }
       return s;
     };
     for (const key of keys) {
@@ -355,19 +378,26 @@ export class ZoneIndex {
 
   #setFixed(): void {
     const { domain, ttl } = this;
-    const ns = (name: string) => nameRecord(name, RRType.NS, `ns.dns.${domain}`, ttl);
     const base = { domain, options: this.#options };
-    this.#fixed.set(domain, [soaRecord(base, domain), ns(domain)]);
+    const strict = this.records.strictSpec;
+    const apexRecords = (apex: string) => {
+      const server = nsName(base, apex);
+      this.#fixed.set(apex, [soaRecord(base, apex), nameRecord(apex, RRType.NS, server, ttl)]);
+      // CoreDNS answers its name server's name with its own addresses.
+      const own = strict ? [] : this.#options.nsAddresses ?? [];
+      if (own.length > 0) {
+        this.#fixed.set(server, own.map((a) => addressRecord(server, a, ipFamilyOf(a), ttl)));
+      }
+    };
+    apexRecords(domain);
     this.#fixed.set(`dns-version.${domain}`, [{
       name: `dns-version.${domain}`,
       type: RRType.TXT,
       class: RRClass.IN,
-      ttl,
+      ttl: strict ? ttl : DNS_VERSION_TTL,
       data: { texts: ["1.1.0"] },
     }]);
-    for (const apex of this.reverseApexes) {
-      this.#fixed.set(apex, [soaRecord(base, apex), ns(apex)]);
-    }
+    for (const apex of this.reverseApexes) apexRecords(apex);
   }
 
   /** True when a name exists in its own right (not only as an ancestor). */
@@ -382,6 +412,7 @@ export class ZoneIndex {
     affected: Set<string> | null,
   ): void {
     this.#services.set(key, entry);
+    this.#indexEndpoints(entry, key, 1, affected);
     this.#nsInc(entry.service.namespace.toLowerCase(), affected);
     for (const name of shares.keys()) {
       const who = this.#contributors.get(name);
@@ -397,6 +428,7 @@ export class ZoneIndex {
 
   #detach(key: ServiceKey, entry: ServiceEntry, shares: Shares, affected: Set<string>): void {
     this.#services.delete(key);
+    this.#indexEndpoints(entry, key, -1, affected);
     this.#nsDec(entry.service.namespace.toLowerCase(), affected);
     for (const name of shares.keys()) {
       const who = this.#contributors.get(name);
@@ -409,6 +441,33 @@ export class ZoneIndex {
         if (who.length === 1) this.#contributors.set(name, who[0]);
       }
       affected.add(name);
+    }
+  }
+
+  /**
+   * Adds (or removes) a service's endpoints to the endpoint index. The PTR answers of a ClusterIP
+   * service's endpoints are read on ask (answer/on_ask_answers.ts) and added to the reverse
+   * name's node records, so the precomputed answers of those names are marked changed.
+   */
+  #indexEndpoints(
+    entry: ServiceEntry,
+    key: ServiceKey,
+    delta: 1 | -1,
+    affected: Set<string> | null,
+  ): void {
+    const index = this.#endpoints;
+    if (!index) return;
+    const eps = entry.endpoints;
+    for (const ep of eps) {
+      if (delta > 0) index.add(ep.address, key);
+      else index.remove(ep.address, key);
+    }
+    const svc = entry.service;
+    if (!affected || this.records.strictSpec || svc.headless || svc.type === "ExternalName") return;
+    for (const ep of eps) {
+      const name = reverseName(ep.address);
+      // Only names with a node hold precomputed answers (a VIP's or a headless endpoint's).
+      if (this.#nodes.has(name)) affected.add(name);
     }
   }
 

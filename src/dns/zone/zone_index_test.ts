@@ -14,7 +14,15 @@ import { encodeMessage } from "../codec/encode.ts";
 import { nameToWire } from "../codec/names.ts";
 import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
 import { EntryPool, slimEntry } from "./slim_entry.ts";
-import { type Zone, type ZoneOptions } from "./zone.ts";
+import {
+  COREDNS_RECORDS,
+  endpointLabel,
+  recordOptions,
+  STRICT_RECORDS,
+  type Zone,
+  type ZoneOptions,
+} from "./zone.ts";
+import { reverseName } from "../../model/ip.ts";
 import { buildZone, ZoneIndex } from "./zone_index.ts";
 import {
   endpointSet,
@@ -32,7 +40,16 @@ const BASE: Omit<ZoneOptions, "serial"> = {
   clusterDomain: "cluster.local",
   ttl: 30,
   reverseCidrs: FIXTURE_REVERSE_CIDRS,
+  nsAddresses: [ip("169.254.20.10")],
 };
+/** The letter of the spec (--dns-strict-spec). */
+const STRICT_BASE: Omit<ZoneOptions, "serial"> = { ...BASE, strictSpec: true };
+
+/** Both flavours: CoreDNS's answers (the default) and the spec's letter. */
+const FLAVOURS: [string, Omit<ZoneOptions, "serial">][] = [
+  ["CoreDNS's answers", BASE],
+  ["--dns-strict-spec", STRICT_BASE],
+];
 
 const TYPES = [
   RRType.A,
@@ -87,7 +104,8 @@ function assertSameAnswers(
     for (const [name, node] of got.nodes) if (!table.has(name)) table.addNode(got, name, node);
   }
   const gotTable = table instanceof AnswerTableBuilder ? table.view() : table;
-  const want = buildZone(snapshot, { ...BASE, serial: got.options.serial });
+  const base = got.options.strictSpec ? STRICT_BASE : BASE;
+  const want = buildZone(snapshot, { ...base, serial: got.options.serial });
   const wantTable = buildAnswerTable(want);
   assertEquals([...got.nodes.keys()].sort(), [...want.nodes.keys()].sort(), `${step}: names`);
   assertEquals(got.recordCount, want.recordCount, `${step}: record count`);
@@ -100,6 +118,15 @@ function assertSameAnswers(
   }
   for (const ns of ["default", "prod", "extra", "gone"]) {
     names.add(`198-18-0-9.${ns}.pod.cluster.local`);
+  }
+  // What CoreDNS answers from endpoints without a record: every endpoint's name and PTR.
+  const opts = recordOptions(got.options);
+  for (const entry of snapshot.services.values()) {
+    const svc = entry.service;
+    for (const e of entry.endpoints) {
+      names.add(reverseName(e.address));
+      names.add(`${endpointLabel(e, opts)}.${svc.name}.${svc.namespace}.svc.cluster.local`);
+    }
   }
   let compared = 0;
   for (const name of names) {
@@ -252,6 +279,43 @@ const STEPS: Step[] = [
       ),
   },
   {
+    name: "a ClusterIP service's endpoints appear (CoreDNS answers their names and PTRs)",
+    change: (s) =>
+      s.setEndpointSet(
+        endpointSet("prod", "api", [{ name: "grpc", protocol: "TCP", port: 9001 }], [
+          ep("198.18.0.30", { hostname: "api-0" }),
+          ep("198.18.0.31"),
+        ]),
+      ),
+  },
+  {
+    name: "a ClusterIP endpoint shares its IP with a headless endpoint (one PTR node, two sources)",
+    change: (s) => {
+      s.setService(makeService({ namespace: "prod", name: "hl", headless: true }));
+      s.setEndpointSet(endpointSet("prod", "hl", [], [ep("198.18.0.31", { hostname: "hl-0" })]));
+    },
+  },
+  {
+    name: "the ClusterIP endpoint's hostname changes, the shared PTR with it",
+    change: (s) =>
+      s.setEndpointSet(
+        endpointSet("prod", "api", [{ name: "grpc", protocol: "TCP", port: 9001 }], [
+          ep("198.18.0.30", { hostname: "api-0" }),
+          ep("198.18.0.31", { hostname: "api-1" }),
+        ]),
+      ),
+  },
+  {
+    name: "the ClusterIP endpoint stops being ready",
+    change: (s) =>
+      s.setEndpointSet(
+        endpointSet("prod", "api", [{ name: "grpc", protocol: "TCP", port: 9001 }], [
+          ep("198.18.0.30", { hostname: "api-0" }),
+          ep("198.18.0.31", { hostname: "api-1", ready: false }),
+        ]),
+      ),
+  },
+  {
     name: "many changes at once",
     change: (s) => {
       s.deleteService("default", "db");
@@ -268,13 +332,20 @@ const STEPS: Step[] = [
   },
 ];
 
-for (const batch of [1000, 1]) {
-  Deno.test(`ZoneIndex: every step answers exactly like a zone built from scratch (batch ${batch})`, () => {
+for (const [flavour, base] of FLAVOURS) {
+  for (const batch of [1000, 1]) {
+    Deno.test(`ZoneIndex: every step answers exactly like a zone built from scratch (${flavour}, batch ${batch})`, () =>
+      stepThrough(base, batch));
+  }
+}
+
+function stepThrough(base: Omit<ZoneOptions, "serial">, batch: number) {
+  {
     const store = new ModelStore();
     seed(store);
     let snapshot = store.commit().snapshot;
     let serial = 100;
-    const index = ZoneIndex.build(snapshot, { ...BASE, serial });
+    const index = ZoneIndex.build(snapshot, { ...base, serial });
     const table = new AnswerTableBuilder();
     let zone = index.zone();
     for (const [name, node] of zone.nodes) table.addNode(zone, name, node);
@@ -289,7 +360,7 @@ for (const batch of [1000, 1]) {
       }
       assertSameAnswers(step.name, zone, table, snapshot);
     }
-  });
+  }
 }
 
 Deno.test("ZoneIndex: a publish that changes no service still moves the serial everywhere", () => {
@@ -330,16 +401,21 @@ Deno.test("AnswerTableBuilder: churn compacts the arenas and keeps every answer"
 
 Deno.test("slimEntry: a zone built from what crosses to the workers answers like the full one", () => {
   const full = fixtureSnapshot();
-  const slim: Snapshot = {
-    ...full,
-    services: new Map([...full.services].map(([k, e]) => [k, slimEntry(e)])),
-  };
   assert(
     [...full.services.values()].some((e) => !e.service.headless && e.endpoints.length > 0),
-    "a ClusterIP service with endpoints is in the fixture, so their absence is tested",
+    "a ClusterIP service with endpoints is in the fixture",
   );
-  const zone = buildZone(slim, { ...BASE, serial: 1 });
-  assertSameAnswers("slim entries", zone, buildAnswerTable(zone), full);
+  for (const [records, base] of [[COREDNS_RECORDS, BASE], [STRICT_RECORDS, STRICT_BASE]] as const) {
+    const slim: Snapshot = {
+      ...full,
+      services: new Map([...full.services].map(([k, e]) => [k, slimEntry(e, undefined, records)])),
+    };
+    const zone = buildZone(slim, { ...base, serial: 1 });
+    assertSameAnswers("slim entries", zone, buildAnswerTable(zone), full);
+  }
+  // Strict, a ClusterIP service's endpoints do not cross: nothing reads them.
+  const web = slimEntry(full.services.get("default/web")!, undefined, STRICT_RECORDS);
+  assertEquals(web.endpoints.length, 0);
 });
 
 Deno.test("slimEntry with a pool: entries as a worker holds them answer alike and share repeats", () => {

@@ -38,6 +38,7 @@ import type { BackoffOptions } from "./backoff.ts";
 import { type KubeConnection, loadKubeConfig } from "./config.ts";
 import { type ListPage, Reflector } from "./reflector.ts";
 import { getRawAsList, listRaw } from "./raw_list.ts";
+import { NodePodIndex, nodePodsSelector } from "./node_pods.ts";
 import {
   EndpointsIndex,
   type HandlerContext,
@@ -86,6 +87,18 @@ export interface KubeSourceOptions {
   readonly lists?: "raw" | "typed";
   /** Bounds on the lists inside one object; the defaults of objects/limits.ts when absent. */
   readonly objectLimits?: ObjectLimits;
+  /**
+   * Watch this node's pods (`pods` list/watch, `fieldSelector=spec.nodeName=<nodeName>`) and
+   * hand their IP -> namespace map to `onChange` (DNS: the search path walked on the server,
+   * `pods verified`). Not part of the sync: a pod watch that fails (no RBAC for pods) is logged
+   * and retried, and only leaves DNS without client namespaces.
+   */
+  readonly nodePods?: {
+    readonly nodeName: string;
+    readonly onChange: (pods: ReadonlyMap<string, string>) => void;
+  };
+  /** Keep the names of endpoints' pods (`--endpoint-pod-names`). Default false. */
+  readonly keepPodNames?: boolean;
   /** Injected environment and service-account folder, for tests of the in-cluster path. */
   readonly env?: (name: string) => string | undefined;
   readonly serviceAccountDir?: string;
@@ -138,6 +151,8 @@ export class KubeSource implements Source {
   #sink: SourceSink | null = null;
   #connection: KubeConnection | null = null;
   #reflectors = new Map<ResourceKey, Reflector>();
+  /** This node's pods (not part of the sync). */
+  #pods: { reflector: Reflector; index: NodePodIndex } | null = null;
   #indexes = new Map<ResourceKey, Index<unknown>>();
   #errors = new Map<ResourceKey, string>();
   #lastError: string | undefined;
@@ -195,7 +210,10 @@ export class KubeSource implements Source {
     // Watch types its config as KubeConfig but uses only what KubeClientConfig has.
     const watch = new Watch(conn.config as unknown as KubeConfig);
     const ctx: HandlerContext = {
-      parseOptions: this.#o.objectLimits ? { limits: this.#o.objectLimits } : {},
+      parseOptions: {
+        ...(this.#o.objectLimits ? { limits: this.#o.objectLimits } : {}),
+        keepPodNames: this.#o.keepPodNames ?? false,
+      },
       store: () => sink.store,
       changed: () => {
         this.#updateGauges();
@@ -235,12 +253,15 @@ export class KubeSource implements Source {
       });
       return call(c, page, withSignal(c.k8s, s));
     };
-    const rawList = (path: string, selector?: string) => (p: ListParams, s: AbortSignal) =>
-      listRaw(conn.config, path, {
-        limit: p.limit,
-        continue: p._continue,
-        labelSelector: selector,
-      }, s);
+    const rawList =
+      (path: string, selector?: string, fieldSelector?: string) =>
+      (p: ListParams, s: AbortSignal) =>
+        listRaw(conn.config, path, {
+          limit: p.limit,
+          continue: p._continue,
+          labelSelector: selector,
+          fieldSelector,
+        }, s);
     const plan: {
       key: ResourceKey;
       path: string;
@@ -335,6 +356,32 @@ export class KubeSource implements Source {
     }
     this.#updateGauges();
     for (const r of this.#reflectors.values()) r.run();
+    const nodePods = this.#o.nodePods;
+    if (nodePods) {
+      const fieldSelector = nodePodsSelector(nodePods.nodeName);
+      const index = new NodePodIndex(nodePods.onChange);
+      const reflector = new Reflector({
+        resource: "pods",
+        path: "/api/v1/pods",
+        list: raw
+          ? rawList("/api/v1/pods", undefined, fieldSelector)
+          : typedList(({ core }, p, o) => core.listPodForAllNamespaces({ ...p, fieldSelector }, o)),
+        watch,
+        fieldSelector,
+        handler: index,
+        pageSize: this.#o.pageSize ?? 500,
+        watchTimeoutSeconds: this.#o.watchTimeoutSeconds,
+        backoff: this.#o.backoff,
+        log: this.#log,
+        metrics: this.#metrics,
+        onSynced: () =>
+          this.#log.info("node pods synced", { node: nodePods.nodeName, pods: index.size }),
+        // Logged by the reflector; the services' sync and readiness do not wait for pods.
+        onHealth: () => {},
+      });
+      this.#pods = { reflector, index };
+      reflector.run();
+    }
     // Past syncTimeoutMs, say what is missing and why; keep waiting (the daemon keeps DNS at
     // SERVFAIL and programs nothing meanwhile, and reports not-ready).
     const timer = setTimeout(() => {
@@ -362,6 +409,7 @@ export class KubeSource implements Source {
       );
     }
     await Promise.all([...this.#reflectors.values()].map((r) => r.stop()));
+    await this.#pods?.reflector.stop();
     this.#connection?.config.close();
   }
 

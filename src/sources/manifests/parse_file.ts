@@ -10,7 +10,7 @@
 
 import YAML from "yaml";
 import { parseObject, rawObjectId } from "../objects/parse_object.ts";
-import { isWarning, type ValidationError } from "../objects/validate.ts";
+import { isWarning, type ParseOptions, type ValidationError } from "../objects/validate.ts";
 import { DEFAULT_OBJECT_LIMITS, type ObjectLimits } from "../objects/limits.ts";
 import { locateJsonError } from "./json_locate.ts";
 import type { ManifestFile, ManifestObject, ManifestText } from "./load.ts";
@@ -45,6 +45,9 @@ export interface ManifestLimits {
   /** Bounds on the lists inside one object. */
   readonly objects: ObjectLimits;
 }
+
+/** What the object parsers of a manifest file are told beyond limits (`--endpoint-pod-names`). */
+export type ManifestParseOptions = Pick<ParseOptions, "keepPodNames">;
 
 /** The defaults of the `--manifest-max-*` flags and of objects/limits.ts. */
 export const DEFAULT_MANIFEST_LIMITS: ManifestLimits = {
@@ -102,7 +105,12 @@ class FileBuilder {
   /** YAML documents the parser has started: the one being read when a parse fails. */
   started = 0;
   #counted = 0;
-  constructor(readonly path: string, readonly limits: ManifestLimits) {}
+  constructor(
+    readonly path: string,
+    readonly limits: ManifestLimits,
+    /** Passed to the object parsers (keepPodNames for `--endpoint-pod-names`). */
+    readonly options: ManifestParseOptions = {},
+  ) {}
 
   /** Parses one document's value: an object, or a List of objects. */
   *addDocument(value: unknown, document: number): Generator<void> {
@@ -141,6 +149,7 @@ class FileBuilder {
 
   #addObject(obj: unknown, where: string, document: number, item: number | undefined): void {
     const result = parseObject(obj, where, {
+      ...this.options,
       warnUnknownFields: true,
       limits: this.limits.objects,
     });
@@ -463,8 +472,9 @@ function* parseYaml(b: FileBuilder, file: ManifestText): Generator<void> {
 export function parseManifestFile(
   file: ManifestText,
   limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS,
+  options: ManifestParseOptions = {},
 ): ManifestFile {
-  const b = new FileBuilder(file.path, limits);
+  const b = new FileBuilder(file.path, limits, options);
   run(parseSteps(b, file));
   return b.build();
 }
@@ -483,8 +493,9 @@ export async function parseManifestFileSliced(
   file: ManifestText,
   limits: ManifestLimits,
   pause: () => Promise<void>,
+  options: ManifestParseOptions = {},
 ): Promise<ManifestFile> {
-  const b = new FileBuilder(file.path, limits);
+  const b = new FileBuilder(file.path, limits, options);
   for (const _ of parseSteps(b, file)) await pause();
   return b.build();
 }

@@ -51,6 +51,8 @@ export interface ManifestSourceOptions {
   readonly watch?: boolean;
   /** Bounds on each file (`--manifest-max-*`, object limits). */
   readonly limits?: ManifestLimits;
+  /** Keep the names of endpoints' pods (`--endpoint-pod-names`). Default false. */
+  readonly keepPodNames?: boolean;
 }
 
 /** What one reload did. */
@@ -146,6 +148,7 @@ export class ManifestSource implements Source {
   readonly #maxDelayMs: number;
   readonly #watch: boolean;
   readonly #limits: ManifestLimits;
+  readonly #keepPodNames: boolean;
   readonly #reloadErrors: Counter;
   readonly #reloads: Counter;
   readonly #errorsGauge: Gauge;
@@ -179,6 +182,7 @@ export class ManifestSource implements Source {
     this.#maxDelayMs = options.maxDelayMs ?? 1000;
     this.#watch = options.watch ?? true;
     this.#limits = options.limits ?? DEFAULT_MANIFEST_LIMITS;
+    this.#keepPodNames = options.keepPodNames ?? false;
     const metrics = options.metrics ?? new MetricsRegistry();
     this.#reloadErrors = metrics.of(METRICS.manifestReloadErrors);
     this.#reloads = metrics.of(METRICS.manifestReloads);
@@ -341,7 +345,12 @@ export class ManifestSource implements Source {
       // In slices: DNS may answer on this thread (../README.md).
       const parsed = "error" in text
         ? unreadableManifestFile(info.path, text.error)
-        : await parseManifestFileSliced({ path: info.path, text: text.text }, this.#limits, pause);
+        : await parseManifestFileSliced(
+          { path: info.path, text: text.text },
+          this.#limits,
+          pause,
+          { keepPodNames: this.#keepPodNames },
+        );
       const file = keepLastGood(prev?.file, parsed);
       const known = (prev?.known ?? false) || !parsed.broken;
       next.set(info.path, {

@@ -14,18 +14,24 @@ import {
 import { child, type Ctx, show } from "./validate.ts";
 
 /**
- * Checks an endpoint's targetRef. Nothing in svcgate reads it, so it is validated (a malformed
- * one still rejects the endpoint, as the API would) but not kept: one object per endpoint.
+ * Checks an endpoint's targetRef (a malformed one rejects the endpoint, as the API would). It is
+ * not kept (one object per endpoint), except the name of a Pod when the options ask for it
+ * (`keepPodNames`: DNS names endpoints after their pods, CoreDNS's endpoint_pod_names): that
+ * name, when it is a DNS-1123 label, is returned.
  */
-export function checkTargetRef(ctx: Ctx, v: unknown, path: string): void {
+export function checkTargetRef(ctx: Ctx, v: unknown, path: string): string | undefined {
   const obj = ctx.object(v, path);
-  if (!obj) return;
-  ctx.string(obj.kind, child(path, "kind"));
+  if (!obj) return undefined;
+  const kind = ctx.string(obj.kind, child(path, "kind"));
   const name = ctx.string(obj.name, child(path, "name"));
   ctx.string(obj.namespace, child(path, "namespace"));
   if (obj.name === undefined || obj.name === null || name === "") {
     ctx.error(child(path, "name"), "missing; a targetRef names the object behind the endpoint");
+    return undefined;
   }
+  if (!ctx.options.keepPodNames || kind !== "Pod" || name === undefined) return undefined;
+  // CoreDNS uses a pod name only when it fits a label (< 64 characters).
+  return isDns1123Label(name) ? name : undefined;
 }
 
 /** An endpoint's hostname (a DNS-1123 label), or undefined when absent or bad. */

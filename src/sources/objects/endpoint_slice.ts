@@ -157,7 +157,7 @@ export function parseEndpointSlice(
     if (hints) ctx.unknownFields(hints, `${path}.hints`, HINT_FIELDS);
     const zoneHints = readHintNames(ctx, hints?.forZones, `${path}.hints.forZones`);
     const nodeHints = readHintNames(ctx, hints?.forNodes, `${path}.hints.forNodes`);
-    checkTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
+    const podName = checkTargetRef(ctx, ep.targetRef, `${path}.targetRef`);
     if (ctx.failedSince(before) || address === undefined) return;
     endpoints.push({
       address,
@@ -169,6 +169,7 @@ export function parseEndpointSlice(
       ...(hostname !== undefined ? { hostname } : {}),
       ...(zoneHints !== undefined ? { zoneHints } : {}),
       ...(nodeHints !== undefined ? { nodeHints } : {}),
+      ...(podName !== undefined ? { podName } : {}),
     });
   });
   const ports = readEndpointPorts(ctx, obj.ports, "ports", "EndpointSlice");

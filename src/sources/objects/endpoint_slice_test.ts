@@ -270,3 +270,27 @@ Deno.test("an EndpointSlice may mix one unnamed port with named ones, as the API
   assertEquals(r.errors, []);
   assertEquals(r.value?.ports.map((p) => `${p.name}:${p.port}`), [":8080", "metrics:9100"]);
 });
+
+Deno.test("parseEndpointSlice: keepPodNames keeps a Pod targetRef's name, nothing else", () => {
+  const eps = [
+    { addresses: ["198.18.0.10"], targetRef: { kind: "Pod", name: "web-7d4f-x2" } },
+    { addresses: ["198.18.0.11"], targetRef: { kind: "Node", name: "node-1" } },
+    { addresses: ["198.18.0.12"], targetRef: { kind: "Pod", name: "a".repeat(64) } },
+    { addresses: ["198.18.0.13"], hostname: "db-0", targetRef: { kind: "Pod", name: "db-0" } },
+  ];
+  const kept = parseEndpointSlice(slice({ endpoints: eps }), "e.yaml#1", { keepPodNames: true });
+  assertEquals(kept.errors, []);
+  assertEquals(kept.value?.endpoints.map((e) => e.podName), [
+    "web-7d4f-x2",
+    undefined,
+    undefined,
+    "db-0",
+  ]);
+  const plain = parseEndpointSlice(slice({ endpoints: eps }), "e.yaml#1");
+  assertEquals(plain.value?.endpoints.map((e) => e.podName), [
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ]);
+});

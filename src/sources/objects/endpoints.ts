@@ -81,7 +81,7 @@ export function parseEndpoints(
         const ip = ctx.ip(addr.ip === "" ? undefined : addr.ip, `${ap}.ip`);
         const hostname = readHostname(ctx, addr.hostname, `${ap}.hostname`);
         const nodeName = readNodeName(ctx, addr.nodeName, `${ap}.nodeName`);
-        checkTargetRef(ctx, addr.targetRef, `${ap}.targetRef`);
+        const podName = checkTargetRef(ctx, addr.targetRef, `${ap}.targetRef`);
         if (ctx.failedSince(before) || ip === undefined) return;
         endpoints.push({
           address: ip,
@@ -90,6 +90,7 @@ export function parseEndpoints(
           terminating: false,
           ...(nodeName !== undefined ? { nodeName } : {}),
           ...(hostname !== undefined ? { hostname } : {}),
+          ...(podName !== undefined ? { podName } : {}),
         });
       });
     }

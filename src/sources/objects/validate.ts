@@ -41,6 +41,11 @@ export interface ParseOptions {
   readonly warnUnknownFields?: boolean;
   /** Bounds on the lists inside an object; {@link DEFAULT_OBJECT_LIMITS} when absent. */
   readonly limits?: ObjectLimits;
+  /**
+   * Keep the name of the Pod behind each endpoint (its targetRef): DNS names endpoints after
+   * their pods with `--endpoint-pod-names`. Off, nothing of a targetRef is kept.
+   */
+  readonly keepPodNames?: boolean;
 }
 
 /**

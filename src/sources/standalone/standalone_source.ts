@@ -49,6 +49,8 @@ export interface StandaloneSourceOptions {
   readonly checkIntervalMs?: number;
   /** Bounds on each manifest file and object; the defaults of parse_file.ts when absent. */
   readonly limits?: ManifestLimits;
+  /** Keep the names of endpoints' pods (`--endpoint-pod-names`). Default false. */
+  readonly keepPodNames?: boolean;
 }
 
 /**
@@ -92,6 +94,7 @@ export class StandaloneSource implements Source {
       metrics: options.metrics,
       transform: (state) => this.#prepare(state),
       ...(options.limits ? { limits: options.limits } : {}),
+      keepPodNames: options.keepPodNames ?? false,
       ...(options.watch !== undefined ? { watch: options.watch } : {}),
       ...(options.checkIntervalMs !== undefined
         ? { checkIntervalMs: options.checkIntervalMs }
