@@ -384,8 +384,9 @@ export class Reflector {
           for (const item of page.items) {
             stage.add(item);
             // A relist reads 10,000s of objects: give the event loop (DNS answers on it) a turn
-            // every few ms rather than once per page.
-            if (++items % RELIST_STEP === 0) await pause();
+            // every few ms rather than once per page. Not in the first list: nothing is served
+            // yet, and pausing there kept pages alive longer (+20 MiB peak at 10,000 services).
+            if (++items % RELIST_STEP === 0 && this.#synced) await pause();
           }
           if (this.#stopped) return false;
           // Every page carries the resourceVersion of the consistent snapshot being paged.
