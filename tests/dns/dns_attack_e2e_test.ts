@@ -38,7 +38,7 @@ import {
 } from "../support/dns_attack_lab.ts";
 
 const RSS_LIMIT_MIB = 64;
-const PROBE_SECONDS = 8;
+const PROBE_SECONDS = 6;
 /** The bad client ramps up this long before the good client starts asking. */
 const RAMP_MS = 3000;
 const GETADDRINFO_C = new URL("../support/getaddrinfo.c", import.meta.url).pathname;
