@@ -416,6 +416,12 @@ export class NftDataplane {
       podCidrs: next.clusterCidrs.map((c) => c.text).join(","),
       serviceCidrs: (next.serviceCidrs ?? []).map((c) => c.text).join(","),
     });
+    if (next.localDetect?.mode === "NodeCIDR" && next.clusterCidrs.length === 0) {
+      this.#log.warn(
+        "--detect-local-mode NodeCIDR: this node's pod CIDRs are not known (no Node object, or no " +
+          "spec.podCIDRs); off-cluster traffic to ClusterIPs is not masqueraded meanwhile",
+      );
+    }
     this.#options = next;
     this.#optionsKey = key;
     this.#resetBuilders();
