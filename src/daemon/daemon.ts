@@ -269,6 +269,7 @@ export class Daemon {
   /** Gathers what other processes changed and repairs it soon, reading only what they touched. */
   #onForeignChange(scopes: Map<Family, DriftScope>): void {
     if (this.#stopped || this.loop.applied === null) return;
+    this.#parts.metrics.of(METRICS.nftForeignChanges).inc();
     const pending = this.#foreign ??= new Map();
     for (const [family, s] of scopes) {
       const into = pending.get(family);

@@ -144,6 +144,12 @@ export const METRICS = {
     type: "histogram",
     buckets: LATENCY_BUCKETS,
   },
+  nftForeignChanges: {
+    name: "svcgate_nft_foreign_changes_total",
+    help:
+      "Transactions by other processes that touched svcgate's tables, seen by nft monitor (each is checked and repaired at once)",
+    type: "counter",
+  },
   nftDriftRepairs: {
     name: "svcgate_nft_drift_repairs_total",
     help: "Kernel drift found and repaired (someone else changed svcgate's tables)",

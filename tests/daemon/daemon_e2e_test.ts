@@ -6,6 +6,7 @@
 import { labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import {
+  daemonMetric,
   dig,
   failingNft,
   httpGet,
@@ -489,6 +490,31 @@ labTest(
       });
       await daemon.waitReady();
       assertEquals(await httpGet(lab, "http://198.19.0.10/"), "pod-0", "web routes");
+      // svcgate's own transactions (libnftables commits on an FFI thread, whose id the kernel
+      // reports) are never taken for someone else's: each would cost a scoped repair.
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        service("web", "198.19.0.10", [lab.pods[0].ip, "198.18.0.99"]),
+      );
+      await waitFor(
+        "the edit applied",
+        () => daemon.log.filter((l) => l.includes("nftables synced")).length >= 2,
+        10_000,
+        daemon.log,
+      );
+      assertEquals(
+        await daemonMetric(lab, "svcgate_nft_foreign_changes_total"),
+        0,
+        "svcgate's own syncs counted as foreign",
+      );
+      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
+      await waitFor(
+        "the edit back applied",
+        () => daemon.log.filter((l) => l.includes("nftables synced")).length >= 3,
+        10_000,
+        daemon.log,
+      );
       const breakages: [string, string[]][] = [
         ["one element deleted", [
           "delete",
@@ -531,6 +557,8 @@ labTest(
         daemon.log.some((l) => l.includes("another process changed svcgate's nftables tables")),
         "the repair is logged",
       );
+      const foreign = await daemonMetric(lab, "svcgate_nft_foreign_changes_total");
+      assert(foreign >= breakages.length, `${foreign} foreign changes counted`);
       assertEquals(await daemon.stop(), 0, "exits 0");
     });
   },

@@ -16,7 +16,14 @@ export const COMPILE_FLAGS: readonly string[] = (JSON.parse(
   Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)),
 ).tasks.compile as string).split(/\s+/).filter((w) => /^--(allow|unstable|v8)-/.test(w));
 
-const V8_FLAGS = COMPILE_FLAGS.filter((w) => w.startsWith("--v8-flags="));
+/**
+ * The shipped V8 flags; SVCGATE_DAEMON_PROF=PATH adds V8's sampling profiler writing to PATH
+ * (read it with `node --prof-process PATH`), to see where a benchmark's daemon spends its time.
+ */
+const PROFILE_TO = Deno.env.get("SVCGATE_DAEMON_PROF");
+const V8_FLAGS = COMPILE_FLAGS.filter((w) => w.startsWith("--v8-flags=")).map((f) =>
+  PROFILE_TO ? `${f},--prof,--no-logfile-per-isolate,--logfile=${PROFILE_TO}` : f
+);
 
 /** A daemon process in a lab. */
 export interface DaemonProcess {
@@ -83,13 +90,19 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     ...options.args,
   ], { stdout: "null", stderr: "piped" });
   const log: string[] = [];
+  // SVCGATE_DAEMON_LOG=PATH also appends the log to a file, to watch a long run (a benchmark)
+  // while it runs.
+  const copyTo = Deno.env.get("SVCGATE_DAEMON_LOG");
+  const copy = copyTo ? Deno.openSync(copyTo, { append: true, create: true }) : null;
   (async () => {
     let rest = "";
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      copy?.writeSync(new TextEncoder().encode(chunk));
       const lines = (rest + chunk).split("\n");
       rest = lines.pop() ?? "";
       log.push(...lines);
     }
+    copy?.close();
   })();
   return {
     child,
@@ -189,4 +202,21 @@ export async function withLab(
     await lab.destroy();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * A metric's value on the daemon's /metrics in the lab's node namespace (0 when absent);
+ * `labels` selects one series, written as exposed (`limit="tcp-clients"`).
+ */
+export async function daemonMetric(
+  lab: Lab,
+  name: string,
+  labels = "",
+  port = 10256,
+): Promise<number> {
+  const r = await lab.exec(lab.node.ns, [
+    ...["curl", "-s", "-m", "2", `http://127.0.0.1:${port}/metrics`],
+  ]);
+  const series = labels ? `${name}\\{${labels.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\}` : name;
+  return Number(new RegExp(`^${series} ([0-9.e+-]+)`, "m").exec(r.stdout)?.[1] ?? "0");
 }

@@ -3,11 +3,28 @@
  * table are reported with what they touched; svcgate's own transactions and other tables are not.
  */
 
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { Lab, labTest, runCommand } from "../lab/lab.ts";
 import { waitFor } from "../daemon/harness.ts";
 import { KernelMonitor, OwnProcesses } from "../../src/nft/kernel_monitor.ts";
 import type { DriftScope } from "../../src/nft/monitor_events.ts";
+
+Deno.test("OwnProcesses: every thread of this process is its own, other processes are not", () => {
+  // The kernel names the committing thread: libnftables commits on an FFI call's thread.
+  const own = new OwnProcesses();
+  const threads = [...Deno.readDirSync(`/proc/${Deno.pid}/task`)].map((e) => Number(e.name));
+  assert(threads.length > 1, `threads of ${Deno.pid}: ${threads}`);
+  for (const tid of threads) assert(own.has(tid), `thread ${tid} of ${Deno.pid}`);
+  const other = new Deno.Command("sleep", { args: ["5"] }).spawn();
+  try {
+    assertEquals(own.has(other.pid), false, "a child not added");
+    own.add(other.pid);
+    assertEquals(own.has(other.pid), true, "a child added");
+  } finally {
+    other.kill();
+  }
+  assertEquals(new OwnProcesses().has(1), Deno.pid === 1, "pid 1");
+});
 
 labTest("KernelMonitor: reports foreign changes to svcgate's table, not its own", async () => {
   const lab = await Lab.create({ pods: 1 });

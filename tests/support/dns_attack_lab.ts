@@ -10,7 +10,7 @@
  */
 
 import { Lab } from "../lab/lab.ts";
-import { type DaemonProcess, startDaemon } from "../daemon/harness.ts";
+import { daemonMetric, type DaemonProcess, startDaemon } from "../daemon/harness.ts";
 import type { PopulationReport } from "./dns_attack.ts";
 import type { ProbeReport } from "./dns_probe.ts";
 
@@ -179,12 +179,8 @@ export function rssSampler(pid: number): { stop(): Promise<number> } {
 }
 
 /** A counter's value on the daemon's /metrics (0 when absent); `labels` selects one series. */
-export async function metricValue(stage: AttackStage, name: string, labels = ""): Promise<number> {
-  const r = await stage.lab.exec(stage.lab.node.ns, [
-    ...["curl", "-s", "-m", "2", "http://127.0.0.1:10256/metrics"],
-  ]);
-  const series = labels ? `${name}\\{${labels.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\}` : name;
-  return Number(new RegExp(`^${series} (\\d+)`, "m").exec(r.stdout)?.[1] ?? "0");
+export function metricValue(stage: AttackStage, name: string, labels = ""): Promise<number> {
+  return daemonMetric(stage.lab, name, labels);
 }
 
 /** Sends SIGTERM; returns the exit code (null if still running after `withinMs`) and the time. */

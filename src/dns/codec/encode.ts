@@ -147,9 +147,10 @@ function writeOpt(w: Writer, edns: Edns, rcode: number): void {
 
 /**
  * Encodes a message with name compression. When its answer or authority records do not fit in
- * `maxSize`, the message is truncated as knotd does: TC set and no records at all, only the
- * header, question and OPT, so a truncated UDP answer is never larger than the query it answers
- * (no amplification) and the client retries over TCP for the whole answer. Additional records
+ * `maxSize`, the message is truncated: TC set, the question, OPT, and the answer records that fit
+ * in 512 bytes, or none at all for an ANY question (as knotd, so the reply to the amplification
+ * query is never larger than the query); the client retries over TCP for the whole answer,
+ * and a client that cannot still has what fit. Additional records
  * that do not fit are dropped silently, without TC (RFC 2181 9). Throws only on data that cannot
  * be encoded (a bad name or address in a record we built).
  *
@@ -177,6 +178,21 @@ export class MessageEncoder {
     encodeInto(this.#w, msg, maxSize);
     return this.#w.buf.subarray(0, this.#w.len);
   }
+}
+
+/**
+ * A truncated answer keeps the answer records that fit in the first 512 bytes, because musl up
+ * to 1.2.3 (Alpine 3.17 and older) never retries over TCP and would otherwise resolve nothing.
+ * Kept to 512 bytes whatever the client's EDNS size, so the reply stays small.
+ */
+const PARTIAL_ANSWER_LIMIT = 512;
+
+/**
+ * Whether a truncated reply keeps what fits: yes for a single question of a definite type; no
+ * for ANY, the amplification query, whose truncated reply is the question alone (as knotd's).
+ */
+function keepsPartialAnswer(msg: Message): boolean {
+  return msg.questions.length === 1 && msg.questions[0].type !== RRType.ANY;
 }
 
 function encodeInto(w: Writer, msg: Message, maxSize: number): void {
@@ -210,6 +226,18 @@ function encodeInto(w: Writer, msg: Message, maxSize: number): void {
   if (tc) {
     w.rollback(afterQuestion);
     counts[0] = counts[1] = counts[2] = 0;
+    if (!msg.tc && keepsPartialAnswer(msg)) {
+      const partialLimit = Math.min(limit, PARTIAL_ANSWER_LIMIT);
+      for (const rr of msg.answers) {
+        const before = w.len;
+        writeRecord(w, rr);
+        if (w.len + optLen > partialLimit) {
+          w.rollback(before);
+          break;
+        }
+        counts[0]++;
+      }
+    }
   }
   if (msg.edns) writeOpt(w, msg.edns, msg.rcode);
   const b = w.buf;
