@@ -19,6 +19,7 @@
  */
 
 import type { Logger } from "../observe/log.ts";
+import { readKernelFile, writeKernelFile } from "../platform/libc.ts";
 
 /** kube-proxy's conntrack settings; 0 (or false) leaves a sysctl alone. */
 export interface ConntrackSettings {
@@ -115,7 +116,7 @@ export function planConntrackSysctls(
 /** The CPUs of the host (kube-proxy reads the online CPUs, not the process's cpuset). */
 function hostCpus(): number {
   try {
-    const online = Deno.readTextFileSync("/sys/devices/system/cpu/online").trim();
+    const online = readKernelFile("/sys/devices/system/cpu/online").trim();
     let n = 0;
     for (const range of online.split(",")) {
       const [a, b] = range.split("-").map(Number);
@@ -128,7 +129,7 @@ function hostCpus(): number {
 
 function readInt(path: string): number | null {
   try {
-    const n = Number(Deno.readTextFileSync(path).trim());
+    const n = Number(readKernelFile(path).trim());
     return Number.isInteger(n) ? n : null;
   } catch {
     return null;
@@ -149,7 +150,7 @@ export function applyConntrackSysctls(
   } = {},
 ): { written: SysctlWrite[]; failed: SysctlWrite[] } {
   const read = io.read ?? readInt;
-  const write = io.write ?? ((path, value) => Deno.writeTextFileSync(path, `${value}\n`));
+  const write = io.write ?? ((path, value) => writeKernelFile(path, `${value}\n`));
   const written: SysctlWrite[] = [], failed: SysctlWrite[] = [];
   let writes: SysctlWrite[];
   try {

@@ -15,11 +15,27 @@ import {
   MonitorLineSplitter,
   MonitorReader,
 } from "./monitor_events.ts";
+import { isThreadOfThisProcess } from "../platform/libc.ts";
+
+/**
+ * Whether `tid` is a thread of this process: libc's tgkill where FFI is granted (the shipped
+ * flags), else /proc/PID/task, which Deno lets only --allow-all read.
+ */
+function isOwnThread(tid: number): boolean {
+  const viaLibc = isThreadOfThisProcess(tid);
+  if (viaLibc !== null) return viaLibc;
+  try {
+    Deno.statSync(`/proc/${Deno.pid}/task/${tid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The processes whose transactions are svcgate's own: this one, its threads and its recent nft
  * children. The kernel names the thread that committed (libnftables runs on the FFI call's
- * thread, not the main one), so a thread id of this process counts as this process: taking those
+ * thread, not the main one), so a thread of this process counts as this process: taking those
  * for someone else's made every own transaction a scoped repair, ~3 s of CPU at 10,000 services.
  */
 export class OwnProcesses {
@@ -33,11 +49,7 @@ export class OwnProcesses {
   }
   has(pid: number): boolean {
     if (this.#pids.includes(pid) || this.#threads.has(pid)) return true;
-    try {
-      Deno.statSync(`/proc/${Deno.pid}/task/${pid}`);
-    } catch {
-      return false;
-    }
+    if (!isOwnThread(pid)) return false;
     this.#threads.add(pid);
     return true;
   }

@@ -25,7 +25,7 @@
 
 import { NftError, nftErrorFrom, type NftExecutor } from "./executor.ts";
 import { type Family, TABLE_NAME } from "./ruleset.ts";
-import { trimMalloc } from "../observe/memory.ts";
+import { mallocTrim } from "../platform/libc.ts";
 
 /** The library's soname (Debian/Ubuntu `libnftables1`, Fedora `nftables`). */
 export const LIBNFTABLES = "libnftables.so.1";
@@ -355,7 +355,7 @@ export class NftLibExecutor implements NftExecutor {
       this.#contexts++;
       if (old !== null) await this.#lib.symbols.nft_ctx_free_async(old);
     }
-    await trimMalloc();
+    await mallocTrim();
   }
 
   /**

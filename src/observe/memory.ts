@@ -5,33 +5,7 @@
  * @module
  */
 
-const LIBC_SYMBOLS = {
-  malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true, optional: true },
-} as const;
-
-let libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | null | undefined;
-
-function openLibc(): typeof libc {
-  try {
-    // Queried, never requested: on a terminal a request would stop the daemon at a prompt.
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    return Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
-  } catch {
-    return null; // not glibc (musl): nothing to trim with
-  }
-}
-
-/**
- * Releases glibc's free heap pages (off the event loop); false where that cannot be done (no
- * glibc, no FFI permission).
- */
-export async function trimMalloc(): Promise<boolean> {
-  if (libc === undefined) libc = openLibc();
-  const trim = libc?.symbols.malloc_trim;
-  if (!trim) return false;
-  await trim(0n);
-  return true;
-}
+import { mallocTrim } from "../platform/libc.ts";
 
 /**
  * Trims once work has been quiet for `quietMs` (a sync's garbage is freed by then), or at the
@@ -54,7 +28,7 @@ export class MallocTrimmer {
   ) {
     this.#quietMs = options.quietMs ?? 1_000;
     this.#maxDelayMs = options.maxDelayMs ?? 30_000;
-    this.#trim = options.trim ?? trimMalloc;
+    this.#trim = options.trim ?? mallocTrim;
   }
 
   /** Notes that work was done (a sync committed); the trim waits for quiet. */

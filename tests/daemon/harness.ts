@@ -17,12 +17,19 @@ export const COMPILE_FLAGS: readonly string[] = (JSON.parse(
 ).tasks.compile as string).split(/\s+/).filter((w) => /^--(allow|unstable|v8)-/.test(w));
 
 /**
- * The shipped V8 flags; SVCGATE_DAEMON_PROF=PATH adds V8's sampling profiler writing to PATH
- * (read it with `node --prof-process PATH`), to see where a benchmark's daemon spends its time.
+ * SVCGATE_DAEMON_PROF=PATH adds V8's sampling profiler writing to PATH (read it with
+ * `node --prof-process PATH`), to see where a benchmark's daemon spends its time.
  */
 const PROFILE_TO = Deno.env.get("SVCGATE_DAEMON_PROF");
-const V8_FLAGS = COMPILE_FLAGS.filter((w) => w.startsWith("--v8-flags=")).map((f) =>
-  PROFILE_TO ? `${f},--prof,--no-logfile-per-isolate,--logfile=${PROFILE_TO}` : f
+/**
+ * The shipped flags (deno.json's compile task): the daemon runs with the permissions it ships
+ * with, not -A, so a test sees what a user's node sees (Deno asks for full access to /proc
+ * paths, for one).
+ */
+const SHIPPED_FLAGS = COMPILE_FLAGS.map((f) =>
+  PROFILE_TO && f.startsWith("--v8-flags=")
+    ? `${f},--prof,--no-logfile-per-isolate,--logfile=${PROFILE_TO}`
+    : f
 );
 
 /** A daemon process in a lab. */
@@ -81,7 +88,7 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     "env",
     ...env,
     Deno.execPath(),
-    ...(options.program ?? ["run", "-A", ...V8_FLAGS, MAIN]),
+    ...(options.program ?? ["run", ...SHIPPED_FLAGS, MAIN]),
     "run",
     "--healthz-bind-address",
     `127.0.0.1:${port}`,
