@@ -475,7 +475,7 @@ export const FLAGS: readonly FlagSpec[] = [
   {
     name: "manifest-max-documents",
     kind: "int",
-    default: "10000",
+    default: "50000",
     help: "Most documents in one manifest file (each item of a List counts)",
     commands: SOURCE,
   },

@@ -233,7 +233,7 @@ Deno.test("flags: bad input names the flag and quotes the value", () => {
 Deno.test("flags: input limits, their defaults and their values", () => {
   assertEquals(parseArgs(["run"], HOST).config.limits, {
     manifestFileBytes: 16 * 2 ** 20,
-    manifestDocuments: 10_000,
+    manifestDocuments: 50_000,
     manifestDepth: 100,
     manifestDocumentTokens: 150_000,
     servicePorts: 1000,

@@ -3,7 +3,7 @@
  * and deletes its own network namespaces and sends traffic only inside them or on loopback.
  *
  * Usage: deno task bench [NAME...]   (names: startup, nft, topology, dns, dns-attack, kube,
- * kube-daemon, dns-heavy, dns-heavy-kube, autopath, dns-index)
+ * kube-daemon, standalone, dns-heavy, dns-heavy-kube, autopath, dns-index)
  * @module
  */
 
@@ -15,6 +15,7 @@ const BENCHES: Record<string, string[]> = {
   "dns-attack": ["tests/bench/dns_attack_bench.ts"],
   kube: ["tests/bench/kube_bench.ts"],
   "kube-daemon": ["tests/bench/kube_daemon_bench.ts"],
+  standalone: ["tests/bench/standalone_bench.ts", "--bundle"],
   "dns-heavy": ["tests/bench/dns_heavy_work_bench.ts"],
   "dns-heavy-kube": ["tests/bench/dns_heavy_work_bench.ts", "--mode=kube"],
   autopath: ["tests/bench/autopath_bench.ts"],

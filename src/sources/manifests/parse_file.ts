@@ -52,7 +52,7 @@ export type ManifestParseOptions = Pick<ParseOptions, "keepPodNames">;
 /** The defaults of the `--manifest-max-*` flags and of objects/limits.ts. */
 export const DEFAULT_MANIFEST_LIMITS: ManifestLimits = {
   fileBytes: 16 * 2 ** 20,
-  documents: 10_000,
+  documents: 50_000,
   depth: 100,
   documentTokens: 150_000,
   objects: DEFAULT_OBJECT_LIMITS,

@@ -70,7 +70,7 @@ Deno.test("parseManifestFile: each limit rejects with the file, the document and
       limits: DEFAULT_MANIFEST_LIMITS,
       broken: true,
       errors: [
-        "docs.yaml#10001: more than 10000 documents (the limit, --manifest-max-documents; each " +
+        "docs.yaml#50001: more than 50000 documents (the limit, --manifest-max-documents; each " +
         "item of a List counts); the file is not loaded",
       ],
     },

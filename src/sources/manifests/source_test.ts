@@ -414,7 +414,7 @@ Deno.test("ManifestSource: repeated problems are logged once per change of a fil
       await writeAtomic(`${h.dir}/many.yaml`, wrongKindDocuments(100_000));
       await h.source.reload();
       assertEquals(about("many.yaml"), [
-        `T ERROR [manifests] ${h.dir}/many.yaml#10001: more than 10000 documents (the limit, ` +
+        `T ERROR [manifests] ${h.dir}/many.yaml#50001: more than 50000 documents (the limit, ` +
         "--manifest-max-documents; each item of a List counts); the file is not loaded",
       ]);
       // Another file's edit logs nothing again about these.
