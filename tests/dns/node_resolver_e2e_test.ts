@@ -388,9 +388,16 @@ labTest(
             dir,
             c.file !== undefined ? ["--resolv-conf", `${dir}/resolv.conf`, ...c.flags] : c.flags,
           );
-          const code = (await daemon.child.status).code;
+          // It must exit at start: one that keeps running is a failure, not a hang of the test.
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const code = await Promise.race([
+            daemon.child.status.then((s) => s.code),
+            new Promise<null>((r) => timer = setTimeout(() => r(null), 20_000)),
+          ]);
+          clearTimeout(timer);
+          if (code === null) await daemon.stop();
           await new Promise((r) => setTimeout(r, 50));
-          assertEquals(code, c.code, daemon.log.join("\n"));
+          assertEquals(code, c.code, `exit code (null: still running)\n${daemon.log.join("\n")}`);
           const last = daemon.log.filter((l) => l.startsWith("svcgate: "));
           assertEquals(last.length, 1, daemon.log.join("\n"));
           assert(last[0].startsWith(c.line), `${last[0]}\n  wanted ${c.line}`);
