@@ -1,17 +1,8 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { helpText, parseArgs, UsageError } from "./flags.ts";
+import { helpText, parseArgs } from "./flags.ts";
+import { TEST_HOST, usageError } from "../../tests/support/usage_error.ts";
 
-const HOST = { hostname: "node-a" };
-
-function usageError(argv: string[]): string {
-  try {
-    parseArgs(argv, HOST);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    return e.message;
-  }
-  return "(no error)";
-}
+const HOST = TEST_HOST;
 
 const resolver = (argv: string[]) => {
   const r = parseArgs(["run", ...argv], HOST).config.dnsResolver;
