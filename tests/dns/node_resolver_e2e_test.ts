@@ -102,63 +102,73 @@ async function ask(
   return { status, answers, ms };
 }
 
-labTest("node resolver e2e: the node resolves cluster, external and forwarded names", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "svcgate-node-dns-" });
-  const { lab } = await nodeLab(dir);
-  const daemon = run(lab, dir, [
-    ...["--upstream", WORLD],
-    ...["--forward-zone", `corp.example=${CORP}`],
-    ...["--forward-zone", `100.18.198.in-addr.arpa=${CORP}`],
-  ]);
-  try {
-    await daemon.waitReady();
-    await t.step("getent on the node: every kind of name answers", async () => {
-      const cases: ["ahosts" | "hosts", string, string][] = [
-        ["ahosts", "web.default.svc.cluster.local", "198.19.0.10"],
-        ["ahosts", "www.example.org", "198.18.100.80 2001:db8:100::80"],
-        ["ahosts", "host.corp.example", "198.18.100.53"],
-        ["hosts", "198.18.100.53", "host.corp.example"],
-        ["hosts", "198.19.0.10", "web.default.svc.cluster.local"],
-      ];
-      for (const [what, key, want] of cases) {
-        assertEquals(await getent(lab, what, key), want, `getent ${what} ${key}`);
+// With the engine on the main thread (the default) and in a worker (changes cross as messages).
+for (const workers of [0, 1]) {
+  labTest(
+    `node resolver e2e: the node resolves cluster, external and forwarded names (--dns-workers ${workers})`,
+    async (t) => {
+      const dir = await Deno.makeTempDir({ prefix: "svcgate-node-dns-" });
+      const { lab } = await nodeLab(dir);
+      const daemon = run(lab, dir, [
+        ...["--upstream", WORLD, "--dns-workers", String(workers)],
+        ...["--forward-zone", `corp.example=${CORP}`],
+        ...["--forward-zone", `100.18.198.in-addr.arpa=${CORP}`],
+      ]);
+      try {
+        await daemon.waitReady();
+        await t.step("getent on the node: every kind of name answers", async () => {
+          const cases: ["ahosts" | "hosts", string, string][] = [
+            ["ahosts", "web.default.svc.cluster.local", "198.19.0.10"],
+            ["ahosts", "www.example.org", "198.18.100.80 2001:db8:100::80"],
+            ["ahosts", "host.corp.example", "198.18.100.53"],
+            ["hosts", "198.18.100.53", "host.corp.example"],
+            ["hosts", "198.19.0.10", "web.default.svc.cluster.local"],
+          ];
+          for (const [what, key, want] of cases) {
+            assertEquals(await getent(lab, what, key), want, `getent ${what} ${key}`);
+          }
+        });
+        await t.step("who may recurse: the node's addresses yes, the client host no", async () => {
+          // From the node's own uplink address (neither loopback nor --cluster-cidr).
+          assertEquals(
+            (await ask(lab, "www.example.org", "A", ["-b", "198.18.100.1"])).status,
+            "NOERROR",
+          );
+          const outside = await ask(lab, "www.example.org", "A", [], lab.client!.ns);
+          assertEquals(outside.status, "REFUSED");
+          // The allow-list applies to forwarded zones too.
+          assertEquals(
+            (await ask(lab, "host.corp.example", "A", [], lab.client!.ns)).status,
+            "REFUSED",
+          );
+          // Cluster names answer everyone.
+          assertEquals(
+            (await ask(lab, "web.default.svc.cluster.local", "A", [], lab.client!.ns)).status,
+            "NOERROR",
+          );
+        });
+        await t.step(
+          "an address the node gains while running may recurse within seconds",
+          async () => {
+            await lab.addNodeAddress("198.18.77.1/32");
+            await waitFor(
+              "the new node address to be allowed",
+              async () =>
+                (await ask(lab, "later.example.org", "A", ["-b", "198.18.77.1"])).status ===
+                  "NOERROR",
+              10_000,
+              daemon.log,
+            );
+          },
+        );
+      } finally {
+        await daemon.stop();
+        await lab.destroy();
+        await Deno.remove(dir, { recursive: true });
       }
-    });
-    await t.step("who may recurse: the node's addresses yes, the client host no", async () => {
-      // From the node's own uplink address (neither loopback nor --cluster-cidr).
-      assertEquals(
-        (await ask(lab, "www.example.org", "A", ["-b", "198.18.100.1"])).status,
-        "NOERROR",
-      );
-      const outside = await ask(lab, "www.example.org", "A", [], lab.client!.ns);
-      assertEquals(outside.status, "REFUSED");
-      // The allow-list applies to forwarded zones too.
-      assertEquals(
-        (await ask(lab, "host.corp.example", "A", [], lab.client!.ns)).status,
-        "REFUSED",
-      );
-      // Cluster names answer everyone.
-      assertEquals(
-        (await ask(lab, "web.default.svc.cluster.local", "A", [], lab.client!.ns)).status,
-        "NOERROR",
-      );
-    });
-    await t.step("an address the node gains while running may recurse within seconds", async () => {
-      await lab.addNodeAddress("198.18.77.1/32");
-      await waitFor(
-        "the new node address to be allowed",
-        async () =>
-          (await ask(lab, "later.example.org", "A", ["-b", "198.18.77.1"])).status === "NOERROR",
-        10_000,
-        daemon.log,
-      );
-    });
-  } finally {
-    await daemon.stop();
-    await lab.destroy();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    },
+  );
+}
 
 labTest(
   "node resolver e2e: upstreams from a resolv.conf naming svcgate itself, re-read on change",
