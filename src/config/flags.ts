@@ -7,6 +7,12 @@
 import { type Cidr, parseCidr, parseIp } from "../model/ip.ts";
 import type { ConntrackSettings } from "../daemon/conntrack_sysctls.ts";
 import type { LocalDetect } from "../nft/render_options.ts";
+import {
+  DNS_RESOLVER_FLAGS,
+  DNS_RESOLVER_METAVARS,
+  type DnsResolverConfig,
+  parseDnsResolverFlags,
+} from "./dns_flags.ts";
 
 /** An address to bind: host and port. */
 export interface HostPort {
@@ -48,6 +54,8 @@ export interface Config {
   readonly autopath: boolean;
   /** `--client-namespace`: the namespace of clients in these CIDRs. */
   readonly clientNamespaces: readonly ClientNamespace[];
+  /** The node's resolver (issue 15): `--resolv-conf`, `--forward-zone`, the cache's flags. */
+  readonly dnsResolver: DnsResolverConfig;
   readonly stateDir: string;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
@@ -123,6 +131,8 @@ interface FlagSpec {
   readonly default: string;
   readonly help: string;
   readonly commands: readonly Command[];
+  /** Given several times, the values are kept (joined by "\n"), not the last one only. */
+  readonly repeatable?: boolean;
 }
 
 const DAEMON: Command[] = ["run"];
@@ -235,7 +245,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "dns-allow-recursion",
     kind: "cidrs",
     default: "",
-    help: "Clients allowed to resolve non-cluster names (default: loopback and --cluster-cidr)",
+    help:
+      "Clients allowed to resolve non-cluster names (default: loopback, --cluster-cidr and every address of this node, followed as they change)",
     commands: DAEMON,
   },
   // Issue 20: no DNS client can wedge, starve or amplify (names after knotd's tcp-* settings).
@@ -334,6 +345,12 @@ export const FLAGS: readonly FlagSpec[] = [
       "CIDR=NAMESPACE[,...]: clients in the CIDR search as pods of the namespace (for hosts that are not pods svcgate knows)",
     commands: DAEMON,
   },
+  // The node's resolver (issue 15): src/config/dns_flags.ts.
+  ...DNS_RESOLVER_FLAGS.map((f) => ({
+    ...f,
+    commands: DAEMON,
+    ...(f.name === "forward-zone" ? { repeatable: true } : {}),
+  })),
   {
     name: "state-dir",
     kind: "string",
@@ -549,6 +566,7 @@ const METAVAR: Record<string, string> = {
   "pod-interface-name-prefix": "PREFIX",
   "pod-records": "insecure|verified|disabled",
   "client-namespace": "CIDR=NAMESPACE[,...]",
+  ...DNS_RESOLVER_METAVARS,
   string: "VALUE",
   cidrs: "CIDR[,CIDR]",
   hostport: "IP:PORT",
@@ -723,15 +741,16 @@ export function parseArgs(argv: readonly string[], host: HostFacts): Invocation 
       if (i + 1 >= rest.length) throw new UsageError(`flag --${name} needs a value`, command);
       value = rest[++i];
     }
-    raw.set(name, value);
+    const before = raw.get(name);
+    raw.set(name, spec.repeatable && before !== undefined ? `${before}\n${value}` : value);
   }
   return { command, help, config: buildConfig(raw, host, command) };
 }
 
 function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command): Config {
   const value = (name: string) => raw.get(name) ?? FLAGS.find((f) => f.name === name)!.default;
-  const fail = (name: string, why: string): never => {
-    throw new UsageError(`invalid --${name} ${JSON.stringify(value(name))}: ${why}`, command);
+  const fail = (name: string, why: string, quoted = value(name)): never => {
+    throw new UsageError(`invalid --${name} ${JSON.stringify(quoted)}: ${why}`, command);
   };
   const bool = (name: string) => {
     const v = value(name);
@@ -828,6 +847,10 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     );
   }
   const dnsRrl = whole("dns-rrl", 0, 1_000_000);
+  const dnsResolver = parseDnsResolverFlags(
+    { value, given: (name) => raw.has(name), fail, duration },
+    clusterDomain,
+  );
   const clientNamespaces = parseClientNamespaces(value("client-namespace"));
   if (typeof clientNamespaces === "string") fail("client-namespace", clientNamespaces);
   if (value("manifests") !== "" && (value("kubeconfig") !== "" || value("master") !== "")) {
@@ -892,6 +915,7 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     endpointPodNames: bool("endpoint-pod-names"),
     autopath: bool("autopath"),
     clientNamespaces: clientNamespaces as readonly ClientNamespace[],
+    dnsResolver,
     stateDir: value("state-dir"),
     minSyncPeriodMs: duration("min-sync-period"),
     syncPeriodMs: duration("sync-period"),

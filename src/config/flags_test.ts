@@ -1,18 +1,8 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { helpText, parseArgs, parseDuration, parseSize, UsageError } from "./flags.ts";
+import { TEST_HOST, usageError } from "../../tests/support/usage_error.ts";
 
-const HOST = { hostname: "node-a" };
-
-/** The UsageError message of a command line, or "(no error)". */
-function usageError(argv: string[]): string {
-  try {
-    parseArgs(argv, HOST);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    return e.message;
-  }
-  return "(no error)";
-}
+const HOST = TEST_HOST;
 
 Deno.test("flags: defaults", () => {
   const { command, config } = parseArgs(["run"], HOST);

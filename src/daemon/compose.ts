@@ -188,6 +188,19 @@ export async function buildDaemon(
       reverseCidrs: [...config.serviceCidrs, ...config.clusterCidrs],
       ...(config.upstreams ? { upstreams: config.upstreams } : {}),
       allowRecursion: config.dnsAllowRecursion,
+      // The node's resolver (issue 15): its own addresses recurse, its resolv.conf must give
+      // upstreams, per-zone forwarding and the cache in outages.
+      allowNodeAddresses: config.dnsResolver.allowNodeAddresses,
+      requireUpstreams: true,
+      ...(config.dnsResolver.resolvConf ? { resolvConfPath: config.dnsResolver.resolvConf } : {}),
+      cacheSize: config.dnsResolver.cacheSize,
+      forwarding: {
+        zones: config.dnsResolver.forwardZones,
+        staleMs: config.dnsResolver.serveStaleMs,
+        prefetchHits: config.dnsResolver.prefetchHits,
+        maxTtl: config.dnsResolver.cacheMaxTtl,
+        maxNegativeTtl: config.dnsResolver.cacheMaxNegativeTtl,
+      },
       tcpIdleTimeoutMs: config.dnsTcp.idleTimeoutMs,
       tcpLimits: {
         maxConnections: config.dnsTcp.maxConnections,

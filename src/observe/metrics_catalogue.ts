@@ -511,4 +511,93 @@ export const DNS_METRICS = {
       "Search paths walked on the server that found nothing (or met an upstream failure): the first answer (NXDOMAIN) went back and the client searches on",
     type: "counter",
   },
+  // The node's resolver (issue 15): the cache in outages.
+  cacheHitsNegative: {
+    name: "svcgate_dns_cache_negative_hits_total",
+    help:
+      "Forwarded questions answered from the cache with NXDOMAIN or NODATA (a part of the hits)",
+    type: "counter",
+  },
+  staleAnswers: {
+    name: "svcgate_dns_cache_stale_answers_total",
+    help:
+      "Expired answers served (TTL 30, RFC 8767) because no upstream answered, within --dns-serve-stale",
+    type: "counter",
+  },
+  prefetches: {
+    name: "svcgate_dns_cache_prefetches_total",
+    help: "Often-asked answers refreshed from upstream before they expired",
+    type: "counter",
+  },
+} as const satisfies Record<string, MetricDeclaration>;
+
+/**
+ * What svcgate's DNS exports under CoreDNS's names (issue 15), so CoreDNS dashboards and alerts
+ * work unchanged: the same label sets, with `server` svcgate's listening address as CoreDNS
+ * writes it (`dns://169.254.20.10:53`), `zone`/`zones` "." (one server block, as the default
+ * Corefile) and `view` "". Left out: `family` of requests and `plugin` of responses (not tracked).
+ * Derived from svcgate's own counts when they are exported (serve/coredns_metrics.ts).
+ */
+export const COREDNS_METRICS = {
+  requests: {
+    name: "coredns_dns_requests_total",
+    help: "Counter of DNS requests made per zone, protocol and family.",
+    type: "counter",
+    labels: ["server", "zone", "view", "proto", "type"],
+  },
+  responses: {
+    name: "coredns_dns_responses_total",
+    help: "Counter of response status codes.",
+    type: "counter",
+    labels: ["server", "zone", "view", "rcode"],
+  },
+  duration: {
+    name: "coredns_dns_request_duration_seconds",
+    help: "Histogram of the time (in seconds) each request took per zone.",
+    type: "histogram",
+    labels: ["server", "zone", "view"],
+    buckets: LATENCY_BUCKETS,
+  },
+  cacheEntries: {
+    name: "coredns_cache_entries",
+    help: "The number of elements in the cache.",
+    type: "gauge",
+    labels: ["server", "type", "zones", "view"],
+  },
+  cacheHits: {
+    name: "coredns_cache_hits_total",
+    help: "The count of cache hits.",
+    type: "counter",
+    labels: ["server", "type", "zones", "view"],
+  },
+  cacheMisses: {
+    name: "coredns_cache_misses_total",
+    help: "The count of cache misses.",
+    type: "counter",
+    labels: ["server", "zones", "view"],
+  },
+  cacheServedStale: {
+    name: "coredns_cache_served_stale_total",
+    help: "The number of requests served from stale cache entries.",
+    type: "counter",
+    labels: ["server", "zones", "view"],
+  },
+  cachePrefetch: {
+    name: "coredns_cache_prefetch_total",
+    help: "The number of times the cache has prefetched a cached item.",
+    type: "counter",
+    labels: ["server", "zones", "view"],
+  },
+  forwardRequests: {
+    name: "coredns_forward_requests_total",
+    help: "Counter of requests made per upstream.",
+    type: "counter",
+    labels: ["to"],
+  },
+  forwardResponses: {
+    name: "coredns_forward_responses_total",
+    help: "Counter of responses received per upstream.",
+    type: "counter",
+    labels: ["to", "rcode"],
+  },
 } as const satisfies Record<string, MetricDeclaration>;

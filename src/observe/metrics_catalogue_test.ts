@@ -1,14 +1,23 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
-import { DNS_METRICS, type MetricDeclaration, METRICS } from "./metrics_catalogue.ts";
+import {
+  COREDNS_METRICS,
+  DNS_METRICS,
+  type MetricDeclaration,
+  METRICS,
+} from "./metrics_catalogue.ts";
 import { MetricsRegistry } from "./metrics.ts";
 
 Deno.test("metrics catalogue: every name declared once, in svcgate's or the anchors' namespaces", () => {
-  const all: MetricDeclaration[] = [...Object.values(METRICS), ...Object.values(DNS_METRICS)];
+  const all: MetricDeclaration[] = [
+    ...Object.values(METRICS),
+    ...Object.values(DNS_METRICS),
+    ...Object.values(COREDNS_METRICS),
+  ];
   const names = all.map((m) => m.name);
   assertEquals(names.length, new Set(names).size, "no name twice");
   for (const m of all) {
-    // kubeproxy_: kube-proxy's own names, kept for its dashboards and alerts.
-    strictEqual(/^(svcgate|process|kubeproxy)_[a-z_]+$/.test(m.name), true, m.name);
+    // kubeproxy_, coredns_: kube-proxy's and CoreDNS's names, kept for their dashboards and alerts.
+    strictEqual(/^(svcgate|process|kubeproxy|coredns)_[a-z_]+$/.test(m.name), true, m.name);
     strictEqual(m.help.length > 0, true, `${m.name} has help`);
     if (m.type === "counter") strictEqual(m.name.endsWith("_total"), true, `${m.name} ends _total`);
     if (m.type === "histogram") strictEqual((m.buckets?.length ?? 0) > 0, true, m.name);

@@ -37,6 +37,8 @@ function libc(): Libc | null {
 }
 
 const O_RDONLY = 0, O_WRONLY = 1, O_CLOEXEC = 0o2000000;
+/** The most a kernel file may hold here (a sysctl is bytes, mountinfo kilobytes). */
+const MAX_KERNEL_FILE = 4 * 2 ** 20;
 
 function errnoText(c: Libc): string {
   const errno = new Deno.UnsafePointerView(c.__errno_location()!).getInt32();
@@ -69,7 +71,7 @@ export function isThreadOfThisProcess(tid: number): boolean | null {
 }
 
 /**
- * Reads a small kernel file (a sysctl, a module parameter): its text, through libc when FFI is
+ * Reads a small kernel file (a sysctl, a module parameter, mountinfo): its text, through libc when FFI is
  * granted, else through Deno (which asks for --allow-all under /proc and /sys). Throws with the
  * path and the system's reason.
  */
@@ -79,10 +81,27 @@ export function readKernelFile(path: string): string {
   const fd = c.open(cString(path), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw new Error(`Cannot open ${path} for reading: ${errnoText(c)}`);
   try {
-    const buf = new Uint8Array(4096);
-    const n = Number(c.read(fd, buf, BigInt(buf.length)));
-    if (n < 0) throw new Error(`Cannot read ${path}: ${errnoText(c)}`);
-    return new TextDecoder().decode(buf.subarray(0, n));
+    // Until end of file: /proc files say size 0 and come in pieces (mountinfo is several).
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = new Uint8Array(65536);
+      const n = Number(c.read(fd, buf, BigInt(buf.length)));
+      if (n < 0) throw new Error(`Cannot read ${path}: ${errnoText(c)}`);
+      if (n === 0) break;
+      parts.push(buf.subarray(0, n));
+      total += n;
+      if (total > MAX_KERNEL_FILE) {
+        throw new Error(`Cannot read ${path}: over ${MAX_KERNEL_FILE} bytes`);
+      }
+    }
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return new TextDecoder().decode(all);
   } finally {
     c.close(fd);
   }

@@ -21,6 +21,9 @@ Deno.test("libc: kernel files read and written; failures name the path and the r
   // The same text Deno reads (the test runs with -A); a plain file round-trips.
   const path = "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established";
   assertEquals(readKernelFile(path), Deno.readTextFileSync(path));
+  // Past one read: mountinfo comes in pieces.
+  const mountinfo = "/proc/self/mountinfo";
+  assertEquals(readKernelFile(mountinfo), Deno.readTextFileSync(mountinfo));
   const file = Deno.makeTempFileSync();
   try {
     writeKernelFile(file, "131072\n");

@@ -174,7 +174,7 @@ export type ZoneLine = string;
 /**
  * Starts knotd in namespace `ns` on `address`:53, authoritative for the root zone with
  * `records`: every other name is NXDOMAIN (as a recursive resolver would say). Killed with the
- * lab.
+ * lab, or earlier through the returned process (`ip netns exec` becomes knotd).
  */
 export async function startLabKnot(
   lab: Lab,
@@ -182,7 +182,7 @@ export async function startLabKnot(
   address: string,
   records: readonly ZoneLine[],
   dir: string,
-): Promise<void> {
+): Promise<Deno.ChildProcess> {
   await Deno.writeTextFile(
     `${dir}/root.zone`,
     [
@@ -213,11 +213,14 @@ export async function startLabKnot(
       "",
     ].join("\n"),
   );
-  lab.spawn(ns, ["knotd", "-c", `${dir}/knot.conf`], { stdout: "null", stderr: "inherit" });
+  const child = lab.spawn(ns, ["knotd", "-c", `${dir}/knot.conf`], {
+    stdout: "null",
+    stderr: "inherit",
+  });
   const deadline = Date.now() + 10_000;
   for (;;) {
     const r = await lab.exec(ns, ["dig", `@${address}`, "ns.lab", "A", "+time=1", "+tries=1"]);
-    if (r.stdout.includes("NOERROR")) return;
+    if (r.stdout.includes("NOERROR")) return child;
     if (Date.now() > deadline) throw new Error(`knotd in ${ns} did not answer: ${r.stdout}`);
     await new Promise((res) => setTimeout(res, 100));
   }

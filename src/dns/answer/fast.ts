@@ -54,6 +54,25 @@ const E = 8;
  */
 const EXACT_CASE = 1;
 
+/**
+ * How many records the fast path may rotate (answer/rotate.ts, CoreDNS's loadbalance): two or
+ * more A or AAAA records of the question's name, back to back right after the question, each
+ * owner a pointer to it (so all of one size); else 0. Stored in the flags above EXACT_CASE.
+ */
+function rotationCount(message: Message, bytes: Uint8Array, type: number): number {
+  const n = message.answers.length;
+  if (n < 2 || n > 0x3fff || (type !== RRType.A && type !== RRType.AAAA)) return 0;
+  if (message.answers.some((rr) => rr.type !== type)) return 0;
+  const size = type === RRType.A ? 16 : 28;
+  let o = 12;
+  while (o < bytes.length && bytes[o] !== 0) o += bytes[o] + 1;
+  o += 5;
+  for (let i = 0; i < n; i++, o += size) {
+    if (bytes[o] !== 0xc0 || bytes[o + 1] !== 0x0c) return 0;
+  }
+  return o <= bytes.length ? n : 0;
+}
+
 /** True when the answer holds an SRV target inside the question's zone (see EXACT_CASE). */
 function caseBound(zone: Zone, message: Message): boolean {
   if (zone.options.strictSpec) return false;
@@ -203,7 +222,7 @@ export class AnswerTableBuilder {
       en[e + 4] = bytes.length;
       en[e + 5] = hash;
       en[e + 6] = serialOffset(result.message, bytes, this.#ansLen);
-      en[e + 7] = exact ? EXACT_CASE : 0;
+      en[e + 7] = (exact ? EXACT_CASE : 0) | (rotationCount(result.message, bytes, type) << 1);
       this.#ansLen += bytes.length;
       this.#insertSlot(this.#count, hash);
       this.#count++;
@@ -408,7 +427,8 @@ export function findAnswer(
  * `out[outOff..]`. Returns the reply length, or -1 when the general path must answer (unknown
  * name or type, class other than IN, or a reply larger than `limit` that needs truncation).
  *
- * `limit` is the transport's size limit: the client's UDP limit, or 65535 over TCP.
+ * `limit` is the transport's size limit: the client's UDP limit, or 65535 over TCP. `turn` rotates
+ * multi-record A/AAAA answers by that many places (answer/rotate.ts); 0 leaves them in order.
  */
 export function fastAnswer(
   table: AnswerTable,
@@ -418,6 +438,7 @@ export function fastAnswer(
   outOff: number,
   limit: number,
   recursionAvailable: boolean,
+  turn = 0,
 ): number {
   if (scan.qclass !== RRClass.IN) return -1;
   const idx = findAnswer(table, q, scan.qnameEnd, scan.qtype);
@@ -436,6 +457,18 @@ export function fastAnswer(
     for (let i = 0; i < al; i++) out[outOff + i] = src[ao + i];
   } else {
     out.set(src.subarray(ao, ao + al), outOff);
+  }
+  const rotate = table.entries[e + 7] >> 1;
+  if (rotate > 1 && turn % rotate !== 0) {
+    // Records k..n-1, then 0..k-1: all of one size, right after the question.
+    const size = scan.qtype === RRType.A ? 16 : 28;
+    const k = turn % rotate;
+    const first = scan.qnameEnd + 4;
+    let o = outOff + first;
+    for (let j = 0; j < rotate; j++) {
+      const from = ao + first + ((j + k) % rotate) * size;
+      for (let b = 0; b < size; b++) out[o++] = src[from + b];
+    }
   }
   out[outOff] = q[0];
   out[outOff + 1] = q[1];

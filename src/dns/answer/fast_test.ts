@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { answerQuery, udpLimit } from "./answer.ts";
 import { buildAnswerTable, fastAnswer } from "./fast.ts";
+import { rotateAnswers } from "./rotate.ts";
 import { decodeMessage, newQueryScan, scanQuery } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { type Message, queryMessage, RRClass, RRType } from "../codec/records.ts";
@@ -140,4 +141,33 @@ Deno.test("fast path: declines unknown names, other classes and answers that nee
   });
   assert(scanQuery(chaos, chaos.length, scan));
   assertEquals(fastAnswer(table, chaos, scan, out, 0, 512, true), -1);
+});
+
+Deno.test("fast path: multi-record answers rotate by the turn, as the general path's rotateAnswers", () => {
+  const zone = buildZone(bigHeadlessSnapshot(5), OPTIONS);
+  const table = buildAnswerTable(zone);
+  const scan = newQueryScan();
+  const out = new Uint8Array(4096);
+  for (const edns of [false, true]) {
+    const q = query("big.default.svc.cluster.local", RRType.A, 7, edns);
+    const bytes = encodeMessage(q);
+    assert(scanQuery(bytes, bytes.length, scan));
+    const general = answerQuery(zone, q, { recursionAllowed: true });
+    assert(general.kind === "reply" && general.message.answers.length === 5);
+    const firsts = new Set<string>();
+    for (let turn = 0; turn < 7; turn++) {
+      const n = fastAnswer(table, bytes, scan, out, 0, 4096, true, turn);
+      const d = decodeMessage(out.slice(0, n));
+      assert(d.ok);
+      const want = rotateAnswers(general.message.answers, turn);
+      assertEquals(
+        d.message.answers.map((r) => r.data),
+        want.map((r) => r.data),
+        `turn ${turn} (edns ${edns})`,
+      );
+      assertEquals(d.message.questions, q.questions);
+      firsts.add(JSON.stringify(d.message.answers[0].data));
+    }
+    assertEquals(firsts.size, 5, "each address comes first in turn");
+  }
 });

@@ -21,19 +21,31 @@ function u32At(buf: Uint8Array, off: number): number {
  * ```
  */
 export class AllowList {
-  readonly #v4: { net: number; mask: number }[] = [];
-  readonly #v6: { bytes: Uint8Array; prefix: number }[] = [];
+  #v4: { net: number; mask: number }[] = [];
+  #v6: { bytes: Uint8Array; prefix: number }[] = [];
 
   constructor(cidrs: readonly Cidr[]) {
+    this.replace(cidrs);
+  }
+
+  /**
+   * Allows exactly these CIDRs from now on (the node's addresses changed); the transports hold
+   * this object, so they see the new list at their next packet.
+   */
+  replace(cidrs: readonly Cidr[]): void {
+    const v4: { net: number; mask: number }[] = [];
+    const v6: { bytes: Uint8Array; prefix: number }[] = [];
     for (const c of cidrs) {
       const bytes = bigIntToIp(c.network, c.family).bytes;
       if (c.family === 4) {
         const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
-        this.#v4.push({ net: (u32At(bytes, 0) & mask) >>> 0, mask });
+        v4.push({ net: (u32At(bytes, 0) & mask) >>> 0, mask });
       } else {
-        this.#v6.push({ bytes, prefix: c.prefix });
+        v6.push({ bytes, prefix: c.prefix });
       }
     }
+    this.#v4 = v4;
+    this.#v6 = v6;
   }
 
   /** True when the IPv4 address (as an unsigned 32-bit number) is inside a v4 CIDR. */

@@ -32,3 +32,17 @@ Deno.test("AllowList: text, sockaddr_in, sockaddr_in6 and v4-mapped addresses", 
   assert(!new AllowList([]).allowsAddress("127.0.0.1"));
   assert(new AllowList([cidr("0.0.0.0/0")]).allowsAddress("203.0.113.1"));
 });
+
+Deno.test("AllowList.replace: the transports' list changes in place", () => {
+  const allow = new AllowList([cidr("127.0.0.0/8")]);
+  const sin = new Uint8Array(16);
+  sin[0] = 2;
+  sin.set([169, 254, 20, 10], 4);
+  assert(!allow.allowsSockaddr(sin, 0));
+  allow.replace([cidr("127.0.0.0/8"), cidr("169.254.20.10/32")]);
+  assert(allow.allowsSockaddr(sin, 0));
+  assert(allow.allowsAddress("127.0.0.1"));
+  allow.replace([cidr("::1/128")]);
+  assert(!allow.allowsSockaddr(sin, 0) && !allow.allowsAddress("127.0.0.1"));
+  assert(allow.allowsAddress("::1"));
+});

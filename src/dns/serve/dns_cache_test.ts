@@ -47,3 +47,32 @@ Deno.test("DnsCache: TTLs count down with the injected clock, entries expire, LR
   assert(cache.get(q("a.example")) !== null, "recently used entry was evicted");
   assertEquals(cache.get(q("b.example")), null);
 });
+
+Deno.test("DnsCache: counts by kind follow puts, replacements and evictions; stale keeps TTL 30", () => {
+  let now = 0;
+  const cache = new DnsCache({ maxEntries: 2, now: () => now, staleMs: 10_000 });
+  const q = (name: string) => ({ name, type: RRType.A, class: RRClass.IN });
+  const pos = upstreamReply({
+    answers: [record("www.example.org", RRType.A, { address: "198.18.0.80" }, 30)],
+  });
+  const neg = upstreamReply({ rcode: 3, authority: [SOA(60, 60)] });
+  const cases: [() => void, { success: number; denial: number }][] = [
+    [() => cache.put(q("a.example"), pos), { success: 1, denial: 0 }],
+    [() => cache.put(q("b.example"), neg), { success: 1, denial: 1 }],
+    [() => cache.put(q("b.example"), pos), { success: 2, denial: 0 }],
+    [() => cache.put(q("c.example"), neg), { success: 1, denial: 1 }],
+    [() => cache.put(q("d.example"), neg), { success: 0, denial: 2 }],
+  ];
+  for (const [step, want] of cases) {
+    step();
+    assertEquals(cache.counts(), want);
+  }
+  cache.put(q("e.example"), pos);
+  now = 35_000;
+  assertEquals(cache.get(q("e.example")), null, "expired");
+  assertEquals(cache.stale(q("e.example"))?.answers.map(formatRecord), [
+    "www.example.org. 30 IN A 198.18.0.80",
+  ]);
+  now = 40_000;
+  assertEquals(cache.stale(q("e.example")), null, "past the stale window");
+});

@@ -20,6 +20,7 @@ import { ffiAvailability, FfiUdpServer } from "./udp_ffi.ts";
 import { NodeUdpServer } from "./udp_node.ts";
 import { DnsCache } from "./dns_cache.ts";
 import { Forwarder, type Upstream } from "./upstream.ts";
+import { type ForwardZone, ForwardZones } from "./forward_zones.ts";
 import { type PodRecords, validateZoneOptions, type ZoneOptions } from "../zone/zone.ts";
 import { applyUpdate } from "../answer/fast.ts";
 import { ZoneIndex } from "../zone/zone_index.ts";
@@ -91,8 +92,22 @@ export interface EngineOptions {
   readonly rrlResponsesPerSecond?: number;
   readonly upstreamTimeoutMs: number;
   readonly cacheSize: number;
+  /** The node's resolver (issue 15): per-zone forwarding and the cache in outages. */
+  readonly forwarding?: ForwardingOptions;
   /** Default: CoreDNS's answers, no search path on the server. */
   readonly answers?: EngineAnswerOptions;
+}
+
+/** `--forward-zone`, `--dns-serve-stale`, `--dns-prefetch` and the cache's TTL caps. */
+export interface ForwardingOptions {
+  readonly zones?: readonly ForwardZone[];
+  /** How long an expired answer may be served when no upstream answers, ms. Default 0. */
+  readonly staleMs?: number;
+  /** Fresh hits that make an answer worth refreshing before it expires (0: never). */
+  readonly prefetchHits?: number;
+  /** Caps of positive and negative TTLs in the cache, seconds (defaults 3600 and 1800). */
+  readonly maxTtl?: number;
+  readonly maxNegativeTtl?: number;
 }
 
 /** A log line from an engine. */
@@ -128,6 +143,7 @@ export class DnsEngine {
   readonly #udp: FfiUdpServer | NodeUdpServer;
   readonly #udpLoop: Promise<void>;
   readonly #tcp: TcpDnsServer | null;
+  readonly #allow: AllowList;
   readonly #options: EngineOptions;
   readonly #log: EngineLog;
   readonly udpMode: "ffi" | "node";
@@ -140,8 +156,10 @@ export class DnsEngine {
     udp: FfiUdpServer | NodeUdpServer,
     udpLoop: Promise<void>,
     tcp: TcpDnsServer | null,
+    allow: AllowList,
     log: EngineLog,
   ) {
+    this.#allow = allow;
     this.#options = options;
     this.#log = log;
     this.#clients = clients;
@@ -156,12 +174,23 @@ export class DnsEngine {
   /** Binds the listeners; rejects with a message naming the address when one cannot bind. */
   static async start(options: EngineOptions, log: EngineLog): Promise<DnsEngine> {
     const stats = new DnsStats();
-    const forwarder = options.upstreams.length > 0
+    const fw = options.forwarding ?? {};
+    const zones = new ForwardZones(fw.zones ?? []);
+    const forwarder = options.upstreams.length > 0 || zones.size > 0
       ? new Forwarder({
         upstreams: options.upstreams,
+        zones,
         timeoutMs: options.upstreamTimeoutMs,
-        cache: new DnsCache({ maxEntries: options.cacheSize, now: () => Date.now() }),
+        cache: new DnsCache({
+          maxEntries: options.cacheSize,
+          now: () => Date.now(),
+          staleMs: fw.staleMs ?? 0,
+          prefetchHits: fw.prefetchHits ?? 0,
+          ...(fw.maxTtl !== undefined ? { maxTtl: fw.maxTtl } : {}),
+          ...(fw.maxNegativeTtl !== undefined ? { maxNegativeTtl: fw.maxNegativeTtl } : {}),
+        }),
         stats: stats.counters,
+        onExchange: (to, rcode) => stats.forwarded(to, rcode),
       })
       : null;
     const answers = options.answers ?? {};
@@ -245,7 +274,20 @@ export class DnsEngine {
         throw e;
       }
     }
-    return new DnsEngine(options, clients, handler, forwarder, udp, udpLoop, tcp, log);
+    return new DnsEngine(options, clients, handler, forwarder, udp, udpLoop, tcp, allow, log);
+  }
+
+  /** Who may recurse, from now on (the node's addresses changed). */
+  setAllowRecursion(cidrs: readonly Cidr[]): void {
+    this.#allow.replace(cidrs);
+  }
+
+  /** The global upstreams, from now on (the node's resolv.conf changed). */
+  setUpstreams(upstreams: readonly Upstream[]): void {
+    if (this.#forwarder) this.#forwarder.setUpstreams(upstreams);
+    else if (upstreams.length > 0) {
+      this.#log("warn", "DNS upstreams changed but this engine started without forwarding");
+    }
   }
 
   /** UDP port bound. */
@@ -423,7 +465,7 @@ export class DnsEngine {
 
   /** Counters since the last drain (forwarder counters included). */
   drainStats(): StatsDelta {
-    return this.#handler.stats.drain();
+    return this.#handler.stats.drain(this.#forwarder?.cacheCounts() ?? null);
   }
 
   /** Stops listening and closes upstream sockets. */

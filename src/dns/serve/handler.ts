@@ -20,6 +20,7 @@ import {
   udpPayloadLimit,
 } from "../answer/answer.ts";
 import { type AnswerTable, fastAnswer } from "../answer/fast.ts";
+import { rotateAnswers } from "../answer/rotate.ts";
 import { searchCandidates, searchOnServer } from "../answer/autopath.ts";
 import { clientAddress, ClientNamespaces } from "../answer/client_namespace.ts";
 import type { DnsStats } from "./stats.ts";
@@ -82,6 +83,8 @@ export class QueryHandler {
   readonly #scan = newQueryScan();
   readonly #scratch = new Uint8Array(MAX_MESSAGE);
   #limitHit: LimitHit | null = null;
+  /** Rotates multi-record answers (answer/rotate.ts): one turn per answer given. */
+  #turn = 0;
   readonly stats: DnsStats;
 
   constructor(options: QueryHandlerOptions) {
@@ -124,9 +127,10 @@ export class QueryHandler {
     const scan = this.#scan;
     if (!scanQuery(q, len, scan)) return -1;
     const limit = udp ? udpPayloadLimit(scan.hasEdns ? scan.ednsSize : -1) : MAX_MESSAGE;
-    const n = fastAnswer(table, q, scan, out, outOff, limit, allowed);
+    const n = fastAnswer(table, q, scan, out, outOff, limit, allowed, this.#turn);
     if (n > 0) {
-      this.stats.query(scan.qtype, out[outOff + 3] & 0x0f);
+      this.#turn = (this.#turn + 1) & 0x3fffffff;
+      this.stats.query(scan.qtype, out[outOff + 3] & 0x0f, !udp);
       this.stats.counters.fastPath++;
     }
     return n;
@@ -152,6 +156,7 @@ export class QueryHandler {
         return this.#encode(
           replyTo(r.message, Rcode.SERVFAIL, { recursionAllowed: allowed }),
           MAX_MESSAGE,
+          !udp,
         );
       }
       this.stats.counters.dropped++;
@@ -192,6 +197,7 @@ export class QueryHandler {
     ctx: AnswerContext,
     client: string,
     limit: number,
+    tcp: boolean,
   ): Promise<Uint8Array> | null {
     const zone = this.#zone;
     if (!zone || !this.#clients.any) return null;
@@ -210,16 +216,24 @@ export class QueryHandler {
     return searchOnServer(zone, query, candidates, ctx, resolve).then((found) => {
       if (found) this.stats.counters.autopathSuccess++;
       else this.stats.counters.autopathMiss++;
-      return this.#encode(found ?? first, limit);
+      return this.#encode(found ?? first, limit, tcp);
     }).catch(() => {
       this.stats.counters.internalErrors++;
-      return this.#encode(first, limit);
+      return this.#encode(first, limit, tcp);
     });
   }
 
-  #encode(msg: Message, limit: number): Uint8Array {
+  /** The message with its multi-record answers rotated one turn further (answer/rotate.ts). */
+  #rotated(msg: Message): Message {
+    if (msg.answers.length < 2) return msg;
+    const answers = rotateAnswers(msg.answers, this.#turn);
+    this.#turn = (this.#turn + 1) & 0x3fffffff;
+    return answers === msg.answers ? msg : { ...msg, answers };
+  }
+
+  #encode(msg: Message, limit: number, tcp: boolean): Uint8Array {
     const bytes = encodeMessage(msg, limit);
-    this.stats.query(msg.questions[0]?.type ?? 0, msg.rcode);
+    this.stats.query(msg.questions[0]?.type ?? 0, msg.rcode, tcp);
     if ((bytes[2] & 0x02) !== 0) this.stats.counters.truncated++;
     return bytes;
   }
@@ -241,12 +255,13 @@ export class QueryHandler {
         this.stats.counters.dropped++;
         return null;
       }
-      this.stats.query(0, reply[3] & 0x0f);
+      this.stats.query(0, reply[3] & 0x0f, !udp);
       return reply;
     }
     const query = r.message;
     const ctx = { recursionAllowed: allowed, nodePods: this.#clients };
     const limit = udp ? udpLimit(query) : MAX_MESSAGE;
+    const tcp = !udp;
     const result = answerQuery(this.#zone, query, ctx, this.#zones);
     switch (result.kind) {
       case "drop":
@@ -254,33 +269,36 @@ export class QueryHandler {
         return null;
       case "reply": {
         if (result.message.rcode === Rcode.NXDOMAIN && this.#autopath && client !== null) {
-          const searched = this.#search(query, result.message, ctx, client, limit);
+          const searched = this.#search(query, result.message, ctx, client, limit, tcp);
           if (searched) return searched;
         }
         if (this.#fill && result.message.aa && query.questions.length === 1) {
           this.#table = this.#fill(nameKey(query.questions[0].name)) ?? this.#table;
         }
-        return this.#encode(result.message, limit);
+        return this.#encode(this.#rotated(result.message), limit, tcp);
       }
       case "forward": {
         const fwd = this.#forwarder;
-        if (!fwd) return this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit);
+        if (!fwd) return this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit, tcp);
         return fwd.resolve(result.question).then((f) =>
           this.#encode(
-            f.ok ? forwardedReply(query, f.message) : replyTo(query, Rcode.SERVFAIL, ctx),
+            f.ok
+              ? this.#rotated(forwardedReply(query, f.message))
+              : replyTo(query, Rcode.SERVFAIL, ctx),
             limit,
+            tcp,
           )
-        ).catch(() => this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit));
+        ).catch(() => this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit, tcp));
       }
       case "chase": {
         const fwd = this.#forwarder;
-        if (!fwd) return this.#encode(result.message, limit);
+        if (!fwd) return this.#encode(result.message, limit, tcp);
         return fwd.resolve({ name: result.target, type: result.type, class: RRClass.IN }).then((
           f,
         ) =>
           // When the upstream fails the CNAME alone still tells the client where to look.
-          this.#encode(f.ok ? chasedReply(result.message, f.message) : result.message, limit)
-        ).catch(() => this.#encode(result.message, limit));
+          this.#encode(f.ok ? chasedReply(result.message, f.message) : result.message, limit, tcp)
+        ).catch(() => this.#encode(result.message, limit, tcp));
       }
     }
   }

@@ -19,15 +19,19 @@ import {
   DnsEngine,
   type EngineAnswerOptions,
   type EngineOptions,
+  type ForwardingOptions,
   type TcpLimits,
   type UdpTransportChoice,
 } from "./engine.ts";
-import { applyStats, setDnsGauge } from "./stats.ts";
-import { defaultUpstreams, parseUpstream, readResolvConf, type Upstream } from "./upstream.ts";
+import { setDnsGauge, type StatsDelta } from "./stats.ts";
+import { readResolvConf } from "./upstream.ts";
+import { DnsStatsExporter, serverLabel } from "./coredns_metrics.ts";
+import { NodeResolver, type ResolverChange } from "./node_resolver.ts";
+import { shadowedZones } from "./forward_zones.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { DnsChangeTracker } from "../zone/change_tracker.ts";
 import { slimEntry } from "../zone/slim_entry.ts";
-import { recordOptions, validateZoneOptions } from "../zone/zone.ts";
+import { recordOptions, reverseZoneApexes, validateZoneOptions } from "../zone/zone.ts";
 import { METRICS } from "../../observe/metrics_catalogue.ts";
 
 /** Options of {@link DnsServer}. */
@@ -71,8 +75,25 @@ export interface DnsServerOptions {
    * put that entry (main.ts does).
    */
   readonly workerUrl?: string | URL;
-  /** Where default upstreams (and the host's search domains) come from. Default /etc/resolv.conf. */
+  /**
+   * Where default upstreams (and the host's search domains) come from (`--resolv-conf`). Default:
+   * /run/systemd/resolve/resolv.conf when it exists, else /etc/resolv.conf (resolv_conf.ts).
+   */
   readonly resolvConfPath?: string;
+  /**
+   * Also let every address of the node recurse (the bind address included), following changes:
+   * `svcgate run` without `--dns-allow-recursion`. Default false.
+   */
+  readonly allowNodeAddresses?: boolean;
+  /**
+   * Fail to start when the resolv.conf leaves no upstream and `upstreams` is not given (`svcgate
+   * run`); default false: warn and forward nothing.
+   */
+  readonly requireUpstreams?: boolean;
+  /** Per-zone forwarding, serve-stale, prefetch and the cache's TTL caps. */
+  readonly forwarding?: ForwardingOptions;
+  /** How often the node's addresses and resolv.conf are polled. Default 2000 ms. */
+  readonly nodePollMs?: number;
   /** What the zone answers beyond the spec, and the search path on the server. */
   readonly answers?: DnsAnswerOptions;
 }
@@ -144,6 +165,10 @@ export class DnsServer {
   #stopped = false;
   /** Moves an in-process engine's counters to the registry, as workers post theirs each second. */
   #statsTimer: ReturnType<typeof setInterval> | undefined;
+  /** The node's addresses and resolv.conf, watched (null before start). */
+  #node: NodeResolver | null = null;
+  /** Moves counters to the metrics (engine keys: 0 in-process, else the worker's slot). */
+  readonly #stats: DnsStatsExporter | null;
   /** This node's pods as last set (canonical IP -> namespace), for workers that start later. */
   #nodePods: ReadonlyMap<string, string> = new Map();
   /** Services whose DNS content changed, waiting to be sent. */
@@ -161,6 +186,13 @@ export class DnsServer {
     this.#opts = options;
     this.#log = (options.log ?? silentLogger).child("dns");
     this.#changes = new DnsChangeTracker(this.#records());
+    const bind = options.bind;
+    this.#stats = options.metrics
+      ? new DnsStatsExporter(
+        options.metrics,
+        () => serverLabel(bind.hostname, this.#addr?.udpPort ?? bind.port),
+      )
+      : null;
   }
 
   /** The zone's flavour (what service fingerprints and slim entries must cover). */
@@ -181,7 +213,22 @@ export class DnsServer {
   /** Binds UDP and TCP and starts serving (SERVFAIL for cluster names until the first publish). */
   async start(): Promise<void> {
     if (this.#addr) return;
-    const upstreams = await this.#upstreams();
+    const node = this.#node = await NodeResolver.open({
+      bind: this.#opts.bind,
+      allowRecursion: this.#opts.allowRecursion,
+      allowNodeAddresses: this.#opts.allowNodeAddresses ?? false,
+      ...(this.#opts.upstreams ? { upstreams: this.#opts.upstreams } : {}),
+      ...(this.#opts.resolvConfPath ? { resolvConfPath: this.#opts.resolvConfPath } : {}),
+      requireUpstreams: this.#opts.requireUpstreams ?? false,
+      log: this.#log,
+      ...(this.#opts.nodePollMs !== undefined ? { pollMs: this.#opts.nodePollMs } : {}),
+    });
+    const upstreams = node.upstreams;
+    const forwarding = this.#opts.forwarding ?? {};
+    const apexes = this.#opts.reverseCidrs.flatMap(reverseZoneApexes);
+    for (const w of shadowedZones(forwarding.zones ?? [], this.#opts.clusterDomain, apexes)) {
+      this.#log.warn(w);
+    }
     const answers = await this.#answers();
     const base: EngineOptions = {
       hostname: this.#opts.bind.hostname,
@@ -189,8 +236,8 @@ export class DnsServer {
       clusterDomain: this.#opts.clusterDomain,
       ttl: this.#opts.ttl,
       reverseCidrs: [...this.#opts.reverseCidrs],
-      upstreams,
-      allowRecursion: [...this.#opts.allowRecursion],
+      upstreams: [...upstreams],
+      allowRecursion: [...node.allow],
       udp: this.#opts.udpTransport ?? "auto",
       reusePort: (this.#opts.workers ?? 1) > 1,
       tcp: true,
@@ -199,6 +246,7 @@ export class DnsServer {
       rrlResponsesPerSecond: this.#opts.rrlResponsesPerSecond ?? 0,
       upstreamTimeoutMs: this.#opts.upstreamTimeoutMs ?? 1500,
       cacheSize: this.#opts.cacheSize ?? 10_000,
+      forwarding,
       answers,
     };
     const count = this.#opts.workers ?? 1;
@@ -218,7 +266,7 @@ export class DnsServer {
       const metrics = this.#opts.metrics;
       if (metrics) {
         this.#statsTimer = setInterval(() => {
-          if (this.#engine) applyStats(metrics, this.#engine.drainStats());
+          if (this.#engine) this.#export(this.#engine.drainStats(), 0);
         }, 1000);
         Deno.unrefTimer(this.#statsTimer);
       }
@@ -239,6 +287,10 @@ export class DnsServer {
       udp: this.#addr.udpMode,
       workers: count,
       upstreams: upstreams.map((u) => u.text).join(",") || "none",
+      ...(forwarding.zones?.length
+        ? { forwardZones: forwarding.zones.map((z) => z.zone).join(",") }
+        : {}),
+      allowRecursion: node.allow.map((c) => c.text).join(","),
       answers: answers.strictSpec ? "spec" : "coredns",
       autopath: answers.autopath
         ? `on${answers.searchDomains?.length ? ` (then ${answers.searchDomains.join(" ")})` : ""}`
@@ -250,6 +302,26 @@ export class DnsServer {
     if (this.#engine) this.#engine.setNodePods(this.#nodePods);
     if (this.#engine && this.#lastSnapshot) this.#send(this.#lastSnapshot);
     this.#syncFresh();
+    node.watch((change) => this.#applyNodeChange(change));
+  }
+
+  /** Pushes a change of the node's addresses or resolv.conf to every engine. */
+  #applyNodeChange(change: ResolverChange): void {
+    if (change.allow) {
+      this.#engine?.setAllowRecursion(change.allow);
+      const m: ToWorker = { type: "allow", cidrs: [...change.allow] };
+      for (const w of this.#workers) w.worker.postMessage(m);
+    }
+    if (change.upstreams) {
+      this.#engine?.setUpstreams(change.upstreams);
+      const m: ToWorker = { type: "upstreams", upstreams: [...change.upstreams] };
+      for (const w of this.#workers) w.worker.postMessage(m);
+    }
+  }
+
+  /** Moves an engine's counters to the registry, svcgate's names and CoreDNS's. */
+  #export(delta: StatsDelta, engine: unknown): void {
+    this.#stats?.apply(delta, engine);
   }
 
   /** The engines' answer options, with the defaults read from the host. */
@@ -258,7 +330,7 @@ export class DnsServer {
     const records = this.#records();
     let searchDomains = a.searchDomains ? [...a.searchDomains] : [];
     if (a.autopath && !a.searchDomains) {
-      const path = this.#opts.resolvConfPath ?? "/etc/resolv.conf";
+      const path = this.#node?.resolvConfPath ?? this.#opts.resolvConfPath ?? "/etc/resolv.conf";
       try {
         searchDomains = hostSearchDomains(await readResolvConf(path), this.#opts.clusterDomain);
       } catch {
@@ -310,30 +382,6 @@ export class DnsServer {
     for (const w of this.#workers) w.worker.postMessage(message);
   }
 
-  async #upstreams(): Promise<Upstream[]> {
-    if (this.#opts.upstreams) {
-      const out: Upstream[] = [];
-      for (const text of this.#opts.upstreams) {
-        const u = parseUpstream(text);
-        if (typeof u === "string") throw new Error(u);
-        out.push(u);
-      }
-      return out;
-    }
-    const path = this.#opts.resolvConfPath ?? "/etc/resolv.conf";
-    let text: string;
-    try {
-      text = await readResolvConf(path);
-    } catch (e) {
-      this.#log.warn("no upstream resolvers: cannot read resolv.conf", {
-        path,
-        error: (e as Error).message,
-      });
-      return [];
-    }
-    return defaultUpstreams(text, this.#opts.bind);
-  }
-
   #spawn(
     options: EngineOptions,
   ): Promise<{ udpPort: number; tcpPort: number | null; udpMode: "ffi" | "node" }> {
@@ -369,12 +417,16 @@ export class DnsServer {
   #restart(slot: WorkerSlot, options: EngineOptions): void {
     if (this.#stopped) return;
     this.#workers = this.#workers.filter((w) => w !== slot);
+    this.#stats?.forget(slot);
     slot.worker.terminate();
     // Keep serving on the remaining workers; bring this one back after a pause.
     setTimeout(() => {
       if (this.#stopped) return;
       const port = this.#addr?.udpPort ?? options.port;
-      this.#spawn({ ...options, port }).then(() => this.#syncFresh()).catch((e) =>
+      // The node's allow-list and upstreams as they are now, not as they were at start.
+      const node = this.#node;
+      const now = node ? { allowRecursion: [...node.allow], upstreams: [...node.upstreams] } : {};
+      this.#spawn({ ...options, ...now, port }).then(() => this.#syncFresh()).catch((e) =>
         this.#log.error("DNS worker restart failed", { error: (e as Error).message })
       );
     }, 1000);
@@ -401,7 +453,7 @@ export class DnsServer {
         break;
       case "stats":
         if (this.#opts.metrics) {
-          applyStats(this.#opts.metrics, m.delta);
+          this.#export(m.delta, slot);
           this.#opts.metrics.of(METRICS.heapUsed).set(m.heapUsed, {
             isolate: `dns-${this.#workers.indexOf(slot)}`,
           });
@@ -554,7 +606,7 @@ export class DnsServer {
   /** Pulls the latest counters from every engine into the metrics registry. */
   flushMetrics(): Promise<void> {
     if (this.#engine) {
-      if (this.#opts.metrics) applyStats(this.#opts.metrics, this.#engine.drainStats());
+      this.#export(this.#engine.drainStats(), 0);
       return Promise.resolve();
     }
     if (this.#workers.length === 0) return Promise.resolve();
@@ -572,8 +624,9 @@ export class DnsServer {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#statsTimer);
+    this.#node?.stop();
     if (this.#engine) {
-      if (this.#opts.metrics) applyStats(this.#opts.metrics, this.#engine.drainStats());
+      this.#export(this.#engine.drainStats(), 0);
       await this.#engine.stop();
       this.#engine = null;
     }

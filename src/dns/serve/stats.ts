@@ -101,7 +101,22 @@ export interface StatsDelta {
   readonly counters: Readonly<Record<CounterKey, number>>;
   readonly labelled: Readonly<Record<LabelledKey, Float64Array>>;
   readonly histograms: Readonly<Record<HistogramKey, HistogramCounts>>;
+  /** Of the queries counted in `requests`, those over TCP, per type slot (for CoreDNS's proto). */
+  readonly tcp: Float64Array;
+  /** Per upstream (`ip:port`): questions sent (slot 0), then answers by rcode (slot 1 + rcode). */
+  readonly forward: ReadonlyMap<string, Float64Array>;
+  /** The forwarding cache's entries now (not a delta); null without forwarding. */
+  readonly cache: { readonly success: number; readonly denial: number } | null;
 }
+
+/** Number of type slots ({@link typeSlotName} names each). */
+export const TYPE_SLOTS = COUNTED_TYPES.length + 1;
+/** Number of rcode slots ({@link rcodeSlotName} names each). */
+export const RCODE_SLOTS = RCODES;
+/** The `type` label of a type slot. */
+export const typeSlotName = (slot: number): string => LABEL_VALUES.type[slot];
+/** The `rcode` label of an rcode slot. */
+export const rcodeSlotName = (slot: number): string => LABEL_VALUES.rcode[slot];
 
 function newCounters(): Record<CounterKey, number> {
   const out = {} as Record<CounterKey, number>;
@@ -131,11 +146,21 @@ export class DnsStats {
   readonly counters: Record<CounterKey, number> = newCounters();
   #labelled = newLabelled();
   #histograms = newHistograms();
+  #tcp = new Float64Array(TYPE_SLOTS);
+  #forward = new Map<string, Float64Array>();
 
-  /** Counts one answered query. */
-  query(qtype: number, rcode: number): void {
+  /** Counts one answered query (`tcp`: it came over TCP). */
+  query(qtype: number, rcode: number, tcp = false): void {
     const slot = qtype < 256 ? TYPE_SLOT[qtype] : COUNTED_TYPES.length;
     this.#labelled.requests[slot * RCODES + (rcode < RCODES ? rcode : RCODES - 1)]++;
+    if (tcp) this.#tcp[slot]++;
+  }
+
+  /** Counts a question sent to upstream `to` (rcode -1) or its answer. */
+  forwarded(to: string, rcode: number): void {
+    let slots = this.#forward.get(to);
+    if (!slots) this.#forward.set(to, slots = new Float64Array(1 + RCODES));
+    slots[rcode < 0 ? 0 : 1 + Math.min(rcode, RCODES - 1)]++;
   }
 
   /** Counts one hit of a limit. */
@@ -158,16 +183,21 @@ export class DnsStats {
     h.count += count;
   }
 
-  /** Returns the counts since the last drain and resets them. */
-  drain(): StatsDelta {
+  /** Returns the counts since the last drain and resets them; `cache`: the cache's size now. */
+  drain(cache: StatsDelta["cache"] = null): StatsDelta {
     const d: StatsDelta = {
       counters: { ...this.counters },
       labelled: this.#labelled,
       histograms: this.#histograms,
+      tcp: this.#tcp,
+      forward: this.#forward,
+      cache,
     };
     for (const k of COUNTER_KEYS) this.counters[k] = 0;
     this.#labelled = newLabelled();
     this.#histograms = newHistograms();
+    this.#tcp = new Float64Array(TYPE_SLOTS);
+    this.#forward = new Map();
     return d;
   }
 }

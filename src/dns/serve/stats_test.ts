@@ -74,6 +74,9 @@ Deno.test("CounterKey: the plain counters, as the code counts them", () => {
     "tcpSlowClients",
     "autopathSuccess",
     "autopathMiss",
+    "cacheHitsNegative",
+    "staleAnswers",
+    "prefetches",
   ];
   assertEquals(keys.sort(), Object.keys(new DnsStats().counters).sort());
 });

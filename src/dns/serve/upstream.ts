@@ -21,6 +21,7 @@ import {
   Rcode,
 } from "../codec/records.ts";
 import { cacheKey, DnsCache } from "./dns_cache.ts";
+import type { ForwardZones } from "./forward_zones.ts";
 
 /** One upstream resolver. */
 export interface Upstream {
@@ -59,45 +60,7 @@ export function parseUpstream(text: string): Upstream | string {
   return { host, port, text: ip.family === 6 ? `[${host}]:${port}` : `${host}:${port}` };
 }
 
-/** The `nameserver` addresses of a resolv.conf text, in order (zone ids dropped). */
-export function parseResolvConf(text: string): string[] {
-  const out: string[] = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.replace(/[#;].*$/, "").trim();
-    const m = /^nameserver\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const addr = m[1].replace(/%.*$/, "");
-    if (parseIp(addr)) out.push(addr);
-  }
-  return out;
-}
-
-/**
- * The default upstreams: the resolv.conf nameservers on port 53, minus svcgate's own listening
- * address (pointing the host's resolv.conf at svcgate must not make it forward to itself).
- */
-export function defaultUpstreams(
-  resolvConf: string,
-  bind: { hostname: string; port: number },
-): Upstream[] {
-  const self = parseIp(bind.hostname);
-  const out: Upstream[] = [];
-  for (const addr of parseResolvConf(resolvConf)) {
-    const ip = parseIp(addr);
-    if (!ip) continue;
-    if (
-      bind.port === 53 && self && self.family === ip.family &&
-      self.bytes.every((b, i) => b === ip.bytes[i])
-    ) {
-      continue;
-    }
-    const u = parseUpstream(ip.family === 6 ? `[${addr}]:53` : `${addr}:53`);
-    if (typeof u !== "string") out.push(u);
-  }
-  return out;
-}
-
-/** Reads the host's resolv.conf (the edge; parsing is {@link parseResolvConf}). */
+/** Reads the host's resolv.conf (the edge; parsing is resolv_conf.ts). */
 export async function readResolvConf(path = "/etc/resolv.conf"): Promise<string> {
   return await Deno.readTextFile(path);
 }
@@ -240,6 +203,10 @@ export interface ForwarderOptions {
   readonly randomId?: () => number;
   /** Where to count (an engine passes its DnsStats counters); omit for the forwarder's own. */
   readonly stats?: ForwarderStats;
+  /** `--forward-zone`: names under a zone go to its servers (the longest zone wins). */
+  readonly zones?: ForwardZones;
+  /** Told of every question sent to an upstream (rcode -1) and every answer it gave. */
+  readonly onExchange?: (to: string, rcode: number) => void;
 }
 
 /** Outcome of one forwarded question. */
@@ -250,8 +217,30 @@ export type ForwardResult =
 /** Counters the server exports as metrics. */
 export interface ForwarderStats {
   cacheHits: number;
+  /** Hits whose answer is NXDOMAIN or NODATA (CoreDNS's denial cache). */
+  cacheHitsNegative: number;
   cacheMisses: number;
   upstreamFailures: number;
+  /** Expired answers given out because no upstream answered (RFC 8767). */
+  staleAnswers: number;
+  /** Often-asked answers refreshed before they expired. */
+  prefetches: number;
+}
+
+function newForwarderStats(): ForwarderStats {
+  return {
+    cacheHits: 0,
+    cacheHitsNegative: 0,
+    cacheMisses: 0,
+    upstreamFailures: 0,
+    staleAnswers: 0,
+    prefetches: 0,
+  };
+}
+
+/** True for NXDOMAIN and NODATA answers. */
+function negative(m: Message): boolean {
+  return m.rcode === Rcode.NXDOMAIN || m.answers.length === 0;
 }
 
 function defaultRandomId(): number {
@@ -271,32 +260,74 @@ function defaultRandomId(): number {
  */
 export class Forwarder {
   readonly stats: ForwarderStats;
-  readonly #upstreams: readonly Upstream[];
+  #upstreams: readonly Upstream[];
+  readonly #zones: ForwardZones | null;
   readonly #timeout: number;
   readonly #transport: UpstreamTransport;
   readonly #cache: DnsCache;
   readonly #randomId: () => number;
+  readonly #onExchange: (to: string, rcode: number) => void;
   readonly #inflight = new Map<string, Promise<ForwardResult>>();
-  /** Index of the upstream that answered last: asked first next time. */
-  #preferred = 0;
+  /** Per server list (the global one, each zone's): the upstream that answered last, asked first. */
+  readonly #preferred = new WeakMap<readonly Upstream[], number>();
 
   constructor(options: ForwarderOptions) {
     this.#upstreams = options.upstreams;
+    this.#zones = options.zones ?? null;
     this.#timeout = options.timeoutMs ?? 1500;
     this.#transport = options.transport ?? new SocketTransport();
     this.#cache = options.cache ?? new DnsCache({ now: () => Date.now() });
     this.#randomId = options.randomId ?? defaultRandomId;
-    this.stats = options.stats ?? { cacheHits: 0, cacheMisses: 0, upstreamFailures: 0 };
+    this.#onExchange = options.onExchange ?? (() => {});
+    this.stats = options.stats ?? newForwarderStats();
   }
 
-  /** Resolves a question; never throws, never takes longer than the timeout (plus a tick). */
+  /** Replaces the global upstreams (the node's resolv.conf changed); zones keep theirs. */
+  setUpstreams(upstreams: readonly Upstream[]): void {
+    this.#upstreams = upstreams;
+  }
+
+  /** The cache's entries by kind (for coredns_cache_entries). */
+  cacheCounts(): { success: number; denial: number } {
+    return this.#cache.counts();
+  }
+
+  /**
+   * Resolves a question; never throws, never takes longer than the timeout (plus a tick). When
+   * no upstream answers, an expired answer still in its stale window is given (TTL 30, RFC 8767),
+   * and for 30 s after that failure it is given at once, without asking again.
+   */
   resolve(q: Question): Promise<ForwardResult> {
     const cached = this.#cache.get(q);
     if (cached) {
       this.stats.cacheHits++;
+      if (negative(cached)) this.stats.cacheHitsNegative++;
+      if (this.#cache.wantsPrefetch(q)) {
+        this.stats.prefetches++;
+        void this.#fetch(q);
+      }
       return Promise.resolve({ ok: true, message: cached, cached: true });
     }
+    if (this.#cache.recentlyFailed(q)) {
+      const stale = this.#cache.stale(q);
+      if (stale) {
+        this.stats.staleAnswers++;
+        return Promise.resolve({ ok: true, message: stale, cached: true });
+      }
+    }
     this.stats.cacheMisses++;
+    return this.#fetch(q).then((r) => {
+      if (r.ok) return r;
+      const stale = this.#cache.stale(q);
+      if (!stale) return r;
+      this.#cache.refreshFailed(q);
+      this.stats.staleAnswers++;
+      return { ok: true, message: stale, cached: true };
+    });
+  }
+
+  /** Asks upstream, sharing a question already in flight. */
+  #fetch(q: Question): Promise<ForwardResult> {
     const key = cacheKey(q);
     const running = this.#inflight.get(key);
     if (running) return running;
@@ -306,16 +337,18 @@ export class Forwarder {
   }
 
   async #ask(q: Question): Promise<ForwardResult> {
-    if (this.#upstreams.length === 0) {
+    const upstreams = this.#zones?.match(q.name)?.upstreams ?? this.#upstreams;
+    if (upstreams.length === 0) {
       this.stats.upstreamFailures++;
       return { ok: false, error: "no upstream resolvers are configured" };
     }
     const deadline = Date.now() + this.#timeout;
-    const attempts = Math.min(this.#upstreams.length, 3);
+    const attempts = Math.min(upstreams.length, 3);
     const errors: string[] = [];
+    const preferred = this.#preferred.get(upstreams) ?? 0;
     for (let a = 0; a < Math.max(attempts, 2) && Date.now() < deadline; a++) {
-      const index = (this.#preferred + a) % this.#upstreams.length;
-      const server = this.#upstreams[index];
+      const index = (preferred + a) % upstreams.length;
+      const server = upstreams[index];
       const left = deadline - Date.now();
       // Share the time between attempts so a black-holed first server leaves time for the next.
       const budget = a === Math.max(attempts, 2) - 1
@@ -329,7 +362,7 @@ export class Forwarder {
           errors.push(`${server.text} answered rcode ${msg.rcode}`);
           continue;
         }
-        this.#preferred = index;
+        this.#preferred.set(upstreams, index);
         this.#cache.put(q, msg);
         return { ok: true, message: msg, cached: false };
       } catch (e) {
@@ -351,6 +384,7 @@ export class Forwarder {
       edns: { udpSize: OUR_UDP_SIZE, version: 0, dnssecOk: false, options: [] },
     });
     const packet = encodeMessage(query);
+    this.#onExchange(server.text, -1);
     let msg = this.#check(
       await this.#transport.exchange(server, packet, false, timeoutMs),
       id,
@@ -362,6 +396,7 @@ export class Forwarder {
       if (left <= 0) throw new Error(`${server.text}: truncated answer and no time left for TCP`);
       msg = this.#check(await this.#transport.exchange(server, packet, true, left), id, q, server);
     }
+    this.#onExchange(server.text, msg.rcode);
     return msg;
   }
 

@@ -7,7 +7,9 @@
  * @module
  */
 
+import type { Cidr } from "../../model/ip.ts";
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
+import type { Upstream } from "./upstream.ts";
 import { DnsEngine, type EngineOptions } from "./engine.ts";
 import { EntryPool, slimEntry } from "../zone/slim_entry.ts";
 import { COREDNS_RECORDS, type RecordOptions, recordOptions } from "../zone/zone.ts";
@@ -30,6 +32,10 @@ export type ToWorker =
   /** This node's pods (IP -> namespace), replacing the last list. */
   | { readonly type: "pods"; readonly pods: readonly (readonly [string, string])[] }
   | { readonly type: "drain"; readonly token: number }
+  /** Who may recurse, replacing the last list (the node's addresses changed). */
+  | { readonly type: "allow"; readonly cidrs: readonly Cidr[] }
+  /** The global upstreams, replacing the last list (the node's resolv.conf changed). */
+  | { readonly type: "upstreams"; readonly upstreams: readonly Upstream[] }
   | { readonly type: "stop" };
 
 /** Messages a worker sends back. */
@@ -166,6 +172,12 @@ export function runDnsWorker(): void {
         break;
       case "drain":
         if (engine) postStats(engine, m.token);
+        break;
+      case "allow":
+        engine?.setAllowRecursion(m.cidrs);
+        break;
+      case "upstreams":
+        engine?.setUpstreams(m.upstreams);
         break;
       case "stop":
         clearInterval(statsTimer);
