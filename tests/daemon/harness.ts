@@ -81,6 +81,9 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     "MALLOC_ARENA_MAX=2",
     "MALLOC_MMAP_THRESHOLD_=131072",
     "MALLOC_TRIM_THRESHOLD_=131072",
+    // As the image: no look for a newer Deno (a DNS query, through svcgate where the node's
+    // resolver is svcgate, and an HTTPS request).
+    "DENO_NO_UPDATE_CHECK=1",
     ...(options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : []),
     ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
   ];

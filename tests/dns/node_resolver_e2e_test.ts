@@ -66,8 +66,6 @@ function run(lab: Lab, dir: string, flags: string[]): DaemonProcess {
       ...["--dns-bind-address", `${DNS}:53`],
       ...flags,
     ],
-    // Deno's own update check would resolve dl.deno.land through svcgate, now the node's resolver.
-    env: { DENO_NO_UPDATE_CHECK: "1" },
   });
 }
 
