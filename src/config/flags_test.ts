@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { helpText, parseArgs, parseDuration, parseSize, UsageError } from "./flags.ts";
+import { helpText, parseArgs, UsageError } from "./flags.ts";
+import { parseDuration, parseSize } from "./flag_values.ts";
 import { TEST_HOST, usageError } from "../../tests/support/usage_error.ts";
 
 const HOST = TEST_HOST;
