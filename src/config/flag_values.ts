@@ -8,30 +8,6 @@
 import { type Cidr, parseCidr, parseIp } from "../model/ip.ts";
 import type { ClientNamespace, HostPort } from "./flags.ts";
 
-const DURATION_UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  "µs": 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/**
- * Parses a duration as Go does (kube-proxy's flags): `5ms`, `1.5s`, `2m`, `1h`, `24h0m0s`, or `0`,
- * into milliseconds.
- */
-export function parseDuration(text: string): number | null {
-  if (text === "0") return 0;
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return null;
-  let ms = 0;
-  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) {
-    ms += Number(n) * DURATION_UNITS[unit];
-  }
-  return ms;
-}
-
 /** Parses a size in bytes: `1048576`, `512KiB`, `16MiB` or `1GiB`. */
 export function parseSize(text: string): number | null {
   const m = text.match(/^(\d+)(B|KiB|MiB|GiB)?$/);

@@ -9,10 +9,10 @@ import type { Cidr } from "../model/ip.ts";
 import type { ConntrackSettings } from "../daemon/conntrack_sysctls.ts";
 import type { LocalDetect } from "../nft/render_options.ts";
 import { FLAGS } from "./flag_list.ts";
+import { parseDuration } from "../model/text.ts";
 import {
   parseCidrList,
   parseClientNamespaces,
-  parseDuration,
   parseHostPort,
   parseLabels,
   parseSize,

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { helpText, parseArgs, UsageError } from "./flags.ts";
-import { parseDuration, parseSize } from "./flag_values.ts";
+import { parseSize } from "./flag_values.ts";
 import { TEST_HOST, usageError } from "../../tests/support/usage_error.ts";
 
 const HOST = TEST_HOST;
@@ -264,14 +264,6 @@ Deno.test("flags: input limits, their defaults and their values", () => {
   for (const [argv, message] of bad) {
     assertEquals(usageError(argv), message, argv.join(" "));
   }
-});
-
-Deno.test("flags: durations", () => {
-  assertEquals(
-    ["5ms", "1s", "1.5s", "2m", "1h", "", "s", "5 s", "0", "24h0m0s", "1m30s", "500us", "00", "1x"]
-      .map(parseDuration),
-    [5, 1000, 1500, 120000, 3600000, null, null, null, 0, 86400000, 90000, 0.5, null, null],
-  );
 });
 
 Deno.test("flags: every command has help listing only its flags", () => {

@@ -13,6 +13,7 @@
  */
 
 import type { Service } from "../model/types.ts";
+import { parseDuration } from "../model/text.ts";
 
 /** The annotation that turns checks on: `tcp`, `http` or `http:/PATH`. */
 export const HEALTH_CHECK_ANNOTATION = "svcgate.io/health-check";
@@ -68,28 +69,6 @@ export interface ParsedHealthCheck {
   readonly config: HealthCheckConfig | null;
   /** Every problem found, each starting with the service key. */
   readonly errors: readonly string[];
-}
-
-const DURATION_RE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/**
- * Parses a duration as Go and Kubernetes write them (`5s`, `500ms`, `1m30s`, `1.5s`) into
- * milliseconds; null when the text is not one.
- *
- * @example
- * ```ts
- * parseDuration("1m30s"); // 90000
- * parseDuration("5 sec"); // null
- * ```
- */
-export function parseDuration(text: string): number | null {
-  if (!DURATION_RE.test(text)) return null;
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
-    total += Number(m[1]) * UNIT_MS[m[2]];
-  }
-  return Number.isFinite(total) ? Math.round(total) : null;
 }
 
 /** Formats milliseconds back to a short duration for messages (`5s`, `250ms`). */
@@ -152,7 +131,8 @@ export function parseHealthCheck(service: Service): ParsedHealthCheck {
   const duration = (name: string, fallback: number): number => {
     const value = a[name];
     if (value === undefined) return fallback;
-    const ms = parseDuration(value.trim());
+    const parsed = parseDuration(value.trim());
+    const ms = parsed === null ? null : Math.round(parsed);
     if (ms === null) bad(name, value, "is not a duration");
     else if (ms <= 0) bad(name, value, "is not longer than zero");
     return ms ?? fallback;

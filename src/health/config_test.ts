@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { Service, ServicePort } from "../model/types.ts";
-import { type HealthCheckConfig, parseDuration, parseHealthCheck } from "./config.ts";
+import { type HealthCheckConfig, parseHealthCheck } from "./config.ts";
 import { testService } from "../../tests/support/test_service.ts";
 import { ip } from "../../tests/support/model_values.ts";
 
@@ -20,24 +20,6 @@ const DEFAULTS = {
   healthyThreshold: 2,
   unhealthyThreshold: 3,
 };
-
-Deno.test("parseDuration: Go-style durations", () => {
-  const cases: [string, number | null][] = [
-    ["5s", 5000],
-    ["500ms", 500],
-    ["1m30s", 90000],
-    ["1.5s", 1500],
-    ["2h", 7_200_000],
-    ["0s", 0],
-    ["5", null],
-    ["5 sec", null],
-    ["s", null],
-    ["-1s", null],
-    ["5S", null],
-    ["", null],
-  ];
-  for (const [text, ms] of cases) assertEquals(parseDuration(text), ms, text);
-});
 
 Deno.test("parseHealthCheck: valid annotations", () => {
   const cases: [Record<string, string>, HealthCheckConfig | null][] = [
