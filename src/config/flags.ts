@@ -49,6 +49,11 @@ export interface Config {
   /** `--client-namespace`: the namespace of clients in these CIDRs. */
   readonly clientNamespaces: readonly ClientNamespace[];
   readonly stateDir: string;
+  // Restarts and upgrades without a lost query (issue 15).
+  /** `--dns-lameduck`: after SIGTERM, keep answering this long while /readyz says not ready. */
+  readonly dnsLameDuckMs: number;
+  /** `--reuse-port`: SO_REUSEPORT on the DNS sockets and HTTP listeners (overlapping processes). */
+  readonly reusePort: boolean;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   readonly initialSyncTimeoutMs: number;
@@ -338,8 +343,26 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "state-dir",
     kind: "string",
     default: "/var/lib/svcgate",
-    help: "Directory for persistent state (allocated VIPs)",
+    help:
+      "Directory for persistent state (allocated VIPs; the last committed snapshot, so DNS answers at once after a restart)",
     commands: SOURCE,
+  },
+  // Restarts and upgrades without a lost query (issue 15).
+  {
+    name: "dns-lameduck",
+    kind: "duration",
+    default: "5s",
+    help:
+      "After SIGTERM keep serving this long while /readyz says not ready, so a process started beside this one takes over (CoreDNS's health lameduck; skipped with socket activation, 0: off)",
+    commands: DAEMON,
+  },
+  {
+    name: "reuse-port",
+    kind: "bool",
+    default: "false",
+    help:
+      "SO_REUSEPORT on the DNS sockets and the healthz/metrics listeners: a new svcgate can start beside this one (rolling update with maxSurge)",
+    commands: DAEMON,
   },
   {
     name: "min-sync-period",
@@ -893,6 +916,10 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     autopath: bool("autopath"),
     clientNamespaces: clientNamespaces as readonly ClientNamespace[],
     stateDir: value("state-dir"),
+    dnsLameDuckMs: duration("dns-lameduck") <= 600_000
+      ? duration("dns-lameduck")
+      : fail("dns-lameduck", "expected 0-10m"),
+    reusePort: bool("reuse-port"),
     minSyncPeriodMs: duration("min-sync-period"),
     syncPeriodMs: duration("sync-period"),
     initialSyncTimeoutMs: duration("initial-sync-timeout"),

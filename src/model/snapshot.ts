@@ -281,6 +281,19 @@ class LazyServiceEntry implements ServiceEntry {
   get endpointPorts(): readonly ResolvedPort[] {
     return endpointPortsOf(readSets(this.#sets));
   }
+
+  /** The endpoint sets the entry was built from, in id order. */
+  get sets(): readonly EndpointSet[] {
+    return this.#sets;
+  }
+}
+
+/**
+ * The endpoint sets an entry of {@link buildServiceEntry} was built from (what a saved snapshot
+ * keeps, src/model/snapshot_codec.ts); null for entries made otherwise (a DNS worker's slim ones).
+ */
+export function entrySets(entry: ServiceEntry): readonly EndpointSet[] | null {
+  return entry instanceof LazyServiceEntry ? entry.sets : null;
 }
 
 /**

@@ -59,6 +59,20 @@ export async function waitFor(
   );
 }
 
+/** The lines of a stream, as they arrive (a daemon's log). */
+export function collectLines(stream: ReadableStream<Uint8Array>): string[] {
+  const lines: string[] = [];
+  (async () => {
+    let rest = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const got = (rest + chunk).split("\n");
+      rest = got.pop() ?? "";
+      lines.push(...got);
+    }
+  })();
+  return lines;
+}
+
 /** Starts `svcgate run` in the lab's node namespace. */
 export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
   const port = options.healthzPort ?? 10256;
@@ -70,6 +84,10 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     ...(options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : []),
     ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
   ];
+  // Each daemon has its own state (VIPs, the saved snapshot), never the host's /var/lib/svcgate.
+  const ownState = options.args.includes("--state-dir")
+    ? null
+    : Deno.makeTempDirSync({ prefix: "svcgate-state-" });
   const child = lab.spawn(lab.node.ns, [
     "env",
     ...env,
@@ -80,17 +98,13 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     `127.0.0.1:${port}`,
     "--metrics-bind-address",
     `127.0.0.1:${port}`,
+    ...(ownState ? ["--state-dir", ownState] : []),
     ...options.args,
   ], { stdout: "null", stderr: "piped" });
-  const log: string[] = [];
-  (async () => {
-    let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      const lines = (rest + chunk).split("\n");
-      rest = lines.pop() ?? "";
-      log.push(...lines);
-    }
-  })();
+  if (ownState) {
+    child.status.finally(() => Deno.remove(ownState, { recursive: true }).catch(() => {}));
+  }
+  const log = collectLines(child.stderr);
   return {
     child,
     log,

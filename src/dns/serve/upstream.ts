@@ -289,6 +289,11 @@ export class Forwarder {
     this.stats = options.stats ?? { cacheHits: 0, cacheMisses: 0, upstreamFailures: 0 };
   }
 
+  /** Resolves once every question forwarded so far has its answer or has failed. */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight.values()]);
+  }
+
   /** Resolves a question; never throws, never takes longer than the timeout (plus a tick). */
   resolve(q: Question): Promise<ForwardResult> {
     const cached = this.#cache.get(q);

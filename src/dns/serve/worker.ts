@@ -26,6 +26,8 @@ export type ToWorker =
     readonly serial: number;
     readonly removed: readonly string[];
     readonly namespaces: readonly string[];
+    /** A snapshot saved by an earlier process: SERVFAIL instead of NXDOMAIN (engine.ts). */
+    readonly provisional?: boolean;
   }
   /** This node's pods (IP -> namespace), replacing the last list. */
   | { readonly type: "pods"; readonly pods: readonly (readonly [string, string])[] }
@@ -151,7 +153,7 @@ export function runDnsWorker(): void {
         };
         readers++;
         try {
-          const r = await engine.publish(snapshot, m.serial);
+          const r = await engine.publish(snapshot, m.serial, m.provisional ?? false);
           if (r) post({ type: "published", ...r });
         } catch (err) {
           post({ type: "publishFailed", version: m.version, message: (err as Error).message });
