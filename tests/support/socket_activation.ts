@@ -62,7 +62,7 @@ export async function startSocketActivated(
   const pid = async () => Number((await Deno.readTextFile(pidFile).catch(() => "0")).trim());
   await waitFor(
     "systemd-socket-activate to listen",
-    () => log.some((l) => l.includes("as 4.")),
+    () => log.some((l) => l.includes("as 3.")),
     10_000,
     log,
   );

@@ -33,6 +33,7 @@ const SYMBOLS = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
@@ -55,6 +56,8 @@ const EAGAIN = 11, EINTR = 4, ECONNABORTED = 103;
 const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLERR = 0x8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000;
 const EPOLLET = 0x80000000;
 const EPOLL_CTL_ADD = 1;
+/** fcntl: get and set the file status flags (O_NONBLOCK is SOCK_NONBLOCK's value). */
+const F_GETFL = 3, F_SETFL = 4;
 const BACKLOG = 1024;
 /** x86_64 packs `struct epoll_event` (12 bytes); aarch64 aligns its 64-bit data (16 bytes). */
 const EV_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
@@ -317,6 +320,11 @@ export class FfiTcpListener {
    */
   static adopt(fd: number): FfiTcpListener {
     const l = lib();
+    // systemd passes it blocking: an accept4() with nothing queued would hold the event loop.
+    const flags = l.symbols.fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || l.symbols.fcntl(fd, F_SETFL, flags | SOCK_NONBLOCK) !== 0) {
+      throw new Error(`Cannot make the inherited TCP socket ${fd} non-blocking: ${osError(l)}`);
+    }
     return new FfiTcpListener(l, fd, boundPort(l, fd));
   }
 

@@ -100,6 +100,19 @@ function parseBind(
   return { family: AF_INET6, sockaddr: sa };
 }
 
+/** Socket buffers of `bytes` each way; FORCE works as root (past rmem_max), else capped. */
+function deepBuffers(lib: Libc, fd: number, bytes: number): void {
+  const s = lib.symbols;
+  const opt = new Uint8Array(new ArrayBuffer(128), 0, 4);
+  new DataView(opt.buffer).setInt32(0, bytes, true);
+  if (s.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, opt, 4) !== 0) {
+    s.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, opt, 4);
+  }
+  if (s.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, opt, 4) !== 0) {
+    s.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, opt, 4);
+  }
+}
+
 /** Options of {@link FfiUdpServer.open}. */
 export interface FfiUdpOptions {
   readonly hostname: string;
@@ -265,9 +278,8 @@ export class FfiUdpServer {
       s.close(fd);
       throw new Error(`Cannot listen for DNS on UDP ${where}: SO_REUSEPORT failed: ${err}`);
     }
-    // Deep buffers absorb bursts while JavaScript is busy; FORCE works as root, else capped.
-    if (setInt(SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20) !== 0) setInt(SOL_SOCKET, SO_RCVBUF, 4 << 20);
-    if (setInt(SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20) !== 0) setInt(SOL_SOCKET, SO_SNDBUF, 4 << 20);
+    // Deep buffers absorb bursts while JavaScript is busy.
+    deepBuffers(lib, fd, 4 << 20);
     const sa = new Uint8Array(new ArrayBuffer(128), 0, bind.sockaddr.length);
     sa.set(bind.sockaddr);
     if (s.bind(fd, sa, sa.length) !== 0) {
@@ -302,6 +314,9 @@ export class FfiUdpServer {
     const gotLen = new Uint8Array(new ArrayBuffer(128), 0, 4);
     new DataView(gotLen.buffer).setUint32(0, 128, true);
     s.getsockname(fd, got, gotLen);
+    // Queries wait here while svcgate restarts: ~2 s of 2,000 qps took more than the default
+    // 208 KiB (tests/dns/restart_e2e_test.ts lost 72% of them); 8 MiB holds ~9,000 queries.
+    deepBuffers(lib, fd, 8 << 20);
     const efd = s.eventfd(0, 0x800 | 0x80000);
     if (efd < 0) throw new Error(`Cannot serve the inherited UDP socket ${fd}: eventfd() failed`);
     return new FfiUdpServer(lib, fd, efd, (got[2] << 8) | got[3], opts, false);
