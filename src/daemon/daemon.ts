@@ -15,6 +15,7 @@ import type { HostPort } from "../config/flags.ts";
 import type { Family } from "../nft/ruleset.ts";
 import type { DriftScope } from "../nft/monitor_events.ts";
 import { handleHttp } from "./http.ts";
+import { serveReusePort } from "./http_listener.ts";
 import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
 import { nodeEligible, ProxierHealth } from "./proxier_health.ts";
 import { ServiceHealthServers } from "./service_health.ts";
@@ -144,7 +145,7 @@ export class Daemon {
   readonly health: ProxierHealth;
   readonly #serviceHealth: ServiceHealthServers | null;
   #parts: DaemonParts;
-  #servers: Deno.HttpServer[] = [];
+  #servers: { shutdown(): Promise<void> }[] = [];
   #driftTimer: ReturnType<typeof setTimeout> | null = null;
   #sourceSynced = false;
   #stopped = false;
@@ -238,12 +239,15 @@ export class Daemon {
       if (bind) binds.set(`${bind.hostname}:${bind.port}`, bind);
     }
     for (const [address, bind] of binds) {
-      this.#servers.push(Deno.serve({
-        hostname: bind.hostname,
-        port: bind.port,
-        ...(this.#parts.reusePort ? { reusePort: true } : {}),
-        onListen: () => log.info("http listening", { address }),
-      }, (req) => handleHttp(req, state)));
+      const onListen = () => log.info("http listening", { address });
+      // --reuse-port: the next process binds beside this one (Deno.serve cannot without
+      // --unstable-net; http_listener.ts).
+      this.#servers.push(
+        this.#parts.reusePort
+          ? serveReusePort(bind, (req) => handleHttp(req, state), onListen)
+          : Deno.serve({ hostname: bind.hostname, port: bind.port, onListen }, (req) =>
+            handleHttp(req, state)),
+      );
     }
     if (this.#parts.conntrack) applyConntrackSysctls(this.#parts.conntrack, log.child("conntrack"));
     const dns = this.#parts.dns;

@@ -281,36 +281,7 @@ export class FfiTcpListener {
   /** Binds and listens on `hostname:port`; throws naming the address and the OS error. */
   static open(hostname: string, port: number, options: { reusePort: boolean }): FfiTcpListener {
     const l = lib();
-    const s = l.symbols;
-    const where = `${hostname}:${port}`;
-    const ip = parseIp(hostname.replace(/^\[|\]$/g, ""));
-    if (!ip) {
-      throw new Error(`Cannot listen for DNS on TCP ${where}: "${hostname}" is not an IP address`);
-    }
-    const family = ip.family === 4 ? AF_INET : AF_INET6;
-    const fd = s.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      throw new Error(`Cannot listen for DNS on TCP ${where}: socket() failed: ${osError(l)}`);
-    }
-    const fail = (what: string) => {
-      const err = osError(l);
-      s.close(fd);
-      return new Error(`Cannot listen for DNS on TCP ${where}: ${what} failed: ${err}`);
-    };
-    const one = new Uint8Array(new ArrayBuffer(128), 0, 4);
-    new DataView(one.buffer).setInt32(0, 1, true);
-    // As Deno.listen (and every server): a restart may bind while old connections linger.
-    if (s.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) !== 0) throw fail("SO_REUSEADDR");
-    if (options.reusePort && s.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4) !== 0) {
-      throw fail("SO_REUSEPORT");
-    }
-    const sa = new Uint8Array(new ArrayBuffer(128), 0, family === AF_INET ? 16 : 28);
-    sa[0] = family;
-    sa[2] = port >> 8;
-    sa[3] = port & 0xff;
-    sa.set(ip.bytes, family === AF_INET ? 4 : 8);
-    if (s.bind(fd, sa, sa.length) !== 0) throw fail("bind()");
-    if (s.listen(fd, BACKLOG) !== 0) throw fail("listen()");
+    const fd = openListeningSocket(hostname, port, options.reusePort, "DNS");
     return new FfiTcpListener(l, fd, boundPort(l, fd));
   }
 
@@ -377,4 +348,52 @@ function boundPort(l: Libc, fd: number): number {
     throw new Error(`getsockname(${fd}) failed: ${osError(l)}`);
   }
   return (got[2] << 8) | got[3];
+}
+
+/**
+ * A non-blocking listening TCP socket on `hostname:port` (SO_REUSEADDR, and SO_REUSEPORT when
+ * asked), as a descriptor: for this file's listener, and for node:http's `listen({ fd })`, which
+ * serves a descriptor in Deno 2.9.6 (src/daemon/http_listener.ts). Throws naming the address
+ * (`what` listens) and the OS error.
+ */
+export function openListeningSocket(
+  hostname: string,
+  port: number,
+  reusePort: boolean,
+  what: string,
+): number {
+  const l = lib();
+  const s = l.symbols;
+  const where = `${hostname}:${port}`;
+  const ip = parseIp(hostname.replace(/^\[|\]$/g, ""));
+  if (!ip) {
+    throw new Error(
+      `Cannot listen for ${what} on TCP ${where}: "${hostname}" is not an IP address`,
+    );
+  }
+  const family = ip.family === 4 ? AF_INET : AF_INET6;
+  const fd = s.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw new Error(`Cannot listen for ${what} on TCP ${where}: socket() failed: ${osError(l)}`);
+  }
+  const fail = (step: string) => {
+    const err = osError(l);
+    s.close(fd);
+    return new Error(`Cannot listen for ${what} on TCP ${where}: ${step} failed: ${err}`);
+  };
+  const one = new Uint8Array(new ArrayBuffer(128), 0, 4);
+  new DataView(one.buffer).setInt32(0, 1, true);
+  // As Deno.listen (and every server): a restart may bind while old connections linger.
+  if (s.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) !== 0) throw fail("SO_REUSEADDR");
+  if (reusePort && s.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4) !== 0) {
+    throw fail("SO_REUSEPORT");
+  }
+  const sa = new Uint8Array(new ArrayBuffer(128), 0, family === AF_INET ? 16 : 28);
+  sa[0] = family;
+  sa[2] = port >> 8;
+  sa[3] = port & 0xff;
+  sa.set(ip.bytes, family === AF_INET ? 4 : 8);
+  if (s.bind(fd, sa, sa.length) !== 0) throw fail("bind()");
+  if (s.listen(fd, BACKLOG) !== 0) throw fail("listen()");
+  return fd;
 }
