@@ -320,6 +320,25 @@ export function buildServiceEntry(service: Service, sets: readonly EndpointSet[]
 }
 
 /**
+ * The entry {@link buildServiceEntry} made for this service and these sets, rebuilt with the
+ * fingerprint it had (a saved snapshot's, src/model/snapshot_codec.ts): at 10,000 services x 10
+ * endpoints computing the fingerprints again took ~1.3 s of a restart.
+ */
+export function restoredServiceEntry(
+  service: Service,
+  sets: readonly EndpointSet[],
+  fingerprint: number,
+): ServiceEntry {
+  return new LazyServiceEntry(
+    `${service.namespace}/${service.name}`,
+    service,
+    inIdOrder(sets),
+    SERVICE_PROXY_NAME_LABEL in service.labels,
+    fingerprint,
+  );
+}
+
+/**
  * Endpoints DNS publishes for a headless service: ready ones, or all of them when the service
  * sets publishNotReadyAddresses.
  */
