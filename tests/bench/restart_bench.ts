@@ -17,7 +17,7 @@
  * per restart the time from the signal to the first right answer of a query sent after it.
  *
  * Run: `deno run -A tests/bench/restart_bench.ts [--mode=socket,reuseport,plain] [--restarts=3]
- *   [--services=10000] [--main=OTHER/main.ts]` (`--mode=plain --main=...` of an older checkout
+ *   [--services=10000] [--main=OTHER/main.ts] [--daemon-args="--dns-workers 1"]` (`--mode=plain --main=...` of an older checkout
  *   gives the figure before this change)
  * @module
  */
@@ -40,6 +40,8 @@ const restarts = Number(arg("restarts", "3"));
 const services = Number(arg("services", "10000"));
 /** The svcgate to run: this checkout's by default, another's main.ts for a "before" figure. */
 const MAIN = arg("main", new URL("../../main.ts", import.meta.url).pathname);
+/** More svcgate flags, e.g. `--daemon-args="--dns-workers 1"`. */
+const extra = arg("daemon-args", "").split(" ").filter(Boolean);
 const V8 = COMPILE_FLAGS.filter((f) => f.startsWith("--v8-flags="));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -96,6 +98,7 @@ async function runMode(
       ...["--service-cidr", "198.19.0.0/16", "--cluster-cidr", "198.18.0.0/16"],
       ...["--dns-bind-address", `${DNS}:53`, "--upstream", UPSTREAM],
       ...["--dns-allow-recursion", `${DNS}/32,127.0.0.0/8`, "--log-format", "json"],
+      ...extra,
     ];
     const spawnLoad = () =>
       startRestartLoad(
