@@ -153,8 +153,9 @@ async function runMode(
           const next = start(i);
           await next.waitReady(600_000);
           const at = Date.now();
+          const first = firstAnswer(lab, cluster, serviceIp(42), at);
           await current.stop("SIGTERM");
-          firsts.push(await firstAnswer(lab, cluster, serviceIp(42), at) - at);
+          firsts.push(await first - at);
           current = next;
         } else {
           const at = Date.now();

@@ -242,7 +242,7 @@ export class DnsServer {
         Deno.unrefTimer(this.#statsTimer);
       }
     } else {
-      const first = await this.#spawn(base);
+      const first = await this.#spawn(base, true);
       this.#addr = {
         hostname: base.hostname,
         udpPort: first.udpPort,
@@ -355,10 +355,18 @@ export class DnsServer {
 
   #spawn(
     options: EngineOptions,
+    first = false,
   ): Promise<{ udpPort: number; tcpPort: number | null; udpMode: "ffi" | "node" }> {
     const url = this.#opts.workerUrl ?? new URL("./worker_main.ts", import.meta.url);
     const worker = new Worker(url, { type: "module", name: DNS_WORKER_NAME });
     const slot: WorkerSlot = { worker, started: false, synced: false, publishedVersion: 0 };
+    // After a restart the first worker builds the saved snapshot's zone before it listens.
+    const restored = first && !this.#lastSnapshot ? this.#restored : null;
+    if (restored) {
+      this.#post([slot], [...restored.services.values()]);
+      slot.synced = true;
+      this.#restoredInWorkers = true;
+    }
     return new Promise((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
@@ -381,7 +389,15 @@ export class DnsServer {
         if (!slot.started) reject(new Error(`DNS worker failed to start: ${e.message}`));
         else this.#restart(slot, options);
       };
-      worker.postMessage({ type: "start", options } satisfies ToWorker);
+      worker.postMessage(
+        {
+          type: "start",
+          options,
+          ...(restored
+            ? { initial: { serial: this.#lastSerial, namespaces: [...restored.namespaces] } }
+            : {}),
+        } satisfies ToWorker,
+      );
     });
   }
 

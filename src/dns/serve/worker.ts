@@ -14,7 +14,15 @@ import { COREDNS_RECORDS, type RecordOptions, recordOptions } from "../zone/zone
 
 /** Messages DnsServer sends to a worker. */
 export type ToWorker =
-  | { readonly type: "start"; readonly options: EngineOptions }
+  | {
+    readonly type: "start";
+    readonly options: EngineOptions;
+    /**
+     * The services sent before start are a snapshot saved by an earlier process: build its zone
+     * before the sockets open and answer from it (provisionally) at once (issue 15).
+     */
+    readonly initial?: { readonly serial: number; readonly namespaces: readonly string[] };
+  }
   /** Forget every service (a full sync follows). */
   | { readonly type: "reset" }
   /** Services added or changed since the last commit (sent in chunks so no message is huge). */
@@ -112,10 +120,20 @@ export function runDnsWorker(): void {
       case "start":
         records = recordOptions(m.options.answers ?? {});
         try {
+          const services = entries;
+          readers++;
           engine = await DnsEngine.start(
             m.options,
             (level, msg, fields) => post({ type: "log", level, msg, fields }),
-          );
+            m.initial
+              ? {
+                snapshot: { version: 0, services, namespaces: new Set(m.initial.namespaces) },
+                serial: m.initial.serial,
+              }
+              : undefined,
+          ).finally(() => {
+            if (entries === services) readers--;
+          });
           statsTimer = setInterval(() => {
             if (engine) postStats(engine);
           }, 1000);
