@@ -54,7 +54,7 @@ async function ready(lab: Lab, port: number): Promise<boolean> {
   return r.stdout === "200";
 }
 
-/** Epoch ms of the first right answer to a query sent at or after `since` (a dig loop). */
+/** Epoch ms when the first right answer arrived to a query sent at or after `since` (dig loop). */
 async function firstAnswer(lab: Lab, name: string, want: string, since: number): Promise<number> {
   for (;;) {
     const sent = Date.now();
@@ -64,11 +64,28 @@ async function firstAnswer(lab: Lab, name: string, want: string, since: number):
       name,
       "+short",
       "+tries=1",
-      "+time=1",
+      "+time=5",
     ]);
-    if (sent >= since && r.stdout.trim() === want) return sent;
+    if (sent >= since && r.stdout.trim() === want) return Date.now();
     if (Date.now() - since > 120_000) return NaN;
   }
+}
+
+/** Datagrams each UDP socket of the node dropped (`ss` skmem d), by local address, and in all. */
+async function udpDrops(lab: Lab): Promise<string> {
+  const ss = (await lab.exec(lab.node.ns, ["ss", "-uamn"])).stdout.split("\n");
+  const out: string[] = [];
+  for (let i = 0; i + 1 < ss.length; i++) {
+    const d = ss[i + 1].match(/\bd(\d+)\)/);
+    const local = ss[i].trim().split(/\s+/)[3];
+    if (d && local) out.push(`${local}=${d[1]}`);
+  }
+  const snmp = (await lab.exec(lab.node.ns, ["cat", "/proc/net/snmp"])).stdout.split("\n")
+    .filter((l) => l.startsWith("Udp:"));
+  const rcvbuf = snmp.length === 2
+    ? snmp[1].split(" ")[snmp[0].split(" ").indexOf("RcvbufErrors")]
+    : "?";
+  return `sockets ${out.join(" ")}; RcvbufErrors ${rcvbuf}`;
 }
 
 async function runMode(
@@ -130,6 +147,7 @@ async function runMode(
           loadDuring = await loadAvg();
           await sleep(3000);
         }
+        console.error(`socket: UDP drops before the load stops: ${await udpDrops(lab)}`);
         return { report: await load.finish(), firsts, load: loadDuring };
       } finally {
         await svcgate.stop();
@@ -167,6 +185,7 @@ async function runMode(
         loadDuring = await loadAvg();
         await sleep(3000);
       }
+      console.error(`${mode}: UDP drops before the load stops: ${await udpDrops(lab)}`);
       return { report: await load.finish(), firsts, load: loadDuring };
     } finally {
       await current.stop();
@@ -199,7 +218,7 @@ console.log(
   `\nRestart under load: ${services} services (Kubernetes mode), ${restarts} restarts, 2,000 qps (dnsperf) + a 200 qps answer checker`,
 );
 console.log(
-  "| mode | sent | lost | other rcodes | wrong (checker) | lost (checker) | checker replies > 1 s | max reply ms | signal -> first right answer (ms) | load avg before / during |",
+  "| mode | sent | lost | other rcodes | wrong (checker) | lost (checker) | checker replies > 1 s | max reply ms | signal -> first right answer to a dig sent after it (ms) | load avg before / during |",
 );
 console.log("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |");
 for (const row of rows) console.log(row);
