@@ -102,6 +102,9 @@ export async function startRestartLoad(
     ...["-Q", String(target.qps ?? 2000), "-l", "3600", "-t", "10", "-q", "30000"],
     // 8 MiB of socket buffers: the replies to the queries queued during a restart come at once.
     ...["-b", "8192"],
+    // 16 sockets (source ports): SO_REUSEPORT hashes each to one process, so both overlapping
+    // processes get some, the one that stops included.
+    ...["-c", "16"],
   ]);
   const check = spawn([
     Deno.execPath(),
