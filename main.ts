@@ -73,7 +73,8 @@ async function main(argv: string[]): Promise<number> {
       const stopped = Promise.withResolvers<void>();
       const onStop = (signal: string) => () => {
         log.info("stopping", { signal });
-        daemon.stop().then(stopped.resolve, stopped.reject);
+        // SIGTERM (systemd, kubelet) first serves a lame-duck period (--dns-lameduck).
+        daemon.stop({ lameDuck: signal === "SIGTERM" }).then(stopped.resolve, stopped.reject);
       };
       Deno.addSignalListener("SIGTERM", onStop("SIGTERM"));
       Deno.addSignalListener("SIGINT", onStop("SIGINT"));

@@ -22,6 +22,8 @@ const TOOLS: Record<string, string> = {
   gcc: "gcc",
   "musl-gcc": "musl-tools",
   go: "golang-go",
+  // Socket activation in the restart tests (tests/support/socket_activation.ts).
+  "systemd-socket-activate": "systemd",
 };
 
 async function sh(

@@ -240,8 +240,26 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "state-dir",
     kind: "string",
     default: "/var/lib/svcgate",
-    help: "Directory for persistent state (allocated VIPs)",
+    help:
+      "Directory for persistent state (allocated VIPs; the last committed snapshot, so DNS answers at once after a restart)",
     commands: SOURCE,
+  },
+  // Restarts and upgrades without a lost query (issue 15).
+  {
+    name: "dns-lameduck",
+    kind: "duration",
+    default: "5s",
+    help:
+      "After SIGTERM keep serving this long while /readyz says not ready, so a process started beside this one takes over (CoreDNS's health lameduck; skipped with socket activation, 0: off)",
+    commands: DAEMON,
+  },
+  {
+    name: "reuse-port",
+    kind: "bool",
+    default: "false",
+    help:
+      "SO_REUSEPORT on the DNS sockets and the healthz/metrics listeners: a new svcgate can start beside this one (rolling update with maxSurge)",
+    commands: DAEMON,
   },
   {
     name: "min-sync-period",

@@ -67,6 +67,11 @@ export interface Config {
   /** The node's resolver (issue 15): `--resolv-conf`, `--forward-zone`, the cache's flags. */
   readonly dnsResolver: DnsResolverConfig;
   readonly stateDir: string;
+  // Restarts and upgrades without a lost query (issue 15).
+  /** `--dns-lameduck`: after SIGTERM, keep answering this long while /readyz says not ready. */
+  readonly dnsLameDuckMs: number;
+  /** `--reuse-port`: SO_REUSEPORT on the DNS sockets and HTTP listeners (overlapping processes). */
+  readonly reusePort: boolean;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   readonly initialSyncTimeoutMs: number;
@@ -420,6 +425,10 @@ function buildConfig(raw: Map<string, string>, host: HostFacts, command: Command
     clientNamespaces: clientNamespaces as readonly ClientNamespace[],
     dnsResolver,
     stateDir: value("state-dir"),
+    dnsLameDuckMs: duration("dns-lameduck") <= 600_000
+      ? duration("dns-lameduck")
+      : fail("dns-lameduck", "expected 0-10m"),
+    reusePort: bool("reuse-port"),
     minSyncPeriodMs: duration("min-sync-period"),
     syncPeriodMs: duration("sync-period"),
     initialSyncTimeoutMs: duration("initial-sync-timeout"),

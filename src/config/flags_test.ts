@@ -347,3 +347,32 @@ Deno.test("flags: DNS answers and the search path on the server", () => {
   );
   assertEquals(helpText("run").includes("--pod-records insecure|verified|disabled"), true);
 });
+
+Deno.test("flags: restarts without a lost query (--dns-lameduck, --reuse-port)", () => {
+  const cases: { argv: string[]; want: { dnsLameDuckMs: number; reusePort: boolean } | string }[] =
+    [
+      { argv: ["run"], want: { dnsLameDuckMs: 5000, reusePort: false } },
+      {
+        argv: ["run", "--reuse-port", "--dns-lameduck", "2s"],
+        want: { dnsLameDuckMs: 2000, reusePort: true },
+      },
+      { argv: ["run", "--dns-lameduck", "0"], want: { dnsLameDuckMs: 0, reusePort: false } },
+      { argv: ["run", "--dns-lameduck", "0s"], want: { dnsLameDuckMs: 0, reusePort: false } },
+      {
+        argv: ["run", "--dns-lameduck", "soon"],
+        want: 'invalid --dns-lameduck "soon": not a duration',
+      },
+      {
+        argv: ["run", "--dns-lameduck", "11m"],
+        want: 'invalid --dns-lameduck "11m": expected 0-10m',
+      },
+    ];
+  for (const c of cases) {
+    if (typeof c.want === "string") {
+      assertEquals(usageError(c.argv), c.want, c.argv.join(" "));
+      continue;
+    }
+    const { config } = parseArgs(c.argv, HOST);
+    assertEquals({ dnsLameDuckMs: config.dnsLameDuckMs, reusePort: config.reusePort }, c.want);
+  }
+});

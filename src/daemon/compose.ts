@@ -27,6 +27,8 @@ import { writeFileAtomic } from "../ipam/state_file.ts";
 import { Daemon, DEFAULT_HEALTH_TIMEOUT_MS } from "./daemon.ts";
 import { MallocTrimmer } from "../observe/memory.ts";
 import { KernelMonitor, OwnProcesses } from "../nft/kernel_monitor.ts";
+import { takeInheritedSockets } from "../dns/serve/inherited_sockets.ts";
+import { VERSION } from "../version.ts";
 
 /**
  * This host's own addresses in interface order, loopback and link-local left out (the node-local
@@ -179,6 +181,14 @@ export async function buildDaemon(
     log: log.child("nft"),
     metrics,
   });
+  // Socket activation: systemd holds the DNS sockets across restarts (inherited_sockets.ts).
+  const inherited = config.dnsBind ? takeInheritedSockets(config.dnsBind) : null;
+  if (inherited) {
+    log.info("DNS serves the sockets passed by systemd", {
+      udpFd: inherited.udpFd,
+      tcpFd: inherited.tcpFd ?? "none",
+    });
+  }
   const dns = config.dnsBind
     ? new DnsServer({
       bind: config.dnsBind,
@@ -220,6 +230,8 @@ export async function buildDaemon(
         clientNamespacesFromEndpoints: kind === "manifests",
       },
       ...(options.dnsWorkerUrl ? { workerUrl: options.dnsWorkerUrl } : {}),
+      ...(inherited ? { inheritedSockets: inherited } : {}),
+      reusePort: config.reusePort,
       log: log.child("dns"),
       metrics,
     })
@@ -243,6 +255,11 @@ export async function buildDaemon(
     conntrack: config.conntrack,
     trimmer: new MallocTrimmer(),
     kernelMonitor: new KernelMonitor({ table: TABLE_NAME, own, log: log.child("nft") }),
+    savedSnapshot: { stateDir: config.stateDir, version: VERSION },
+    // A lame duck helps only a process listening beside this one; with socket activation the
+    // queries wait in systemd's sockets instead.
+    lameDuckMs: config.reusePort && !inherited ? config.dnsLameDuckMs : 0,
+    reusePort: config.reusePort,
   };
   if (kind === "kube") {
     // Loaded only in Kubernetes mode: even its Watch alone (kube_access.ts) costs ~30 MB at import.

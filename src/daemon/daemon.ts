@@ -15,12 +15,15 @@ import type { HostPort } from "../config/flags.ts";
 import type { Family } from "../nft/ruleset.ts";
 import type { DriftScope } from "../nft/monitor_events.ts";
 import { handleHttp } from "./http.ts";
+import { serveReusePort } from "./http_listener.ts";
 import { type SnapshotApplier, SyncLoop } from "./sync_loop.ts";
 import { nodeEligible, ProxierHealth } from "./proxier_health.ts";
 import { ServiceHealthServers } from "./service_health.ts";
 import { applyConntrackSysctls, type ConntrackSettings } from "./conntrack_sysctls.ts";
 import type { Cidr } from "../model/ip.ts";
 import { METRICS } from "../observe/metrics_catalogue.ts";
+import { type LoadedSnapshot, loadSavedSnapshot, SnapshotSaver } from "./saved_snapshot.ts";
+import { routedOnly } from "../model/snapshot_codec.ts";
 
 /**
  * One periodic drift check in this many reads every element (the others read the outline only):
@@ -49,6 +52,8 @@ export interface DaemonDataplane extends SnapshotApplier {
    * `elements: false` only the outline (tables, sets, chains) is read: cheap at any size.
    */
   checkDrift(options?: DriftCheckRequest): Promise<boolean>;
+  /** The ClusterIPs the kernel routes now (a small read: nft/dataplane.ts). */
+  liveVips?(): Promise<ReadonlySet<string>>;
 }
 
 /** What a drift check reads: the outline, every element, or what another process changed. */
@@ -69,6 +74,8 @@ export interface DaemonDns {
   readonly servingVersion: number;
   start(): Promise<void>;
   publish(snapshot: Snapshot): void;
+  /** Answers from a snapshot saved by an earlier process until the first publish (before start). */
+  restore?(snapshot: Snapshot): void;
   stop(): Promise<void>;
 }
 
@@ -105,6 +112,16 @@ export interface DaemonParts {
   };
   /** kube-proxy's conntrack sysctls, set at start (failures are warnings). */
   readonly conntrack?: ConntrackSettings;
+  // Restarts and upgrades without a lost query (issue 15).
+  /** Save each committed snapshot here, and answer DNS from it at the next start. */
+  readonly savedSnapshot?: { readonly stateDir: string; readonly version: string };
+  /**
+   * After a stop is asked with `lameDuck`, keep serving this long while /readyz says not ready
+   * (`--dns-lameduck`), so a process started beside this one (SO_REUSEPORT) takes over.
+   */
+  readonly lameDuckMs?: number;
+  /** SO_REUSEPORT on the HTTP listeners too (`--reuse-port`): the next process binds beside. */
+  readonly reusePort?: boolean;
 }
 
 /** kube-proxy's health timeout with its default 30 s sync period. */
@@ -128,7 +145,7 @@ export class Daemon {
   readonly health: ProxierHealth;
   readonly #serviceHealth: ServiceHealthServers | null;
   #parts: DaemonParts;
-  #servers: Deno.HttpServer[] = [];
+  #servers: { shutdown(): Promise<void> }[] = [];
   #driftTimer: ReturnType<typeof setTimeout> | null = null;
   #sourceSynced = false;
   #stopped = false;
@@ -137,6 +154,8 @@ export class Daemon {
   #foreign: Map<Family, { structural: boolean; sets: Set<string>; chains: Set<string> }> | null =
     null;
   #foreignTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #saver: SnapshotSaver | null;
+  #lameDuck = false;
 
   constructor(parts: DaemonParts) {
     this.#parts = parts;
@@ -150,11 +169,16 @@ export class Daemon {
         metrics: parts.metrics,
       })
       : null;
+    this.#saver = parts.savedSnapshot && parts.dns
+      ? new SnapshotSaver({ ...parts.savedSnapshot, log: parts.log.child("state") })
+      : null;
     this.loop = new SyncLoop({
       store: this.store,
       dataplane: parts.dataplane,
       publish: (snapshot) => {
         parts.dns?.publish(snapshot);
+        // In the background, coalesced: the next start answers DNS from it at once.
+        this.#saver?.save(snapshot);
         // Local endpoints as the rules now program them: 200/503 within the sync that moved them.
         this.#serviceHealth?.sync(snapshot);
         parts.trimmer?.workDone();
@@ -173,9 +197,11 @@ export class Daemon {
     const dns = this.#parts.dns;
     // Ready once DNS answers from a committed snapshot too (workers get it a moment after).
     const dnsServing = dns === null || dns.servingVersion > 0;
-    const ready = this.#sourceSynced && source.synced && applied !== null && dnsServing;
+    const ready = this.#sourceSynced && source.synced && applied !== null && dnsServing &&
+      !this.#lameDuck;
     return {
       ready,
+      ...(this.#lameDuck ? { lameDuck: true } : {}),
       source,
       dataplane: {
         appliedVersion: applied?.version ?? null,
@@ -213,16 +239,49 @@ export class Daemon {
       if (bind) binds.set(`${bind.hostname}:${bind.port}`, bind);
     }
     for (const [address, bind] of binds) {
-      this.#servers.push(Deno.serve({
-        hostname: bind.hostname,
-        port: bind.port,
-        onListen: () => log.info("http listening", { address }),
-      }, (req) => handleHttp(req, state)));
+      const onListen = () => log.info("http listening", { address });
+      // --reuse-port: the next process binds beside this one (Deno.serve cannot without
+      // --unstable-net; http_listener.ts).
+      this.#servers.push(
+        this.#parts.reusePort
+          ? serveReusePort(bind, (req) => handleHttp(req, state), onListen)
+          : Deno.serve({ hostname: bind.hostname, port: bind.port, onListen }, (req) =>
+            handleHttp(req, state)),
+      );
     }
     if (this.#parts.conntrack) applyConntrackSysctls(this.#parts.conntrack, log.child("conntrack"));
-    // DNS listens first: until the first publish it answers SERVFAIL for cluster names.
-    await this.#parts.dns?.start();
-    await this.#parts.dataplane.adopt();
+    const dns = this.#parts.dns;
+    const saved: LoadedSnapshot = this.#parts.savedSnapshot && dns?.restore
+      ? await loadSavedSnapshot(
+        this.#parts.savedSnapshot.stateDir,
+        this.#parts.savedSnapshot.version,
+      )
+      : { status: "missing" };
+    if (saved.status === "ignored") log.warn(saved.problem);
+    if (saved.status === "loaded" && dns?.restore) {
+      // After a restart: the kernel says which saved VIPs still route (one small set read, not
+      // the whole table), then DNS answers from those at once (names it lacks: SERVFAIL until
+      // the first sync, as without it), then the table is adopted.
+      let vips: ReadonlySet<string> = new Set();
+      try {
+        vips = await this.#parts.dataplane.liveVips?.() ?? vips;
+      } catch (e) {
+        log.warn("cannot read the routed VIPs; DNS serves no saved ClusterIP", { error: e });
+      }
+      const { snapshot, dropped } = routedOnly(saved.snapshot, vips);
+      dns.restore(snapshot);
+      log.info("DNS answers from the saved snapshot until the first sync", {
+        services: snapshot.services.size,
+        notRouted: dropped.length,
+        savedSecondsAgo: Math.round((Date.now() - saved.savedAt) / 1000),
+      });
+      await dns.start();
+      await this.#parts.dataplane.adopt();
+    } else {
+      // DNS listens first: until the first publish it answers SERVFAIL for cluster names.
+      await dns?.start();
+      await this.#parts.dataplane.adopt();
+    }
     const sink = { store: this.store, requestSync: () => this.#onSourceChange() };
     const started = this.#parts.source.start(sink).then(() => {
       this.#sourceSynced = true;
@@ -344,15 +403,32 @@ export class Daemon {
     }
   }
 
-  /** Stops everything; the kernel ruleset stays so traffic keeps flowing across a restart. */
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
+  /**
+   * Stops everything; the kernel ruleset stays so traffic keeps flowing across a restart. With
+   * `lameDuck` (SIGTERM) and a lame-duck period, everything keeps serving that long first while
+   * /readyz says not ready, so a process started beside this one takes over.
+   */
+  stop(options: { readonly lameDuck?: boolean } = {}): Promise<void> {
+    const lameDuckMs = this.#parts.lameDuckMs ?? 0;
+    if (options.lameDuck && lameDuckMs > 0 && !this.#lameDuck && !this.#stopping) {
+      this.#lameDuck = true;
+      this.#parts.log.info("lame duck: still serving, /readyz says not ready", { ms: lameDuckMs });
+      // A second signal meanwhile stops at once; this then waits for that same stop.
+      return new Promise((r) => setTimeout(r, lameDuckMs)).then(() => this.stop());
+    }
+    return this.#stopping ??= this.#stopNow();
+  }
+
+  #stopping: Promise<void> | null = null;
+
+  async #stopNow(): Promise<void> {
     this.#stopped = true;
     if (this.#driftTimer !== null) clearTimeout(this.#driftTimer);
     if (this.#foreignTimer !== null) clearTimeout(this.#foreignTimer);
     await this.#parts.kernelMonitor?.stop();
     await this.#parts.source.stop();
     await this.loop.stop();
+    await this.#saver?.flush();
     await this.#parts.dns?.stop();
     await this.#serviceHealth?.stop();
     await Promise.all(this.#servers.map((s) => s.shutdown()));

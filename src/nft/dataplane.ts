@@ -194,6 +194,16 @@ export class NftDataplane {
   }
 
   /**
+   * The ClusterIPs the kernel routes now (the `cluster-ips` sets, which a service's VIPs join in
+   * the transaction that writes its rules): one small read per family, not the whole table. A
+   * restart answers DNS from its saved snapshot only for these (issue 15).
+   */
+  async liveVips(): Promise<ReadonlySet<string>> {
+    const owners = await readLiveVips(this.#executor, this.#families);
+    return new Set(Object.values(owners).flat());
+  }
+
+  /**
    * Makes the kernel hold the ruleset of this snapshot. On failure throws {@link NftSyncError}:
    * the next call reconciles in full against what the kernel holds.
    *

@@ -3,7 +3,7 @@
  * and deletes its own network namespaces and sends traffic only inside them or on loopback.
  *
  * Usage: deno task bench [NAME...]   (names: startup, nft, topology, dns, dns-attack, kube,
- * kube-daemon, standalone, dns-heavy, dns-heavy-kube, autopath, dns-index)
+ * kube-daemon, standalone, dns-heavy, dns-heavy-kube, autopath, dns-index, restart)
  * @module
  */
 
@@ -20,6 +20,7 @@ const BENCHES: Record<string, string[]> = {
   "dns-heavy-kube": ["tests/bench/dns_heavy_work_bench.ts", "--mode=kube"],
   autopath: ["tests/bench/autopath_bench.ts"],
   "dns-index": ["--v8-flags=--expose-gc", "tests/bench/dns_index_memory_bench.ts"],
+  restart: ["tests/bench/restart_bench.ts"],
 };
 
 const root = new URL("../..", import.meta.url).pathname;

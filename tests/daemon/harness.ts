@@ -73,6 +73,23 @@ export async function waitFor(
   );
 }
 
+/** The lines of a stream, as they arrive (a daemon's log). */
+export function collectLines(stream: ReadableStream<Uint8Array>, copyTo?: string): string[] {
+  const lines: string[] = [];
+  const copy = copyTo ? Deno.openSync(copyTo, { append: true, create: true }) : null;
+  (async () => {
+    let rest = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      copy?.writeSync(new TextEncoder().encode(chunk));
+      const got = (rest + chunk).split("\n");
+      rest = got.pop() ?? "";
+      lines.push(...got);
+    }
+    copy?.close();
+  })();
+  return lines;
+}
+
 /** Starts `svcgate run` in the lab's node namespace. */
 export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
   const port = options.healthzPort ?? 10256;
@@ -87,6 +104,10 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     ...(options.pathPrefix ? [`PATH=${options.pathPrefix}:${Deno.env.get("PATH")}`] : []),
     ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
   ];
+  // Each daemon has its own state (VIPs, the saved snapshot), never the host's /var/lib/svcgate.
+  const ownState = options.args.includes("--state-dir")
+    ? null
+    : Deno.makeTempDirSync({ prefix: "svcgate-state-" });
   const child = lab.spawn(lab.node.ns, [
     "env",
     ...env,
@@ -97,23 +118,14 @@ export function startDaemon(lab: Lab, options: StartOptions): DaemonProcess {
     `127.0.0.1:${port}`,
     "--metrics-bind-address",
     `127.0.0.1:${port}`,
+    ...(ownState ? ["--state-dir", ownState] : []),
     ...options.args,
   ], { stdout: "null", stderr: "piped" });
-  const log: string[] = [];
-  // SVCGATE_DAEMON_LOG=PATH also appends the log to a file, to watch a long run (a benchmark)
-  // while it runs.
-  const copyTo = Deno.env.get("SVCGATE_DAEMON_LOG");
-  const copy = copyTo ? Deno.openSync(copyTo, { append: true, create: true }) : null;
-  (async () => {
-    let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      copy?.writeSync(new TextEncoder().encode(chunk));
-      const lines = (rest + chunk).split("\n");
-      rest = lines.pop() ?? "";
-      log.push(...lines);
-    }
-    copy?.close();
-  })();
+  if (ownState) {
+    child.status.finally(() => Deno.remove(ownState, { recursive: true }).catch(() => {}));
+  }
+  // SVCGATE_DAEMON_LOG=PATH also appends the log to a file, to watch a long run (a benchmark).
+  const log = collectLines(child.stderr, Deno.env.get("SVCGATE_DAEMON_LOG"));
   return {
     child,
     log,

@@ -12,7 +12,7 @@ import { AnswerTableBuilder } from "../answer/fast.ts";
 import { AllowList } from "./allow_list.ts";
 import { type AnswerFiller, QueryHandler } from "./handler.ts";
 import { DnsStats, type StatsDelta } from "./stats.ts";
-import { type TcpDnsOptions, TcpDnsServer } from "./tcp.ts";
+import { type TcpDnsOptions, TcpDnsServer, type TcpSocketChoice } from "./tcp.ts";
 import { LimitLog } from "./limit_log.ts";
 import { ResponseRateLimiter } from "./rrl.ts";
 import { TurnBudget } from "./turn_budget.ts";
@@ -38,6 +38,9 @@ const INCREMENTAL_MIN = 2048;
  * afresh and refills with the names still asked.
  */
 const CACHED_NAMES = 4096;
+
+/** How long a socket that left its SO_REUSEPORT group keeps reading what was queued to it. */
+const LEAVE_GROUP_DRAIN_MS = 50;
 
 /** Which UDP transport to use. */
 export type UdpTransportChoice = "auto" | "ffi" | "node";
@@ -85,6 +88,10 @@ export interface EngineOptions {
   readonly reusePort: boolean;
   /** Serve TCP too (one engine does). */
   readonly tcp: boolean;
+  /** Where the TCP listener comes from; default Deno.listen. */
+  readonly tcpSocket?: TcpSocketChoice;
+  /** A UDP socket inherited from systemd (socket activation) to serve instead of binding one. */
+  readonly inheritedUdpFd?: number;
   readonly tcpIdleTimeoutMs: number;
   /** Connection limits and timeouts of TCP; unset ones take tcp.ts's defaults. */
   readonly tcpLimits?: TcpLimits;
@@ -171,8 +178,16 @@ export class DnsEngine {
     this.udpMode = udp instanceof FfiUdpServer ? "ffi" : "node";
   }
 
-  /** Binds the listeners; rejects with a message naming the address when one cannot bind. */
-  static async start(options: EngineOptions, log: EngineLog): Promise<DnsEngine> {
+  /**
+   * Binds the listeners; rejects with a message naming the address when one cannot bind. With
+   * `initial` (a saved snapshot, after a restart) the zone is built first, so the first query
+   * read is answered from it; answers that would say NXDOMAIN say SERVFAIL until a publish.
+   */
+  static async start(
+    options: EngineOptions,
+    log: EngineLog,
+    initial?: { readonly snapshot: Snapshot; readonly serial: number },
+  ): Promise<DnsEngine> {
     const stats = new DnsStats();
     const fw = options.forwarding ?? {};
     const zones = new ForwardZones(fw.zones ?? []);
@@ -216,11 +231,16 @@ export class DnsEngine {
       : undefined;
     let udp: FfiUdpServer | NodeUdpServer;
     let udpLoop: Promise<void>;
+    // Built before any socket is read: a restarted process answers its first query.
+    const index = initial
+      ? await buildInitialZone(options, initial.snapshot, initial.serial)
+      : null;
     const ffi = ffiAvailability();
-    const useFfi = options.udp === "ffi" || (options.udp === "auto" && ffi.ok);
+    const useFfi = options.udp === "ffi" || (options.udp === "auto" && ffi.ok) ||
+      options.inheritedUdpFd !== undefined;
     if (useFfi) {
       if (!ffi.ok) throw new Error(`Cannot use the FFI UDP transport: ${ffi.reason}`);
-      const s = FfiUdpServer.open({
+      const udpOptions = {
         hostname: options.hostname,
         port: options.port,
         reusePort: options.reusePort,
@@ -229,7 +249,10 @@ export class DnsEngine {
         onError,
         limitLog,
         ...(rrl ? { rrl } : {}),
-      });
+      };
+      const s = options.inheritedUdpFd !== undefined
+        ? FfiUdpServer.adopt(options.inheritedUdpFd, udpOptions)
+        : FfiUdpServer.open(udpOptions);
       udp = s;
       udpLoop = s.run().catch((e) =>
         log("error", "UDP loop stopped", { error: (e as Error).message })
@@ -266,6 +289,7 @@ export class DnsEngine {
           budget,
           idleTimeoutMs: options.tcpIdleTimeoutMs,
           ...options.tcpLimits,
+          ...(options.tcpSocket ? { socket: options.tcpSocket } : {}),
         });
       } catch (e) {
         if (udp instanceof FfiUdpServer) udp.stop();
@@ -274,7 +298,27 @@ export class DnsEngine {
         throw e;
       }
     }
-    return new DnsEngine(options, clients, handler, forwarder, udp, udpLoop, tcp, allow, log);
+    const engine = new DnsEngine(
+      options,
+      clients,
+      handler,
+      forwarder,
+      udp,
+      udpLoop,
+      tcp,
+      allow,
+      log,
+    );
+    if (index) engine.#serveInitial(index);
+    return engine;
+  }
+
+  /** Answers from a zone built before the sockets opened; NXDOMAIN is not said until a publish. */
+  #serveInitial(index: ZoneIndex): void {
+    this.#index = index;
+    this.#table.clear();
+    this.#handler.setZone(index.zone(), this.#table.view(), this.#fill);
+    this.#handler.provisional = true;
   }
 
   /** Who may recurse, from now on (the node's addresses changed). */
@@ -317,10 +361,10 @@ export class DnsEngine {
    * replaced resolve null): nothing in flight is abandoned, so DNS always converges.
    * Rejects only on bad options.
    */
-  publish(snapshot: Snapshot, serial: number): Promise<PublishReport | null> {
+  publish(snapshot: Snapshot, serial: number, provisional = false): Promise<PublishReport | null> {
     return new Promise((resolve, reject) => {
       this.#pending?.resolve(null);
-      this.#pending = { snapshot, serial, resolve, reject };
+      this.#pending = { snapshot, serial, provisional, resolve, reject };
       if (!this.#running) void this.#drainPending();
     });
   }
@@ -332,7 +376,11 @@ export class DnsEngine {
         const job = this.#pending;
         this.#pending = null;
         try {
-          job.resolve(await this.#apply(job.snapshot, job.serial));
+          const report = await this.#apply(job.snapshot, job.serial);
+          // A saved snapshot (after a restart) does not prove a name absent: SERVFAIL, not
+          // NXDOMAIN, until a snapshot this process committed is served.
+          this.#handler.provisional = job.provisional;
+          job.resolve(report);
         } catch (e) {
           job.reject(e);
         }
@@ -365,20 +413,7 @@ export class DnsEngine {
 
   async #apply(snapshot: Snapshot, serial: number): Promise<PublishReport> {
     const t0 = performance.now();
-    const answers = this.#options.answers ?? {};
-    const options: ZoneOptions = {
-      clusterDomain: this.#options.clusterDomain,
-      ttl: this.#options.ttl,
-      reverseCidrs: this.#options.reverseCidrs,
-      serial,
-      strictSpec: answers.strictSpec ?? false,
-      endpointPodNames: answers.endpointPodNames ?? false,
-      indexEndpoints: answers.indexEndpoints ?? false,
-      nsAddresses: answers.nsAddresses ?? [],
-      podRecords: answers.podRecords ?? "insecure",
-    };
-    const problem = validateZoneOptions(options);
-    if (problem) throw new Error(problem);
+    const options = zoneOptionsOf(this.#options, serial);
     const breathe = this.#breather();
     const index = this.#index, table = this.#table;
     const fill = this.#fill;
@@ -455,6 +490,7 @@ export class DnsEngine {
   #pending: {
     snapshot: Snapshot;
     serial: number;
+    provisional: boolean;
     resolve: (r: PublishReport | null) => void;
     reject: (e: unknown) => void;
   } | null = null;
@@ -468,12 +504,68 @@ export class DnsEngine {
     return this.#handler.stats.drain(this.#forwarder?.cacheCounts() ?? null);
   }
 
-  /** Stops listening and closes upstream sockets. */
+  /**
+   * Stops listening and closes upstream sockets, losing no query it took: it first stops taking
+   * new ones (leaving the SO_REUSEPORT group, whose other members get them, or leaving them queued
+   * in an inherited socket for the next process), answers what it holds and waits for the
+   * answers of questions it forwarded (at most the upstream timeout).
+   */
   async stop(): Promise<void> {
+    const udp = this.#udp;
+    const leftGroup = udp instanceof FfiUdpServer && udp.leaveGroup();
+    if (udp instanceof FfiUdpServer && !leftGroup) udp.pause();
+    this.#tcp?.stopAccepting();
+    const forwarded = this.#forwarder?.idle() ?? Promise.resolve();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      forwarded,
+      new Promise((r) => (timer = setTimeout(r, this.#options.upstreamTimeoutMs + 100))),
+    ]);
+    clearTimeout(timer);
+    // Datagrams the kernel steered here before the connect are read in this pause.
+    if (leftGroup) await new Promise((r) => setTimeout(r, LEAVE_GROUP_DRAIN_MS));
     if (this.#udp instanceof FfiUdpServer) this.#udp.stop();
     else await this.#udp.stop();
     await this.#udpLoop;
     await this.#tcp?.stop();
     this.#forwarder?.close();
   }
+}
+
+/** Builds a snapshot's zone before any socket is open (nothing to answer between slices). */
+async function buildInitialZone(
+  options: EngineOptions,
+  snapshot: Snapshot,
+  serial: number,
+): Promise<ZoneIndex> {
+  const steps = ZoneIndex.buildSteps(snapshot, zoneOptionsOf(options, serial));
+  let turn = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    // The event loop still runs the daemon's other work (HTTP, the source starting).
+    if (performance.now() - turn > TURN_MS) {
+      await new Promise((res) => setTimeout(res, 0));
+      turn = performance.now();
+    }
+  }
+}
+
+/** The zone options of an engine's options; throws on bad ones. */
+function zoneOptionsOf(options: EngineOptions, serial: number): ZoneOptions {
+  const answers = options.answers ?? {};
+  const zoneOptions: ZoneOptions = {
+    clusterDomain: options.clusterDomain,
+    ttl: options.ttl,
+    reverseCidrs: options.reverseCidrs,
+    serial,
+    strictSpec: answers.strictSpec ?? false,
+    endpointPodNames: answers.endpointPodNames ?? false,
+    indexEndpoints: answers.indexEndpoints ?? false,
+    nsAddresses: answers.nsAddresses ?? [],
+    podRecords: answers.podRecords ?? "insecure",
+  };
+  const problem = validateZoneOptions(zoneOptions);
+  if (problem) throw new Error(problem);
+  return zoneOptions;
 }

@@ -86,6 +86,12 @@ export class QueryHandler {
   /** Rotates multi-record answers (answer/rotate.ts): one turn per answer given. */
   #turn = 0;
   readonly stats: DnsStats;
+  /**
+   * The zone comes from a snapshot saved by an earlier process (after a restart): names it holds
+   * are answered, but a name it lacks may have been added since, so NXDOMAIN becomes SERVFAIL
+   * (as before the first sync), never a premature, negatively cached NXDOMAIN.
+   */
+  provisional = false;
 
   constructor(options: QueryHandlerOptions) {
     this.#zones = {
@@ -268,6 +274,9 @@ export class QueryHandler {
         this.stats.counters.dropped++;
         return null;
       case "reply": {
+        if (this.provisional && result.message.rcode === Rcode.NXDOMAIN) {
+          return this.#encode(replyTo(query, Rcode.SERVFAIL, ctx), limit, tcp);
+        }
         if (result.message.rcode === Rcode.NXDOMAIN && this.#autopath && client !== null) {
           const searched = this.#search(query, result.message, ctx, client, limit, tcp);
           if (searched) return searched;

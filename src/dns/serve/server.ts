@@ -96,6 +96,10 @@ export interface DnsServerOptions {
   readonly nodePollMs?: number;
   /** What the zone answers beyond the spec, and the search path on the server. */
   readonly answers?: DnsAnswerOptions;
+  /** Sockets inherited from systemd (socket activation, inherited_sockets.ts) to serve. */
+  readonly inheritedSockets?: { readonly udpFd: number; readonly tcpFd: number | null };
+  /** SO_REUSEPORT on the UDP socket and TCP listener: another process may serve beside this one. */
+  readonly reusePort?: boolean;
 }
 
 /**
@@ -173,6 +177,10 @@ export class DnsServer {
   #nodePods: ReadonlyMap<string, string> = new Map();
   /** Services whose DNS content changed, waiting to be sent. */
   readonly #changes: DnsChangeTracker;
+  /** A snapshot saved by an earlier process, answered until the first publish ({@link restore}). */
+  #restored: Snapshot | null = null;
+  /** Workers hold #restored: the first publish resets them. */
+  #restoredInWorkers = false;
 
   constructor(options: DnsServerOptions) {
     const problem = validateZoneOptions({ ...options, serial: 0 });
@@ -230,6 +238,8 @@ export class DnsServer {
       this.#log.warn(w);
     }
     const answers = await this.#answers();
+    const inherited = this.#opts.inheritedSockets;
+    const reusePort = this.#opts.reusePort ?? false;
     const base: EngineOptions = {
       hostname: this.#opts.bind.hostname,
       port: this.#opts.bind.port,
@@ -239,8 +249,14 @@ export class DnsServer {
       upstreams: [...upstreams],
       allowRecursion: [...node.allow],
       udp: this.#opts.udpTransport ?? "auto",
-      reusePort: (this.#opts.workers ?? 1) > 1,
+      reusePort: (this.#opts.workers ?? 1) > 1 || reusePort,
       tcp: true,
+      ...(inherited ? { inheritedUdpFd: inherited.udpFd } : {}),
+      ...(inherited?.tcpFd != null
+        ? { tcpSocket: { kind: "inherited" as const, fd: inherited.tcpFd } }
+        : reusePort
+        ? { tcpSocket: { kind: "reuseport" as const } }
+        : {}),
       tcpIdleTimeoutMs: this.#opts.tcpIdleTimeoutMs ?? 10_000,
       tcpLimits: { ...this.#opts.tcpLimits },
       rrlResponsesPerSecond: this.#opts.rrlResponsesPerSecond ?? 0,
@@ -254,6 +270,9 @@ export class DnsServer {
       this.#engine = await DnsEngine.start(
         base,
         (level, msg, fields) => this.#log[level](msg, fields),
+        this.#restored && !this.#lastSnapshot
+          ? { snapshot: this.#restored, serial: this.#lastSerial }
+          : undefined,
       );
       this.#addr = {
         hostname: base.hostname,
@@ -271,7 +290,7 @@ export class DnsServer {
         Deno.unrefTimer(this.#statsTimer);
       }
     } else {
-      const first = await this.#spawn(base);
+      const first = await this.#spawn(base, true);
       this.#addr = {
         hostname: base.hostname,
         udpPort: first.udpPort,
@@ -384,10 +403,18 @@ export class DnsServer {
 
   #spawn(
     options: EngineOptions,
+    first = false,
   ): Promise<{ udpPort: number; tcpPort: number | null; udpMode: "ffi" | "node" }> {
     const url = this.#opts.workerUrl ?? new URL("./worker_main.ts", import.meta.url);
     const worker = new Worker(url, { type: "module", name: DNS_WORKER_NAME });
     const slot: WorkerSlot = { worker, started: false, synced: false, publishedVersion: 0 };
+    // After a restart the first worker builds the saved snapshot's zone before it listens.
+    const restored = first && !this.#lastSnapshot ? this.#restored : null;
+    if (restored) {
+      this.#post([slot], [...restored.services.values()]);
+      slot.synced = true;
+      this.#restoredInWorkers = true;
+    }
     return new Promise((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
@@ -410,7 +437,15 @@ export class DnsServer {
         if (!slot.started) reject(new Error(`DNS worker failed to start: ${e.message}`));
         else this.#restart(slot, options);
       };
-      worker.postMessage({ type: "start", options } satisfies ToWorker);
+      worker.postMessage(
+        {
+          type: "start",
+          options,
+          ...(restored
+            ? { initial: { serial: this.#lastSerial, namespaces: [...restored.namespaces] } }
+            : {}),
+        } satisfies ToWorker,
+      );
     });
   }
 
@@ -545,6 +580,11 @@ export class DnsServer {
       );
       return;
     }
+    if (this.#restoredInWorkers) {
+      // They hold a saved snapshot, not this one's predecessor: send them this one whole.
+      this.#restoredInWorkers = false;
+      for (const w of this.#workers) w.synced = false;
+    }
     // Only services whose DNS content changed cross to the workers.
     const fresh = this.#workers.filter((w) => !w.synced);
     const synced = this.#workers.filter((w) => w.synced);
@@ -561,9 +601,23 @@ export class DnsServer {
     if (fresh.length > 0) this.#syncFresh();
   }
 
+  /**
+   * Answers from a snapshot saved by an earlier process until the first {@link publish}: names
+   * it holds are answered at once after a restart, names it lacks get SERVFAIL (not NXDOMAIN).
+   * Give only what the adopted kernel table routes (snapshot_codec.ts routedOnly). Call it before
+   * {@link start}; with workers the zone is built in them just after they start. Ignored after a
+   * publish.
+   */
+  restore(snapshot: Snapshot): void {
+    if (this.#lastSnapshot || this.#addr) return;
+    this.#restored = snapshot;
+    this.#lastSerial = Math.floor(Date.now() / 1000) >>> 0;
+  }
+
   /** Sends the whole last snapshot to workers that do not hold it (new or restarted ones). */
   #syncFresh(): void {
-    const snapshot = this.#lastSnapshot;
+    const provisional = !this.#lastSnapshot && this.#restored !== null;
+    const snapshot = this.#lastSnapshot ?? this.#restored;
     const fresh = this.#workers.filter((w) => !w.synced);
     if (fresh.length === 0 || this.#engine) return;
     const pods: ToWorker = { type: "pods", pods: [...this.#nodePods] };
@@ -577,7 +631,9 @@ export class DnsServer {
       serial: this.#lastSerial,
       removed: [],
       namespaces: [...snapshot.namespaces],
+      ...(provisional ? { provisional } : {}),
     };
+    if (provisional) this.#restoredInWorkers = true;
     for (const w of fresh) {
       w.worker.postMessage(commit);
       w.synced = true;

@@ -26,7 +26,13 @@
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
 import { LimitLog } from "./limit_log.ts";
-import { type ConnectionContext, type ConnectionLimits, TcpConnection } from "./tcp_connection.ts";
+import {
+  type ConnectionContext,
+  type ConnectionLimits,
+  type DnsConn,
+  TcpConnection,
+} from "./tcp_connection.ts";
+import { FfiTcpListener } from "./tcp_ffi.ts";
 import { TurnBudget } from "./turn_budget.ts";
 
 /** Options of {@link TcpDnsServer.open}. */
@@ -76,6 +82,48 @@ export interface TcpDnsOptions {
    * not fit; ~69 KB each); past it such a message closes its connection. Default 256 (~18 MB).
    */
   readonly maxLargeBuffers?: number;
+  /**
+   * The listening socket: Deno.listen (default), one opened through FFI with SO_REUSEPORT (a
+   * second process may listen beside this one), or a descriptor inherited from systemd.
+   */
+  readonly socket?: TcpSocketChoice;
+}
+
+/** Where a TCP DNS listener comes from (tcp_ffi.ts says why FFI for the last two). */
+export type TcpSocketChoice =
+  | { readonly kind: "deno" }
+  | { readonly kind: "reuseport" }
+  | { readonly kind: "inherited"; readonly fd: number };
+
+/** A listening socket as the server uses it. */
+interface Listener {
+  accept(): Promise<{ conn: DnsConn; address: string }>;
+  readonly port: number;
+  close(): void;
+  /** Called once every connection is closed. */
+  shutdown(): Promise<void>;
+}
+
+function denoListener(hostname: string, port: number): Listener {
+  const l = Deno.listen({ hostname, port, transport: "tcp" });
+  return {
+    async accept() {
+      const conn = await l.accept();
+      return { conn, address: (conn.remoteAddr as Deno.NetAddr).hostname };
+    },
+    port: (l.addr as Deno.NetAddr).port,
+    close: () => l.close(),
+    shutdown: () => Promise.resolve(),
+  };
+}
+
+function ffiListener(l: FfiTcpListener, closeFd: boolean): Listener {
+  return {
+    accept: () => l.accept(),
+    port: l.port,
+    close: () => l.close({ closeFd }),
+    shutdown: () => l.shutdown(),
+  };
 }
 
 const DEFAULTS = {
@@ -106,7 +154,7 @@ type Limits = { readonly [K in keyof typeof DEFAULTS]: number };
  * ```
  */
 export class TcpDnsServer {
-  readonly #listener: Deno.TcpListener;
+  readonly #listener: Listener;
   readonly #opts: TcpDnsOptions;
   readonly #limits: Limits;
   readonly #limitLog: LimitLog;
@@ -121,8 +169,9 @@ export class TcpDnsServer {
   #peakBytes = 0;
   #peakAnswers = 0;
   #closed = false;
+  #accepting = true;
 
-  private constructor(listener: Deno.TcpListener, opts: TcpDnsOptions, limits: Limits) {
+  private constructor(listener: Listener, opts: TcpDnsOptions, limits: Limits) {
     this.#listener = listener;
     this.#opts = opts;
     this.#limits = limits;
@@ -166,7 +215,12 @@ export class TcpDnsServer {
       limits[key] = v;
     }
     try {
-      const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
+      const socket = opts.socket ?? { kind: "deno" };
+      const listener = socket.kind === "deno"
+        ? denoListener(opts.hostname, opts.port)
+        : socket.kind === "reuseport"
+        ? ffiListener(FfiTcpListener.open(opts.hostname, opts.port, { reusePort: true }), true)
+        : ffiListener(FfiTcpListener.adopt(socket.fd), false);
       return new TcpDnsServer(listener, opts, limits);
     } catch (e) {
       throw new Error(
@@ -177,7 +231,7 @@ export class TcpDnsServer {
 
   /** The bound port. */
   get port(): number {
-    return (this.#listener.addr as Deno.NetAddr).port;
+    return this.#listener.port;
   }
 
   /** Connections cut off because their client stopped reading, since start. */
@@ -197,17 +251,16 @@ export class TcpDnsServer {
 
   async #accept(): Promise<void> {
     while (!this.#closed) {
-      let conn: Deno.TcpConn;
+      let conn: DnsConn, address: string;
       try {
-        conn = await this.#listener.accept();
+        ({ conn, address } = await this.#listener.accept());
       } catch (e) {
-        if (this.#closed) return;
+        if (this.#closed || !this.#accepting) return;
         this.#opts.onError(`TCP accept failed: ${(e as Error).message}`);
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      const address = (conn.remoteAddr as Deno.NetAddr).hostname;
-      if (this.#closed || !this.#admit(address)) {
+      if (this.#closed || !this.#accepting || !this.#admit(address)) {
         try {
           conn.close();
         } catch { /* gone */ }
@@ -269,7 +322,7 @@ export class TcpDnsServer {
     if (set.size === 0) this.#byAddress.delete(c.address);
   }
 
-  #serve(conn: Deno.TcpConn, address: string): void {
+  #serve(conn: DnsConn, address: string): void {
     const c = new TcpConnection(
       conn,
       address,
@@ -298,17 +351,28 @@ export class TcpDnsServer {
     );
   }
 
+  /**
+   * Stops accepting: new connections go to another process (SO_REUSEPORT) or wait in an
+   * inherited socket's queue for the next one. Open connections are served until {@link stop}.
+   */
+  stopAccepting(): void {
+    if (!this.#accepting) return;
+    this.#accepting = false;
+    try {
+      this.#listener.close();
+    } catch { /* closed already */ }
+  }
+
   /** Stops accepting and closes every connection, even one whose writes are blocked. */
   async stop(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#listener.close();
-    } catch { /* closed already */ }
+    this.stopAccepting();
     for (const set of this.#byAddress.values()) for (const c of set) c.close();
     await this.#loop;
     // Each close cancels the connection's pending read and write, so this is prompt.
     await Promise.all(this.#serving);
+    await this.#listener.shutdown();
   }
 }
 

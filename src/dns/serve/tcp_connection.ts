@@ -61,6 +61,13 @@ export const MAX_READ_BUFFER = 65_537 + 4_096;
 /** The read buffer every connection has; nearly every query fits in it many times. */
 const SMALL_READ_BUFFER = 4096;
 
+/** What a connection needs of its socket: a Deno.TcpConn, or tcp_ffi.ts's FfiTcpConn. */
+export interface DnsConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
 /**
  * A served connection: the state the server's eviction reads, and the serving loop.
  *
@@ -75,7 +82,7 @@ export class TcpConnection {
   readonly openedAt: number;
   /** When its last complete query was read (when it opened, before any). */
   lastQueryAt: number;
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: DnsConn;
   readonly #allowed: boolean;
   readonly #ctx: ConnectionContext;
   // Answers framed and not yet written, oldest first; unsent* include the chunk being written.
@@ -99,7 +106,7 @@ export class TcpConnection {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
 
-  constructor(conn: Deno.TcpConn, address: string, allowed: boolean, ctx: ConnectionContext) {
+  constructor(conn: DnsConn, address: string, allowed: boolean, ctx: ConnectionContext) {
     this.#conn = conn;
     this.address = address;
     this.#allowed = allowed;

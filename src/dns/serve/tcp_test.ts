@@ -9,7 +9,7 @@ import { buildAnswerTable } from "../answer/fast.ts";
 import { AllowList } from "./allow_list.ts";
 import { QueryHandler } from "./handler.ts";
 import { applyStats, DnsStats } from "./stats.ts";
-import { type TcpDnsOptions, TcpDnsServer } from "./tcp.ts";
+import { type TcpDnsOptions, TcpDnsServer, type TcpSocketChoice } from "./tcp.ts";
 import {
   bigHeadlessSnapshot,
   cidr,
@@ -19,6 +19,9 @@ import {
 import { decodeMessage } from "../codec/decode.ts";
 import { encodeMessage } from "../codec/encode.ts";
 import { queryMessage, RRClass, RRType } from "../codec/records.ts";
+
+/** Both listeners: Deno.listen, and the FFI one (SO_REUSEPORT, socket activation: tcp_ffi.ts). */
+const SOCKETS: readonly TcpSocketChoice[] = [{ kind: "deno" }, { kind: "reuseport" }];
 
 /** Endpoints of the headless test service: its A answer is ~3.2 KB, so buffers fill fast. */
 const BIG_ENDPOINTS = 200;
@@ -149,107 +152,122 @@ function badClient(port: number, stopAfterMs: number) {
   };
 }
 
-Deno.test("TcpDnsServer: pipelined queries (fast, general and forwarded) all get answers", async () => {
-  // Small bounds so that backpressure engages even with a client that reads.
-  const { server, forwarder } = startServer({ maxQueuedAnswers: 8, maxQueuedBytes: 4096 });
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  try {
-    const names = (i: number) =>
-      i % 3 === 0
-        ? BIG_NAME
-        : i % 3 === 1
-        ? `nx${i}.default.svc.cluster.local`
-        : `host${i}.example.com`;
-    const count = 600;
-    const queries = concat(Array.from({ length: count }, (_, i) => framed(names(i), i)));
-    const [, ids] = await Promise.all([
-      writeAll(conn, queries),
-      readAnswers(conn, count, 20_000),
-    ]);
-    assertEquals([...ids].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i));
-    // Forwarded answers come when they complete, not in query order.
-    assert(ids.some((id, i) => id !== i), "answers came strictly in query order");
-    assert(server.peakUnsent.answers <= 8, `peak ${server.peakUnsent.answers} answers unsent`);
-    assertEquals(server.slowClients, 0);
-  } finally {
-    conn.close();
-    await server.stop();
-    forwarder.close();
-  }
-});
-
-Deno.test("TcpDnsServer: a client that never reads is cut off, its queue stays bounded, others are answered", async () => {
-  const maxQueuedBytes = 65_536, maxQueuedAnswers = 128;
-  const { server, stats, errors, forwarder } = startServer({
-    maxQueuedBytes,
-    maxQueuedAnswers,
-    ioTimeoutMs: 300,
-    idleTimeoutMs: 5_000,
-  });
-  const bad = [badClient(server.port, 20_000), badClient(server.port, 20_000)];
-  try {
-    // While both wedge their connections, a well-behaved client still gets every answer.
-    await waitFor("the bad clients to send 5,000 queries", () => bad[0].written >= 5000, 10_000);
-    const good = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+for (const socket of SOCKETS) {
+  Deno.test(`TcpDnsServer (${socket.kind}): pipelined queries (fast, general and forwarded) all get answers`, async () => {
+    // Small bounds so that backpressure engages even with a client that reads.
+    const { server, forwarder } = startServer({
+      maxQueuedAnswers: 8,
+      maxQueuedBytes: 4096,
+      socket,
+    });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     try {
-      const queries = concat(Array.from({ length: 50 }, (_, i) => framed(BIG_NAME, i)));
-      await writeAll(good, queries);
-      assertEquals((await readAnswers(good, 50, 5_000)).length, 50);
+      const names = (i: number) =>
+        i % 3 === 0
+          ? BIG_NAME
+          : i % 3 === 1
+          ? `nx${i}.default.svc.cluster.local`
+          : `host${i}.example.com`;
+      const count = 600;
+      const queries = concat(Array.from({ length: count }, (_, i) => framed(names(i), i)));
+      const [, ids] = await Promise.all([
+        writeAll(conn, queries),
+        readAnswers(conn, count, 20_000),
+      ]);
+      assertEquals([...ids].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i));
+      // Forwarded answers come when they complete, not in query order.
+      assert(ids.some((id, i) => id !== i), "answers came strictly in query order");
+      assert(server.peakUnsent.answers <= 8, `peak ${server.peakUnsent.answers} answers unsent`);
+      assertEquals(server.slowClients, 0);
     } finally {
-      good.close();
+      conn.close();
+      await server.stop();
+      forwarder.close();
     }
-    await waitFor("both bad clients to be cut off", () => server.slowClients >= 2, 15_000);
-    // The server reset each connection under the client's blocked write; it did not just stop.
-    for (const [i, b] of bad.entries()) {
-      assertEquals(await b.done, "error", `bad client ${i} (${b.written} queries written)`);
-    }
-    const answer = 2 + 16 * BIG_ENDPOINTS + 100;
-    const peak = server.peakUnsent;
-    assert(
-      peak.bytes <= maxQueuedBytes + answer,
-      `peak ${peak.bytes} bytes unsent > ${maxQueuedBytes} + one answer (${answer})`,
-    );
-    assert(peak.answers <= maxQueuedAnswers, `peak ${peak.answers} answers unsent`);
-    assert(bad[0].written >= 5000, `bad client wrote only ${bad[0].written} queries`);
-    assertEquals(stats.counters.tcpSlowClients, 2);
-    // Both came from 127.0.0.1: one log line a minute per address.
-    assertEquals(errors.length, 1, errors.join("\n"));
-    assert(errors[0].includes('"127.0.0.1"') && errors[0].includes("stopped reading"), errors[0]);
-    const registry = new MetricsRegistry();
-    applyStats(registry, stats.drain());
-    assert(/^svcgate_dns_tcp_slow_clients_total 2$/m.test(registry.render()), registry.render());
-  } finally {
-    for (const b of bad) b.close();
-    await Promise.all(bad.map((b) => b.done));
-    await server.stop();
-    forwarder.close();
-  }
-});
+  });
+}
 
-Deno.test("TcpDnsServer: stop() closes a connection whose writes are blocked at once", async () => {
-  const { server, forwarder } = startServer({ ioTimeoutMs: 60_000, idleTimeoutMs: 60_000 });
-  const bad = badClient(server.port, 30_000);
-  try {
-    // Blocked: the queue reached its bound and the client's writes stopped moving.
-    await waitFor("the server queue to fill", () => server.peakUnsent.answers >= 16, 10_000);
-    let last = -1, since = 0;
-    await waitFor("the bad client's writes to stop moving for 300 ms", () => {
-      if (bad.written !== last) [last, since] = [bad.written, performance.now()];
-      return performance.now() - since >= 300;
-    }, 10_000);
-    const t0 = performance.now();
-    await server.stop();
-    const ms = performance.now() - t0;
-    assert(ms < 1000, `stop() took ${ms.toFixed(0)} ms`);
-    assertEquals(await bad.done, "error");
-    assertEquals(server.slowClients, 0);
-  } finally {
-    bad.close();
-    await bad.done;
-    await server.stop();
-    forwarder.close();
-  }
-});
+for (const socket of SOCKETS) {
+  Deno.test(`TcpDnsServer (${socket.kind}): a client that never reads is cut off, its queue stays bounded, others are answered`, async () => {
+    const maxQueuedBytes = 65_536, maxQueuedAnswers = 128;
+    const { server, stats, errors, forwarder } = startServer({
+      socket,
+      maxQueuedBytes,
+      maxQueuedAnswers,
+      ioTimeoutMs: 300,
+      idleTimeoutMs: 5_000,
+    });
+    const bad = [badClient(server.port, 20_000), badClient(server.port, 20_000)];
+    try {
+      // While both wedge their connections, a well-behaved client still gets every answer.
+      await waitFor("the bad clients to send 5,000 queries", () => bad[0].written >= 5000, 10_000);
+      const good = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      try {
+        const queries = concat(Array.from({ length: 50 }, (_, i) => framed(BIG_NAME, i)));
+        await writeAll(good, queries);
+        assertEquals((await readAnswers(good, 50, 5_000)).length, 50);
+      } finally {
+        good.close();
+      }
+      await waitFor("both bad clients to be cut off", () => server.slowClients >= 2, 15_000);
+      // The server reset each connection under the client's blocked write; it did not just stop.
+      for (const [i, b] of bad.entries()) {
+        assertEquals(await b.done, "error", `bad client ${i} (${b.written} queries written)`);
+      }
+      const answer = 2 + 16 * BIG_ENDPOINTS + 100;
+      const peak = server.peakUnsent;
+      assert(
+        peak.bytes <= maxQueuedBytes + answer,
+        `peak ${peak.bytes} bytes unsent > ${maxQueuedBytes} + one answer (${answer})`,
+      );
+      assert(peak.answers <= maxQueuedAnswers, `peak ${peak.answers} answers unsent`);
+      assert(bad[0].written >= 5000, `bad client wrote only ${bad[0].written} queries`);
+      assertEquals(stats.counters.tcpSlowClients, 2);
+      // Both came from 127.0.0.1: one log line a minute per address.
+      assertEquals(errors.length, 1, errors.join("\n"));
+      assert(errors[0].includes('"127.0.0.1"') && errors[0].includes("stopped reading"), errors[0]);
+      const registry = new MetricsRegistry();
+      applyStats(registry, stats.drain());
+      assert(/^svcgate_dns_tcp_slow_clients_total 2$/m.test(registry.render()), registry.render());
+    } finally {
+      for (const b of bad) b.close();
+      await Promise.all(bad.map((b) => b.done));
+      await server.stop();
+      forwarder.close();
+    }
+  });
+}
+
+for (const socket of SOCKETS) {
+  Deno.test(`TcpDnsServer (${socket.kind}): stop() closes a connection whose writes are blocked at once`, async () => {
+    const { server, forwarder } = startServer({
+      ioTimeoutMs: 60_000,
+      idleTimeoutMs: 60_000,
+      socket,
+    });
+    const bad = badClient(server.port, 30_000);
+    try {
+      // Blocked: the queue reached its bound and the client's writes stopped moving.
+      await waitFor("the server queue to fill", () => server.peakUnsent.answers >= 16, 10_000);
+      let last = -1, since = 0;
+      await waitFor("the bad client's writes to stop moving for 300 ms", () => {
+        if (bad.written !== last) [last, since] = [bad.written, performance.now()];
+        return performance.now() - since >= 300;
+      }, 10_000);
+      const t0 = performance.now();
+      await server.stop();
+      const ms = performance.now() - t0;
+      assert(ms < 1000, `stop() took ${ms.toFixed(0)} ms`);
+      assertEquals(await bad.done, "error");
+      assertEquals(server.slowClients, 0);
+    } finally {
+      bad.close();
+      await bad.done;
+      await server.stop();
+      forwarder.close();
+    }
+  });
+}
 
 Deno.test("TcpDnsServer: bounds must be positive integers", async () => {
   const { server, forwarder } = startServer();

@@ -7,6 +7,7 @@
  */
 
 import { parseIp } from "../../model/ip.ts";
+import { openLibc } from "./libc.ts";
 import type { AllowList } from "./allow_list.ts";
 import type { QueryHandler } from "./handler.ts";
 import { LimitLog } from "./limit_log.ts";
@@ -18,6 +19,7 @@ const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "usize"], result: "i32" },
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
@@ -37,22 +39,10 @@ let loadError: string | null = null;
 
 function load(): Libc | null {
   if (libc || loadError) return libc;
-  if (
-    Deno.build.os !== "linux" || (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64")
-  ) {
-    loadError =
-      `FFI UDP needs Linux on x86_64/aarch64, this is ${Deno.build.os}/${Deno.build.arch}`;
-    return null;
-  }
-  for (const name of ["libc.so.6", "libc.so"]) {
-    try {
-      libc = Deno.dlopen(name, SYMBOLS);
-      return libc;
-    } catch (e) {
-      loadError = `Cannot load ${name} through FFI: ${(e as Error).message}`;
-    }
-  }
-  return null;
+  const opened = openLibc(SYMBOLS, "FFI UDP");
+  if (typeof opened === "string") loadError = opened;
+  else libc = opened;
+  return libc;
 }
 
 /** Whether the FFI transport can run here; when not, why. */
@@ -110,6 +100,19 @@ function parseBind(
   return { family: AF_INET6, sockaddr: sa };
 }
 
+/** Socket buffers of `bytes` each way; FORCE works as root (past rmem_max), else capped. */
+function deepBuffers(lib: Libc, fd: number, bytes: number): void {
+  const s = lib.symbols;
+  const opt = new Uint8Array(new ArrayBuffer(128), 0, 4);
+  new DataView(opt.buffer).setInt32(0, bytes, true);
+  if (s.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, opt, 4) !== 0) {
+    s.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, opt, 4);
+  }
+  if (s.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, opt, 4) !== 0) {
+    s.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, opt, 4);
+  }
+}
+
 /** Options of {@link FfiUdpServer.open}. */
 export interface FfiUdpOptions {
   readonly hostname: string;
@@ -162,9 +165,21 @@ export class FfiUdpServer {
   readonly #noFds = new Uint8Array(new ArrayBuffer(128));
   #running = false;
   #closed = false;
+  /** Reading stopped (stop(), or pause() of an inherited socket); replies may still go out. */
+  #paused = false;
+  /** False for a socket inherited from systemd: it stays open for the next process. */
+  readonly #ownsFd: boolean;
 
-  private constructor(lib: Libc, fd: number, efd: number, port: number, opts: FfiUdpOptions) {
+  private constructor(
+    lib: Libc,
+    fd: number,
+    efd: number,
+    port: number,
+    opts: FfiUdpOptions,
+    ownsFd = true,
+  ) {
     this.#lib = lib;
+    this.#ownsFd = ownsFd;
     this.#fd = fd;
     this.#efd = efd;
     this.#port = port;
@@ -263,9 +278,8 @@ export class FfiUdpServer {
       s.close(fd);
       throw new Error(`Cannot listen for DNS on UDP ${where}: SO_REUSEPORT failed: ${err}`);
     }
-    // Deep buffers absorb bursts while JavaScript is busy; FORCE works as root, else capped.
-    if (setInt(SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20) !== 0) setInt(SOL_SOCKET, SO_RCVBUF, 4 << 20);
-    if (setInt(SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20) !== 0) setInt(SOL_SOCKET, SO_SNDBUF, 4 << 20);
+    // Deep buffers absorb bursts while JavaScript is busy.
+    deepBuffers(lib, fd, 4 << 20);
     const sa = new Uint8Array(new ArrayBuffer(128), 0, bind.sockaddr.length);
     sa.set(bind.sockaddr);
     if (s.bind(fd, sa, sa.length) !== 0) {
@@ -287,6 +301,67 @@ export class FfiUdpServer {
     return new FfiUdpServer(lib, fd, efd, port, opts);
   }
 
+  /**
+   * Serves a UDP socket this process inherited from systemd (socket activation,
+   * inherited_sockets.ts). It is never closed here: queries keep queueing in it for the next
+   * process while this one stops.
+   */
+  static adopt(fd: number, opts: FfiUdpOptions): FfiUdpServer {
+    const lib = load();
+    if (!lib) throw new Error(loadError ?? "libc could not be loaded");
+    const s = lib.symbols;
+    const got = new Uint8Array(new ArrayBuffer(128));
+    const gotLen = new Uint8Array(new ArrayBuffer(128), 0, 4);
+    new DataView(gotLen.buffer).setUint32(0, 128, true);
+    s.getsockname(fd, got, gotLen);
+    // Queries wait here while svcgate restarts: ~2 s of 2,000 qps took more than the default
+    // 208 KiB (tests/dns/restart_e2e_test.ts lost 72% of them); 8 MiB holds ~9,000 queries.
+    deepBuffers(lib, fd, 8 << 20);
+    const efd = s.eventfd(0, 0x800 | 0x80000);
+    if (efd < 0) throw new Error(`Cannot serve the inherited UDP socket ${fd}: eventfd() failed`);
+    return new FfiUdpServer(lib, fd, efd, (got[2] << 8) | got[3], opts, false);
+  }
+
+  /**
+   * Leaves the SO_REUSEPORT group for new queries and keeps answering those already queued:
+   * `connect()` to its own address makes the socket "connected", and Linux then gives every new
+   * datagram to the group's unconnected sockets (the next process's), while this one's queue
+   * stays readable and replies with an explicit address still go out. False (and nothing done)
+   * when the socket is not in a group.
+   */
+  leaveGroup(): boolean {
+    if (this.#closed || !this.#opts.reusePort || !this.#ownsFd) return false;
+    const s = this.#lib.symbols;
+    const own = new Uint8Array(new ArrayBuffer(128));
+    const len = new Uint8Array(new ArrayBuffer(128), 0, 4);
+    new DataView(len.buffer).setUint32(0, 128, true);
+    if (s.getsockname(this.#fd, own, len) !== 0) return false;
+    const size = new DataView(len.buffer).getUint32(0, true);
+    // A wildcard address: connect to loopback instead (no one sends from our own port there).
+    if (own[0] === AF_INET && own[4] === 0 && own[5] === 0 && own[6] === 0 && own[7] === 0) {
+      own.set([127, 0, 0, 1], 4);
+    } else if (own[0] === AF_INET6 && own.subarray(8, 24).every((b) => b === 0)) {
+      own[23] = 1;
+    }
+    if (s.connect(this.#fd, own, size) !== 0) {
+      this.#opts.onError(
+        `leaving the SO_REUSEPORT group: connect failed with errno ${this.#errno[0]}`,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Stops reading; replies to forwarded questions still go out until {@link stop}. For an
+   * inherited socket: what is not read stays queued for the next process.
+   */
+  pause(): void {
+    if (this.#paused || this.#closed) return;
+    this.#paused = true;
+    this.#lib.symbols.write(this.#efd, this.#wake, 8n);
+  }
+
   /** The bound port (useful after binding port 0). */
   get port(): number {
     return this.#port;
@@ -298,23 +373,22 @@ export class FfiUdpServer {
     this.#running = true;
     const s = this.#lib.symbols;
     try {
-      while (!this.#closed) {
+      while (!this.#closed && !this.#paused) {
         const r = await s.poll(this.#pollfds, 2n, -1);
-        if (this.#closed) break;
+        if (this.#closed || this.#paused) break;
         if (r < 0) {
           // The errno of the pool thread is not ours to read; back off briefly and retry.
           await new Promise((res) => setTimeout(res, 10));
           continue;
         }
-        for (let b = 0; b < MAX_BATCHES_PER_TURN && !this.#closed; b++) {
+        for (let b = 0; b < MAX_BATCHES_PER_TURN && !this.#closed && !this.#paused; b++) {
           const n = this.#batch();
           if (n < BATCH) break;
         }
       }
     } finally {
       this.#running = false;
-      s.close(this.#fd);
-      s.close(this.#efd);
+      if (this.#closed) this.#release();
     }
   }
 
@@ -324,7 +398,7 @@ export class FfiUdpServer {
    * waiting for the event loop, which runs timers before I/O completions.
    */
   pump(maxBatches = 4): number {
-    if (this.#closed) return 0;
+    if (this.#closed || this.#paused) return 0;
     let total = 0;
     for (let b = 0; b < maxBatches; b++) {
       const n = this.#batch();
@@ -453,14 +527,16 @@ export class FfiUdpServer {
     if (Number(r) < 0) this.#opts.onError(`sendto failed with errno ${this.#errno[0]}`);
   }
 
-  /** Stops the loop (it closes the socket when it exits). */
+  /** Stops the loop (it closes the socket when it exits; an inherited one stays open). */
   stop(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#lib.symbols.write(this.#efd, this.#wake, 8n);
-    if (!this.#running) {
-      this.#lib.symbols.close(this.#fd);
-      this.#lib.symbols.close(this.#efd);
-    }
+    if (!this.#running) this.#release();
+  }
+
+  #release(): void {
+    if (this.#ownsFd) this.#lib.symbols.close(this.#fd);
+    this.#lib.symbols.close(this.#efd);
   }
 }

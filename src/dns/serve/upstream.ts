@@ -292,6 +292,11 @@ export class Forwarder {
     return this.#cache.counts();
   }
 
+  /** Resolves once every question forwarded so far has its answer or has failed. */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight.values()]);
+  }
+
   /**
    * Resolves a question; never throws, never takes longer than the timeout (plus a tick). When
    * no upstream answers, an expired answer still in its stale window is given (TTL 30, RFC 8767),

@@ -16,7 +16,15 @@ import { COREDNS_RECORDS, type RecordOptions, recordOptions } from "../zone/zone
 
 /** Messages DnsServer sends to a worker. */
 export type ToWorker =
-  | { readonly type: "start"; readonly options: EngineOptions }
+  | {
+    readonly type: "start";
+    readonly options: EngineOptions;
+    /**
+     * The services sent before start are a snapshot saved by an earlier process: build its zone
+     * before the sockets open and answer from it (provisionally) at once (issue 15).
+     */
+    readonly initial?: { readonly serial: number; readonly namespaces: readonly string[] };
+  }
   /** Forget every service (a full sync follows). */
   | { readonly type: "reset" }
   /** Services added or changed since the last commit (sent in chunks so no message is huge). */
@@ -28,6 +36,8 @@ export type ToWorker =
     readonly serial: number;
     readonly removed: readonly string[];
     readonly namespaces: readonly string[];
+    /** A snapshot saved by an earlier process: SERVFAIL instead of NXDOMAIN (engine.ts). */
+    readonly provisional?: boolean;
   }
   /** This node's pods (IP -> namespace), replacing the last list. */
   | { readonly type: "pods"; readonly pods: readonly (readonly [string, string])[] }
@@ -116,10 +126,20 @@ export function runDnsWorker(): void {
       case "start":
         records = recordOptions(m.options.answers ?? {});
         try {
+          const services = entries;
+          readers++;
           engine = await DnsEngine.start(
             m.options,
             (level, msg, fields) => post({ type: "log", level, msg, fields }),
-          );
+            m.initial
+              ? {
+                snapshot: { version: 0, services, namespaces: new Set(m.initial.namespaces) },
+                serial: m.initial.serial,
+              }
+              : undefined,
+          ).finally(() => {
+            if (entries === services) readers--;
+          });
           statsTimer = setInterval(() => {
             if (engine) postStats(engine);
           }, 1000);
@@ -157,7 +177,7 @@ export function runDnsWorker(): void {
         };
         readers++;
         try {
-          const r = await engine.publish(snapshot, m.serial);
+          const r = await engine.publish(snapshot, m.serial, m.provisional ?? false);
           if (r) post({ type: "published", ...r });
         } catch (err) {
           post({ type: "publishFailed", version: m.version, message: (err as Error).message });
