@@ -47,6 +47,10 @@ try {
     "198.18.0.0/24",
     "--dns-bind-address",
     "169.254.20.10:53",
+    // The node's resolv.conf names svcgate (as the README says to set it up), so svcgate is told
+    // where other names go; this lab has no resolver there, and the demo asks no such name.
+    "--upstream",
+    "198.18.0.53",
     "--state-dir",
     stateDir,
     "--healthz-bind-address",
