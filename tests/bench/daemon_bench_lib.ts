@@ -7,6 +7,13 @@
 import type { Lab } from "../lab/lab.ts";
 import { COMPILE_FLAGS } from "../daemon/harness.ts";
 
+/** The probe child both benchmarks run in the node namespace (kube_daemon_probe.ts). */
+export const PROBE = new URL("./kube_daemon_probe.ts", import.meta.url).pathname;
+/** The daemon's DNS address in the lab. */
+export const DNS = "198.18.0.1";
+/** The probe service's VIP, whose only endpoint the benchmarks move from pod to pod. */
+export const PROBE_VIP = "198.19.200.10";
+
 export const MiB = 2 ** 20;
 
 export function intFlag(name: string, def: number): number {

@@ -37,6 +37,7 @@ import { Lab } from "../lab/lab.ts";
 import { type DaemonProcess, startDaemon } from "../daemon/harness.ts";
 import {
   bundleDaemon,
+  DNS,
   fmtMs,
   heapLine,
   intFlag,
@@ -45,6 +46,8 @@ import {
   metricValue,
   MiB,
   parsedLog,
+  PROBE,
+  PROBE_VIP,
   ProbeReader,
   sleep,
   summary,
@@ -54,9 +57,6 @@ import { ApiServerProcess } from "../kube/apiserver_proc.ts";
 import { epochMs } from "./kube_daemon_probe.ts";
 import { sliceOf } from "./kube_scale.ts";
 
-const PROBE = new URL("./kube_daemon_probe.ts", import.meta.url).pathname;
-const DNS = "198.18.0.1";
-const PROBE_VIP = "198.19.200.10";
 const PROBE_DNS_NAME = "probe-dns.default.svc.cluster.local";
 async function main(): Promise<void> {
   const services = intFlag("services", 10_000);

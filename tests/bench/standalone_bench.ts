@@ -22,19 +22,19 @@ import { type DaemonProcess, startDaemon, writeManifest } from "../daemon/harnes
 import { epochMs } from "./kube_daemon_probe.ts";
 import {
   bundleDaemon,
+  DNS,
   fmtMs,
   intFlag,
   memoryOf,
   MiB,
   parsedLog,
+  PROBE,
+  PROBE_VIP,
   ProbeReader,
   sleep,
   summary,
 } from "./daemon_bench_lib.ts";
 
-const PROBE = new URL("./kube_daemon_probe.ts", import.meta.url).pathname;
-const DNS = "198.18.0.1";
-const PROBE_VIP = "198.19.200.10";
 const PROBE_NAME = "probe.default.svc.cluster.local";
 
 /** Service `i`'s Service and Endpoints documents. */
