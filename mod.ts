@@ -78,7 +78,7 @@ export type { NftExecutor } from "./src/nft/executor.ts";
 export { ConntrackCommand, NftCommandExecutor, NftError } from "./src/nft/executor.ts";
 export { NftDataplane } from "./src/nft/dataplane.ts";
 
-export type { DnsAnswerOptions, DnsServerOptions } from "./src/dns/serve/server.ts";
+export type { DnsAnswerOptions, DnsServerOptions } from "./src/dns/serve/engine_setup.ts";
 export { DnsServer } from "./src/dns/serve/server.ts";
 
 export { VipAllocator } from "./src/ipam/vip_allocator.ts";

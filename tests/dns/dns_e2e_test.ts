@@ -12,7 +12,8 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import dgram from "node:dgram";
-import { DnsServer, type DnsServerOptions } from "../../src/dns/serve/server.ts";
+import { DnsServer } from "../../src/dns/serve/server.ts";
+import type { DnsServerOptions } from "../../src/dns/serve/engine_setup.ts";
 import { ModelStore } from "../../src/model/store.ts";
 import type { Snapshot } from "../../src/model/snapshot.ts";
 import { MetricsRegistry } from "../../src/observe/metrics.ts";

@@ -10,112 +10,24 @@
  * @module
  */
 
-import { canonicalIp, type Cidr, type IpText, parseIp } from "../../model/ip.ts";
-import { hostSearchDomains } from "../answer/autopath.ts";
 import type { ServiceEntry, Snapshot } from "../../model/snapshot.ts";
 import { type Logger, silentLogger } from "../../observe/log.ts";
-import type { MetricsRegistry } from "../../observe/metrics.ts";
+import { DnsEngine, type EngineOptions } from "./engine.ts";
 import {
-  DnsEngine,
-  type EngineAnswerOptions,
-  type EngineOptions,
-  type ForwardingOptions,
-  type TcpLimits,
-  type UdpTransportChoice,
-} from "./engine.ts";
+  type DnsServerOptions,
+  engineAnswers,
+  engineOptions,
+  zoneRecords,
+} from "./engine_setup.ts";
 import { setDnsGauge, type StatsDelta } from "./stats.ts";
-import { readResolvConf } from "./upstream.ts";
 import { DnsStatsExporter, serverLabel } from "./coredns_metrics.ts";
 import { NodeResolver, type ResolverChange } from "./node_resolver.ts";
 import { shadowedZones } from "./forward_zones.ts";
 import { DNS_WORKER_NAME, type FromWorker, type ToWorker } from "./worker.ts";
 import { DnsChangeTracker } from "../zone/change_tracker.ts";
 import { slimEntry } from "../zone/slim_entry.ts";
-import { recordOptions, reverseZoneApexes, validateZoneOptions } from "../zone/zone.ts";
+import { reverseZoneApexes, validateZoneOptions } from "../zone/zone.ts";
 import { METRICS } from "../../observe/metrics_catalogue.ts";
-
-/** Options of {@link DnsServer}. */
-export interface DnsServerOptions {
-  /** Where to listen (UDP and TCP), e.g. `{ hostname: "169.254.20.10", port: 53 }`; port 0 picks one. */
-  readonly bind: { readonly hostname: string; readonly port: number };
-  /** Cluster domain, default in the CLI `cluster.local`. */
-  readonly clusterDomain: string;
-  /** TTL of cluster records, 0-3600 s. */
-  readonly ttl: number;
-  /** Service and cluster CIDRs: svcgate is authoritative for their reverse zones. */
-  readonly reverseCidrs: readonly Cidr[];
-  /**
-   * Upstream resolvers as `ip`, `ip:port` or `[ipv6]:port`. Undefined: the nameservers of
-   * /etc/resolv.conf minus svcgate's own address. Empty: no forwarding (SERVFAIL).
-   */
-  readonly upstreams?: readonly string[];
-  /** Clients allowed to recurse (everyone else gets REFUSED for non-cluster names). */
-  readonly allowRecursion: readonly Cidr[];
-  readonly log?: Logger;
-  readonly metrics?: MetricsRegistry;
-  /** Engines in workers sharing the port (SO_REUSEPORT); 0 runs in-process. Default 1. */
-  readonly workers?: number;
-  /** UDP transport: FFI batched syscalls, node:dgram, or FFI when permitted (default). */
-  readonly udpTransport?: UdpTransportChoice;
-  /** Idle TCP connections are closed after this long. Default 10000 ms. */
-  readonly tcpIdleTimeoutMs?: number;
-  /**
-   * TCP connection limits and timeouts (`--dns-tcp-*`: clients, clients per IP, I/O timeout,
-   * lifetime, queries per connection); unset ones take tcp.ts's defaults.
-   */
-  readonly tcpLimits?: TcpLimits;
-  /** UDP responses per second per source address (`--dns-rrl`). Default 0: no limit. */
-  readonly rrlResponsesPerSecond?: number;
-  /** Forwarded questions get SERVFAIL after this long. Default 1500 ms. */
-  readonly upstreamTimeoutMs?: number;
-  /** Forwarding cache entries per engine. Default 10000. */
-  readonly cacheSize?: number;
-  /**
-   * Module the workers run: worker_main.ts beside this file by default; a bundle passes where it
-   * put that entry (main.ts does).
-   */
-  readonly workerUrl?: string | URL;
-  /**
-   * Where default upstreams (and the host's search domains) come from (`--resolv-conf`). Default:
-   * /run/systemd/resolve/resolv.conf when it exists, else /etc/resolv.conf (resolv_conf.ts).
-   */
-  readonly resolvConfPath?: string;
-  /**
-   * Also let every address of the node recurse (the bind address included), following changes:
-   * `svcgate run` without `--dns-allow-recursion`. Default false.
-   */
-  readonly allowNodeAddresses?: boolean;
-  /**
-   * Fail to start when the resolv.conf leaves no upstream and `upstreams` is not given (`svcgate
-   * run`); default false: warn and forward nothing.
-   */
-  readonly requireUpstreams?: boolean;
-  /** Per-zone forwarding, serve-stale, prefetch and the cache's TTL caps. */
-  readonly forwarding?: ForwardingOptions;
-  /** How often the node's addresses and resolv.conf are polled. Default 2000 ms. */
-  readonly nodePollMs?: number;
-  /** What the zone answers beyond the spec, and the search path on the server. */
-  readonly answers?: DnsAnswerOptions;
-  /** Sockets inherited from systemd (socket activation, inherited_sockets.ts) to serve. */
-  readonly inheritedSockets?: { readonly udpFd: number; readonly tcpFd: number | null };
-  /** SO_REUSEPORT on the UDP socket and TCP listener: another process may serve beside this one. */
-  readonly reusePort?: boolean;
-}
-
-/**
- * What svcgate's DNS answers where the spec allows two answers, and for whom it searches (the
- * engine's options, engine.ts EngineAnswerOptions; defaults: CoreDNS's answers, pods insecure, no
- * search path on the server), with two defaults read from the host.
- */
-export type DnsAnswerOptions = Omit<EngineAnswerOptions, "indexEndpoints" | "nsAddresses"> & {
-  /**
-   * What `ns.dns.<zone>` answers. Default: the bind address, or with a wildcard bind every
-   * non-loopback address of the host (as CoreDNS's boundIPs); loopback is never named.
-   */
-  readonly nsAddresses?: readonly string[];
-  /** The host's search domains, walked after the cluster's. Default: resolv.conf's. */
-  readonly searchDomains?: readonly string[];
-};
 
 /** Where the server listens, once started. */
 export interface DnsServerAddr {
@@ -193,7 +105,7 @@ export class DnsServer {
     }
     this.#opts = options;
     this.#log = (options.log ?? silentLogger).child("dns");
-    this.#changes = new DnsChangeTracker(this.#records());
+    this.#changes = new DnsChangeTracker(zoneRecords(options));
     const bind = options.bind;
     this.#stats = options.metrics
       ? new DnsStatsExporter(
@@ -201,16 +113,6 @@ export class DnsServer {
         () => serverLabel(bind.hostname, this.#addr?.udpPort ?? bind.port),
       )
       : null;
-  }
-
-  /** The zone's flavour (what service fingerprints and slim entries must cover). */
-  #records() {
-    const a = this.#opts.answers ?? {};
-    return recordOptions({
-      strictSpec: a.strictSpec ?? false,
-      endpointPodNames: a.endpointPodNames ?? false,
-      indexEndpoints: a.podRecords === "verified" || (a.clientNamespacesFromEndpoints ?? false),
-    });
   }
 
   /** Where the server listens; null before start. */
@@ -237,34 +139,11 @@ export class DnsServer {
     for (const w of shadowedZones(forwarding.zones ?? [], this.#opts.clusterDomain, apexes)) {
       this.#log.warn(w);
     }
-    const answers = await this.#answers();
-    const inherited = this.#opts.inheritedSockets;
-    const reusePort = this.#opts.reusePort ?? false;
-    const base: EngineOptions = {
-      hostname: this.#opts.bind.hostname,
-      port: this.#opts.bind.port,
-      clusterDomain: this.#opts.clusterDomain,
-      ttl: this.#opts.ttl,
-      reverseCidrs: [...this.#opts.reverseCidrs],
-      upstreams: [...upstreams],
-      allowRecursion: [...node.allow],
-      udp: this.#opts.udpTransport ?? "auto",
-      reusePort: (this.#opts.workers ?? 1) > 1 || reusePort,
-      tcp: true,
-      ...(inherited ? { inheritedUdpFd: inherited.udpFd } : {}),
-      ...(inherited?.tcpFd != null
-        ? { tcpSocket: { kind: "inherited" as const, fd: inherited.tcpFd } }
-        : reusePort
-        ? { tcpSocket: { kind: "reuseport" as const } }
-        : {}),
-      tcpIdleTimeoutMs: this.#opts.tcpIdleTimeoutMs ?? 10_000,
-      tcpLimits: { ...this.#opts.tcpLimits },
-      rrlResponsesPerSecond: this.#opts.rrlResponsesPerSecond ?? 0,
-      upstreamTimeoutMs: this.#opts.upstreamTimeoutMs ?? 1500,
-      cacheSize: this.#opts.cacheSize ?? 10_000,
-      forwarding,
-      answers,
-    };
+    const answers = await engineAnswers(
+      this.#opts,
+      node.resolvConfPath ?? this.#opts.resolvConfPath ?? "/etc/resolv.conf",
+    );
+    const base = engineOptions(this.#opts, node, answers);
     const count = this.#opts.workers ?? 1;
     if (count === 0) {
       this.#engine = await DnsEngine.start(
@@ -341,53 +220,6 @@ export class DnsServer {
   /** Moves an engine's counters to the registry, svcgate's names and CoreDNS's. */
   #export(delta: StatsDelta, engine: unknown): void {
     this.#stats?.apply(delta, engine);
-  }
-
-  /** The engines' answer options, with the defaults read from the host. */
-  async #answers(): Promise<EngineAnswerOptions> {
-    const a = this.#opts.answers ?? {};
-    const records = this.#records();
-    let searchDomains = a.searchDomains ? [...a.searchDomains] : [];
-    if (a.autopath && !a.searchDomains) {
-      const path = this.#node?.resolvConfPath ?? this.#opts.resolvConfPath ?? "/etc/resolv.conf";
-      try {
-        searchDomains = hostSearchDomains(await readResolvConf(path), this.#opts.clusterDomain);
-      } catch {
-        // No resolv.conf: no host domains to walk (the upstreams' warning says why).
-      }
-    }
-    const nsAddresses: IpText[] = [];
-    for (const text of a.nsAddresses ?? this.#ownAddresses()) {
-      const ip = canonicalIp(text);
-      if (ip && !nsAddresses.includes(ip)) nsAddresses.push(ip);
-    }
-    return {
-      strictSpec: records.strictSpec,
-      podRecords: a.podRecords ?? "insecure",
-      endpointPodNames: records.endpointPodNames,
-      indexEndpoints: records.indexEndpoints,
-      nsAddresses,
-      autopath: a.autopath ?? false,
-      searchDomains,
-      clientNamespaces: [...a.clientNamespaces ?? []],
-      clientNamespacesFromEndpoints: a.clientNamespacesFromEndpoints ?? false,
-    };
-  }
-
-  /** The addresses svcgate answers on (CoreDNS's boundIPs): never loopback. */
-  #ownAddresses(): string[] {
-    const host = this.#opts.bind.hostname;
-    const ip = parseIp(host);
-    const loopback = (t: string) => t.startsWith("127.") || t === "::1";
-    if (ip && !/^(0\.0\.0\.0|::)$/.test(host)) return loopback(host) ? [] : [host];
-    try {
-      return Deno.networkInterfaces()
-        .map((i) => i.address)
-        .filter((a) => !loopback(a) && !a.startsWith("fe80:"));
-    } catch {
-      // --allow-sys not granted: ns.dns.<zone> gets no address record (as today).
-      return [];
-    }
   }
 
   /**
