@@ -10,6 +10,7 @@ import {
   dig,
   failingNft,
   httpGet,
+  serviceManifest,
   spread,
   startDaemon,
   waitFor,
@@ -31,30 +32,17 @@ const BASE_ARGS = [
   "5ms",
 ];
 
-function service(name: string, clusterIP: string | null, ips: string[], port = 80): string {
-  return `apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: default }
-spec:
-  ${clusterIP ? `clusterIP: ${clusterIP}` : "type: ClusterIP"}
-  ports: [{ name: http, port: ${port}, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: ${name}, namespace: default }
-subsets:
-  - addresses: [${ips.map((ip) => `{ ip: "${ip}" }`).join(", ")}]
-    ports: [{ name: http, port: 8080 }]
-`;
-}
-
 labTest(
   "daemon: DNS and traffic from manifests; reload applies valid edits and keeps the last good state",
   async () => {
     await withLab(3, async (lab, dir) => {
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
-      await writeManifest(manifests, "web.yaml", service("web", null, lab.pods.map((p) => p.ip)));
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        serviceManifest("web", null, lab.pods.map((p) => p.ip)),
+      );
       const daemon = startDaemon(lab, {
         args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
       });
@@ -81,7 +69,11 @@ labTest(
       );
 
       // A new file: a service with an explicit VIP appears in DNS and routes.
-      await writeManifest(manifests, "api.yaml", service("api", "198.19.0.200", [lab.pods[0].ip]));
+      await writeManifest(
+        manifests,
+        "api.yaml",
+        serviceManifest("api", "198.19.0.200", [lab.pods[0].ip]),
+      );
       await waitFor(
         "api to resolve",
         async () =>
@@ -99,7 +91,7 @@ labTest(
       await writeManifest(
         manifests,
         "api.yaml",
-        service("api", "198.19.0.201", [lab.pods[0].ip], 70000),
+        serviceManifest("api", "198.19.0.201", [lab.pods[0].ip], 70000),
       );
       await waitFor(
         "the reload error to be reported",
@@ -125,7 +117,11 @@ labTest(
 
       // Rapid successive edits converge on the final file.
       for (const pod of [lab.pods[1], lab.pods[2], lab.pods[0], lab.pods[2]]) {
-        await writeManifest(manifests, "api.yaml", service("api", "198.19.0.200", [pod.ip]));
+        await writeManifest(
+          manifests,
+          "api.yaml",
+          serviceManifest("api", "198.19.0.200", [pod.ip]),
+        );
         await new Promise((r) => setTimeout(r, 15));
       }
       await waitFor(
@@ -162,7 +158,11 @@ labTest(
       const { bin, flag } = await failingNft(lab, dir);
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
-      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        serviceManifest("web", "198.19.0.10", [lab.pods[0].ip]),
+      );
       const daemon = startDaemon(lab, {
         args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
         pathPrefix: bin,
@@ -173,7 +173,11 @@ labTest(
       assertEquals(await httpGet(lab, "http://198.19.0.10/"), "pod-0", "web before the failure");
 
       await Deno.writeTextFile(flag, "");
-      await writeManifest(manifests, "new.yaml", service("new", "198.19.0.11", [lab.pods[1].ip]));
+      await writeManifest(
+        manifests,
+        "new.yaml",
+        serviceManifest("new", "198.19.0.11", [lab.pods[1].ip]),
+      );
       await waitFor(
         "a failed sync to be logged",
         () => daemon.log.some((l) => l.includes("injected failure")),
@@ -225,12 +229,12 @@ labTest(
       await writeManifest(
         manifests,
         "web.yaml",
-        service("web", "198.19.0.10", lab.pods.map((p) => p.ip)),
+        serviceManifest("web", "198.19.0.10", lab.pods.map((p) => p.ip)),
       );
       // A service whose VIP is allocated: it must keep it across a restart that finds the
       // state file corrupt (recovered from the live ruleset). The state starts with an address
       // the key's hash would not pick, so only the recovery can bring it back.
-      await writeManifest(manifests, "auto.yaml", service("auto", null, [lab.pods[0].ip]));
+      await writeManifest(manifests, "auto.yaml", serviceManifest("auto", null, [lab.pods[0].ip]));
       await Deno.mkdir(`${dir}/state`);
       await Deno.writeTextFile(
         `${dir}/state/ipam.json`,
@@ -332,7 +336,7 @@ labTest(
     await withLab(3, async (lab, dir) => {
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
-      const checked = service("web", "198.19.0.10", lab.pods.map((p) => p.ip)).replace(
+      const checked = serviceManifest("web", "198.19.0.10", lab.pods.map((p) => p.ip)).replace(
         "metadata: { name: web, namespace: default }\nspec:",
         `metadata:
   name: web
@@ -393,8 +397,16 @@ labTest(
     await withLab(2, async (lab, dir) => {
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
-      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
-      await writeManifest(manifests, "api.yaml", service("api", "198.19.0.20", [lab.pods[1].ip]));
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        serviceManifest("web", "198.19.0.10", [lab.pods[0].ip]),
+      );
+      await writeManifest(
+        manifests,
+        "api.yaml",
+        serviceManifest("api", "198.19.0.20", [lab.pods[1].ip]),
+      );
       const args = [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`];
       const first = startDaemon(lab, { args });
       await first.waitReady();
@@ -435,7 +447,11 @@ labTest(
       }
 
       // An edit of a healthy file applies beside the hostile ones.
-      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[1].ip]));
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        serviceManifest("web", "198.19.0.10", [lab.pods[1].ip]),
+      );
       await waitFor(
         "web's edit to apply",
         async () => (await httpGet(lab, "http://198.19.0.10/")) === "pod-1",
@@ -445,7 +461,11 @@ labTest(
 
       // api.yaml parses again without api: api's rules go; the state is complete once the
       // other hostile files are gone too.
-      await writeManifest(manifests, "api.yaml", service("api2", "198.19.0.21", [lab.pods[0].ip]));
+      await writeManifest(
+        manifests,
+        "api.yaml",
+        serviceManifest("api2", "198.19.0.21", [lab.pods[0].ip]),
+      );
       for (const f of ["deep.json", "small-deep.yaml", "latin1.yaml", "loop.yaml"]) {
         await Deno.remove(`${manifests}/${f}`);
       }
@@ -483,7 +503,11 @@ labTest(
     await withLab(1, async (lab, dir) => {
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
-      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        serviceManifest("web", "198.19.0.10", [lab.pods[0].ip]),
+      );
       // The periodic check is 30 s away: only the kernel monitor can repair this fast.
       const daemon = startDaemon(lab, {
         args: [...BASE_ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
@@ -495,7 +519,7 @@ labTest(
       await writeManifest(
         manifests,
         "web.yaml",
-        service("web", "198.19.0.10", [lab.pods[0].ip, "198.18.0.99"]),
+        serviceManifest("web", "198.19.0.10", [lab.pods[0].ip, "198.18.0.99"]),
       );
       await waitFor(
         "the edit applied",
@@ -508,7 +532,11 @@ labTest(
         0,
         "svcgate's own syncs counted as foreign",
       );
-      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [lab.pods[0].ip]));
+      await writeManifest(
+        manifests,
+        "web.yaml",
+        serviceManifest("web", "198.19.0.10", [lab.pods[0].ip]),
+      );
       await waitFor(
         "the edit back applied",
         () => daemon.log.filter((l) => l.includes("nftables synced")).length >= 3,

@@ -204,6 +204,32 @@ export async function failingNft(lab: Lab, dir: string): Promise<{ bin: string; 
   return { bin, flag };
 }
 
+/**
+ * A Service and its Endpoints in namespace default as manifest text: port `port` (named http) to
+ * 8080 on each of `ips`; `clusterIP` null lets svcgate allocate the VIP.
+ */
+export function serviceManifest(
+  name: string,
+  clusterIP: string | null,
+  ips: readonly string[],
+  port = 80,
+): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: default }
+spec:
+  ${clusterIP ? `clusterIP: ${clusterIP}` : "type: ClusterIP"}
+  ports: [{ name: http, port: ${port}, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: { name: ${name}, namespace: default }
+subsets:
+  - addresses: [${ips.map((ip) => `{ ip: "${ip}" }`).join(", ")}]
+    ports: [{ name: http, port: 8080 }]
+`;
+}
+
 /** Writes a manifest through a temporary file and a rename, as editors and config management do. */
 export async function writeManifest(dir: string, name: string, text: string): Promise<void> {
   await Deno.writeTextFile(`${dir}/.${name}.tmp`, text);

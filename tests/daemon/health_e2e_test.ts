@@ -8,7 +8,14 @@
 
 import { Lab, labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type DaemonProcess, failingNft, startDaemon, waitFor, writeManifest } from "./harness.ts";
+import {
+  type DaemonProcess,
+  failingNft,
+  serviceManifest,
+  startDaemon,
+  waitFor,
+  writeManifest,
+} from "./harness.ts";
 
 const HEALTHZ = "http://127.0.0.1:10256";
 const ARGS = [
@@ -22,23 +29,6 @@ const ARGS = [
   "--hostname-override",
   "node-a",
 ];
-
-function service(name: string, clusterIP: string, ips: string[]): string {
-  return `apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: default }
-spec:
-  clusterIP: ${clusterIP}
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: ${name}, namespace: default }
-subsets:
-  - addresses: [${ips.map((ip) => `{ ip: "${ip}" }`).join(", ")}]
-    ports: [{ name: http, port: 8080 }]
-`;
-}
 
 /** Status code and body of a GET from a namespace ("000" when nothing answered). */
 async function get(lab: Lab, ns: string, url: string): Promise<{ code: string; body: string }> {
@@ -100,7 +90,7 @@ labTest(
   async () => {
     await withLab({ pods: 1 }, async (lab, dir) => {
       const { daemon, manifests, flag } = await startOnManifests(lab, dir, {
-        "web.yaml": service("web", "198.19.0.10", [lab.pods[0].ip]),
+        "web.yaml": serviceManifest("web", "198.19.0.10", [lab.pods[0].ip]),
       });
       const healthy = await get(lab, lab.node.ns, `${HEALTHZ}/healthz`);
       assertEquals(healthy.code, "200", `healthy at start: ${healthy.body}`);
@@ -119,7 +109,11 @@ labTest(
 
       await Deno.writeTextFile(flag, "");
       const changedAt = performance.now();
-      await writeManifest(manifests, "new.yaml", service("new", "198.19.0.11", [lab.pods[0].ip]));
+      await writeManifest(
+        manifests,
+        "new.yaml",
+        serviceManifest("new", "198.19.0.11", [lab.pods[0].ip]),
+      );
       await waitFor(
         "/healthz to turn 503 while nft fails",
         async () => (await get(lab, lab.node.ns, `${HEALTHZ}/healthz`)).code === "503",
@@ -254,7 +248,11 @@ labTest(
         "the proxy stuck past its timeout: 503 with serviceProxyHealthy false",
         async () => {
           await Deno.writeTextFile(flag, "");
-          await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [p0.ip]));
+          await writeManifest(
+            manifests,
+            "web.yaml",
+            serviceManifest("web", "198.19.0.10", [p0.ip]),
+          );
           await waitFor(
             "the check to report the proxy unhealthy",
             async () => await probe() === "503 default/lb local=1 proxy=false",
@@ -311,7 +309,11 @@ labTest(
           blocker.kill("SIGKILL");
           await blocker.status;
           // The next sync (any change) opens it.
-          await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", [p1.ip]));
+          await writeManifest(
+            manifests,
+            "web.yaml",
+            serviceManifest("web", "198.19.0.10", [p1.ip]),
+          );
           await waitFor(
             "the check on the freed port",
             async () =>

@@ -9,7 +9,15 @@
 
 import { labTest } from "../lab/lab.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { dig, httpGet, startDaemon, waitFor, withLab, writeManifest } from "./harness.ts";
+import {
+  dig,
+  httpGet,
+  serviceManifest,
+  startDaemon,
+  waitFor,
+  withLab,
+  writeManifest,
+} from "./harness.ts";
 import { hostileFiles } from "../support/hostile_manifests.ts";
 import { daemonMemory } from "../support/proc_memory.ts";
 
@@ -20,23 +28,6 @@ const ARGS = [
   ...["--dns-bind-address", `${DNS}:53`, "--upstream", "127.0.0.1:1"],
 ];
 
-function service(name: string, vip: string, ip: string): string {
-  return `apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: default }
-spec:
-  clusterIP: ${vip}
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Endpoints
-metadata: { name: ${name}, namespace: default }
-subsets:
-  - addresses: [{ ip: "${ip}" }]
-    ports: [{ name: http, port: 8080 }]
-`;
-}
-
 labTest(
   "daemon: each hostile file dropped in a live folder is rejected alone while an edit applies; RSS bounded",
   async () => {
@@ -44,8 +35,8 @@ labTest(
       const manifests = `${dir}/manifests`;
       await Deno.mkdir(manifests);
       const [pod0, pod1] = lab.pods;
-      await writeManifest(manifests, "web.yaml", service("web", "198.19.0.10", pod0.ip));
-      await writeManifest(manifests, "api.yaml", service("api", "198.19.0.20", pod0.ip));
+      await writeManifest(manifests, "web.yaml", serviceManifest("web", "198.19.0.10", [pod0.ip]));
+      await writeManifest(manifests, "api.yaml", serviceManifest("api", "198.19.0.20", [pod0.ip]));
       const daemon = startDaemon(lab, {
         args: [...ARGS, "--manifests", manifests, "--state-dir", `${dir}/state`],
       });
@@ -55,7 +46,11 @@ labTest(
       let target = pod0;
       const editApi = async () => {
         target = target === pod0 ? pod1 : pod0;
-        await writeManifest(manifests, "api.yaml", service("api", "198.19.0.20", target.ip));
+        await writeManifest(
+          manifests,
+          "api.yaml",
+          serviceManifest("api", "198.19.0.20", [target.ip]),
+        );
         await waitFor(
           `api's edit to route to ${target.name}`,
           async () => (await httpGet(lab, "http://198.19.0.20/")) === target.name,
