@@ -88,8 +88,8 @@ const ENCODE_STEP = 100;
  * The text of a snapshot: its services (model fields and endpoint sets) and namespaces. `version`
  * is the svcgate version writing it, `savedAt` epoch milliseconds. A generator: it yields every
  * few hundred services so the caller can give the event loop a turn (DNS may answer on this
- * thread), and returns the text. `cache` keeps each entry's text for the next save, so a save
- * after a small change encodes only the services that changed.
+ * thread), and returns the text. Every save encodes every service: a WeakMap cache of each
+ * entry's text grew the heap by gigabytes under churn (daemon/saved_snapshot.ts).
  *
  * @example
  * ```ts
@@ -103,25 +103,20 @@ export function* encodeSnapshotSteps(
   snapshot: Snapshot,
   version: string,
   savedAt: number,
-  cache: WeakMap<ServiceEntry, string> = new WeakMap(),
 ): Generator<void, string> {
   const services: string[] = [];
   let sinceYield = 0;
   for (const entry of snapshot.services.values()) {
-    let text = cache.get(entry);
-    if (text === undefined) {
-      const sets: EncodedSet[] = setsOf(entry).map((set) => [
-        set.id,
-        set.ports.map((p) => [p.name, p.protocol, p.port]),
-        set.endpoints.map(encodeEndpoint),
-        set.addressFamily ?? null,
-      ]);
-      text = JSON.stringify([entry.service, sets, entry.fingerprint]);
-      cache.set(entry, text);
-      if (++sinceYield >= ENCODE_STEP) {
-        sinceYield = 0;
-        yield;
-      }
+    const sets: EncodedSet[] = setsOf(entry).map((set) => [
+      set.id,
+      set.ports.map((p) => [p.name, p.protocol, p.port]),
+      set.endpoints.map(encodeEndpoint),
+      set.addressFamily ?? null,
+    ]);
+    const text = JSON.stringify([entry.service, sets, entry.fingerprint]);
+    if (++sinceYield >= ENCODE_STEP) {
+      sinceYield = 0;
+      yield;
     }
     services.push(text);
   }
