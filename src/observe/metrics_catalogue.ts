@@ -497,8 +497,8 @@ export const DNS_METRICS = {
     type: "gauge",
   },
   // The search path walked on the server (issue 16). CoreDNS calls the first
-  // coredns_autopath_success_total; svcgate exports none of CoreDNS's other names, so a CoreDNS
-  // dashboard would not work against it anyway: one name, in svcgate's namespace.
+  // coredns_autopath_success_total; it is not among the CoreDNS names below (COREDNS_METRICS:
+  // requests, responses, cache, forwarding), which came later with issue 15.
   autopathSuccess: {
     name: "svcgate_dns_autopath_success_total",
     help:
